@@ -1,0 +1,47 @@
+# traffic-hub — the two commands that matter: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+KAFKA := bash ops/kafka/kafka-local.sh
+NETWORK := geo/data/lille_centre.network.arrow
+
+.PHONY: help install run test lint typecheck unit kafka-up kafka-down bench network clean
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install the project with its dev tools (idempotent)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+kafka-up: ## start the local Kafka broker (jars from Maven Central, cached outside git)
+	@$(KAFKA) up
+
+kafka-down: ## stop the local Kafka broker
+	@$(KAFKA) down
+
+network: install ## build the bundled Lille road network when it is missing
+	@test -f $(NETWORK) || $(BIN)/traffic-hub network build geo/data/lille_centre_2017_roads.osm.pbf -o $(NETWORK)
+
+run: install kafka-up network ## the whole hub with the Lille demo on http://127.0.0.1:8000
+	TRAFFIC_HUB_DEMO=$${TRAFFIC_HUB_DEMO:-true} $(BIN)/traffic-hub run
+
+lint: install ## ruff and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: install kafka-up lint ## every test: unit, integration against the real broker, browser
+	$(BIN)/pytest
+
+bench: install kafka-up ## the benchmarks under loadtests/, writes loadtests/RESULTS.md
+	$(BIN)/python -m loadtests
+
+clean: ## remove the venv and caches (not the Kafka jar cache)
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

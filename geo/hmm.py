@@ -1,0 +1,233 @@
+"""Hidden-Markov map matching (Newson & Krumm 2009) over a routing :class:`geo.routing.Layer`.
+
+States are candidate positions on directed edges near each input point (at most ``k`` road
+pieces within ``radius`` metres, each in every direction the layer allows). Emission: Gaussian
+in the point-to-road distance. Transition: exponential in ``|route length − straight distance|``,
+route lengths from bounded, cached Dijkstra (:meth:`Layer.distances`), computed for all steps
+of a trace in one vectorised call. Viterbi keeps going after a break (no transition possible, or
+a point with no candidate): the trace is then matched in several parts, never refused whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+
+from geo.network import RoadNetwork
+from geo.routing import DEFAULT_LIMIT_M, Layer
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+SIGMA_M = 8.0
+BETA_M = 12.0
+REVERSE_TOLERANCE_M = 10.0
+MAX_ROUTE_M = 20_000.0
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Candidate states, grouped by input point (``point`` is non-decreasing)."""
+
+    point: IntArray
+    state: IntArray
+    offset: FloatArray
+    dist: FloatArray
+
+
+@dataclass(frozen=True)
+class Step:
+    """One matched input point."""
+
+    point: int
+    state: int
+    offset: float
+    dist: float
+
+
+def candidates(net: RoadNetwork, layer: Layer, pts: FloatArray, radius: float, k: int) -> Candidates:
+    """Up to ``k`` nearest road pieces within ``radius`` of each point, in every allowed direction."""
+    geoms = shapely.points(pts)
+    pi, si = net.tree.query(geoms, predicate="dwithin", distance=radius)
+    edges = net.segments[si]
+    lines = net.geoms[edges]
+    dist = shapely.distance(lines, geoms[pi])
+    order = np.lexsort((dist, pi))
+    pi, edges, dist, lines = pi[order], edges[order], dist[order], lines[order]
+    starts = np.flatnonzero(np.r_[True, pi[1:] != pi[:-1]]) if len(pi) else np.zeros(0, dtype=np.int64)
+    rank = np.arange(len(pi)) - np.repeat(starts, np.diff(np.r_[starts, len(pi)]))
+    keep = rank < k
+    pi, edges, dist = pi[keep], edges[keep], dist[keep]
+    offset = shapely.line_locate_point(lines[keep], geoms[pi])
+    other = np.where(net.twin[edges] >= 0, net.twin[edges], layer.back_state[edges])
+    has_other = other >= 0
+    length = net.length[edges]
+    point = np.concatenate([pi, pi[has_other]])
+    order = np.argsort(point, kind="stable")
+    return Candidates(
+        point=point[order].astype(np.int64),
+        state=np.concatenate([edges, other[has_other]])[order].astype(np.int64),
+        offset=np.clip(np.concatenate([offset, (length - offset)[has_other]])[order], 0.0, None),
+        dist=np.concatenate([dist, dist[has_other]])[order],
+    )
+
+
+def _groups(point: IntArray) -> tuple[IntArray, IntArray]:
+    starts = np.flatnonzero(np.r_[True, point[1:] != point[:-1]])
+    return starts, np.diff(np.r_[starts, len(point)])
+
+
+def _pairs(starts: IntArray, counts: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """All (a, b) candidate pairs of consecutive groups, and the step of each pair."""
+    na, nb = counts[:-1], counts[1:]
+    sizes = na * nb
+    step = np.repeat(np.arange(len(na)), sizes)
+    local = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    a = starts[:-1][step] + local // nb[step]
+    b = starts[1:][step] + local % nb[step]
+    return step, a, b
+
+
+def route_lengths(layer: Layer, c: Candidates, a: IntArray, b: IntArray, gc: FloatArray) -> FloatArray:
+    """Road distance from candidate ``a`` to candidate ``b`` (inf when too far)."""
+    sa, sb = c.state[a], c.state[b]
+    ta, tb = c.offset[a], c.offset[b]
+    along = (sa == sb) & (tb >= ta - REVERSE_TOLERANCE_M)
+    out = np.where(along, np.maximum(tb - ta, 0.0), np.inf)
+    rest = ~along
+    near = rest & (gc <= DEFAULT_LIMIT_M / 3)
+    far = rest & ~near
+    for mask, limit in ((near, DEFAULT_LIMIT_M), (far, min(3.0 * float(gc.max(initial=0.0)) + 500.0, MAX_ROUTE_M))):
+        if mask.any():
+            between = layer.distances(layer.v[sa[mask]], layer.u[sb[mask]], limit)
+            out[mask] = (layer.length[sa[mask]] - ta[mask]) + between + tb[mask]
+    return out
+
+
+def viterbi(c: Candidates, pts: FloatArray, layer: Layer) -> tuple[list[list[Step]], FloatArray]:
+    """Most likely candidate sequence, cut into parts where no transition exists; and the routes."""
+    starts, counts = _groups(c.point)
+    if len(starts) == 0:
+        return [], np.zeros(0)
+    n, width = len(starts), int(counts.max())
+    group = np.repeat(np.arange(n), counts)
+    rank = np.arange(len(c.point)) - starts[group]
+    emis = np.full((n, width), -np.inf)
+    emis[group, rank] = -0.5 * (c.dist / SIGMA_M) ** 2
+    step, a, b = _pairs(starts, counts)
+    gpts = c.point[starts]
+    gc = np.hypot(*(pts[gpts[1:]] - pts[gpts[:-1]]).T)
+    route = route_lengths(layer, c, a, b, gc[step])
+    trans = np.full((max(n - 1, 0), width, width), -np.inf)
+    trans[step, rank[a], rank[b]] = -np.abs(route - gc[step]) / BETA_M
+    back, scores = _forward(emis, trans)
+    return _backtrack(c, starts, scores, back), route
+
+
+def _forward(emis: FloatArray, trans: FloatArray) -> tuple[IntArray, FloatArray]:
+    """Viterbi forward pass over padded (n, K) emissions and (n-1, K, K) transitions.
+
+    ``back[j] == -1`` (all of the row) marks group ``j`` as the start of a new part."""
+    n, width = emis.shape
+    back = np.zeros((n, width), dtype=np.int64)
+    back[0] = -1
+    scores = np.empty((n, width))
+    score = scores[0] = emis[0]
+    for j in range(n - 1):
+        t = trans[j] + score[:, None]
+        best = t.argmax(axis=0)
+        top = t.max(axis=0)
+        if top.max() == -np.inf:
+            back[j + 1] = -1
+            score = emis[j + 1]
+        else:
+            back[j + 1] = best
+            score = top + emis[j + 1]
+        scores[j + 1] = score
+    return back, scores
+
+
+def _backtrack(c: Candidates, starts: IntArray, scores: FloatArray, back: IntArray) -> list[list[Step]]:
+    parts: list[list[Step]] = []
+    backs = back.tolist()
+    j = len(starts) - 1
+    while j >= 0:
+        r = int(np.argmax(scores[j]))
+        part: list[Step] = []
+        while True:
+            i = int(starts[j]) + r
+            part.append(Step(int(c.point[i]), int(c.state[i]), float(c.offset[i]), float(c.dist[i])))
+            prev = backs[j][r]
+            j -= 1
+            if prev < 0:
+                break
+            r = prev
+        parts.append(part[::-1])
+    return parts[::-1]
+
+
+def part_states(layer: Layer, part: list[Step]) -> list[int]:
+    """States travelled by one matched part, in order (consecutive duplicates removed)."""
+    states = [part[0].state]
+    for prev, nxt in zip(part, part[1:], strict=False):
+        if prev.state == nxt.state and nxt.offset >= prev.offset - REVERSE_TOLERANCE_M:
+            continue
+        limit = MAX_ROUTE_M
+        states.extend(layer.state_path(int(layer.v[prev.state]), int(layer.u[nxt.state]), limit))
+        states.append(nxt.state)
+    return [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
+
+
+def part_cover(layer: Layer, part: list[Step], states: list[int]) -> list[float]:
+    """Metres of each state of a part that the matched points span."""
+    length = layer.length[states]
+    first, last = part[0], part[-1]
+    if len(states) == 1:
+        return [max(last.offset - first.offset, 0.0)]
+    return [float(length[0] - first.offset), *length[1:-1].tolist(), last.offset]
+
+
+def state_xy(net: RoadNetwork, layer: Layer, state: int) -> FloatArray:
+    """Metric coordinates of a state in its travel order."""
+    xy = net.edge_xy(int(layer.edge[state]))
+    return xy[::-1] if layer.reverse[state] else xy
+
+
+def cut(xy: FloatArray, t0: float, t1: float) -> FloatArray:
+    """The piece of polyline ``xy`` between distances ``t0 ≤ t1`` from its start."""
+    cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(xy, axis=0).T))]
+    t0, t1 = float(np.clip(t0, 0.0, cum[-1])), float(np.clip(t1, 0.0, cum[-1]))
+    inner = xy[(cum > t0) & (cum < t1)]
+    ends = [np.interp(t, cum, xy[:, i]) for t in (t0, t1) for i in (0, 1)]
+    return np.vstack([ends[:2], inner, ends[2:]])
+
+
+def part_xy(net: RoadNetwork, layer: Layer, part: list[Step], states: list[int]) -> FloatArray:
+    """Road geometry (metres) of a matched part, from its first to its last matched point."""
+    first, last = part[0], part[-1]
+    if len(states) == 1:
+        return cut(state_xy(net, layer, states[0]), first.offset, max(first.offset, last.offset))
+    pieces = [cut(state_xy(net, layer, states[0]), first.offset, np.inf)]
+    pieces.extend(state_xy(net, layer, s) for s in states[1:-1])
+    pieces.append(cut(state_xy(net, layer, states[-1]), 0.0, last.offset))
+    xy = np.vstack(pieces)
+    keep = np.r_[True, np.any(np.abs(np.diff(xy, axis=0)) > 1e-9, axis=1)]
+    return xy[keep]
+
+
+def snapped_xy(net: RoadNetwork, layer: Layer, steps: list[Step]) -> FloatArray:
+    """Where each matched point was placed on the road (metres)."""
+    if not steps:
+        return np.zeros((0, 2))
+    edges = layer.edge[[s.state for s in steps]]
+    offsets = np.asarray([s.offset for s in steps])
+    along = np.where(layer.reverse[[s.state for s in steps]], net.length[edges] - offsets, offsets)
+    return shapely.get_coordinates(shapely.line_interpolate_point(net.geoms[edges], along))
+
+
+def match_steps(net: RoadNetwork, layer: Layer, xy: FloatArray, radius: float, k: int) -> list[list[Step]]:
+    """The matched parts of a trace (the HMM without result assembly)."""
+    return viterbi(candidates(net, layer, xy, radius, k), xy, layer)[0]

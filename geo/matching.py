@@ -1,0 +1,307 @@
+"""Map matching: point, polyline, street + cross streets → edges of the road network.
+
+Every function is pure and deterministic over an immutable :class:`RoadNetwork`; none touches an
+event loop, so the service runs them in a thread pool. Results are partial rather than refused:
+what could not be matched is reported in ``matched_share`` and ``unmatched_reason``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+
+from geo import hmm
+from geo.errors import GeoError
+from geo.network import RoadNetwork
+from geo.routing import Layer
+from geo.shapes import line_from_coords, looks_swapped
+
+Direction = Literal["ONE_DIRECTION", "BOTH_DIRECTIONS"]
+FloatArray = npt.NDArray[np.float64]
+
+DIVIDED_M = 40.0
+"""How far the other carriageway of a divided road is looked for around a point."""
+NO_ROAD = "no drivable road of the network within {radius:g} m"
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Where an input geometry lies on the road network.
+
+    ``path`` lists the edges travelled, in travel order (``against[i]`` is true when a one-way
+    edge was travelled against its direction, possible only for ``BOTH_DIRECTIONS``);
+    ``edge_ids`` lists every directed edge affected (the path, then the opposite carriageway of
+    each piece when ``BOTH_DIRECTIONS``). ``geometry`` is lon/lat on the road, in travel order.
+    ``covered_m[i]`` is how much of path edge ``i`` the input actually covers (partial at the
+    ends of a drawn line, whole in between).
+    """
+
+    edge_ids: tuple[str, ...]
+    street: str | None
+    streets: tuple[str, ...]
+    commune: str | None
+    direction: Direction
+    geometry: list[tuple[float, float]]
+    matched_share: float
+    confidence: float
+    unmatched_reason: str | None
+    path: tuple[str, ...] = ()
+    against: tuple[bool, ...] = ()
+    covered_m: tuple[float, ...] = ()
+    length_m: float = 0.0
+
+    @property
+    def matched(self) -> bool:
+        """True when at least part of the input was matched."""
+        return bool(self.edge_ids)
+
+
+def unmatched(reason: str, direction: Direction = "BOTH_DIRECTIONS") -> MatchResult:
+    """A result for input that lies on no road of the network."""
+    return MatchResult((), None, (), None, direction, [], 0.0, 0.0, reason)
+
+
+def _by_length(values: Sequence[str], lengths: Sequence[float]) -> str | None:
+    weight: Counter[str] = Counter()
+    for value, length in zip(values, lengths, strict=True):
+        if value:
+            weight[value] += length
+    return max(sorted(weight), key=lambda k: weight[k]) if weight else None
+
+
+def _unique(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
+def _lonlat(net: RoadNetwork, xy: FloatArray) -> list[tuple[float, float]]:
+    ll = np.round(net.reprojector.from_metric(xy), 7).tolist()
+    return [(x, y) for x, y in ll]
+
+
+def result_from_states(
+    net: RoadNetwork,
+    layer: Layer,
+    states: Sequence[int],
+    xy: FloatArray,
+    direction: Direction,
+    *,
+    share: float,
+    confidence: float,
+    reason: str | None = None,
+    covered: Sequence[float] | None = None,
+) -> MatchResult:
+    """Assemble a :class:`MatchResult` from travelled states and their road geometry (metres)."""
+    edges = [int(layer.edge[s]) for s in states]
+    against = tuple(bool(layer.reverse[s]) for s in states)
+    if all(net.twin[e] < 0 for e in edges) and not any(against):
+        direction = "ONE_DIRECTION"
+    affected = list(dict.fromkeys(edges))
+    if direction == "BOTH_DIRECTIONS":
+        affected += [int(net.twin[e]) for e in edges if net.twin[e] >= 0 and int(net.twin[e]) not in affected]
+    lengths = [float(net.length[e]) for e in edges]
+    names = [str(net.name[e]) for e in edges]
+    return MatchResult(
+        edge_ids=tuple(str(net.edge_ids[e]) for e in affected),
+        street=_by_length(names, lengths),
+        streets=_unique(names),
+        commune=_by_length([str(net.commune[e]) for e in edges], lengths),
+        direction=direction,
+        geometry=_lonlat(net, xy),
+        matched_share=round(share, 4),
+        confidence=round(confidence, 4),
+        unmatched_reason=reason,
+        path=tuple(str(net.edge_ids[e]) for e in edges),
+        against=against,
+        covered_m=tuple(round(c, 2) for c in covered) if covered is not None else tuple(lengths),
+        length_m=round(float(np.sum(np.hypot(*np.diff(xy, axis=0).T))), 2) if len(xy) > 1 else 0.0,
+    )
+
+
+# -------------------------------------------------------------------- polylines
+def match_trace(
+    net: RoadNetwork,
+    xy: FloatArray,
+    *,
+    direction: Direction = "ONE_DIRECTION",
+    radius_m: float = 40.0,
+    k: int = 4,
+) -> MatchResult:
+    """HMM-match points already in network metres (no validation: GPS traces, benchmarks)."""
+    layer = net.directed if direction == "ONE_DIRECTION" else net.both_ways
+    cands = hmm.candidates(net, layer, xy, radius_m, k)
+    parts, _ = hmm.viterbi(cands, xy, layer)
+    if not parts:
+        return unmatched(NO_ROAD.format(radius=radius_m), direction)
+    states: list[int] = []
+    pieces: list[FloatArray] = []
+    covered: list[float] = []
+    for part in parts:
+        part_states = hmm.part_states(layer, part)
+        cover = hmm.part_cover(layer, part, part_states)
+        pieces.append(hmm.part_xy(net, layer, part, part_states))
+        lo, hi = _trim(cover)
+        states.extend(part_states[lo:hi])
+        covered.extend(cover[lo:hi])
+    steps = [s for part in parts for s in part]
+    share = len(steps) / len(xy)
+    fit = float(np.mean(np.exp(-0.5 * (np.asarray([s.dist for s in steps]) / hmm.SIGMA_M) ** 2)))
+    confidence = share * (0.5 + 0.5 * fit) / len(parts)
+    reason = None
+    if share < 1.0 or len(parts) > 1:
+        reason = f"{len(xy) - len(steps)} of {len(xy)} points off the network; matched in {len(parts)} part(s)"
+    return result_from_states(
+        net, layer, states, np.vstack(pieces), direction, share=share, confidence=confidence, reason=reason, covered=covered
+    )
+
+
+def _trim(cover: list[float], eps: float = 0.5) -> tuple[int, int]:
+    """Drop end states a part only touches at a junction (covered for less than ``eps`` metres)."""
+    lo, hi = 0, len(cover)
+    while hi - lo > 1 and cover[lo] < eps:
+        lo += 1
+    while hi - lo > 1 and cover[hi - 1] < eps:
+        hi -= 1
+    return lo, hi
+
+
+def check_line(net: RoadNetwork, coords: Sequence[Sequence[float]]) -> shapely.LineString:
+    """Validate a lon/lat line (NaN, too few points, self-crossing, degenerate, lat/lon order)."""
+    if looks_swapped(coords, net.bbox_lonlat):
+        raise GeoError("swapped-coordinates", "positions look like [lat, lon]; GeoJSON order is [lon, lat]")
+    return line_from_coords(coords)
+
+
+def match_line(
+    net: RoadNetwork,
+    coords_lonlat: Sequence[Sequence[float]],
+    *,
+    direction: Direction = "BOTH_DIRECTIONS",
+    radius_m: float = 40.0,
+    crs: str = "EPSG:4326",
+) -> MatchResult:
+    """The sequence of edges a drawn line follows (``ONE_DIRECTION`` follows the point order).
+
+    ``coords_lonlat`` may be given in another CRS (EPSG:2154 Lambert-93, EPSG:3950 CC50) with
+    ``crs``. Raises ``GeoError`` for unusable geometry (see :func:`check_line`)."""
+    if crs != "EPSG:4326":
+        coords_lonlat = net.reprojector.to_wgs84(coords_lonlat, crs)
+    line = check_line(net, coords_lonlat)
+    xy = net.reprojector.to_metric(shapely.get_coordinates(line))
+    result = match_trace(net, xy, direction=direction, radius_m=radius_m, k=6)
+    drawn = float(np.sum(np.hypot(*np.diff(xy, axis=0).T)))
+    if result.matched and result.length_m > 0:
+        detour = min(drawn, result.length_m) / max(drawn, result.length_m)
+        result = _with(result, confidence=round(result.confidence * detour**0.5, 4))
+    return result
+
+
+def _with(result: MatchResult, **changes: object) -> MatchResult:
+    from dataclasses import replace
+
+    return replace(result, **changes)  # type: ignore[arg-type]
+
+
+# -------------------------------------------------------------------- points
+def _bearing_at(xy: FloatArray, offset: float) -> float:
+    cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(xy, axis=0).T))]
+    i = int(np.clip(np.searchsorted(cum, offset, side="right") - 1, 0, len(xy) - 2))
+    dx, dy = xy[i + 1] - xy[i]
+    return float(np.degrees(np.arctan2(dx, dy)) % 360.0)
+
+
+def _angle(a: float, b: float) -> float:
+    return abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+def _point_scores(
+    net: RoadNetwork, cands: hmm.Candidates, bearings: list[float], bearing: float | None, name: str | None
+) -> FloatArray:
+    score = cands.dist.copy()
+    if bearing is not None:
+        score += np.asarray([_angle(b, bearing) for b in bearings]) * 0.5
+    if name:
+        from geo.names import normalise
+
+        key = normalise(name)
+        score += np.where(net.name_keys[cands.state] == key, 0.0, 15.0)
+    return score
+
+
+def _divided_twin(net: RoadNetwork, cands: hmm.Candidates, bearings: list[float], best: int) -> int | None:
+    """The opposite carriageway of a divided road near the point, if any."""
+    e = int(cands.state[best])
+    if net.twin[e] >= 0:
+        return None
+    for i in np.argsort(cands.dist):
+        o = int(cands.state[i])
+        same = net.name_keys[o] == net.name_keys[e] if net.name_keys[e] else net.highway[o] == net.highway[e]
+        if o != e and net.twin[o] < 0 and same and _angle(bearings[i], bearings[best]) > 135.0:
+            return o
+    return None
+
+
+def match_point(
+    net: RoadNetwork,
+    lon: float,
+    lat: float,
+    *,
+    bearing: float | None = None,
+    name: str | None = None,
+    radius_m: float = 30.0,
+) -> MatchResult:
+    """The edge a point is on; both carriageways when the direction is unknown."""
+    if not (np.isfinite(lon) and np.isfinite(lat)):
+        raise GeoError("not-finite", "the point has a NaN or infinite coordinate")
+    pt = net.reprojector.to_metric(np.asarray([[lon, lat]]))
+    layer = net.directed
+    cands = hmm.candidates(net, layer, pt, max(radius_m, DIVIDED_M), 8)
+    if not (cands.dist <= radius_m).any():
+        return unmatched(NO_ROAD.format(radius=radius_m), "ONE_DIRECTION" if bearing is not None else "BOTH_DIRECTIONS")
+    bearings = [_bearing_at(hmm.state_xy(net, layer, int(s)), float(t)) for s, t in zip(cands.state, cands.offset, strict=True)]
+    scores = _point_scores(net, cands, bearings, bearing, name)
+    best = int(np.argmin(np.where(cands.dist <= radius_m, scores, np.inf)))
+    state, offset = int(cands.state[best]), float(cands.offset[best])
+    on_road = hmm.cut(hmm.state_xy(net, layer, state), offset, offset)[:1]
+    direction: Direction = "ONE_DIRECTION" if bearing is not None else "BOTH_DIRECTIONS"
+    confidence = _point_confidence(cands.dist[best], radius_m)
+    result = result_from_states(net, layer, [state], on_road, direction, share=1.0, confidence=confidence, covered=[0.0])
+    other = _divided_twin(net, cands, bearings, best) if bearing is None else None
+    if other is not None:
+        result = _with(result, edge_ids=(*result.edge_ids, str(net.edge_ids[other])), direction="BOTH_DIRECTIONS")
+    if bearing is not None:
+        result = _with(result, edge_ids=(str(net.edge_ids[state]),))
+    return result
+
+
+def _point_confidence(dist: float, radius: float) -> float:
+    return max(0.0, 1.0 - float(dist) / (radius * 2.0))
+
+
+# -------------------------------------------------------------------- street + cross streets
+def match_street(
+    net: RoadNetwork, street: str, from_street: str, to_street: str, *, commune: str | None = None
+) -> MatchResult:
+    """The stretch of ``street`` between its junctions with ``from_street`` and ``to_street``.
+
+    Raises ``GeoError`` ``street-not-found`` / ``no-junction`` / ``no-path`` naming the field.
+    A one-way street is returned in its own direction (which may run from ``to_street``)."""
+    from geo import street as st
+
+    on = st.street_edges(net, street, "street", commune)
+    start, exact_a = st.junctions(net, on, st.street_edges(net, from_street, "from_street", commune), "from_street", (street, from_street))
+    end, exact_b = st.junctions(net, on, st.street_edges(net, to_street, "to_street", commune), "to_street", (street, to_street))
+    hops = st.path_edges(net, on, st.stretch(net, on, start, end, street))
+    if all(against for _, against in hops):
+        hops = [(e, False) for e, _ in reversed(hops)]
+    layer = net.both_ways
+    states = [int(layer.back_state[e]) if against else e for e, against in hops]
+    xy = np.vstack([hmm.state_xy(net, layer, s) for s in states])
+    xy = xy[np.r_[True, np.any(np.abs(np.diff(xy, axis=0)) > 1e-9, axis=1)]]
+    confidence = 1.0 if exact_a and exact_b else 0.8
+    return result_from_states(net, layer, states, xy, "BOTH_DIRECTIONS", share=1.0, confidence=confidence)

@@ -1,0 +1,172 @@
+"""Validation of posted line geometries (GeoJSON coordinate lists) and their geodesic length.
+
+Everything here works on WGS84 lon/lat. Each rejection is a :class:`GeoError` with a stable code:
+
+=================== =========================================================================
+``not-a-list``      the coordinates are not a JSON array
+``too-many-points`` more than :data:`MAX_POINTS` positions
+``bad-position``    a position is not an array of 2 or 3 numbers (bools and strings are refused)
+``not-finite``      a number is NaN, ±Infinity or too large for a float
+``out-of-range``    longitude outside [-180, 180] or latitude outside [-90, 90]
+``too-few-points``  fewer than 2 distinct positions
+``self-crossing``   the line crosses or touches itself, or ends where it starts (a closed ring)
+``degenerate``      the line is shorter than :data:`MIN_LENGTH_M`
+=================== =========================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import cache
+from typing import TypeGuard
+
+import numpy as np
+import numpy.typing as npt
+import pyproj
+import shapely
+
+from geo.errors import GeoError
+
+MAX_POINTS: int = 2000
+"""Most positions accepted in one line (a closure is a few km at most; 2000 vertices is plenty)."""
+
+MIN_LENGTH_M: float = 1.0
+"""Shortest line accepted, in metres."""
+
+FloatArray = npt.NDArray[np.float64]
+BBox = tuple[float, float, float, float]
+
+
+def parse_positions(coords: object, *, min_count: int = 1, max_count: int = MAX_POINTS) -> FloatArray:
+    """Strictly parse a GeoJSON position list into an ``(N, 2)`` float array (elevation dropped).
+
+    Accepts any non-string sequence of positions, each a sequence of exactly 2 or 3 real numbers
+    (``int`` or ``float``, never ``bool``); all numbers must be finite. Nothing is range-checked,
+    so this serves projected coordinates too.
+    """
+    if not _is_array(coords):
+        raise GeoError("not-a-list", "coordinates must be an array of [x, y] positions")
+    if len(coords) > max_count:
+        raise GeoError("too-many-points", f"{len(coords)} positions: at most {max_count} are accepted")
+    if len(coords) < min_count:
+        raise GeoError("too-few-points", f"{len(coords)} position(s): at least {min_count} are needed")
+    out = np.empty((len(coords), 2), dtype=np.float64)
+    for index, position in enumerate(coords):
+        out[index] = _parse_position(position, index)
+    return out
+
+
+def line_from_coords(coords: object) -> shapely.LineString:
+    """Validate a GeoJSON LineString coordinate list in lon/lat and return it as a LineString.
+
+    Repeated consecutive positions are collapsed (they carry no shape); the elevation is dropped.
+    Raises :class:`GeoError` with one of the codes listed in the module docstring.
+    """
+    points = parse_positions(coords, min_count=2)
+    _check_range(points)
+    points = _drop_repeats(points)
+    if len(points) < 2:
+        raise GeoError("too-few-points", "a line needs at least 2 distinct points; all positions are equal")
+    line = shapely.LineString(points)
+    _check_simple(line)
+    length = length_m(line)
+    if length < MIN_LENGTH_M:
+        raise GeoError("degenerate", f"the line is {length:.2f} m long: at least {MIN_LENGTH_M:g} m is needed")
+    return line
+
+
+def looks_swapped(coords: object, bbox: BBox) -> bool:
+    """True when the positions were given as ``[lat, lon]``: none of them lies in ``bbox``
+    (min_lon, min_lat, max_lon, max_lat) while every swapped one does. Unparseable input → False.
+    """
+    try:
+        points = _points(coords)
+    except GeoError:
+        return False
+    if len(points) == 0:
+        return False
+    given_inside = _inside(points, bbox)
+    swapped_inside = _inside(points[:, ::-1], bbox)
+    return bool(not given_inside.any() and swapped_inside.all())
+
+
+def length_m(line_lonlat: shapely.LineString) -> float:
+    """Geodesic length in metres of a lon/lat line on the GRS80 ellipsoid (exact to the mm)."""
+    return float(_geod().geometry_length(line_lonlat))
+
+
+@cache
+def _geod() -> pyproj.Geod:
+    # Geod is stateless once built; building it lazily keeps imports free of side effects.
+    return pyproj.Geod(ellps="GRS80")
+
+
+def _points(coords: object) -> FloatArray:
+    if isinstance(coords, shapely.Geometry):
+        return shapely.get_coordinates(coords)
+    return parse_positions(coords)
+
+
+def _is_array(value: object) -> TypeGuard[Sequence[object]]:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray)
+
+
+def _parse_position(position: object, index: int) -> tuple[float, float]:
+    if not _is_array(position):
+        raise GeoError("bad-position", f"position {index} is not an array of 2 or 3 numbers", position=index)
+    if len(position) not in (2, 3):
+        raise GeoError(
+            "bad-position",
+            f"position {index} has {len(position)} values: expected [x, y] or [x, y, elevation]",
+            position=index,
+        )
+    values = [_parse_number(value, index) for value in position]
+    return values[0], values[1]
+
+
+def _parse_number(value: object, index: int) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise GeoError("bad-position", f"position {index} holds {type(value).__name__}, not a number", position=index)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        number = math.inf
+    if not math.isfinite(number):
+        raise GeoError("not-finite", f"position {index} holds a non-finite number ({value!r})", position=index)
+    return number
+
+
+def _check_range(points: FloatArray) -> None:
+    bad_lon = np.flatnonzero(np.abs(points[:, 0]) > 180.0)
+    bad_lat = np.flatnonzero(np.abs(points[:, 1]) > 90.0)
+    if bad_lon.size:
+        index = int(bad_lon[0])
+        raise GeoError(
+            "out-of-range", f"position {index}: longitude {points[index, 0]:g} is outside [-180, 180]", position=index
+        )
+    if bad_lat.size:
+        index = int(bad_lat[0])
+        raise GeoError(
+            "out-of-range", f"position {index}: latitude {points[index, 1]:g} is outside [-90, 90]", position=index
+        )
+
+
+def _drop_repeats(points: FloatArray) -> FloatArray:
+    keep = np.ones(len(points), dtype=bool)
+    keep[1:] = np.any(points[1:] != points[:-1], axis=1)
+    return points[keep]
+
+
+def _check_simple(line: shapely.LineString) -> None:
+    if line.is_closed:
+        raise GeoError("self-crossing", "the line ends where it starts (a closed ring): give it as an open line")
+    if not line.is_simple:
+        raise GeoError("self-crossing", "the line crosses or touches itself: split it into simple lines")
+
+
+def _inside(points: FloatArray, bbox: BBox) -> npt.NDArray[np.bool_]:
+    min_x, min_y, max_x, max_y = bbox
+    x, y = points[:, 0], points[:, 1]
+    inside: npt.NDArray[np.bool_] = (x >= min_x) & (x <= max_x) & (y >= min_y) & (y <= max_y)
+    return inside

@@ -1,0 +1,101 @@
+"""Helpers to run a hub against the real broker with its own topics and known keys."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from traffic_hub.api.app import create_app
+from traffic_hub.auth import Principals, hash_key
+from traffic_hub.runtime import Role
+from traffic_hub.settings import KafkaSettings, Settings
+
+
+@dataclass(frozen=True)
+class Keys:
+    lille: str = "key-voirie-lille"
+    roubaix: str = "key-voirie-roubaix"
+    mel: str = "key-mel-voirie"
+    partner: str = "key-waze"
+    operator: str = "key-operator"
+    admin: str = "key-admin"
+
+
+KEYS = Keys()
+
+
+def principals_toml() -> str:
+    rows = [
+        ("voirie-lille", "roadworks", ["59350"], KEYS.lille),
+        ("voirie-roubaix", "roadworks", ["59512"], KEYS.roubaix),
+        ("mel-voirie", "roadworks", ["59350", "59512", "59360", "59009"], KEYS.mel),
+        ("waze", "partner", [], KEYS.partner),
+        ("salle-trafic", "operator", [], KEYS.operator),
+        ("admin", "admin", [], KEYS.admin),
+    ]
+    out = []
+    for name, role, communes, key in rows:
+        out.append(
+            f'[[principals]]\nname = "{name}"\nrole = "{role}"\ncommunes = {communes!r}\n'
+            f'key_sha256 = "{hash_key(key)}"\n'
+        )
+    return "\n".join(out).replace("'", '"')
+
+
+def write_principals(directory: Path) -> Path:
+    path = directory / "principals.toml"
+    path.write_text(principals_toml(), encoding="utf-8")
+    return path
+
+
+def settings_for(bootstrap: str, prefix: str, auth_file: Path, **extra: Any) -> Settings:
+    return Settings(
+        kafka=KafkaSettings(bootstrap_servers=bootstrap),
+        topic_prefix=prefix,
+        auth_file=auth_file,
+        instance=prefix,
+        **extra,
+    )
+
+
+@contextmanager
+def running_hub(settings: Settings, roles: set[Role] | None = None) -> Iterator[TestClient]:
+    assert settings.auth_file is not None
+    app = create_app(settings, Principals.load(settings.auth_file), roles or {Role.API, Role.NORMALISER})
+    with TestClient(app) as client:
+        wait_until(lambda: client.get("/readyz").status_code == 200, timeout=30)
+        yield client
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.05) -> float:
+    """Wait for `predicate`; returns the seconds it took. Fails the test on timeout."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+    return time.monotonic() - started
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def closure_body(reference: str = "LILLE-2026-0042", **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "reference": reference,
+        "description": "Travaux de voirie",
+        "street": "Rue Nationale",
+        "geometry": {"type": "LineString", "coordinates": [[3.0561, 50.6301], [3.0509, 50.6279]]},
+        "direction": "BOTH_DIRECTIONS",
+        "starts_at": "2026-12-01T08:00:00+01:00",
+        "ends_at": "2036-12-05T18:00:00+01:00",
+    }
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not None}

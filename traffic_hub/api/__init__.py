@@ -1,0 +1,1 @@
+"""The HTTP edge: routes, authentication, problem details."""

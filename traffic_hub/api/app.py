@@ -1,0 +1,96 @@
+"""The FastAPI application: one lifespan opens the hub, routes are thin."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from traffic_hub.api import closures, events, feeds, health, problems
+from traffic_hub.api.limits import BodyLimit
+from traffic_hub.auth import DemoKey, Principals
+from traffic_hub.metrics import Metrics
+from traffic_hub.runtime import Hub, Role, open_hub
+from traffic_hub.settings import Settings
+
+
+def _gauges(hub: Hub) -> dict[str, float]:
+    normaliser = hub.normaliser
+    return {
+        "kafka_up": float(hub.probe.up),
+        "ready": float(hub.ready),
+        "view_events": float(len(hub.live.events)),
+        "view_changes": float(hub.live.events.seq),
+        "feed_renders": float(hub.feeds.renders),
+        "normaliser_processed": float(normaliser.processed if normaliser else 0),
+        "normaliser_dead_lettered": float(normaliser.dead_lettered if normaliser else 0),
+        **{f"feed_items_{k.replace('/', '_').replace('.', '_')}": float(v.items) for k, v in _rendered(hub)},
+    }
+
+
+def _rendered(hub: Hub) -> list[tuple[str, Any]]:
+    from traffic_hub.runtime import FEEDS
+
+    return [(name, feed) for name in FEEDS if (feed := hub.feeds.get(name)) is not None]
+
+
+class RequestMetrics:
+    """Counts requests per route template and status, and times them."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.http_requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+
+
+def create_app(
+    settings: Settings,
+    principals: Principals,
+    roles: set[Role] | None = None,
+    demo_keys: list[DemoKey] | None = None,
+) -> FastAPI:
+    metrics = Metrics()
+    active_roles = roles if roles is not None else {Role.API}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with open_hub(settings, principals, active_roles, demo_keys) as hub:
+            metrics.watch(lambda: _gauges(hub))
+            app.state.hub = hub
+            yield {"hub": hub, "metrics": metrics}
+
+    app = FastAPI(
+        title="traffic-hub",
+        version="0.1.0",
+        summary="Road-works closures and incidents in, partner feeds out, through Apache Kafka.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for module in (closures, events, feeds, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return app

@@ -1,0 +1,63 @@
+"""Events (all sources, normalised) for operators: GeoJSON, one feature per event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+
+from traffic_hub.api.deps import HubDep, Operator
+from traffic_hub.errors import NotFound
+from traffic_hub.model import Event
+from traffic_hub.runtime import Hub
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+
+def feature(hub: Hub, event: Event, now: datetime) -> dict[str, Any]:
+    publication = hub.feeds.publication(event, now)
+    return {
+        "type": "Feature",
+        "id": event.id,
+        "geometry": event.geometry.model_dump(mode="json"),
+        "properties": {
+            "id": event.id,
+            "type": event.type.value,
+            "subtype": event.subtype,
+            "cause": event.cause.value,
+            "description": event.description,
+            "street": event.street,
+            "commune": event.commune,
+            "direction": event.direction.value,
+            "status": event.status_at(now).value,
+            "verification": event.verification,
+            "starts_at": event.validity.starts_at.isoformat(),
+            "ends_at": event.validity.ends_at.isoformat() if event.validity.ends_at else None,
+            "schedule": event.validity.schedule.model_dump(exclude_none=True) if event.validity.schedule else None,
+            "lanes": event.lanes,
+            "version": event.version,
+            "sources": [s.model_dump(mode="json") for s in event.sources],
+            "normalised": event.normalised.model_dump(mode="json") if event.normalised else None,
+            "publication": {k: {"status": p.status, "reason": p.reason} for k, p in publication.items()},
+            "created_at": event.created_at.isoformat(),
+            "updated_at": event.updated_at.isoformat(),
+        },
+    }
+
+
+@router.get("")
+async def list_events(principal: Operator, hub: HubDep) -> dict[str, Any]:
+    """Current events (active and upcoming) as a GeoJSON FeatureCollection."""
+    now = datetime.now(UTC)
+    current = [e for e in hub.live.events if e.is_current(now)]
+    current.sort(key=lambda e: (e.validity.starts_at, e.id))
+    return {"type": "FeatureCollection", "features": [feature(hub, e, now) for e in current]}
+
+
+@router.get("/{event_id}")
+async def read_event(event_id: str, principal: Operator, hub: HubDep) -> dict[str, Any]:
+    event = hub.live.events.get(event_id)
+    if event is None:
+        raise NotFound(f"no event {event_id}")
+    return feature(hub, event, datetime.now(UTC))

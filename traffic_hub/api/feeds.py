@@ -1,0 +1,76 @@
+"""Partner feeds: pre-rendered bytes with ETag, Last-Modified, 304 and gzip."""
+
+from __future__ import annotations
+
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from traffic_hub.api.deps import FeedReader, HubDep, MetricsDep
+from traffic_hub.errors import Unavailable
+from traffic_hub.feeds.engine import Rendered
+
+router = APIRouter(prefix="/feeds", tags=["feeds"])
+
+FEED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the whole current feed", "content": {"application/xml": {}, "application/json": {}}},
+    304: {"description": "not modified since the ETag / date given"},
+    401: {"description": "no or unknown key (Bearer header or ?key=)"},
+    403: {"description": "the key's role may not read feeds"},
+}
+
+
+def _gzip_etag(etag: str) -> str:
+    return etag[:-1] + '-gzip"'
+
+
+def _not_modified(request: Request, feed: Rendered) -> bool:
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        return "*" in tags or feed.etag in tags or _gzip_etag(feed.etag) in tags
+    since = request.headers.get("if-modified-since")
+    if since is not None:
+        try:
+            return feed.last_modified.replace(microsecond=0) <= parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+def serve(request: Request, feed: Rendered | None) -> Response:
+    if feed is None:
+        raise Unavailable("the feed is being built; retry shortly", retry_after_s=1)
+    gzip = "gzip" in request.headers.get("accept-encoding", "").lower()
+    headers = {
+        "ETag": _gzip_etag(feed.etag) if gzip else feed.etag,
+        "Last-Modified": format_datetime(feed.last_modified, usegmt=True),
+        "Cache-Control": "private, no-cache",
+        "Vary": "Accept-Encoding, Authorization",
+        "X-Feed-Items": str(feed.items),
+    }
+    if _not_modified(request, feed):
+        return Response(status_code=304, headers=headers)
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+        return Response(feed.gzipped, media_type=feed.media_type, headers=headers)
+    return Response(feed.body, media_type=feed.media_type, headers=headers)
+
+
+def _serve_counted(request: Request, hub: HubDep, metrics: MetricsDep, name: str, partner: str) -> Response:
+    response = serve(request, hub.feeds.get(name))
+    metrics.feed_requests.labels(name, partner, str(response.status_code)).inc()
+    return response
+
+
+@router.get("/waze/cifs.xml", responses=FEED_RESPONSES, response_class=Response)
+async def waze_cifs_xml(request: Request, principal: FeedReader, hub: HubDep, metrics: MetricsDep) -> Response:
+    """Waze CIFS v2 XML (valid against cifsv2.xsd): active and upcoming closures and incidents."""
+    return _serve_counted(request, hub, metrics, "waze/cifs.xml", principal.name)
+
+
+@router.get("/waze/cifs.json", responses=FEED_RESPONSES, response_class=Response)
+async def waze_cifs_json(request: Request, principal: FeedReader, hub: HubDep, metrics: MetricsDep) -> Response:
+    """Waze CIFS JSON: the same incidents as the XML feed."""
+    return _serve_counted(request, hub, metrics, "waze/cifs.json", principal.name)

@@ -1,0 +1,95 @@
+"""RFC 9457 problem details: every error leaves the API in this one shape, naming the field."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from traffic_hub.errors import InvalidInput, TrafficHubError, Unavailable
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    headers = {}
+    if status == 503:
+        headers["Retry-After"] = str(extra.pop("retry_after", 1))
+        body.pop("retry_after", None)
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="traffic-hub"'
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _field(loc: Sequence[int | str]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "header", "path")]
+    # drop pydantic's union tags ("LineString", "function-after[...]") from the path people read
+    parts = [p for p in parts if not p.startswith("function-") and p not in ("LineString", "Point", "MultiLineString")]
+    return ".".join(parts) or "body"
+
+
+def _errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    out = []
+    for error in exc.errors():
+        field = _field(error.get("loc", ()))
+        if error.get("type") == "json_invalid":
+            field = "body"
+        message = str(error.get("msg", "invalid"))
+        if error.get("type") == "extra_forbidden":
+            message = "unknown field"
+        out.append({"field": field, "message": message.removeprefix("Value error, ")})
+    return out
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RequestValidationError):
+        raise exc
+    errors = _errors(exc)
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return problem(422, "Invalid input", detail, field=errors[0]["field"] if errors else "body", errors=errors)
+
+
+async def _on_hub_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, TrafficHubError):
+        raise exc
+    if isinstance(exc, InvalidInput):
+        errors = [{"field": exc.field, "message": exc.reason}]
+        return problem(422, exc.title, exc.detail, field=exc.field, errors=errors)
+    if isinstance(exc, Unavailable):
+        return problem(503, exc.title, exc.detail, retry_after=exc.retry_after_s)
+    return problem(exc.status, exc.title, exc.detail)
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, HTTPException):
+        raise exc
+    return problem(exc.status_code, _title(exc.status_code), str(exc.detail))
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(TrafficHubError, _on_hub_error)
+    app.add_exception_handler(HTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_unexpected)

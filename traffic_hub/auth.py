@@ -1,0 +1,100 @@
+"""Who is calling: principals with a role and, for road-works teams, the communes they act in.
+
+Keys are never stored, only their SHA-256; a request's key is hashed and looked up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Role(StrEnum):
+    ROADWORKS = "roadworks"
+    PARTNER = "partner"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+class Principal(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+    role: Role
+    communes: frozenset[Annotated[str, Field(pattern=r"^\d[0-9AB]\d{3}$")]] = frozenset()
+    key_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+    @model_validator(mode="after")
+    def _roadworks_have_communes(self) -> Principal:
+        if self.role is Role.ROADWORKS and not self.communes:
+            raise ValueError(f"roadworks principal {self.name!r} needs at least one commune")
+        return self
+
+
+class _PrincipalsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    principals: list[Principal]
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class AuthFileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Principals:
+    by_hash: dict[str, Principal] = field(default_factory=dict)
+
+    def authenticate(self, key: str) -> Principal | None:
+        return self.by_hash.get(hash_key(key))
+
+    @classmethod
+    def of(cls, principals: list[Principal]) -> Principals:
+        return cls({p.key_sha256: p for p in principals})
+
+    @classmethod
+    def load(cls, path: Path) -> Principals:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            parsed = _PrincipalsFile.model_validate(data)
+        except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+            raise AuthFileError(f"principals file {path}: {exc}") from exc
+        names = [p.name for p in parsed.principals]
+        if len(set(names)) != len(names):
+            raise AuthFileError(f"principals file {path}: duplicate principal names")
+        return cls.of(parsed.principals)
+
+
+@dataclass(frozen=True)
+class DemoKey:
+    principal: Principal
+    key: str
+
+
+def demo_principals(known_communes: set[str]) -> list[DemoKey]:
+    """Fresh random keys for a demo run; they exist only in this process's memory."""
+    specs = [
+        ("demo-voirie-lille", Role.ROADWORKS, {"59350"}),
+        ("demo-voirie-roubaix", Role.ROADWORKS, {"59512"}),
+        ("demo-mel-voirie", Role.ROADWORKS, known_communes),
+        ("demo-waze", Role.PARTNER, set()),
+        ("demo-operator", Role.OPERATOR, set()),
+        ("demo-admin", Role.ADMIN, set()),
+    ]
+    out: list[DemoKey] = []
+    for name, role, communes in specs:
+        key = f"demo-{secrets.token_urlsafe(18)}"
+        principal = Principal(name=name, role=role, communes=frozenset(communes), key_sha256=hash_key(key))
+        out.append(DemoKey(principal, key))
+    return out

@@ -1,0 +1,301 @@
+"""Road-works closures: validate, scope-check and record them durably as reports.
+
+The events topic is the truth; a closure read comes from the event view. Between the broker's
+acknowledgement and the normaliser's event, the closure is kept in a short-lived pending map so a
+team reads its own write at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import shapely
+from pydantic import ValidationError
+
+from geo.communes import Communes
+from geo.crs import Reprojector
+from geo.errors import GeoError
+from geo.shapes import line_from_coords, looks_swapped
+from traffic_hub.auth import Principal, Role
+from traffic_hub.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from traffic_hub.kafka.publisher import Publisher, Record
+from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState, Event, Report, ReportKind
+from traffic_hub.model.geometry import LineString
+from traffic_hub.topics import Topics
+from traffic_hub.view import EventView
+
+CLOSURE_NAMESPACE = uuid.UUID("5d7f5a64-7c2b-4f44-9a5b-3b8e7e0c1a42")
+PENDING_TTL_S = 120.0
+
+StreetResolver = Callable[[str, str, str], list[tuple[float, float]]]
+
+
+def closure_id(owner: str, reference: str) -> str:
+    """Deterministic: the same team and reference always give the same id (idempotent posts)."""
+    return str(uuid.uuid5(CLOSURE_NAMESPACE, f"{owner}/{reference}"))
+
+
+def etag(state: ClosureState) -> str:
+    return f'"{state.version}"'
+
+
+@dataclass
+class _Pending:
+    state: ClosureState
+    expires: float
+
+
+@dataclass
+class ClosureBook:
+    """Reads closures from the event view, overlaid with this process's not-yet-normalised writes."""
+
+    view: EventView
+    pending: dict[str, _Pending] = field(default_factory=dict)
+
+    def get(self, closure_id: str) -> tuple[ClosureState | None, Event | None]:
+        event = self.view.get(closure_id)
+        seen = event.closure if event is not None else None
+        mine = self.pending.get(closure_id)
+        if mine is not None and (seen is None or seen.version < mine.state.version):
+            if mine.expires > time.monotonic():
+                return mine.state, event
+            del self.pending[closure_id]
+        elif mine is not None:
+            del self.pending[closure_id]
+        return seen, event
+
+    def remember(self, state: ClosureState) -> None:
+        self.pending[state.id] = _Pending(state, time.monotonic() + PENDING_TTL_S)
+
+    def all(self) -> list[ClosureState]:
+        states: dict[str, ClosureState] = {e.id: e.closure for e in self.view if e.closure is not None}
+        for closure_id in list(self.pending):
+            state, _ = self.get(closure_id)
+            if state is not None:
+                states[closure_id] = state
+        return sorted(states.values(), key=lambda s: (s.created_at, s.id))
+
+
+class ClosureService:
+    def __init__(
+        self,
+        book: ClosureBook,
+        publisher: Publisher,
+        topics: Topics,
+        communes: Communes,
+        reprojector: Reprojector,
+        resolve_street: StreetResolver | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.book = book
+        self._publisher = publisher
+        self._topics = topics
+        self._communes = communes
+        self._reprojector = reprojector
+        self._resolve_street = resolve_street
+        self._clock = clock
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def read(self, principal: Principal, closure_id: str) -> tuple[ClosureState, Event | None]:
+        state, event = self.book.get(closure_id)
+        if state is None:
+            raise NotFound(f"no closure {closure_id}")
+        self._check_may_see(principal, state)
+        return state, event
+
+    def list(self, principal: Principal, limit: int, cursor: str | None) -> tuple[list[ClosureState], str | None]:
+        states = [s for s in self.book.all() if _lists(principal, s)]
+        start = _decode_cursor(cursor)
+        if start is not None:
+            states = [s for s in states if (s.created_at.isoformat(), s.id) > start]
+        page = states[:limit]
+        more = len(states) > limit
+        return page, _encode_cursor(page[-1]) if more and page else None
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def create(self, principal: Principal, body: ClosureIn) -> tuple[ClosureState, bool]:
+        _require_writer(principal)
+        cid = closure_id(principal.name, body.reference)
+        existing, _ = self.book.get(cid)
+        if existing is not None:
+            return existing, False
+        now = self._clock()
+        state = self._build(principal, cid, body, owner=principal.name, version=1, created_at=now, now=now)
+        await self._record(state)
+        return state, True
+
+    async def replace(self, principal: Principal, cid: str, body: ClosureIn, if_match: str | None) -> ClosureState:
+        current = self._writable(principal, cid, if_match)
+        if body.reference != current.reference:
+            raise InvalidInput("reference", "the reference of a closure cannot change")
+        state = self._build(
+            principal,
+            cid,
+            body,
+            owner=current.owner,
+            version=current.version + 1,
+            created_at=current.created_at,
+            now=self._clock(),
+        )
+        await self._record(state)
+        return state
+
+    async def patch(self, principal: Principal, cid: str, patch: ClosurePatch, if_match: str | None) -> ClosureState:
+        current = self._writable(principal, cid, if_match)
+        merged = _merge(current, patch)
+        return await self.replace(principal, cid, merged, if_match)
+
+    async def cancel(self, principal: Principal, cid: str, if_match: str | None) -> None:
+        current = self._writable(principal, cid, if_match, allow_cancelled=True)
+        if current.cancelled:
+            return
+        now = self._clock()
+        update = {"cancelled": True, "version": current.version + 1, "updated_at": now}
+        await self._record(current.model_copy(update=update))
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _writable(
+        self, principal: Principal, cid: str, if_match: str | None, allow_cancelled: bool = False
+    ) -> ClosureState:
+        _require_writer(principal)
+        current, _ = self.book.get(cid)
+        if current is None:
+            raise NotFound(f"no closure {cid}")
+        self._check_may_see(principal, current)
+        if if_match is not None and if_match.strip() not in ("*", etag(current), f"W/{etag(current)}"):
+            raise PreconditionFailed(f"If-Match {if_match} does not match the current version {etag(current)}")
+        if current.cancelled and not allow_cancelled:
+            raise Conflict("the closure was deleted; post a new reference")
+        return current
+
+    def _check_may_see(self, principal: Principal, state: ClosureState) -> None:
+        if principal.role in (Role.ADMIN, Role.OPERATOR):
+            return
+        if principal.role is Role.ROADWORKS and set(state.communes) <= principal.communes:
+            return
+        raise Forbidden("this closure lies outside your communes")
+
+    def _build(
+        self,
+        principal: Principal,
+        cid: str,
+        body: ClosureIn,
+        *,
+        owner: str,
+        version: int,
+        created_at: datetime,
+        now: datetime,
+    ) -> ClosureState:
+        line = self._line(body)
+        if not self._communes.in_mel(line):
+            raise InvalidInput("geometry", "the closure lies outside the Métropole Européenne de Lille")
+        if principal.role is Role.ROADWORKS and not self._communes.within(line, principal.communes):
+            raise Forbidden(f"the closure is outside your communes ({', '.join(sorted(principal.communes))})")
+        coords = [list(c) for c in shapely.get_coordinates(line).tolist()]
+        fields: dict[str, Any] = body.model_dump(exclude={"geometry", "crs"})
+        return ClosureState(
+            **fields,
+            geometry=LineString(type="LineString", coordinates=coords),
+            crs="EPSG:4326",
+            submitted_crs=body.crs,
+            id=cid,
+            owner=owner,
+            owner_communes=sorted(principal.communes),
+            communes=self._communes.covering(line),
+            version=version,
+            created_at=created_at,
+            updated_at=now,
+        )
+
+    def _line(self, body: ClosureIn) -> shapely.LineString:
+        if body.geometry is None:
+            return self._street_line(body)
+        raw = body.geometry.coordinates
+        try:
+            coords = self._reprojector.to_wgs84(raw, body.crs)
+        except GeoError as exc:
+            raise InvalidInput("crs", exc.reason) from exc
+        if body.crs == "EPSG:4326" and looks_swapped(coords, self._communes.bbox):
+            raise InvalidInput("geometry.coordinates", "positions look like [lat, lon]; GeoJSON wants [lon, lat]")
+        try:
+            return line_from_coords([list(c) for c in coords])
+        except GeoError as exc:
+            raise InvalidInput("geometry.coordinates", exc.reason) from exc
+
+    def _street_line(self, body: ClosureIn) -> shapely.LineString:
+        if not (body.street and body.from_street and body.to_street):
+            raise InvalidInput("street", "give either geometry, or street with from_street and to_street")
+        if self._resolve_street is None:
+            raise InvalidInput("street", "no road network is loaded to resolve streets; send a geometry")
+        try:
+            coords = self._resolve_street(body.street, body.from_street, body.to_street)
+        except GeoError as exc:
+            raise InvalidInput(_street_field(exc), exc.reason) from exc
+        return line_from_coords([list(c) for c in coords])
+
+    async def _record(self, state: ClosureState) -> None:
+        report = Report(
+            key=state.id,
+            kind=ReportKind.CLOSURE,
+            source=f"roadworks:{state.owner}",
+            received_at=self._clock(),
+            closure=state,
+        )
+        await self._publisher.send(Record(self._topics.reports, state.id.encode(), report.model_dump_json().encode()))
+        self.book.remember(state)
+
+
+def _require_writer(principal: Principal) -> None:
+    if principal.role not in (Role.ROADWORKS, Role.ADMIN):
+        raise Forbidden(f"role {principal.role.value} cannot write closures")
+
+
+def _lists(principal: Principal, state: ClosureState) -> bool:
+    return principal.role in (Role.ADMIN, Role.OPERATOR) or state.owner == principal.name
+
+
+def _merge(current: ClosureState, patch: ClosurePatch) -> ClosureIn:
+    data = current.model_dump(include=set(ClosureIn.model_fields) - {"crs"})
+    data["crs"] = "EPSG:4326"
+    data.update(patch.model_dump(exclude_unset=True))
+    if "geometry" in patch.model_fields_set and patch.geometry is not None:
+        data["crs"] = patch.crs or "EPSG:4326"
+    try:
+        return ClosureIn.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field_name = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidInput(field_name, first["msg"]) from exc
+
+
+def _street_field(exc: GeoError) -> str:
+    if "from" in exc.code:
+        return "from_street"
+    if "to" in exc.code:
+        return "to_street"
+    return "street"
+
+
+def _encode_cursor(state: ClosureState) -> str:
+    return base64.urlsafe_b64encode(f"{state.created_at.isoformat()}|{state.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
+    if cursor is None:
+        return None
+    try:
+        created, _, cid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("cursor", "not a cursor this API returned") from exc
+    if not cid:
+        raise InvalidInput("cursor", "not a cursor this API returned")
+    return created, cid

@@ -1,0 +1,1 @@
+"""Partner feeds: one renderer per format, pure functions from events to bytes, plus the gate."""

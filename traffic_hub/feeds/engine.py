@@ -1,0 +1,156 @@
+"""One engine for every feed: render when the view changes, serve pre-rendered bytes.
+
+Requests never render. The engine re-renders after a change (coalescing bursts) and at the next
+moment an event starts or ends, so items enter and leave feeds on time without a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from traffic_hub.feeds.base import FeedContext, Renderer
+from traffic_hub.model import Event
+from traffic_hub.view import EventView
+
+log = logging.getLogger(__name__)
+
+MAX_SLEEP = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    body: bytes
+    gzipped: bytes
+    etag: str
+    last_modified: datetime
+    media_type: str
+    items: int
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    status: Literal["published", "withheld"]
+    reason: str | None = None
+
+
+def content_time(events: Iterable[Event], now: datetime) -> datetime:
+    """When the feeds' content last changed: the newest update or validity boundary passed.
+
+    Deterministic for a given view, so replicas serve the same Last-Modified and ETag.
+    """
+    latest = datetime(2000, 1, 1, tzinfo=UTC)
+    for event in events:
+        moments = [event.updated_at, event.validity.starts_at]
+        if event.validity.ends_at is not None:
+            moments.append(event.validity.ends_at)
+        latest = max([latest, *(m for m in moments if m <= now)])
+    return latest
+
+
+def next_boundary(events: Iterable[Event], now: datetime, tz: ZoneInfo) -> datetime:
+    upcoming = [now + MAX_SLEEP]
+    for event in events:
+        validity = event.validity
+        upcoming.extend(m for m in (validity.starts_at, validity.ends_at) if m is not None and m > now)
+        if validity.schedule is not None and event.is_current(now):
+            upcoming.extend(validity.schedule.boundaries(now, tz, days=1)[:1])
+    return min(upcoming)
+
+
+def render(renderer: Renderer, events: Sequence[Event], ctx: FeedContext) -> Rendered:
+    publishable = [event for event in events if event.is_current(ctx.now) and not renderer.check(event, ctx)]
+    body = renderer.render(publishable, ctx)
+    digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+    return Rendered(
+        body=body,
+        gzipped=gzip.compress(body, compresslevel=6, mtime=0),
+        etag=f'"{digest}"',
+        last_modified=ctx.timestamp,
+        media_type=renderer.media_type,
+        items=len(publishable),
+    )
+
+
+class FeedBook:
+    """The current bytes of every feed, kept in step with the event view."""
+
+    def __init__(
+        self,
+        view: EventView,
+        renderers: dict[str, Renderer],
+        context: Callable[[datetime, datetime], FeedContext],
+        tz: ZoneInfo,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._view = view
+        self._renderers = renderers
+        self._context = context
+        self._tz = tz
+        self._clock = clock
+        self._feeds: dict[str, Rendered] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.renders = 0
+        self.rendered_seq = -1
+
+    def get(self, feed: str) -> Rendered | None:
+        return self._feeds.get(feed)
+
+    def publication(self, event: Event, now: datetime) -> dict[str, Publication]:
+        """Per feed: published, or withheld with the reasons (answers "why is my closure not in Waze?")."""
+        ctx = self._context(now, now)
+        out: dict[str, Publication] = {}
+        for renderer in self._renderers.values():
+            if renderer.name in out:
+                continue
+            status = event.status_at(now)
+            if not event.is_current(now):
+                out[renderer.name] = Publication("withheld", f"the event is {status.value}")
+                continue
+            reasons = renderer.check(event, ctx)
+            out[renderer.name] = Publication("withheld", "; ".join(reasons)) if reasons else Publication("published")
+        return out
+
+    def render_all(self, events: Sequence[Event], now: datetime) -> None:
+        """Render every feed from a snapshot of the view (CPU work: runs in a worker thread)."""
+        ctx = self._context(now, content_time(events, now))
+        self._feeds = {key: render(renderer, events, ctx) for key, renderer in self._renderers.items()}
+        self.renders += 1
+
+    async def refresh(self) -> None:
+        """Render now from the view as it is (snapshot taken on the event loop)."""
+        seq, events = self._view.seq, list(self._view)
+        await asyncio.to_thread(self.render_all, events, self._clock())
+        self.rendered_seq = seq
+
+    async def _loop(self) -> None:
+        while True:
+            await self.refresh()
+            seq = self.rendered_seq
+            wake = next_boundary(list(self._view), self._clock(), self._tz)
+            delay = max((wake - self._clock()).total_seconds(), 0.0) + 0.001
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._view.wait_for_change(seq)
+                    await asyncio.sleep(0.01)  # coalesce a burst of changes into one render
+
+    async def __aenter__(self) -> FeedBook:
+        self._task = asyncio.create_task(self._loop(), name="feeds")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

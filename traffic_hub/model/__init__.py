@@ -1,0 +1,34 @@
+"""The canonical model: what every source is parsed into and every feed is rendered from.
+
+Knows nothing of Kafka, HTTP, XML or geometry libraries beyond GeoJSON shapes.
+"""
+
+from traffic_hub.model.closure import ClosureIn, ClosurePatch, ClosureState, Lanes
+from traffic_hub.model.event import Event, Normalised, Segment, SourceReport
+from traffic_hub.model.geometry import Geometry, LineString, Point
+from traffic_hub.model.report import Report, ReportKind
+from traffic_hub.model.validity import Schedule, Validity
+from traffic_hub.model.vocabulary import Cause, Direction, EventType, Lifecycle, Status
+
+__all__ = [
+    "Cause",
+    "ClosureIn",
+    "ClosurePatch",
+    "ClosureState",
+    "Direction",
+    "Event",
+    "EventType",
+    "Geometry",
+    "Lanes",
+    "Lifecycle",
+    "LineString",
+    "Normalised",
+    "Point",
+    "Report",
+    "ReportKind",
+    "Schedule",
+    "Segment",
+    "SourceReport",
+    "Status",
+    "Validity",
+]

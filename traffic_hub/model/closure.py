@@ -1,0 +1,113 @@
+"""Closures as road-works teams post them (contract §3), and the state the hub keeps of one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from traffic_hub.model.geometry import LineString
+from traffic_hub.model.validity import Schedule, Validity
+from traffic_hub.model.vocabulary import Cause, Direction
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
+Reference = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/-]+$")
+]
+Crs = Literal["EPSG:4326", "EPSG:2154", "EPSG:3950"]
+
+
+class Lanes(BaseModel):
+    """A lane closure: `closed` of `total` lanes, on a side of the road."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    closed: Annotated[int, Field(ge=1, le=20)]
+    total: Annotated[int, Field(ge=1, le=20)]
+    side: Literal["LEFT", "MIDDLE", "RIGHT"] | None = None
+
+    @model_validator(mode="after")
+    def _closed_within_total(self) -> Lanes:
+        if self.closed > self.total:
+            raise ValueError("closed lanes cannot exceed total lanes")
+        return self
+
+    @property
+    def full(self) -> bool:
+        return self.closed == self.total
+
+
+class _ClosureFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: Text
+    geometry: LineString | None = None
+    crs: Crs = "EPSG:4326"
+    street: Name | None = None
+    from_street: Name | None = None
+    to_street: Name | None = None
+    direction: Direction = Direction.BOTH_DIRECTIONS
+    cause: Cause = Cause.ROADWORKS
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    schedule: Schedule | None = None
+    lanes: Lanes | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _ClosureFields:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        if self.geometry is None and not (self.street and self.from_street and self.to_street):
+            raise ValueError("give either geometry, or street with from_street and to_street")
+        if self.direction is Direction.UNKNOWN:
+            raise ValueError("direction must be ONE_DIRECTION or BOTH_DIRECTIONS")
+        return self
+
+    def validity(self) -> Validity:
+        return Validity(starts_at=self.starts_at, ends_at=self.ends_at, schedule=self.schedule)
+
+
+class ClosureIn(_ClosureFields):
+    """Body of POST /api/v1/closures and PUT /api/v1/closures/{id}."""
+
+    reference: Reference
+
+
+class ClosurePatch(BaseModel):
+    """Body of PATCH: any subset of the closure's fields (reference is fixed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: Text | None = None
+    geometry: LineString | None = None
+    crs: Crs | None = None
+    street: Name | None = None
+    from_street: Name | None = None
+    to_street: Name | None = None
+    direction: Direction | None = None
+    cause: Cause | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    schedule: Schedule | None = None
+    lanes: Lanes | None = None
+
+
+class ClosureState(_ClosureFields):
+    """What the hub records of a closure: the submission as accepted, plus bookkeeping.
+
+    `geometry` is always WGS84 here (converted from `crs` by the API); `submitted_crs` keeps what
+    the team used.
+    """
+
+    id: str
+    reference: Reference
+    owner: str
+    owner_communes: list[str]
+    communes: list[str]
+    version: Annotated[int, Field(ge=1)]
+    cancelled: bool = False
+    created_at: datetime
+    updated_at: datetime
+    submitted_crs: Crs = "EPSG:4326"

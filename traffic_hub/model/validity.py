@@ -1,0 +1,116 @@
+"""When an event applies: an overall period and optional recurring weekly windows."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+def _check_window(value: str) -> str:
+    match = _WINDOW.match(value)
+    if match is None:
+        raise ValueError(f"window {value!r} is not HH:MM-HH:MM")
+    start = int(match[1]) * 60 + int(match[2])
+    end = int(match[3]) * 60 + int(match[4])
+    if end > 24 * 60:
+        raise ValueError(f"window {value!r} ends after 24:00")
+    if end <= start:
+        raise ValueError(f"window {value!r} ends before it starts")
+    return value
+
+
+Window = Annotated[str, AfterValidator(_check_window)]
+Windows = Annotated[list[Window], Field(min_length=1, max_length=8)]
+
+
+class Schedule(BaseModel):
+    """Recurring windows per weekday, in the authority's local time ("08:00-18:00")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    monday: Windows | None = None
+    tuesday: Windows | None = None
+    wednesday: Windows | None = None
+    thursday: Windows | None = None
+    friday: Windows | None = None
+    saturday: Windows | None = None
+    sunday: Windows | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Schedule:
+        if not any(self.windows(day) for day in WEEKDAYS):
+            raise ValueError("schedule needs at least one weekday with windows")
+        return self
+
+    def windows(self, day: str) -> list[str]:
+        windows: list[str] | None = getattr(self, day)
+        return windows or []
+
+    def covers(self, moment: datetime, tz: ZoneInfo) -> bool:
+        """Whether `moment` falls inside one of the windows of its local weekday."""
+        local = moment.astimezone(tz)
+        minute = local.hour * 60 + local.minute
+        for window in self.windows(WEEKDAYS[local.weekday()]):
+            start, end = _minutes(window)
+            if start <= minute < end:
+                return True
+        return False
+
+    def boundaries(self, after: datetime, tz: ZoneInfo, days: int = 8) -> list[datetime]:
+        """Window starts and ends after `after`, over the next `days` days (for feed refresh timers)."""
+        local = after.astimezone(tz)
+        out: list[datetime] = []
+        for offset in range(days):
+            day = (local + timedelta(days=offset)).date()
+            for window in self.windows(WEEKDAYS[day.weekday()]):
+                for minute in _minutes(window):
+                    hours, minutes = divmod(minute, 60)
+                    moment = datetime.combine(day, time(0), tz) + timedelta(hours=hours, minutes=minutes)
+                    if moment > after:
+                        out.append(moment)
+        return sorted(out)
+
+
+def _minutes(window: str) -> tuple[int, int]:
+    start, end = window.split("-")
+    return _to_minutes(start), _to_minutes(end)
+
+
+def _to_minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+class Validity(BaseModel):
+    """Overall period [starts_at, ends_at) and optional weekly windows inside it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = None
+    schedule: Schedule | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Validity:
+        if self.ends_at is not None and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+    def has_ended(self, now: datetime) -> bool:
+        return self.ends_at is not None and now >= self.ends_at
+
+    def has_started(self, now: datetime) -> bool:
+        return now >= self.starts_at
+
+    def in_window(self, now: datetime, tz: ZoneInfo) -> bool:
+        """Started, not ended, and inside a recurring window when there is a schedule."""
+        if not self.has_started(now) or self.has_ended(now):
+            return False
+        return self.schedule is None or self.schedule.covers(now, tz)

@@ -1,0 +1,1 @@
+"""The normaliser: reports in, canonical events out (geo matching happens here)."""

@@ -1,0 +1,137 @@
+"""The normaliser service: a consumer group over the reports topic, writing canonical events.
+
+Several instances share the partitions. Offsets are committed only after the events of a batch are
+acknowledged by the broker, so a killed instance loses nothing: its partitions are re-read by
+another from the last commit, and re-writing an event (same key, same version) changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TypeAlias
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from traffic_hub.deadletter import dead_letter
+from traffic_hub.errors import Unavailable
+from traffic_hub.kafka.publisher import Publisher, Record
+from traffic_hub.model import Report, ReportKind
+from traffic_hub.normaliser.closures import closure_event
+from traffic_hub.normaliser.placement import Placer
+from traffic_hub.topics import Topics
+
+log = logging.getLogger(__name__)
+
+KafkaRecord: TypeAlias = ConsumerRecord[bytes, bytes]
+
+
+class Normaliser:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Topics,
+        publisher: Publisher,
+        placer: Placer,
+        client_id: str,
+        gate: asyncio.Event | None = None,
+    ) -> None:
+        self._gate = gate
+        self._bootstrap = bootstrap_servers
+        self._topics = topics
+        self._publisher = publisher
+        self._placer = placer
+        self._client_id = client_id
+        self._task: asyncio.Task[None] | None = None
+        self.processed = 0
+        self.dead_lettered = 0
+
+    def to_records(self, batch: Sequence[KafkaRecord]) -> list[Record]:
+        """Pure apart from the placer's CPU work: one output record per input record."""
+        return [self._convert(record) for record in batch]
+
+    def _convert(self, record: KafkaRecord) -> Record:
+        raw = record.value or b""
+        key = record.key.decode(errors="replace") if record.key else ""
+        try:
+            report = Report.model_validate_json(raw)
+        except ValidationError as exc:
+            return dead_letter(self._topics, stage="normaliser", source="reports", reason=str(exc), raw=raw, key=key)
+        if report.kind is ReportKind.CLOSURE and report.closure is not None:
+            placement = self._placer.place_closure(report.closure)
+            event = closure_event(report.closure, placement, report.received_at)
+            return Record(self._topics.events, key=event.id.encode(), value=event.model_dump_json().encode())
+        reason = f"no normaliser for report kind {report.kind.value!r}"
+        return dead_letter(self._topics, stage="normaliser", source=report.source, reason=reason, raw=raw, key=key)
+
+    async def _publish(self, records: list[Record]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._publisher.send_many(records)
+                return
+            except Unavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _handle(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[KafkaRecord]]) -> None:
+        for tp, records in batches.items():
+            out = await asyncio.to_thread(self.to_records, records)
+            await self._publish(out)
+            await consumer.commit({tp: records[-1].offset + 1})
+            self.processed += len(records)
+            self.dead_lettered += sum(1 for r in out if r.topic == self._topics.deadletter)
+
+    async def _consume(self) -> None:
+        consumer = AIOKafkaConsumer(
+            self._topics.reports,
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=self._topics.normaliser_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=50,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=1000,
+            request_timeout_ms=15000,
+        )
+        async with asyncio.timeout(15):
+            await consumer.start()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                if batches:
+                    await self._handle(consumer, batches)
+        finally:
+            with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await consumer.stop()
+
+    async def run(self) -> None:
+        if self._gate is not None:
+            await self._gate.wait()
+        delay = 0.2
+        while True:
+            try:
+                await self._consume()
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("normaliser: %r; restarting in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def __aenter__(self) -> Normaliser:
+        self._task = asyncio.create_task(self.run(), name="normaliser")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,132 @@
+"""The hub's long-lived resources, opened in one place and closed in reverse order.
+
+`open_hub` composes the broker probe, topic set-up, publisher, event view, feed engine and, when
+the role asks for it, the normaliser. The FastAPI lifespan and the headless roles both use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+import shapely
+
+from geo.communes import Communes
+from geo.crs import Reprojector
+from geo.shapes import length_m
+from traffic_hub.auth import DemoKey, Principals
+from traffic_hub.closures import ClosureBook, ClosureService
+from traffic_hub.feeds.base import FeedContext, Renderer
+from traffic_hub.feeds.engine import FeedBook
+from traffic_hub.feeds.waze import CifsJson, CifsXml
+from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
+from traffic_hub.normaliser.placement import PassthroughPlacer, Placer
+from traffic_hub.normaliser.service import Normaliser
+from traffic_hub.settings import Settings
+from traffic_hub.topics import Topics
+from traffic_hub.view import LiveView
+
+log = logging.getLogger(__name__)
+
+
+class Role(StrEnum):
+    API = "api"
+    NORMALISER = "normaliser"
+    CONNECTORS = "connectors"
+
+
+FEEDS: dict[str, type[Renderer]] = {
+    "waze/cifs.xml": CifsXml,
+    "waze/cifs.json": CifsJson,
+}
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    topics: Topics
+    tz: ZoneInfo
+    probe: BrokerProbe
+    publisher: Publisher
+    live: LiveView
+    feeds: FeedBook
+    closures: ClosureService
+    principals: Principals
+    communes: Communes
+    topics_ready: asyncio.Event
+    normaliser: Normaliser | None = None
+    demo_keys: list[DemoKey] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return self.probe.up and self.topics_ready.is_set() and self.live.ready and self.publisher.ready
+
+
+def feed_context(settings: Settings) -> Callable[[datetime, datetime], FeedContext]:
+    def make(now: datetime, published_at: datetime) -> FeedContext:
+        return FeedContext(
+            now=now,
+            published_at=published_at,
+            timezone=settings.timezone,
+            publisher=settings.publisher,
+            base_url=settings.public_url,
+        )
+
+    return make
+
+
+async def _ensure_topics_forever(settings: Settings, topics: Topics, ready: asyncio.Event) -> None:
+    k = settings.kafka
+    await ensure_topics(k.bootstrap_servers, topics, k.partitions, k.replication_factor)
+    ready.set()
+
+
+@contextlib.asynccontextmanager
+async def open_hub(
+    settings: Settings,
+    principals: Principals,
+    roles: set[Role],
+    demo_keys: list[DemoKey] | None = None,
+    placer: Placer | None = None,
+) -> AsyncIterator[Hub]:
+    topics = Topics(settings.topic_prefix)
+    tz = ZoneInfo(settings.timezone)
+    k = settings.kafka
+    communes = Communes.load()
+    reprojector = Reprojector()
+    topics_ready = asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        probe = await stack.enter_async_context(BrokerProbe(k.bootstrap_servers, k.probe_interval_s))
+        setup = asyncio.create_task(_ensure_topics_forever(settings, topics, topics_ready), name="topic-setup")
+        stack.callback(setup.cancel)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await topics_ready.wait()
+        publisher = await stack.enter_async_context(
+            Publisher(k.bootstrap_servers, probe, k.write_timeout_s, f"{settings.instance}-producer")
+        )
+        live = LiveView(k.bootstrap_servers, topics.events, f"{settings.instance}-view", gate=topics_ready)
+        await stack.enter_async_context(live)
+        renderers = {path: cls() for path, cls in FEEDS.items()}
+        feeds = await stack.enter_async_context(FeedBook(live.events, renderers, feed_context(settings), tz))
+        book = ClosureBook(live.events)
+        closures = ClosureService(book, publisher, topics, communes, reprojector)
+        hub = Hub(settings, topics, tz, probe, publisher, live, feeds, closures, principals, communes, topics_ready)
+        hub.demo_keys = demo_keys or []
+        if Role.NORMALISER in roles:
+            placer = placer or PassthroughPlacer(lambda coords: length_m(_line(coords)))
+            hub.normaliser = Normaliser(
+                k.bootstrap_servers, topics, publisher, placer, f"{settings.instance}-normaliser", gate=topics_ready
+            )
+            await stack.enter_async_context(hub.normaliser)
+        yield hub
+
+
+def _line(coords: list[tuple[float, float]]) -> shapely.LineString:
+    return shapely.LineString(coords)

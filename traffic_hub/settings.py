@@ -1,0 +1,46 @@
+"""Configuration: one typed object, read from the environment (prefix TRAFFIC_HUB_) and `.env`.
+
+Built in `cli.main()` and handed down; nothing reads the environment anywhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    # how long a write may wait for the broker before the API answers 503 (contract: within 2 s)
+    write_timeout_s: Annotated[float, Field(gt=0, le=10)] = 1.5
+    partitions: Annotated[int, Field(ge=1, le=256)] = 3
+    replication_factor: Annotated[int, Field(ge=1, le=5)] = 1
+    # how often the broker is probed for /readyz and fast 503s
+    probe_interval_s: Annotated[float, Field(gt=0, le=30)] = 0.5
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TRAFFIC_HUB_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    kafka: KafkaSettings = KafkaSettings()
+    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "traffic"
+    auth_file: Path | None = None
+    connectors_file: Path | None = None
+    network: Path | None = None
+    demo: bool = False
+    timezone: str = "Europe/Paris"
+    publisher: str = "Métropole Européenne de Lille"
+    public_url: str = "http://127.0.0.1:8000"
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    # which hub instance this is, for consumer-group member ids and logs
+    instance: str = "hub"
