@@ -1,0 +1,1 @@
+"""Connectors: one module per source kind (fetch + pure parse), run by one shared runner."""

@@ -18,6 +18,7 @@ Run as ``python -m geo.build SRC.osm.pbf -o OUT.network.arrow``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from array import array
 from collections.abc import Callable, Iterator
@@ -35,9 +36,21 @@ from geo.network import FORMAT, SCHEMA
 
 DRIVABLE = frozenset(
     {
-        "motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential",
-        "living_street", "road", "service", "motorway_link", "trunk_link", "primary_link",
-        "secondary_link", "tertiary_link",
+        "motorway",
+        "trunk",
+        "primary",
+        "secondary",
+        "tertiary",
+        "unclassified",
+        "residential",
+        "living_street",
+        "road",
+        "service",
+        "motorway_link",
+        "trunk_link",
+        "primary_link",
+        "secondary_link",
+        "tertiary_link",
     }
 )
 EXCLUDED_SERVICE = frozenset({"parking_aisle", "driveway", "drive-through", "emergency_access"})
@@ -96,7 +109,7 @@ def _ways(src: Path, *, locations: bool) -> Iterator[osmium.osm.Way]:
     proc = proc.with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
     proc = proc.with_filter(osmium.filter.KeyFilter("highway"))
     for obj in proc:
-        if is_drivable(obj.tags):
+        if isinstance(obj, osmium.osm.Way) and is_drivable(obj.tags):
             yield obj
 
 
@@ -153,9 +166,9 @@ class _Columns:
         self.way_id.append(way.id)
         self.u.append(nodes[0][0])
         self.v.append(nodes[-1][0])
-        self.name.append(tags.get("name", ""))
-        self.ref.append(tags.get("ref", ""))
-        self.highway.append(tags.get("highway", ""))
+        self.name.append(tags.get("name") or "")
+        self.ref.append(tags.get("ref") or "")
+        self.highway.append(tags.get("highway") or "")
         self.oneway.append(oneway_of(tags) != 0)
         self.roundabout.append(tags.get("junction") in ("roundabout", "circular"))
         self.twin.append(-1)
@@ -171,7 +184,7 @@ def split_way(nodes: list[tuple[int, float, float]], junctions: np.ndarray) -> l
     pos[pos >= len(junctions)] = 0
     is_junction = junctions[pos] == ids if len(junctions) else np.zeros(len(ids), dtype=bool)
     cuts = [0, *np.flatnonzero(is_junction[1:-1]) + 1, len(nodes) - 1]
-    pieces = [nodes[a : b + 1] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+    pieces = [nodes[a : b + 1] for a, b in itertools.pairwise(cuts) if b > a]
     return [p for p in pieces if len({(n[1], n[2]) for n in p}) >= 2]
 
 
@@ -233,15 +246,17 @@ def _default_communes() -> CommuneLookup:
     return Communes.load().locate_many
 
 
-def build_network(
-    src: Path, out: Path, *, progress: bool, communes: CommuneLookup | None = None
-) -> BuildStats:
+def build_network(src: Path, out: Path, *, progress: bool, communes: CommuneLookup | None = None) -> BuildStats:
     """Build ``out`` (Arrow IPC) from the OSM extract ``src``; communes default to MEL's."""
     start = time.perf_counter()
     junctions = find_junctions(src, progress=progress)
     cols, ways = collect_edges(src, junctions, progress=progress)
     table = to_table(cols, communes if communes is not None else _default_communes())
-    meta = {b"format": FORMAT.encode(), b"source": src.name.encode(), b"licence": b"ODbL 1.0, (c) OpenStreetMap contributors"}
+    meta = {
+        b"format": FORMAT.encode(),
+        b"source": src.name.encode(),
+        b"licence": b"ODbL 1.0, (c) OpenStreetMap contributors",
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     feather.write_feather(table.replace_schema_metadata(meta), str(out), compression="zstd")
     ends = np.concatenate([np.frombuffer(cols.u, dtype=np.int64), np.frombuffer(cols.v, dtype=np.int64)])

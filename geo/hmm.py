@@ -10,6 +10,7 @@ a point with no candidate): the trace is then matched in several parts, never re
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,11 +22,13 @@ from geo.routing import DEFAULT_LIMIT_M, Layer
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+ObjArray = npt.NDArray[np.object_]
 
 SIGMA_M = 8.0
 BETA_M = 12.0
 REVERSE_TOLERANCE_M = 10.0
 MAX_ROUTE_M = 20_000.0
+LIMIT_TIERS = (DEFAULT_LIMIT_M, 5_000.0, MAX_ROUTE_M)
 
 
 @dataclass(frozen=True)
@@ -48,17 +51,39 @@ class Step:
     dist: float
 
 
+def cumlen(xy: FloatArray) -> FloatArray:
+    """Distance from the start at each vertex of a polyline."""
+    out = np.zeros(len(xy))
+    d = xy[1:] - xy[:-1]
+    np.cumsum(np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2), out=out[1:])
+    return out
+
+
+def dedupe(xy: FloatArray, eps: float = 1e-9) -> FloatArray:
+    """A polyline without consecutive repeated vertices."""
+    keep = np.ones(len(xy), dtype=bool)
+    keep[1:] = np.any(np.abs(xy[1:] - xy[:-1]) > eps, axis=1)
+    return xy[keep]
+
+
+def _starts(values: IntArray) -> IntArray:
+    """Indexes where a run of equal values starts."""
+    keep = np.ones(len(values), dtype=bool)
+    keep[1:] = values[1:] != values[:-1]
+    return np.flatnonzero(keep)
+
+
 def candidates(net: RoadNetwork, layer: Layer, pts: FloatArray, radius: float, k: int) -> Candidates:
     """Up to ``k`` nearest road pieces within ``radius`` of each point, in every allowed direction."""
-    geoms = shapely.points(pts)
+    geoms: ObjArray = np.asarray(shapely.points(pts), dtype=object)
     pi, si = net.tree.query(geoms, predicate="dwithin", distance=radius)
     edges = net.segments[si]
     lines = net.geoms[edges]
-    dist = shapely.distance(lines, geoms[pi])
+    dist: FloatArray = np.asarray(shapely.distance(lines, geoms[pi]), dtype=np.float64)
     order = np.lexsort((dist, pi))
     pi, edges, dist, lines = pi[order], edges[order], dist[order], lines[order]
-    starts = np.flatnonzero(np.r_[True, pi[1:] != pi[:-1]]) if len(pi) else np.zeros(0, dtype=np.int64)
-    rank = np.arange(len(pi)) - np.repeat(starts, np.diff(np.r_[starts, len(pi)]))
+    starts = _starts(pi)
+    rank = np.arange(len(pi)) - np.repeat(starts, np.diff(np.append(starts, len(pi))))
     keep = rank < k
     pi, edges, dist = pi[keep], edges[keep], dist[keep]
     offset = shapely.line_locate_point(lines[keep], geoms[pi])
@@ -76,8 +101,8 @@ def candidates(net: RoadNetwork, layer: Layer, pts: FloatArray, radius: float, k
 
 
 def _groups(point: IntArray) -> tuple[IntArray, IntArray]:
-    starts = np.flatnonzero(np.r_[True, point[1:] != point[:-1]])
-    return starts, np.diff(np.r_[starts, len(point)])
+    starts = _starts(point)
+    return starts, np.diff(np.append(starts, len(point)))
 
 
 def _pairs(starts: IntArray, counts: IntArray) -> tuple[IntArray, IntArray, IntArray]:
@@ -100,11 +125,19 @@ def route_lengths(layer: Layer, c: Candidates, a: IntArray, b: IntArray, gc: Flo
     rest = ~along
     near = rest & (gc <= DEFAULT_LIMIT_M / 3)
     far = rest & ~near
-    for mask, limit in ((near, DEFAULT_LIMIT_M), (far, min(3.0 * float(gc.max(initial=0.0)) + 500.0, MAX_ROUTE_M))):
+    for mask, limit in ((near, DEFAULT_LIMIT_M), (far, _tier(3.0 * float(gc.max(initial=0.0)) + 500.0))):
         if mask.any():
             between = layer.distances(layer.v[sa[mask]], layer.u[sb[mask]], limit)
             out[mask] = (layer.length[sa[mask]] - ta[mask]) + between + tb[mask]
     return out
+
+
+def _tier(limit: float) -> float:
+    """Round a search limit up to a few fixed sizes, so that cached Dijkstra rows are reused."""
+    for tier in LIMIT_TIERS:
+        if limit <= tier:
+            return tier
+    return LIMIT_TIERS[-1]
 
 
 def viterbi(c: Candidates, pts: FloatArray, layer: Layer) -> tuple[list[list[Step]], FloatArray]:
@@ -172,7 +205,7 @@ def _backtrack(c: Candidates, starts: IntArray, scores: FloatArray, back: IntArr
 def part_states(layer: Layer, part: list[Step]) -> list[int]:
     """States travelled by one matched part, in order (consecutive duplicates removed)."""
     states = [part[0].state]
-    for prev, nxt in zip(part, part[1:], strict=False):
+    for prev, nxt in itertools.pairwise(part):
         if prev.state == nxt.state and nxt.offset >= prev.offset - REVERSE_TOLERANCE_M:
             continue
         limit = MAX_ROUTE_M
@@ -198,7 +231,7 @@ def state_xy(net: RoadNetwork, layer: Layer, state: int) -> FloatArray:
 
 def cut(xy: FloatArray, t0: float, t1: float) -> FloatArray:
     """The piece of polyline ``xy`` between distances ``t0 ≤ t1`` from its start."""
-    cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(xy, axis=0).T))]
+    cum = cumlen(xy)
     t0, t1 = float(np.clip(t0, 0.0, cum[-1])), float(np.clip(t1, 0.0, cum[-1]))
     inner = xy[(cum > t0) & (cum < t1)]
     ends = [np.interp(t, cum, xy[:, i]) for t in (t0, t1) for i in (0, 1)]
@@ -213,9 +246,7 @@ def part_xy(net: RoadNetwork, layer: Layer, part: list[Step], states: list[int])
     pieces = [cut(state_xy(net, layer, states[0]), first.offset, np.inf)]
     pieces.extend(state_xy(net, layer, s) for s in states[1:-1])
     pieces.append(cut(state_xy(net, layer, states[-1]), 0.0, last.offset))
-    xy = np.vstack(pieces)
-    keep = np.r_[True, np.any(np.abs(np.diff(xy, axis=0)) > 1e-9, axis=1)]
-    return xy[keep]
+    return dedupe(np.vstack(pieces))
 
 
 def snapped_xy(net: RoadNetwork, layer: Layer, steps: list[Step]) -> FloatArray:

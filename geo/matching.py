@@ -7,7 +7,6 @@ what could not be matched is reported in ``matched_share`` and ``unmatched_reaso
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -68,10 +67,10 @@ def unmatched(reason: str, direction: Direction = "BOTH_DIRECTIONS") -> MatchRes
 
 
 def _by_length(values: Sequence[str], lengths: Sequence[float]) -> str | None:
-    weight: Counter[str] = Counter()
+    weight: dict[str, float] = {}
     for value, length in zip(values, lengths, strict=True):
         if value:
-            weight[value] += length
+            weight[value] = weight.get(value, 0.0) + length
     return max(sorted(weight), key=lambda k: weight[k]) if weight else None
 
 
@@ -156,7 +155,15 @@ def match_trace(
     if share < 1.0 or len(parts) > 1:
         reason = f"{len(xy) - len(steps)} of {len(xy)} points off the network; matched in {len(parts)} part(s)"
     return result_from_states(
-        net, layer, states, np.vstack(pieces), direction, share=share, confidence=confidence, reason=reason, covered=covered
+        net,
+        layer,
+        states,
+        np.vstack(pieces),
+        direction,
+        share=share,
+        confidence=confidence,
+        reason=reason,
+        covered=covered,
     )
 
 
@@ -209,7 +216,7 @@ def _with(result: MatchResult, **changes: object) -> MatchResult:
 
 # -------------------------------------------------------------------- points
 def _bearing_at(xy: FloatArray, offset: float) -> float:
-    cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(xy, axis=0).T))]
+    cum = hmm.cumlen(xy)
     i = int(np.clip(np.searchsorted(cum, offset, side="right") - 1, 0, len(xy) - 2))
     dx, dy = xy[i + 1] - xy[i]
     return float(np.degrees(np.arctan2(dx, dy)) % 360.0)
@@ -263,14 +270,18 @@ def match_point(
     cands = hmm.candidates(net, layer, pt, max(radius_m, DIVIDED_M), 8)
     if not (cands.dist <= radius_m).any():
         return unmatched(NO_ROAD.format(radius=radius_m), "ONE_DIRECTION" if bearing is not None else "BOTH_DIRECTIONS")
-    bearings = [_bearing_at(hmm.state_xy(net, layer, int(s)), float(t)) for s, t in zip(cands.state, cands.offset, strict=True)]
+    bearings = [
+        _bearing_at(hmm.state_xy(net, layer, int(s)), float(t)) for s, t in zip(cands.state, cands.offset, strict=True)
+    ]
     scores = _point_scores(net, cands, bearings, bearing, name)
     best = int(np.argmin(np.where(cands.dist <= radius_m, scores, np.inf)))
     state, offset = int(cands.state[best]), float(cands.offset[best])
     on_road = hmm.cut(hmm.state_xy(net, layer, state), offset, offset)[:1]
     direction: Direction = "ONE_DIRECTION" if bearing is not None else "BOTH_DIRECTIONS"
     confidence = _point_confidence(cands.dist[best], radius_m)
-    result = result_from_states(net, layer, [state], on_road, direction, share=1.0, confidence=confidence, covered=[0.0])
+    result = result_from_states(
+        net, layer, [state], on_road, direction, share=1.0, confidence=confidence, covered=[0.0]
+    )
     other = _divided_twin(net, cands, bearings, best) if bearing is None else None
     if other is not None:
         result = _with(result, edge_ids=(*result.edge_ids, str(net.edge_ids[other])), direction="BOTH_DIRECTIONS")
@@ -294,14 +305,25 @@ def match_street(
     from geo import street as st
 
     on = st.street_edges(net, street, "street", commune)
-    start, exact_a = st.junctions(net, on, st.street_edges(net, from_street, "from_street", commune), "from_street", (street, from_street))
-    end, exact_b = st.junctions(net, on, st.street_edges(net, to_street, "to_street", commune), "to_street", (street, to_street))
+    start, exact_a = st.junctions(
+        net, on, st.street_edges(net, from_street, "from_street", commune), "from_street", (street, from_street)
+    )
+    end, exact_b = st.junctions(
+        net, on, st.street_edges(net, to_street, "to_street", commune), "to_street", (street, to_street)
+    )
     hops = st.path_edges(net, on, st.stretch(net, on, start, end, street))
     if all(against for _, against in hops):
         hops = [(e, False) for e, _ in reversed(hops)]
     layer = net.both_ways
     states = [int(layer.back_state[e]) if against else e for e, against in hops]
     xy = np.vstack([hmm.state_xy(net, layer, s) for s in states])
-    xy = xy[np.r_[True, np.any(np.abs(np.diff(xy, axis=0)) > 1e-9, axis=1)]]
+    xy = hmm.dedupe(xy)
     confidence = 1.0 if exact_a and exact_b else 0.8
     return result_from_states(net, layer, states, xy, "BOTH_DIRECTIONS", share=1.0, confidence=confidence)
+
+
+def decode_openlr(net: RoadNetwork, ref: str) -> MatchResult:
+    """Edges of an OpenLR line location reference (see :mod:`geo.olr`)."""
+    from geo.olr import decode_openlr as decode
+
+    return decode(net, ref)

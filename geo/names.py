@@ -57,9 +57,35 @@ ABBREVIATIONS: dict[str, str] = {
 PARTICLES = frozenset({"de", "du", "des", "d", "l", "la", "le", "les", "a", "au", "aux"})
 TYPE_WORDS = frozenset(
     {
-        "rue", "avenue", "boulevard", "place", "impasse", "allee", "chemin", "route", "quai", "square",
-        "faubourg", "passage", "porte", "promenade", "residence", "sentier", "parvis", "cours", "pont",
-        "esplanade", "voie", "rond", "point", "carrefour", "venelle", "cite", "parc", "mail", "ruelle",
+        "rue",
+        "avenue",
+        "boulevard",
+        "place",
+        "impasse",
+        "allee",
+        "chemin",
+        "route",
+        "quai",
+        "square",
+        "faubourg",
+        "passage",
+        "porte",
+        "promenade",
+        "residence",
+        "sentier",
+        "parvis",
+        "cours",
+        "pont",
+        "esplanade",
+        "voie",
+        "rond",
+        "point",
+        "carrefour",
+        "venelle",
+        "cite",
+        "parc",
+        "mail",
+        "ruelle",
     }
 )
 _NON_WORD = re.compile(r"[^a-z0-9]+")

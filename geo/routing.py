@@ -9,6 +9,7 @@ compact (only the nodes reached) and the cache is lock-protected and bounded in 
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass, field
 
@@ -170,7 +171,7 @@ class Layer:
     def state_path(self, src: int, dst: int, limit: float = DEFAULT_LIMIT_M) -> list[int]:
         """States along the shortest path between two junctions ([] when equal or unreachable)."""
         nodes = self.node_path(src, dst, limit)
-        return [self.state_between(a, b) for a, b in zip(nodes, nodes[1:], strict=False)]
+        return [self.state_between(a, b) for a, b in itertools.pairwise(nodes)]
 
 
 def _lookup(keys: IntArray, dist: FloatArray, want: IntArray, limit: float) -> FloatArray:

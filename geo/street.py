@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import numpy.typing as npt
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from geo.errors import GeoError
-from geo.network import RoadNetwork
 from geo.names import core, normalise
+from geo.network import RoadNetwork
 
 IntArray = npt.NDArray[np.int64]
 
@@ -35,7 +37,9 @@ def _nodes(net: RoadNetwork, edges: IntArray) -> IntArray:
     return np.unique(np.concatenate([net.u[edges], net.v[edges]]))
 
 
-def junctions(net: RoadNetwork, street: IntArray, cross: IntArray, field: str, names: tuple[str, str]) -> tuple[IntArray, bool]:
+def junctions(
+    net: RoadNetwork, street: IntArray, cross: IntArray, field: str, names: tuple[str, str]
+) -> tuple[IntArray, bool]:
     """Nodes where the cross street meets the street (exact, else the nearest within 30 m)."""
     on_street, on_cross = _nodes(net, street), _nodes(net, cross)
     shared = np.intersect1d(on_street, on_cross)
@@ -79,7 +83,7 @@ def path_edges(net: RoadNetwork, edges: IntArray, nodes: list[int]) -> list[tupl
     for e in sorted(edges.tolist(), key=lambda e: float(net.length[e])):
         by_pair.setdefault((int(net.u[e]), int(net.v[e])), e)
     hops: list[tuple[int, bool]] = []
-    for a, b in zip(nodes, nodes[1:], strict=False):
+    for a, b in itertools.pairwise(nodes):
         forward = by_pair.get((a, b))
         hops.append((forward, False) if forward is not None else (by_pair[(b, a)], True))
     return hops

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geo.hmm import dedupe
 from geo.matching import Direction, MatchResult
 from geo.network import RoadNetwork
 
@@ -45,7 +46,9 @@ class WazeRun:
 def _hops(net: RoadNetwork, match: MatchResult) -> list[Hop]:
     hops = [
         (net.edge(eid), against, cover)
-        for eid, against, cover in zip(match.path, match.against or (False,) * len(match.path), match.covered_m, strict=False)
+        for eid, against, cover in zip(
+            match.path, match.against or (False,) * len(match.path), match.covered_m, strict=False
+        )
     ]
     while hops and _spill(net, hops[0]):
         hops = hops[1:]
@@ -97,9 +100,9 @@ def _split_long(net: RoadNetwork, group: list[Hop]) -> list[list[Hop]]:
 
 def _polyline(net: RoadNetwork, group: list[Hop]) -> list[tuple[float, float]]:
     parts = [net.edge_lonlat(e)[::-1] if against else net.edge_lonlat(e) for e, against, _ in group]
-    ll = np.round(np.vstack(parts), DECIMALS)
-    keep = np.r_[True, np.any(np.diff(ll, axis=0) != 0, axis=1)]
-    return [(x, y) for x, y in ll[keep].tolist()]
+    rounded = np.asarray(np.round(np.vstack(parts), DECIMALS), dtype=np.float64)
+    ll = dedupe(rounded, eps=0.0)
+    return [(x, y) for x, y in ll.tolist()]
 
 
 def _run(net: RoadNetwork, group: list[Hop], direction: Direction) -> WazeRun:

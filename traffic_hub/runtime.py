@@ -125,6 +125,11 @@ async def open_hub(
                 k.bootstrap_servers, topics, publisher, placer, f"{settings.instance}-normaliser", gate=topics_ready
             )
             await stack.enter_async_context(hub.normaliser)
+        if settings.demo and hub.demo_keys and Role.API in roles:
+            from traffic_hub.demo import seed
+
+            seeding = asyncio.create_task(seed(hub, hub.demo_keys), name="demo-seed")
+            stack.callback(seeding.cancel)
         yield hub
 
 

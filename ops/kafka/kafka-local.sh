@@ -22,6 +22,7 @@
 #   TRAFFIC_HUB_KAFKA_START_TIMEOUT    seconds to wait for readiness           (default 120)
 #   TRAFFIC_HUB_KAFKA_STOP_TIMEOUT     seconds before SIGKILL                  (default 30)
 #   TRAFFIC_HUB_KAFKA_MVN_ARGS         extra mvn arguments for fetch (e.g. "-o" or "-s settings.xml")
+#   TRAFFIC_HUB_KAFKA_PERF_PROPS       extra producer properties for perf, e.g. "linger.ms=20 batch.size=65536"
 #   JAVA_HOME                          java to use (Kafka 4.x needs Java 17+; default: `java` on PATH)
 set -euo pipefail
 
@@ -349,6 +350,7 @@ cmd_status() {
 cmd_perf() {
   local n="${1:-200000}" size="${2:-200}" topic out
   [[ "$n" =~ ^[0-9]+$ && "$size" =~ ^[0-9]+$ ]] || die "usage: perf NUM_RECORDS RECORD_SIZE"
+  case "$VERSION" in 4.0.*|4.1.*) die "perf uses --bootstrap-server/--command-property (Kafka 4.2+)";; esac
   probe "$PORT" || die "no broker answers on $BOOTSTRAP (run: $0 up)"
   require_tools
   libs_complete || die "no complete jar folder in $LIBS (run: $0 fetch)"
@@ -359,12 +361,15 @@ cmd_perf() {
     --topic "$topic" --partitions 1 --replication-factor 1 >/dev/null
   out="$(mktemp)"
   # == bin/kafka-producer-perf-test.sh (KAFKA_HEAP_OPTS=-Xmx512M, org.apache.kafka.tools.ProducerPerformance)
+  # Client defaults otherwise (Kafka 4.x: linger.ms=5, batch.size=16384, no compression).
+  # shellcheck disable=SC2086
   "$JAVA" -Xmx512m -Dlog4j2.configurationFile="$RUN_DIR/tools-log4j2.properties" -cp "$LIBS/*" \
-    org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records "$n" --record-size "$size" \
-    --throughput -1 --producer-props bootstrap.servers="$BOOTSTRAP" acks=all enable.idempotence=true \
-    linger.ms=5 batch.size=65536 > "$out" || { cat "$out" >&2; rm -f "$out"; die "ProducerPerformance failed"; }
+    org.apache.kafka.tools.ProducerPerformance --bootstrap-server "$BOOTSTRAP" --topic "$topic" \
+    --num-records "$n" --record-size "$size" --throughput -1 \
+    --command-property acks=all enable.idempotence=true ${TRAFFIC_HUB_KAFKA_PERF_PROPS:-} \
+    > "$out" || { cat "$out" >&2; rm -f "$out"; die "ProducerPerformance failed"; }
   head -n -1 "$out" >&2                      # progress lines
-  tail -n 1 "$out"                           # the summary line
+  awk 'END { print }' "$out"                 # the summary line (the tool prints it without a newline)
   rm -f "$out"
   tool_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --delete --topic "$topic" \
     >/dev/null 2>&1 || log "could not delete topic $topic"

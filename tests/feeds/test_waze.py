@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from lxml import etree
 from traffic_hub.feeds.base import FeedContext, Renderer
 from traffic_hub.feeds.waze import CifsJson, CifsXml, check_waze
 from traffic_hub.feeds.waze_incident import DESCRIPTION_MAX, local_time
+from traffic_hub.feeds.waze_memo import EventMemo
 from traffic_hub.feeds.waze_types import waze_kind
 from traffic_hub.model import Cause, Event, EventType, LineString, Segment
 
@@ -30,8 +32,14 @@ XSD = REPO / "traffic_hub" / "feeds" / "schemas" / "cifsv2.xsd"
 FIXTURES = REPO / "tests" / "fixtures" / "waze"
 PARIS = ZoneInfo("Europe/Paris")
 
-XML_RENDERER: Renderer = CifsXml()
-JSON_RENDERER: Renderer = CifsJson()
+
+def xml_renderer() -> Renderer:
+    return CifsXml()
+
+
+def json_renderer() -> Renderer:
+    return CifsJson()
+
 
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
 _POLYLINE = re.compile(r"^-?\d{1,3}\.\d{6}( -?\d{1,3}\.\d{6})+$")
@@ -49,11 +57,11 @@ def ctx_at(now: datetime) -> FeedContext:
 
 def publishable(events: Sequence[Event], ctx: FeedContext) -> list[Event]:
     """What the feed engine does before rendering: keep what the gate lets through."""
-    return [event for event in events if not XML_RENDERER.check(event, ctx)]
+    return [event for event in events if not check_waze(event, ctx)]
 
 
 def render_tree(events: Sequence[Event], ctx: FeedContext) -> etree._Element:
-    return etree.fromstring(XML_RENDERER.render(events, ctx))
+    return etree.fromstring(xml_renderer().render(events, ctx))
 
 
 def incidents_by_id(root: etree._Element) -> dict[str, etree._Element]:
@@ -174,7 +182,7 @@ def test_lille_feed_is_valid_and_follows_waze_rules(
 ) -> None:
     ctx = ctx_at(now)
     scenarios = ev.lille_scenarios(now)
-    body = XML_RENDERER.render(publishable(scenarios, ctx), ctx)
+    body = xml_renderer().render(publishable(scenarios, ctx), ctx)
     cifs_schema.validate(body.decode())
     root = etree.fromstring(body)
     assert waze_rule_problems(root, {event.id for event in scenarios}) == []
@@ -284,7 +292,7 @@ def test_waze_accident_on_a_two_point_run() -> None:
 def test_json_carries_the_same_incidents_in_googles_wrapper() -> None:
     ctx = ctx_at(ev.SUMMER_NOW)
     events = publishable(ev.lille_scenarios(ev.SUMMER_NOW), ctx)
-    document = orjson.loads(JSON_RENDERER.render(events, ctx))
+    document = orjson.loads(json_renderer().render(events, ctx))
     assert set(document) == {"incidents", "timestamp"}
     assert document["timestamp"] == "2026-07-15T11:30:00+02:00"
     assert all(set(entry) == {"incident"} for entry in document["incidents"])
@@ -295,14 +303,66 @@ def test_json_carries_the_same_incidents_in_googles_wrapper() -> None:
 
 
 def test_renderers_share_one_publication_key() -> None:
-    assert (XML_RENDERER.name, JSON_RENDERER.name) == ("waze", "waze")
-    assert (XML_RENDERER.media_type, JSON_RENDERER.media_type) == ("application/xml", "application/json")
+    xml, json = xml_renderer(), json_renderer()
+    assert (xml.name, json.name) == ("waze", "waze")
+    assert (xml.media_type, json.media_type) == ("application/xml", "application/json")
+    event = ev.lane_closure(NOW)
+    assert xml.check(event, ctx_at(NOW)) == json.check(event, ctx_at(NOW)) == []
+    stale = ev.ended_closure(NOW)
+    assert xml.check(stale, ctx_at(NOW)) == json.check(stale, ctx_at(NOW)) == ["ended"]
+
+
+def test_rerendering_reuses_unchanged_events_and_sees_changed_ones() -> None:
+    renderer = CifsXml()
+    ctx = ctx_at(NOW)
+    events = publishable(ev.lille_scenarios(NOW), ctx)
+    first = renderer.render(events, ctx)
+    assert renderer.render(list(reversed(events)), ctx) == first
+    changed = events[0].model_copy(update={"description": "Chaussée rouverte partiellement"})
+    body = renderer.render([changed, *events[1:]], ctx)
+    assert body != first
+    assert text(incidents_by_id(etree.fromstring(body))[changed.id], "description") == "Chaussée rouverte partiellement"
+    other_publisher = FeedContext(now=NOW, publisher="MEL - Direction des mobilités")
+    node = incidents_by_id(etree.fromstring(renderer.render(events, other_publisher)))[events[0].id]
+    assert text(node, "source/name") == "MEL - Direction des mobilités"
+
+
+def test_memo_builds_once_per_live_event_and_forgets_dead_ones() -> None:
+    memo: EventMemo[str] = EventMemo()
+    built: list[str] = []
+
+    def build(event: Event) -> str:
+        built.append(event.id)
+        return event.id.upper()
+
+    event = ev.lane_closure(NOW)
+    assert memo.get(event, "k", build) == memo.get(event, "k", build) == event.id.upper()
+    assert built == [event.id]
+    memo.get(event, "other key", build)
+    assert built == [event.id, event.id]
+    twin = event.model_copy()
+    memo.get(twin, "other key", build)
+    assert len(built) == 3
+    assert len(memo) == 2
+    del event, twin
+    gc.collect()
+    assert len(memo) == 0
+
+
+def test_feed_timestamp_is_when_the_content_changed() -> None:
+    changed = datetime(2026, 1, 15, 8, 0, 5, tzinfo=UTC)
+    ctx = FeedContext(now=NOW, published_at=changed)
+    events = [ev.lane_closure(NOW)]
+    assert render_tree(events, ctx).get("timestamp") == "2026-01-15T09:00:05+01:00"
+    assert orjson.loads(json_renderer().render(events, ctx))["timestamp"] == "2026-01-15T09:00:05+01:00"
+    later = FeedContext(now=NOW + timedelta(minutes=3), published_at=changed)
+    assert xml_renderer().render(events, later) == xml_renderer().render(events, ctx)
 
 
 def test_empty_feed_is_valid(cifs_schema: xmlschema.XMLSchema) -> None:
     ctx = ctx_at(ev.WINTER_NOW)
-    cifs_schema.validate(XML_RENDERER.render([], ctx).decode())
-    assert orjson.loads(JSON_RENDERER.render([], ctx)) == {"incidents": [], "timestamp": "2026-01-15T10:30:00+01:00"}
+    cifs_schema.validate(xml_renderer().render([], ctx).decode())
+    assert orjson.loads(json_renderer().render([], ctx)) == {"incidents": [], "timestamp": "2026-01-15T10:30:00+01:00"}
 
 
 def test_long_dirty_description_is_cleaned_and_cut(cifs_schema: xmlschema.XMLSchema) -> None:
@@ -315,7 +375,7 @@ def test_long_dirty_description_is_cleaned_and_cut(cifs_schema: xmlschema.XMLSch
         description=f"Travaux\x00\x07 urgents\n\t{words}",
     )
     assert check_waze(event, ctx) == []
-    body = XML_RENDERER.render([event], ctx)
+    body = xml_renderer().render([event], ctx)
     cifs_schema.validate(body.decode())
     description = str(etree.fromstring(body).xpath("string(incident/description)"))
     assert description.startswith("Travaux urgents déviation ")
@@ -494,7 +554,7 @@ def test_mixed_feed_keeps_the_good_and_stays_valid(cifs_schema: xmlschema.XMLSch
     good = [event for event in ev.lille_scenarios(NOW) if event.is_current(NOW)]
     feed = publishable([*bad, *good], ctx)
     assert {event.id for event in feed} == {event.id for event in good}
-    body = XML_RENDERER.render(feed, ctx)
+    body = xml_renderer().render(feed, ctx)
     cifs_schema.validate(body.decode())
     assert waze_rule_problems(etree.fromstring(body), {event.id for event in good}) == []
 
@@ -515,7 +575,7 @@ def test_random_mel_events_render_valid_feeds(
         {event.id: event for event in data.draw(st.lists(ev.mel_events(now), min_size=1, max_size=4))}.values()
     )
     assert {event.id: check_waze(event, ctx) for event in events} == {event.id: [] for event in events}
-    body = XML_RENDERER.render(events, ctx)
+    body = xml_renderer().render(events, ctx)
     cifs_schema.validate(body.decode())
     root = etree.fromstring(body)
     event_ids = {event.id for event in events}
@@ -523,5 +583,5 @@ def test_random_mel_events_render_valid_feeds(
     ids = [node.get("id", "") for node in root.iter("incident")]
     assert len(ids) == sum(len(event.segments) for event in events)
     assert all(any(incident_id.startswith(event_id) for event_id in event_ids) for incident_id in ids)
-    document = orjson.loads(JSON_RENDERER.render(events, ctx))
+    document = orjson.loads(json_renderer().render(events, ctx))
     assert json_items(document) == xml_items(root)

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from geo import hmm
 from geo.errors import GeoError
-from geo.names import normalise
 from geo.matching import match_line, match_point, match_street, match_trace
+from geo.names import normalise
 from tests.geo import cases
 from tests.geo.cases import lille
 
@@ -72,7 +72,8 @@ def test_a_name_breaks_a_tie_between_parallel_streets() -> None:
 def test_point_inside_mel_but_off_the_network_is_unmatched_with_a_reason() -> None:
     result = match_point(lille(), 3.1745, 50.6927)  # Roubaix, outside the bundled extract
     assert not result.matched
-    assert result.unmatched_reason is not None and "30 m" in result.unmatched_reason
+    assert result.unmatched_reason is not None
+    assert "30 m" in result.unmatched_reason
     assert result.matched_share == 0.0
 
 
@@ -97,7 +98,8 @@ def test_one_way_street_drawn_against_its_direction() -> None:
     net = lille()
     against = cases.edge_lonlat(net, cases.MOLINEL)[::-1]
     both = match_line(net, [against[0], against[-1]])
-    assert cases.MOLINEL in both.path and all(both.against)
+    assert cases.MOLINEL in both.path
+    assert all(both.against)
     assert both.direction == "BOTH_DIRECTIONS"
     one = match_line(net, [against[0], against[-1]], direction="ONE_DIRECTION")
     assert cases.MOLINEL not in one.path  # a car cannot drive it that way: routed round or broken
@@ -116,7 +118,8 @@ def test_roundabout_is_followed_in_its_direction() -> None:
 def test_line_across_a_block_follows_streets_with_lower_confidence() -> None:
     net = lille()
     across = match_line(net, list(cases.SOLFERINO_GAMBETTA))
-    assert across.matched and across.length_m > 1.2 * 316
+    assert across.matched
+    assert across.length_m > 1.2 * 316
     on_street = match_street(net, *cases.SOLFERINO)
     along = match_line(net, [on_street.geometry[0], on_street.geometry[-1]])
     assert across.confidence < along.confidence
@@ -262,8 +265,11 @@ def _triples() -> list[tuple[str, str, str]]:
         on = np.flatnonzero(net.name == street)
         nodes = set(net.u[on].tolist()) | set(net.v[on].tolist())
         cross = sorted(
-            {str(net.name[e]) for e in range(net.n_edges) if net.name[e] and net.name[e] != street
-             and (int(net.u[e]) in nodes or int(net.v[e]) in nodes)}
+            {
+                str(net.name[e])
+                for e in range(net.n_edges)
+                if net.name[e] and net.name[e] != street and (int(net.u[e]) in nodes or int(net.v[e]) in nodes)
+            }
         )
         out.extend((street, a, b) for a in cross for b in cross if a < b)
     return out

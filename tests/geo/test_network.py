@@ -46,7 +46,7 @@ def test_twins_are_the_same_piece_reversed() -> None:
     net = lille()
     pairs = np.flatnonzero(net.twin >= 0)
     assert len(pairs) > 600
-    for i in pairs:
+    for i in pairs.tolist():
         j = int(net.twin[i])
         assert net.twin[j] == i
         assert np.array_equal(net.edge_xy(i)[::-1], net.edge_xy(j))

@@ -92,7 +92,8 @@ def closure_body(reference: str = "LILLE-2026-0042", **changes: Any) -> dict[str
         "reference": reference,
         "description": "Travaux de voirie",
         "street": "Rue Nationale",
-        "geometry": {"type": "LineString", "coordinates": [[3.0561, 50.6301], [3.0509, 50.6279]]},
+        # Rue Nationale, Lille (OpenStreetMap way geometry)
+        "geometry": {"type": "LineString", "coordinates": [[3.052176, 50.632626], [3.053887, 50.633345]]},
         "direction": "BOTH_DIRECTIONS",
         "starts_at": "2026-12-01T08:00:00+01:00",
         "ends_at": "2036-12-05T18:00:00+01:00",

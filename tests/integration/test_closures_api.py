@@ -81,7 +81,7 @@ def test_created_closure_is_durable_readable_and_in_the_waze_feed_within_2s(
     incident = etree.fromstring(xml).find("incident")
     assert incident is not None
     assert incident.findtext("street") == "Rue Nationale"
-    assert incident.findtext("polyline") == "50.630100 3.056100 50.627900 3.050900"
+    assert incident.findtext("polyline") == "50.632626 3.052176 50.633345 3.053887"
     assert incident.findtext("starttime") == "2026-12-01T08:00:00+01:00"
     # the closure now shows where it is published
     wait_until(lambda: hub.get(f"/api/v1/closures/{closure['id']}", headers=auth(KEYS.lille)).json()["publication"]
@@ -230,19 +230,19 @@ def test_feed_etag_304_gzip_and_key_in_url(hub: TestClient) -> None:
     assert gzip.decompress(gzip.compress(raw.content)) == raw.content
 
 
-def test_lambert93_closure_lands_where_the_wgs84_one_does(hub: TestClient) -> None:
-    # Rue Nationale, the same two points in Lambert-93 (EPSG:2154)
-    body = closure_body(
-        "LILLE-L93",
-        crs="EPSG:2154",
-        geometry={"type": "LineString", "coordinates": [[703976.0, 7059236.8], [703607.6, 7058991.4]]},
-    )
-    created = post(hub, body)
-    assert created.status_code == 201, created.text
-    (lon, lat) = created.json()["geometry"]["coordinates"][0]
-    assert abs(lon - 3.0561) < 1e-3
-    assert abs(lat - 50.6301) < 1e-3
-    assert created.json()["submitted_crs"] == "EPSG:2154"
+def test_lambert93_and_cc50_closures_land_where_the_wgs84_one_does(hub: TestClient) -> None:
+    # Rue Nationale, the same two points in Lambert-93 (EPSG:2154) and CC50 (EPSG:3950)
+    for crs, coordinates in {
+        "EPSG:2154": [[703697.7, 7059518.1], [703818.9, 7059598.3]],
+        "EPSG:3950": [[1703691.4, 9270366.9], [1703812.4, 9270447.0]],
+    }.items():
+        body = closure_body(f"LILLE-{crs[5:]}", crs=crs, geometry={"type": "LineString", "coordinates": coordinates})
+        created = post(hub, body)
+        assert created.status_code == 201, created.text
+        (lon, lat) = created.json()["geometry"]["coordinates"][0]
+        assert abs(lon - 3.052176) < 2e-6
+        assert abs(lat - 50.632626) < 2e-6
+        assert created.json()["submitted_crs"] == crs
 
 
 def test_schedule_and_lanes_reach_the_feed(hub: TestClient, cifs_schema: xmlschema.XMLSchema) -> None:

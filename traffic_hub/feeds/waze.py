@@ -1,45 +1,73 @@
 """The Waze CIFS feeds: XML and JSON renderings of the same incidents, one gate for both.
 
 Both renderers publish under the key "waze" (they carry the same items, so an event is either in
-both or in neither). Served at `/feeds/waze/cifs.xml` and `/feeds/waze/cifs.json`.
+both or in neither). Served at `/feeds/waze/cifs.xml` and `/feeds/waze/cifs.json`. Incidents are
+ordered by event id. Each renderer instance memoises every event's serialised incidents while
+the event object lives, so re-rendering after a few changes costs little: keep one instance per
+feed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from traffic_hub.feeds.base import FeedContext
-from traffic_hub.feeds.waze_json import render_json
+from traffic_hub.feeds.waze_incident import context_key
+from traffic_hub.feeds.waze_json import json_document, json_fragment
+from traffic_hub.feeds.waze_memo import EventMemo
 from traffic_hub.feeds.waze_rules import check_waze
-from traffic_hub.feeds.waze_xml import render_xml
+from traffic_hub.feeds.waze_xml import xml_document, xml_fragment
 from traffic_hub.model import Event
 
-__all__ = ["CifsJson", "CifsXml", "check_waze"]
+__all__ = ["PUBLICATION_KEY", "CifsJson", "CifsXml", "check_waze"]
 
 PUBLICATION_KEY = "waze"
 
 
-class CifsXml:
+class _Cifs:
+    name: str = PUBLICATION_KEY
+    media_type: str
+
+    def __init__(self) -> None:
+        self._memo: EventMemo[bytes] = EventMemo()
+
+    def check(self, event: Event, ctx: FeedContext) -> list[str]:
+        return check_waze(event, ctx)
+
+    def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
+        key = context_key(ctx)
+        fragments = (
+            self._memo.get(event, key, lambda item: self._fragment(item, ctx))
+            for event in sorted(events, key=lambda item: item.id)
+        )
+        return self._document(fragments, ctx)
+
+    def _fragment(self, event: Event, ctx: FeedContext) -> bytes:
+        raise NotImplementedError
+
+    def _document(self, fragments: Iterable[bytes], ctx: FeedContext) -> bytes:
+        raise NotImplementedError
+
+
+class CifsXml(_Cifs):
     """Waze CIFS v2 XML (valid against `cifsv2.xsd`)."""
 
-    name: str = PUBLICATION_KEY
-    media_type: str = "application/xml"
+    media_type = "application/xml"
 
-    def check(self, event: Event, ctx: FeedContext) -> list[str]:
-        return check_waze(event, ctx)
+    def _fragment(self, event: Event, ctx: FeedContext) -> bytes:
+        return xml_fragment(event, ctx)
 
-    def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
-        return render_xml(events, ctx)
+    def _document(self, fragments: Iterable[bytes], ctx: FeedContext) -> bytes:
+        return xml_document(fragments, ctx)
 
 
-class CifsJson:
+class CifsJson(_Cifs):
     """Waze CIFS JSON, Google's documented `{"incidents": [{"incident": {…}}]}` shape."""
 
-    name: str = PUBLICATION_KEY
-    media_type: str = "application/json"
+    media_type = "application/json"
 
-    def check(self, event: Event, ctx: FeedContext) -> list[str]:
-        return check_waze(event, ctx)
+    def _fragment(self, event: Event, ctx: FeedContext) -> bytes:
+        return json_fragment(event, ctx)
 
-    def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
-        return render_json(events, ctx)
+    def _document(self, fragments: Iterable[bytes], ctx: FeedContext) -> bytes:
+        return json_document(fragments, ctx)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from traffic_hub.feeds.base import FeedContext
@@ -46,6 +47,8 @@ def clean_text(text: str | None) -> str:
     """`text` without XML-illegal characters, whitespace runs collapsed, stripped."""
     if not text:
         return ""
+    if text.isprintable() and "  " not in text and text[0] != " " and text[-1] != " ":
+        return text  # fast path: printable means no control, surrogate or non-character code point
     return _SPACES.sub(" ", _NOT_XML.sub("", text)).strip()
 
 
@@ -69,9 +72,15 @@ def rounded_points(segment: Segment) -> list[tuple[float, float]]:
     return points
 
 
-def polyline(points: list[tuple[float, float]]) -> str:
-    """CIFS polyline: blank-separated `lat lon` pairs (note: latitude first), 6 decimals."""
-    return " ".join(f"{lat:.6f} {lon:.6f}" for lon, lat in points)
+def polyline(segment: Segment) -> str:
+    """CIFS polyline: blank-separated `lat lon` pairs (latitude first), 6 decimals, in travel
+    order, consecutive repeats dropped: the points of `rounded_points`."""
+    pairs: list[str] = []
+    for lon, lat in segment.coordinates:
+        pair = f"{lat:.6f} {lon:.6f}"
+        if not pairs or pairs[-1] != pair:
+            pairs.append(pair)
+    return " ".join(pairs)
 
 
 def local_time(moment: datetime, tz: ZoneInfo) -> str:
@@ -81,6 +90,11 @@ def local_time(moment: datetime, tz: ZoneInfo) -> str:
     arithmetic can leave one on a non-existent local time (02:30 on the spring-forward night).
     """
     return moment.astimezone(UTC).astimezone(tz).replace(microsecond=0).isoformat()
+
+
+def context_key(ctx: FeedContext) -> tuple[str, str, str, str]:
+    """What of the context the incidents depend on (everything but `now`)."""
+    return ctx.timezone, ctx.publisher, ctx.publisher_id, ctx.base_url
 
 
 def incident_id(event: Event, index: int) -> str:
@@ -104,7 +118,7 @@ def incidents_of(event: Event, ctx: FeedContext) -> list[Incident]:
             elements=(
                 *head,
                 ("street", clean_text(segment.street)),
-                ("polyline", polyline(rounded_points(segment))),
+                ("polyline", polyline(segment)),
                 *tail,
             ),
         )
@@ -145,13 +159,12 @@ def _tail(event: Event, kind: WazeKind, tz: ZoneInfo) -> list[Element]:
 def _source(event: Event, ctx: FeedContext) -> Group:
     """`source`: reference = where the event came from, name/url = the publisher."""
     reference = clean_text(event.sources[0].source) or clean_text(ctx.publisher_id)
-    if not reference:
-        return ()
-    group: list[tuple[str, Leaf]] = [("reference", reference)]
-    for key, value in (("name", clean_text(ctx.publisher)), ("url", clean_text(ctx.base_url))):
-        if value:
-            group.append((key, value))
-    return tuple(group)
+    return (("reference", reference), *_publisher(ctx.publisher, ctx.base_url)) if reference else ()
+
+
+@cache
+def _publisher(name: str, url: str) -> Group:
+    return tuple((key, clean) for key, value in (("name", name), ("url", url)) if (clean := clean_text(value)))
 
 
 def _lane_impact(event: Event) -> Group:

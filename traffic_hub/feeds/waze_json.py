@@ -15,7 +15,7 @@ root's `timestamp` attribute becomes a top-level `timestamp` key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,15 +26,16 @@ from traffic_hub.feeds.waze_incident import Incident, incidents_of, local_time
 from traffic_hub.model import Event
 
 
-def render_json(events: Sequence[Event], ctx: FeedContext) -> bytes:
-    """The CIFS JSON document for `events` (already passed through the gate), sorted by event id."""
-    incidents = [
-        {"incident": _incident(incident)}
-        for event in sorted(events, key=lambda item: item.id)
-        for incident in incidents_of(event, ctx)
-    ]
-    document = {"incidents": incidents, "timestamp": local_time(ctx.now, ZoneInfo(ctx.timezone))}
-    return orjson.dumps(document)
+def json_fragment(event: Event, ctx: FeedContext) -> bytes:
+    """One event's `{"incident": …}` items, comma-separated (empty when it has none)."""
+    return b",".join(orjson.dumps({"incident": _incident(incident)}) for incident in incidents_of(event, ctx))
+
+
+def json_document(fragments: Iterable[bytes], ctx: FeedContext) -> bytes:
+    """`{"incidents": [...], "timestamp": ...}` around already serialised fragments."""
+    timestamp = orjson.dumps(local_time(ctx.timestamp, ZoneInfo(ctx.timezone)))
+    items = b",".join(fragment for fragment in fragments if fragment)
+    return b'{"incidents":[' + items + b'],"timestamp":' + timestamp + b"}"
 
 
 def _incident(incident: Incident) -> dict[str, Any]:

@@ -1,14 +1,17 @@
 """Waze CIFS v2 as XML, shaped by Google's `cifsv2.xsd`.
 
 Root `<incidents>` with `xsi:noNamespaceSchemaLocation` pointing at the schema and a `timestamp`
-(the feed's creation time, local with offset); one `<incident id="…">` per incident. The schema
-is not run here (10 000 events must render in well under a second); the tests validate whole
-documents against the vendored copy in `schemas/cifsv2.xsd`.
+(the feed's creation time: `ctx.timestamp`, when the content last changed, so identical content
+gives identical bytes and ETags; local with offset); one `<incident id="…">` per incident. Each
+event's incidents are built with lxml and serialised on their own (a fragment, which renderers
+may memoise per event), then placed inside the root serialised by lxml. The schema is not run
+here (10 000 events must render in well under a second); the tests validate whole documents
+against the vendored copy in `schemas/cifsv2.xsd`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from lxml import etree
@@ -19,21 +22,26 @@ from traffic_hub.model import Event
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 SCHEMA_LOCATION = "https://www.gstatic.com/road-incidents/cifsv2.xsd"
+_SLOT = b"<incident/>"
 
 
-def render_xml(events: Sequence[Event], ctx: FeedContext) -> bytes:
-    """The CIFS XML document for `events` (already passed through the gate), sorted by event id."""
+def xml_fragment(event: Event, ctx: FeedContext) -> bytes:
+    """The serialised `<incident>` elements of one event (UTF-8, no declaration)."""
+    return b"".join(etree.tostring(_element(incident), encoding="UTF-8") for incident in incidents_of(event, ctx))
+
+
+def xml_document(fragments: Iterable[bytes], ctx: FeedContext) -> bytes:
+    """The CIFS document around already serialised incident fragments."""
     root = etree.Element("incidents", nsmap={"xsi": XSI})
     root.set(f"{{{XSI}}}noNamespaceSchemaLocation", SCHEMA_LOCATION)
-    root.set("timestamp", local_time(ctx.now, ZoneInfo(ctx.timezone)))
-    for event in sorted(events, key=lambda item: item.id):
-        for incident in incidents_of(event, ctx):
-            _append(root, incident)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    root.set("timestamp", local_time(ctx.timestamp, ZoneInfo(ctx.timezone)))
+    etree.SubElement(root, "incident")
+    head, tail = etree.tostring(root, xml_declaration=True, encoding="UTF-8").split(_SLOT)
+    return b"".join((head, *fragments, tail))
 
 
-def _append(root: etree._Element, incident: Incident) -> None:
-    node = etree.SubElement(root, "incident", id=incident.id)
+def _element(incident: Incident) -> etree._Element:
+    node = etree.Element("incident", id=incident.id)
     if incident.parent_event is not None:
         etree.SubElement(node, "parent_event", id=incident.parent_event)
     for name, value in incident.elements:
@@ -43,3 +51,4 @@ def _append(root: etree._Element, incident: Incident) -> None:
             continue
         for key, leaf in value:
             etree.SubElement(child, key).text = str(leaf)
+    return node

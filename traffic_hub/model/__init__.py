@@ -6,6 +6,7 @@ Knows nothing of Kafka, HTTP, XML or geometry libraries beyond GeoJSON shapes.
 from traffic_hub.model.closure import ClosureIn, ClosurePatch, ClosureState, Lanes
 from traffic_hub.model.event import Event, Normalised, Segment, SourceReport
 from traffic_hub.model.geometry import Geometry, LineString, Point
+from traffic_hub.model.incident import IncidentReport
 from traffic_hub.model.report import Report, ReportKind
 from traffic_hub.model.validity import Schedule, Validity
 from traffic_hub.model.vocabulary import Cause, Direction, EventType, Lifecycle, Status
@@ -19,6 +20,7 @@ __all__ = [
     "Event",
     "EventType",
     "Geometry",
+    "IncidentReport",
     "Lanes",
     "Lifecycle",
     "LineString",

@@ -8,11 +8,13 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from traffic_hub.model.closure import ClosureState
+from traffic_hub.model.incident import IncidentReport
 
 
 class ReportKind(StrEnum):
     CLOSURE = "closure"  # a road-works team's closure (full state, versioned)
-    INCIDENT = "incident"  # a connector's parsed incident
+    INCIDENT = "incident"  # a connector's parsed incident (`incident`)
+    FETCH = "fetch"  # a connector's raw payload as fetched (audit and replay; not normalised)
     OPERATOR = "operator"  # an operator action (confirm, dismiss, merge, end)
 
 
@@ -26,4 +28,5 @@ class Report(BaseModel):
     source: str
     received_at: AwareDatetime
     closure: ClosureState | None = None
+    incident: IncidentReport | None = None
     payload: dict[str, Any] = Field(default_factory=dict)

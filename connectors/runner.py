@@ -1,0 +1,427 @@
+"""The shared connector runner: one task per source, each cycle fetch → keep raw → parse → publish.
+
+A cycle of one connector:
+1. conditional GET (`connectors.fetch`); `304` ends the cycle quietly;
+2. in a worker thread: the raw payload becomes a FETCH report (audit and replay), the parser turns
+   it into incidents and rejects, and the changes against the previous payload are planned
+   (unchanged items are not re-sent; items gone from a snapshot get an `ended` report);
+3. the batch (FETCH report, incident reports, dead letters) is written; only once Kafka
+   acknowledged it does the connector's memory and state move on. When Kafka is unavailable the
+   same batch is retried later, with backoff.
+
+Failures (HTTP errors, timeouts, a body over the limit, a payload the parser refuses, a parser that
+crashes) are recorded in the connector's state and retried with exponential backoff and jitter; a
+connector's failure never touches the others, and nothing here lets an exception end the runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import gzip
+import hashlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Protocol
+
+import httpx2
+import orjson
+from aiokafka.structs import RecordMetadata
+
+from connectors.base import ParseContext, Parsed, Parser, PayloadError
+from connectors.config import ConnectorConfig
+from connectors.fetch import FetchError, FetchResult, TooLarge, Validators, fetch, make_client
+from connectors.state import ConnectorState, public_url
+from traffic_hub.deadletter import dead_letter
+from traffic_hub.errors import Unavailable
+from traffic_hub.kafka.publisher import Record
+from traffic_hub.model import IncidentReport, Report, ReportKind
+from traffic_hub.topics import Topics
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+ParserFor = Callable[[str], Parser]
+
+AUDIT_LIMIT = 900_000  # bytes of raw payload kept in one FETCH report (the producer's request limit is 2 MiB)
+CHUNK = 200  # records per acknowledged write
+
+
+class RecordSink(Protocol):
+    """What the runner writes to (`traffic_hub.kafka.Publisher`)."""
+
+    async def send_many(self, records: Sequence[Record]) -> list[RecordMetadata]: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with equal jitter: failure n waits in [d/2, d], d = min(cap, base·2^(n-1)).
+
+    `base` is never longer than the connector's interval, `cap` never shorter.
+    """
+
+    base_s: float = 5.0
+    cap_s: float = 600.0
+
+    def bounds(self, failures: int, interval_s: float) -> tuple[float, float]:
+        base = min(self.base_s, interval_s)
+        cap = max(self.cap_s, interval_s)
+        ceiling = min(cap, base * 2.0 ** min(max(failures, 1) - 1, 60))
+        return ceiling / 2, ceiling
+
+    def delay(self, failures: int, interval_s: float, rng: random.Random) -> float:
+        low, high = self.bounds(failures, interval_s)
+        return rng.uniform(low, high)
+
+    def honour(self, delay: float, retry_after_s: float | None, interval_s: float) -> float:
+        """A server's Retry-After lengthens the delay, up to the cap."""
+        if retry_after_s is None:
+            return delay
+        return max(delay, min(retry_after_s, max(self.cap_s, interval_s)))
+
+
+def audit_payload(body: bytes, limit: int = AUDIT_LIMIT) -> dict[str, Any]:
+    """The raw payload for the FETCH report: text, else gzip+base64, else only its hash and size."""
+    fields: dict[str, Any] = {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and len(orjson.dumps(text)) <= limit:
+        return {**fields, "raw": text, "encoding": "utf-8", "truncated": False}
+    packed = base64.b64encode(gzip.compress(body, compresslevel=6, mtime=0)).decode()
+    if len(packed) <= limit:
+        return {**fields, "raw": packed, "encoding": "gzip+base64", "truncated": False}
+    return {**fields, "raw": None, "encoding": None, "truncated": True}
+
+
+def raw_from_audit(payload: Mapping[str, Any]) -> bytes | None:
+    """The bytes a FETCH report kept (for replay); None when it was too big to keep."""
+    raw = payload.get("raw")
+    if not isinstance(raw, str):
+        return None
+    if payload.get("encoding") == "gzip+base64":
+        return gzip.decompress(base64.b64decode(raw))
+    return raw.encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What a connector remembers of its last acknowledged payload."""
+
+    seen: Mapping[str, IncidentReport] = field(default_factory=dict)  # items still current, by source id
+    hashes: Mapping[str, str] = field(default_factory=dict)  # content hash of what was last sent, by source id
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The records of one cycle and what to remember once they are acknowledged."""
+
+    records: list[Record]
+    memory: Memory
+    incidents: int = 0
+    ended: int = 0
+    rejects: int = 0
+    error: str | None = None  # the payload was refused (dead-lettered): the cycle counts as failed
+
+
+def content_hash(incident: IncidentReport) -> str:
+    return hashlib.sha256(orjson.dumps(incident.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def plan_cycle(
+    parser: Parser,
+    result: FetchResult,
+    ctx: ParseContext,
+    memory: Memory,
+    topics: Topics,
+    url: str,
+    full_refresh: bool = False,
+) -> Plan:
+    """Everything a fetched payload turns into (CPU work: run it in a thread). Never raises on bad data."""
+    fetch_report = _fetch_report(result, ctx, url, topics)
+    try:
+        parsed = parser.parse(result.body, ctx)
+    except PayloadError as exc:
+        return _refused(fetch_report, result.body, ctx, memory, topics, f"payload error: {exc}")
+    except Exception as exc:  # a parser bug must not end the runner; the payload is kept for replay
+        log.exception("connector %s: parser %s crashed", ctx.source, parser.kind)
+        return _refused(fetch_report, result.body, ctx, memory, topics, f"parser failed: {type(exc).__name__}: {exc}")
+    return _plan_parsed(parsed, fetch_report, ctx, memory, topics, full_refresh)
+
+
+def _fetch_report(result: FetchResult, ctx: ParseContext, url: str, topics: Topics) -> Record:
+    payload = {
+        "url": url,
+        "status": result.status,
+        "etag": result.validators.etag,
+        "last_modified": result.validators.last_modified,
+        "content_type": result.content_type,
+        **audit_payload(result.body),
+    }
+    report = Report(
+        key=ctx.source, kind=ReportKind.FETCH, source=ctx.source, received_at=ctx.received_at, payload=payload
+    )
+    return _report_record(topics, report)
+
+
+def _report_record(topics: Topics, report: Report) -> Record:
+    return Record(topics.reports, key=report.key.encode(), value=report.model_dump_json().encode())
+
+
+def _refused(fetch_report: Record, body: bytes, ctx: ParseContext, memory: Memory, topics: Topics, reason: str) -> Plan:
+    letter = dead_letter(topics, stage="connector", source=ctx.source, reason=reason, raw=body, key=ctx.source)
+    return Plan([fetch_report, letter], memory, error=reason)
+
+
+def _plan_parsed(
+    parsed: Parsed, fetch_report: Record, ctx: ParseContext, memory: Memory, topics: Topics, full_refresh: bool
+) -> Plan:
+    current: dict[str, tuple[IncidentReport, str]] = {}
+    for incident in parsed.incidents:  # one source id once per payload: the last one wins
+        current[incident.source_id] = (incident, content_hash(incident))
+    send = [inc for sid, (inc, digest) in current.items() if full_refresh or memory.hashes.get(sid) != digest]
+    ended = _gone(memory, current) if parsed.snapshot else []
+    records = [fetch_report]
+    records += [_incident_record(topics, ctx, incident) for incident in send + ended]
+    records += [_reject_record(topics, ctx, reject.reason, reject.raw, reject.source_id) for reject in parsed.rejects]
+    next_memory = _remember(memory, current, parsed.snapshot)
+    return Plan(records, next_memory, incidents=len(send), ended=len(ended), rejects=len(parsed.rejects))
+
+
+def _gone(memory: Memory, current: Mapping[str, tuple[IncidentReport, str]]) -> list[IncidentReport]:
+    """Items of the last snapshot missing from this one: their last report, ended."""
+    return [last.model_copy(update={"ended": True}) for sid, last in memory.seen.items() if sid not in current]
+
+
+def _remember(memory: Memory, current: Mapping[str, tuple[IncidentReport, str]], snapshot: bool) -> Memory:
+    if snapshot:
+        seen = {sid: inc for sid, (inc, _) in current.items() if not inc.ended}
+        return Memory(seen, {sid: digest for sid, (_, digest) in current.items()})
+    seen = {sid: inc for sid, inc in memory.seen.items() if sid not in current}
+    seen.update({sid: inc for sid, (inc, _) in current.items() if not inc.ended})
+    # a delta source: keep hashes of what is current or was just sent; forget ended items no longer listed
+    hashes = {sid: digest for sid, digest in memory.hashes.items() if sid in seen}
+    hashes.update({sid: digest for sid, (_, digest) in current.items()})
+    return Memory(seen, hashes)
+
+
+def _incident_record(topics: Topics, ctx: ParseContext, incident: IncidentReport) -> Record:
+    report = Report(
+        key=f"{ctx.source}:{incident.source_id}",
+        kind=ReportKind.INCIDENT,
+        source=ctx.source,
+        received_at=ctx.received_at,
+        incident=incident,
+    )
+    return _report_record(topics, report)
+
+
+def _reject_record(topics: Topics, ctx: ParseContext, reason: str, raw: bytes, source_id: str) -> Record:
+    key = f"{ctx.source}:{source_id}" if source_id else ctx.source
+    return dead_letter(topics, stage="connector", source=ctx.source, reason=f"rejected: {reason}", raw=raw, key=key)
+
+
+@dataclass
+class _Batch:
+    """A plan being written; `sent` records are acknowledged already (a retry resumes after them)."""
+
+    plan: Plan
+    validators: Validators
+    body_bytes: int
+    sent: int = 0
+
+
+@dataclass
+class _Worker:
+    cfg: ConnectorConfig
+    parser: Parser
+    state: ConnectorState
+    validators: Validators = field(default_factory=Validators)
+    memory: Memory = field(default_factory=Memory)
+    cycles: int = 0
+    pending: _Batch | None = None
+
+
+class ConnectorRunner:
+    """Runs every enabled connector until the context exits. `states()` feeds the API and /metrics."""
+
+    def __init__(
+        self,
+        configs: Sequence[ConnectorConfig],
+        client: httpx2.AsyncClient,
+        publisher: RecordSink,
+        topics: Topics,
+        *,
+        parser_for: ParserFor,
+        clock: Clock = utc_now,
+        backoff: Backoff | None = None,
+        full_refresh_every: int = 30,
+        rng: random.Random | None = None,
+        parse_concurrency: int = 2,
+    ) -> None:
+        self._configs = list(configs)
+        self._client = client
+        self._publisher = publisher
+        self._topics = topics
+        self._parser_for = parser_for
+        self._clock = clock
+        self._backoff = backoff or Backoff()
+        self._full_refresh_every = max(1, full_refresh_every)
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._parse_slots = asyncio.Semaphore(parse_concurrency)
+        self._states = {cfg.name: _initial_state(cfg) for cfg in self._configs}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def states(self) -> list[ConnectorState]:
+        return list(self._states.values())
+
+    def state(self, name: str) -> ConnectorState:
+        return self._states[name]
+
+    async def __aenter__(self) -> ConnectorRunner:
+        for cfg in self._configs:
+            worker = self._worker(cfg)
+            if worker is not None:
+                self._tasks.append(asyncio.create_task(self._run(worker), name=f"connector-{cfg.name}"))
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def _worker(self, cfg: ConnectorConfig) -> _Worker | None:
+        state = self._states[cfg.name]
+        if not cfg.enabled:
+            return None
+        try:
+            parser = self._parser_for(cfg.kind)
+        except (LookupError, ValueError) as exc:
+            state.last_error, state.last_error_at = f"no parser for kind {cfg.kind!r}: {exc}", self._clock()
+            state.consecutive_failures = 1
+            log.error("connector %s: %s", cfg.name, state.last_error)
+            return None
+        return _Worker(cfg, parser, state)
+
+    async def _run(self, worker: _Worker) -> None:
+        while True:
+            try:
+                delay = await self._cycle(worker)
+            except Exception as exc:  # a bug in one connector's cycle must not end it nor the runner
+                log.exception("connector %s: cycle failed", worker.cfg.name)
+                worker.pending = None
+                delay = self._failed(worker, f"internal error: {type(exc).__name__}: {exc}")
+            worker.state.next_run_at = self._clock() + timedelta(seconds=delay)
+            await asyncio.sleep(delay)
+
+    async def _cycle(self, worker: _Worker) -> float:
+        state = worker.state
+        state.last_attempt = self._clock()
+        if worker.pending is None:
+            state.fetches += 1
+            try:
+                worker.pending = await self._fetch_and_plan(worker)
+            except FetchError as exc:
+                return self._failed(worker, exc.reason, exc.retry_after_s)
+            if worker.pending is None:
+                state.not_modified += 1
+                return self._succeeded(worker)
+        try:
+            await self._write(worker.pending)
+        except Unavailable as exc:
+            return self._failed(worker, f"Kafka unavailable, batch kept for retry: {exc.detail}")
+        batch, worker.pending = worker.pending, None
+        self._commit(worker, batch)
+        if batch.plan.error is not None:
+            return self._failed(worker, batch.plan.error)
+        return self._succeeded(worker)
+
+    async def _fetch_and_plan(self, worker: _Worker) -> _Batch | None:
+        cfg = worker.cfg
+        try:
+            result = await fetch(self._client, cfg, worker.validators)
+        except TooLarge as exc:
+            letter = dead_letter(
+                self._topics, stage="connector", source=cfg.name, reason=exc.reason, raw=exc.head, key=cfg.name
+            )
+            return _Batch(Plan([letter], worker.memory, error=exc.reason), worker.validators, 0)
+        if result.not_modified:
+            worker.validators = result.validators
+            return None
+        ctx = ParseContext(source=cfg.name, received_at=self._clock(), options=cfg.options)
+        full = (worker.cycles + 1) % self._full_refresh_every == 0
+        async with self._parse_slots:
+            plan = await asyncio.to_thread(
+                plan_cycle, worker.parser, result, ctx, worker.memory, self._topics, worker.state.url, full
+            )
+        return _Batch(plan, result.validators, len(result.body))
+
+    async def _write(self, batch: _Batch) -> None:
+        records = batch.plan.records
+        while batch.sent < len(records):
+            chunk = records[batch.sent : batch.sent + CHUNK]
+            await self._publisher.send_many(chunk)
+            batch.sent += len(chunk)
+
+    def _commit(self, worker: _Worker, batch: _Batch) -> None:
+        """The batch is acknowledged: the connector's memory and counts move on."""
+        plan, state = batch.plan, worker.state
+        worker.validators = batch.validators
+        worker.memory = plan.memory
+        worker.cycles += 1
+        state.incidents_published += plan.incidents
+        state.ended_published += plan.ended
+        state.rejects += plan.rejects
+        state.bytes_fetched += batch.body_bytes
+        state.tracked_items = len(plan.memory.seen)
+        if plan.error is not None:  # the whole payload was refused and dead-lettered
+            state.payload_errors += 1
+
+    def _succeeded(self, worker: _Worker) -> float:
+        state = worker.state
+        state.last_success = self._clock()
+        state.consecutive_failures = 0
+        state.backoff_s = None
+        return worker.cfg.interval_s
+
+    def _failed(self, worker: _Worker, reason: str, retry_after_s: float | None = None) -> float:
+        state, interval = worker.state, worker.cfg.interval_s
+        state.failures += 1
+        state.consecutive_failures += 1
+        state.last_error, state.last_error_at = reason, self._clock()
+        delay = self._backoff.delay(state.consecutive_failures, interval, self._rng)
+        delay = self._backoff.honour(delay, retry_after_s, interval)
+        state.backoff_s = delay
+        log.warning("connector %s: %s (retry in %.1f s)", worker.cfg.name, reason, delay)
+        return delay
+
+
+def _initial_state(cfg: ConnectorConfig) -> ConnectorState:
+    return ConnectorState(
+        name=cfg.name, kind=cfg.kind, url=public_url(cfg.url), enabled=cfg.enabled, interval_s=cfg.interval_s
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_connectors(
+    configs: Sequence[ConnectorConfig], publisher: RecordSink, topics: Topics, parser_for: ParserFor
+) -> AsyncIterator[ConnectorRunner]:
+    """The runner with its own HTTP client, for `traffic-hub connectors` and `traffic-hub run`."""
+    async with (
+        make_client() as client,
+        ConnectorRunner(configs, client, publisher, topics, parser_for=parser_for) as runner,
+    ):
+        yield runner
