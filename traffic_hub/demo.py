@@ -11,8 +11,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from traffic_hub.auth import DemoKey
-from traffic_hub.errors import TrafficHubError
+from traffic_hub.auth import DemoKey, Principal
+from traffic_hub.errors import TrafficHubError, Unavailable
 from traffic_hub.model import ClosureIn
 from traffic_hub.runtime import Hub
 
@@ -68,15 +68,22 @@ def demo_closures(now: datetime) -> list[tuple[str, dict[str, Any]]]:
 async def seed(hub: Hub, keys: list[DemoKey]) -> None:
     """Post the demo closures once the hub can write; errors are logged, never fatal."""
     teams = {k.principal.name: k.principal for k in keys}
-    while not hub.ready:
-        await asyncio.sleep(0.2)
+    await hub.live.wait_ready()
     for team, body in demo_closures(datetime.now(UTC)):
         principal = teams.get(team)
-        if principal is None:
-            continue
+        if principal is not None:
+            await _post(hub, principal, ClosureIn.model_validate(body))
+
+
+async def _post(hub: Hub, principal: Principal, body: ClosureIn, attempts: int = 20) -> None:
+    for _ in range(attempts):
         try:
-            state, created = await hub.closures.create(principal, ClosureIn.model_validate(body))
-        except TrafficHubError as exc:
-            log.warning("demo closure %s not posted: %s", body["reference"], exc.detail)
+            state, created = await hub.closures.create(principal, body)
+        except Unavailable:
+            await asyncio.sleep(0.5)
             continue
+        except TrafficHubError as exc:
+            log.warning("demo closure %s not posted: %s", body.reference, exc.detail)
+            return
         log.info("demo closure %s %s (%s)", state.reference, "posted" if created else "already there", state.id)
+        return

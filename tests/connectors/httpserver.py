@@ -47,7 +47,7 @@ class LocalServer:
         self.stopping = threading.Event()
         self.requests: list[Seen] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, name="test-http", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="test-http", daemon=True)
 
     @property
     def base(self) -> str:
@@ -103,7 +103,7 @@ def _handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            server.record(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
+            server.record(Seen(path, {k.lower(): v for k, v in self.headers.items()}))
             route = server.route(path)
             try:
                 if route is None:

@@ -22,7 +22,8 @@ class Broker:
 
     def _run(self, command: str, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
         env = {**os.environ, "TRAFFIC_HUB_KAFKA_PORT": str(self.port)}
-        return subprocess.run(["bash", str(SCRIPT), command], env=env, capture_output=True, timeout=timeout, check=False)
+        args = ["bash", str(SCRIPT), command]
+        return subprocess.run(args, env=env, capture_output=True, timeout=timeout, check=False)
 
     def up(self) -> None:
         result = self._run("up")

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.faults.brokers import Broker, private_broker
 from tests.integration.hubs import KEYS, auth, closure_body, running_hub, settings_for, wait_until, write_principals

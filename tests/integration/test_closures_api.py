@@ -141,9 +141,8 @@ def test_bad_input_is_422_naming_the_field_and_writes_nothing(
 
 
 def test_broken_json_is_422_on_the_body(hub: TestClient) -> None:
-    response = hub.post(
-        "/api/v1/closures", content=b'{"reference": "X", ', headers={**auth(KEYS.lille), "content-type": "application/json"}
-    )
+    headers = {**auth(KEYS.lille), "content-type": "application/json"}
+    response = hub.post("/api/v1/closures", content=b'{"reference": "X", ', headers=headers)
     assert response.status_code == 422
     assert response.json()["field"] == "body"
 

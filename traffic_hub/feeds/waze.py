@@ -2,9 +2,9 @@
 
 Both renderers publish under the key "waze" (they carry the same items, so an event is either in
 both or in neither). Served at `/feeds/waze/cifs.xml` and `/feeds/waze/cifs.json`. Incidents are
-ordered by event id. Each renderer instance memoises every event's serialised incidents while
-the event object lives, so re-rendering after a few changes costs little: keep one instance per
-feed.
+ordered by event id. Each renderer instance memoises, per event object and while it lives, the
+serialised incidents and the gate's time-independent reasons, so re-checking and re-rendering
+after a few changes costs little: keep one instance per feed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from traffic_hub.feeds.base import FeedContext
 from traffic_hub.feeds.waze_incident import context_key
 from traffic_hub.feeds.waze_json import json_document, json_fragment
 from traffic_hub.feeds.waze_memo import EventMemo
-from traffic_hub.feeds.waze_rules import check_waze
+from traffic_hub.feeds.waze_rules import check_waze, rule_reasons, status_reasons
 from traffic_hub.feeds.waze_xml import xml_document, xml_fragment
 from traffic_hub.model import Event
 
@@ -30,9 +30,14 @@ class _Cifs:
 
     def __init__(self) -> None:
         self._memo: EventMemo[bytes] = EventMemo()
+        self._reasons: EventMemo[tuple[str, ...]] = EventMemo()
 
     def check(self, event: Event, ctx: FeedContext) -> list[str]:
-        return check_waze(event, ctx)
+        """`check_waze`, with the time-independent part memoised per event object."""
+        status = status_reasons(event, ctx)
+        if status:
+            return status
+        return list(self._reasons.get(event, context_key(ctx), lambda item: tuple(rule_reasons(item, ctx))))
 
     def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
         key = context_key(ctx)

@@ -50,11 +50,21 @@ def length_m(points: list[tuple[float, float]]) -> float:
 
 def check_waze(event: Event, ctx: FeedContext) -> list[str]:
     """Reasons `event` cannot enter the Waze feeds at `ctx.now` (empty: it can)."""
+    return status_reasons(event, ctx) or rule_reasons(event, ctx)
+
+
+def status_reasons(event: Event, ctx: FeedContext) -> list[str]:
+    """["ended"] or ["cancelled"] when the event has left the feeds at `ctx.now`, else []."""
     status = event.status_at(ctx.now)
     if status is Status.CANCELLED:
         return ["cancelled"]
     if status is Status.ENDED:
         return ["ended"]
+    return []
+
+
+def rule_reasons(event: Event, ctx: FeedContext) -> list[str]:
+    """What Waze would reject in the event itself; independent of `ctx.now`, so memoisable."""
     kind = waze_kind(event)
     if kind is None:
         return [f"no Waze type for events of type {event.type.value}"]

@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1.7
+# One image for every role: `traffic-hub api | normaliser | connectors | run`.
+# Not built on the development machines (no Docker engine there); kept simple and standard.
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# dependencies first (cached while only the source changes)
+COPY pyproject.toml README.md ./
+RUN mkdir -p traffic_hub connectors geo && touch traffic_hub/__init__.py connectors/__init__.py geo/__init__.py \
+ && pip install . && pip uninstall -y traffic-hub
+COPY traffic_hub ./traffic_hub
+COPY connectors ./connectors
+COPY geo ./geo
+RUN pip install --no-deps . && python -m compileall -q /opt/venv
+
+FROM python:3.11-slim-bookworm
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
+    TRAFFIC_HUB_HTTP_HOST=0.0.0.0 TRAFFIC_HUB_HTTP_PORT=8000
+RUN useradd --system --uid 10001 --home /nonexistent hub
+COPY --from=build /opt/venv /opt/venv
+USER hub
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
+ENTRYPOINT ["traffic-hub"]
+CMD ["run"]
