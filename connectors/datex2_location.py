@@ -16,7 +16,12 @@ from traffic_hub.model.geometry import LineString, MultiLineString, Point
 
 _LOCATION_ELEMENTS = ("locationReference", "groupOfLocations")
 _BOTH = frozenset({"both", "bothWays"})
-_ONE = frozenset({"aligned", "positive", "negative", "opposite", "northBound", "southBound", "eastBound", "westBound"})
+_ONE = frozenset(
+    {"aligned", "positive", "negative", "opposite", "clockwise", "anticlockwise", "inboundTowardsTown"}
+    | {"outboundFromTown", "innerRing", "outerRing"}
+    | {f"{compass}Bound" for compass in ("north", "south", "east", "west", "northEast", "northWest", "southEast")}
+    | {"southWestBound"}
+)
 Shape = Point | LineString | MultiLineString
 
 
@@ -50,7 +55,7 @@ def shape(location: Element) -> Shape:
 
 
 def direction(location: Element) -> Direction:
-    for name in ("alertCDirectionCoded", "alertCAffectedDirection", "directionRelativeOnLinearSection"):
+    for name in ("alertCDirectionCoded", "alertCAffectedDirection", "directionRelativeOnLinearSection", "tpegDirection"):
         for element in descendants(location, name):
             value = (element.text or "").strip()
             if value in _BOTH:

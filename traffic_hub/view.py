@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ class EventView:
     """Event id → latest Event; readers never block writers (single event loop)."""
 
     def __init__(self, history: int = 10_000) -> None:
+        # changes are numbered per process; the epoch tells a resuming client whether its number is ours
+        self.epoch = secrets.token_hex(4)
         self._events: dict[str, Event] = {}
         self._changes: deque[Change] = deque(maxlen=history)
         self._seq = 0

@@ -541,6 +541,19 @@ def test_gate_rejects_with_a_readable_reason(case: str) -> None:
     assert expected in reasons[0]
 
 
+def test_renderers_check_like_check_waze_every_time() -> None:
+    ctx = ctx_at(NOW)
+    events = [build() for build, _ in BAD_EVENTS.values()] + ev.lille_scenarios(NOW)
+    for renderer in (xml_renderer(), json_renderer()):
+        first = [renderer.check(event, ctx) for event in events]
+        first[0].append("mutated by a caller")
+        assert [renderer.check(event, ctx) for event in events] == [check_waze(event, ctx) for event in events]
+    later = ctx_at(NOW + timedelta(days=30))  # the scenarios' periods are over by then
+    renderer, scenarios = xml_renderer(), ev.lille_scenarios(NOW)[:2]
+    assert [renderer.check(event, ctx) for event in scenarios] == [[], []]
+    assert [renderer.check(event, later) for event in scenarios] == [["ended"], ["ended"]]
+
+
 def test_gate_accepts_every_current_lille_scenario() -> None:
     ctx = ctx_at(NOW)
     current = [event for event in ev.lille_scenarios(NOW) if event.is_current(NOW)]

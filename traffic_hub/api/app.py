@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from traffic_hub.api import closures, events, feeds, health, problems
+from traffic_hub.api import closures, events, feeds, health, problems, stream
 from traffic_hub.api.limits import BodyLimit
 from traffic_hub.auth import DemoKey, Principals
 from traffic_hub.metrics import Metrics
@@ -89,7 +89,7 @@ def create_app(
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (closures, events, feeds, health):
+    for module in (closures, stream, events, feeds, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

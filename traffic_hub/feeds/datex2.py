@@ -236,20 +236,25 @@ def _by_subtype(subtype: str | None, table: dict[str, str], default: str) -> str
 # builds in seconds; joined strings take a fraction of that. Every value that is not produced
 # here (ids, descriptions, street and source names) goes through `_text`/`_attr`.
 
-_XML_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-_XML_ATTR = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
 _ROOT = (
     f'<d2:payload xmlns:d2="{D2}" xmlns:sit="{SIT}" xmlns:com="{COM}" xmlns:loc="{LOC}" xmlns:xsi="{XSI}"'
     f' xsi:type="sit:SituationPublication" lang="{LANG}" modelBaseVersion="3">'
 )
 
 
+def _escape(value: str) -> str:
+    if "&" in value or "<" in value or ">" in value:
+        value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return value
+
+
 def _text(value: str) -> str:
-    return clean_text(value).translate(_XML_TEXT)
+    return _escape(clean_text(value))
 
 
 def _attr(value: str) -> str:
-    return clean_text(value).translate(_XML_ATTR)
+    value = _text(value)
+    return value.replace('"', "&quot;") if '"' in value else value
 
 
 def _leaf(name: str, text: str) -> str:
@@ -265,7 +270,7 @@ def render_datex2(events: Sequence[Event], ctx: FeedContext) -> bytes:
         _ROOT,
         _leaf("com:publicationTime", local_time(ctx.timestamp, tz)),
         "<com:publicationCreator><com:country>FR</com:country>",
-        _leaf("com:nationalIdentifier", creator.translate(_XML_TEXT)),
+        _leaf("com:nationalIdentifier", _escape(creator)),
         "</com:publicationCreator>",
     ]
     for event in sorted(events, key=lambda item: item.id):
@@ -311,7 +316,7 @@ def _shared(event: Event, tz: ZoneInfo) -> _Shared:
             _validity(event, tz),
         )
     )
-    description = _text(event.description[: TEXT_MAX * 2])[:TEXT_MAX]
+    description = _escape(clean_text(event.description)[:TEXT_MAX])
     comment = (
         f'<sit:generalPublicComment><sit:comment><com:values><com:value lang="{LANG}">{description}'
         "</com:value></com:values></sit:comment></sit:generalPublicComment>"
@@ -361,7 +366,7 @@ def _source(event: Event, authority: bool) -> str:
     return "".join(
         (
             "<sit:source>",
-            _leaf("com:sourceIdentification", names[:TEXT_MAX].translate(_XML_TEXT)) if names else "",
+            _leaf("com:sourceIdentification", _escape(names[:TEXT_MAX])) if names else "",
             _leaf("com:sourceType", "roadAuthorities" if authority else "otherInformation"),
             _leaf("com:reliable", "true" if authority else "false"),
             "</sit:source>",
@@ -471,7 +476,7 @@ def pos_list(points: list[tuple[float, float]]) -> str:
 
 def _supplementary(event: Event, counts: tuple[int, int] | None) -> str:
     """The street as `roadInformation`; for a lane closure, the side and the carriageway's lanes."""
-    street = _text(event.street[: TEXT_MAX * 2])[:TEXT_MAX] if event.street else ""
+    street = _escape(clean_text(event.street)[:TEXT_MAX])
     side = str((event.lanes or {}).get("side", ""))
     if not street and counts is None:
         return ""
