@@ -55,7 +55,12 @@ def shape(location: Element) -> Shape:
 
 
 def direction(location: Element) -> Direction:
-    for name in ("alertCDirectionCoded", "alertCAffectedDirection", "directionRelativeOnLinearSection", "tpegDirection"):
+    for name in (
+        "alertCDirectionCoded",
+        "alertCAffectedDirection",
+        "directionRelativeOnLinearSection",
+        "tpegDirection",
+    ):
         for element in descendants(location, name):
             value = (element.text or "").strip()
             if value in _BOTH:

@@ -70,14 +70,17 @@ class TooLarge(FetchError):
     """The body passed `max_bytes`: the whole payload is refused (dead-lettered with its head)."""
 
 
-def make_client() -> httpx2.AsyncClient:
-    """The one HTTP client a runner shares between its connectors (timeouts are set per request)."""
+def make_client(*, trust_env: bool = True) -> httpx2.AsyncClient:
+    """The one HTTP client a runner shares between its connectors (timeouts are set per request).
+
+    `trust_env` honours the operator's HTTP(S)_PROXY / NO_PROXY / SSL_CERT_FILE settings.
+    """
     return httpx2.AsyncClient(
         follow_redirects=True,
         max_redirects=5,
         headers={"User-Agent": USER_AGENT},
         limits=httpx2.Limits(max_connections=50, max_keepalive_connections=10),
-        trust_env=False,
+        trust_env=trust_env,
     )
 
 

@@ -36,6 +36,7 @@ from aiokafka.structs import RecordMetadata
 from connectors.base import ParseContext, Parsed, Parser, PayloadError
 from connectors.config import ConnectorConfig
 from connectors.fetch import FetchError, FetchResult, TooLarge, Validators, fetch, make_client
+from connectors.registry import parser_for as registry_parser_for
 from connectors.state import ConnectorState, public_url
 from traffic_hub.deadletter import dead_letter
 from traffic_hub.errors import Unavailable
@@ -417,11 +418,18 @@ def _initial_state(cfg: ConnectorConfig) -> ConnectorState:
 
 @contextlib.asynccontextmanager
 async def running_connectors(
-    configs: Sequence[ConnectorConfig], publisher: RecordSink, topics: Topics, parser_for: ParserFor
+    configs: Sequence[ConnectorConfig],
+    publisher: RecordSink,
+    topics: Topics,
+    parser_for: ParserFor | None = None,
 ) -> AsyncIterator[ConnectorRunner]:
-    """The runner with its own HTTP client, for `traffic-hub connectors` and `traffic-hub run`."""
+    """The runner with its own HTTP client, for `traffic-hub connectors` and `traffic-hub run`.
+
+    `parser_for` defaults to `connectors.registry.parser_for` (every source kind of the contract).
+    """
+    lookup = parser_for or registry_parser_for
     async with (
         make_client() as client,
-        ConnectorRunner(configs, client, publisher, topics, parser_for=parser_for) as runner,
+        ConnectorRunner(configs, client, publisher, topics, parser_for=lookup) as runner,
     ):
         yield runner

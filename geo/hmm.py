@@ -22,10 +22,11 @@ from geo.routing import DEFAULT_LIMIT_M, Layer
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 ObjArray = npt.NDArray[np.object_]
 
-SIGMA_M = 8.0
-BETA_M = 12.0
+SIGMA_M = 10.0
+BETA_M = 5.0
 REVERSE_TOLERANCE_M = 10.0
 MAX_ROUTE_M = 20_000.0
 LIMIT_TIERS = (DEFAULT_LIMIT_M, 5_000.0, MAX_ROUTE_M)
@@ -105,14 +106,16 @@ def _groups(point: IntArray) -> tuple[IntArray, IntArray]:
     return starts, np.diff(np.append(starts, len(point)))
 
 
-def _pairs(starts: IntArray, counts: IntArray) -> tuple[IntArray, IntArray, IntArray]:
-    """All (a, b) candidate pairs of consecutive groups, and the step of each pair."""
-    na, nb = counts[:-1], counts[1:]
+def _pairs(starts: IntArray, counts: IntArray, same: BoolArray) -> tuple[IntArray, IntArray, IntArray]:
+    """All (a, b) candidate pairs of consecutive groups ``g, g+1`` where ``same[g]``; and ``g``."""
+    steps = np.flatnonzero(same)
+    na, nb = counts[steps], counts[steps + 1]
     sizes = na * nb
-    step = np.repeat(np.arange(len(na)), sizes)
+    step = np.repeat(steps, sizes)
     local = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    a = starts[:-1][step] + local // nb[step]
-    b = starts[1:][step] + local % nb[step]
+    nbs = np.repeat(nb, sizes)
+    a = starts[step] + local // nbs
+    b = starts[step + 1] + local % nbs
     return step, a, b
 
 
@@ -140,46 +143,75 @@ def _tier(limit: float) -> float:
     return LIMIT_TIERS[-1]
 
 
-def viterbi(c: Candidates, pts: FloatArray, layer: Layer) -> tuple[list[list[Step]], FloatArray]:
-    """Most likely candidate sequence, cut into parts where no transition exists; and the routes."""
+@dataclass(frozen=True)
+class _Batch:
+    """Groups (points with candidates) laid out as rows (traces) × columns (their order)."""
+
+    starts: IntArray  # first candidate of each group
+    counts: IntArray  # candidates per group
+    first: IntArray  # first group of each row
+    size: IntArray  # groups per row
+    trace: IntArray  # trace of each row
+    row: IntArray  # row of each group
+    col: IntArray  # column of each group
+
+
+def _batch(c: Candidates, trace_of: IntArray) -> _Batch:
     starts, counts = _groups(c.point)
-    if len(starts) == 0:
-        return [], np.zeros(0)
-    n, width = len(starts), int(counts.max())
-    group = np.repeat(np.arange(n), counts)
-    rank = np.arange(len(c.point)) - starts[group]
-    emis = np.full((n, width), -np.inf)
-    emis[group, rank] = -0.5 * (c.dist / SIGMA_M) ** 2
-    step, a, b = _pairs(starts, counts)
-    gpts = c.point[starts]
-    gc = np.hypot(*(pts[gpts[1:]] - pts[gpts[:-1]]).T)
-    route = route_lengths(layer, c, a, b, gc[step])
-    trans = np.full((max(n - 1, 0), width, width), -np.inf)
-    trans[step, rank[a], rank[b]] = -np.abs(route - gc[step]) / BETA_M
+    gtrace = trace_of[c.point[starts]]
+    first = _starts(gtrace)
+    size = np.diff(np.append(first, len(starts)))
+    row = np.repeat(np.arange(len(first)), size)
+    return _Batch(starts, counts, first, size, gtrace[first], row, np.arange(len(starts)) - first[row])
+
+
+def viterbi(c: Candidates, pts: FloatArray, trace_of: IntArray, n_traces: int, layer: Layer) -> list[list[list[Step]]]:
+    """Most likely candidate sequence of each trace, cut into parts where no transition exists.
+
+    All traces of a batch go through the forward pass in lock-step (one numpy step per column)."""
+    out: list[list[list[Step]]] = [[] for _ in range(n_traces)]
+    if len(c.point) == 0:
+        return out
+    g = _batch(c, trace_of)
+    rows, cols, width = len(g.first), int(g.size.max()), int(g.counts.max())
+    group = np.repeat(np.arange(len(g.starts)), g.counts)
+    rank = np.arange(len(c.point)) - g.starts[group]
+    emis = np.full((rows, cols, width), -np.inf)
+    emis[np.arange(cols)[None, :] >= g.size[:, None]] = 0.0
+    emis[g.row[group], g.col[group], rank] = -0.5 * (c.dist / SIGMA_M) ** 2
+    trans = np.full((rows, max(cols - 1, 0), width, width), -np.inf)
+    trans[np.arange(cols - 1)[None, :] >= g.size[:, None] - 1] = np.where(np.eye(width, dtype=bool), 0.0, -np.inf)
+    gpts = c.point[g.starts]
+    same = g.row[:-1] == g.row[1:]
+    step, a, b = _pairs(g.starts, g.counts, same)
+    gc = np.hypot(*(pts[gpts[step + 1]] - pts[gpts[step]]).T)
+    route = route_lengths(layer, c, a, b, gc)
+    trans[g.row[step], g.col[step], rank[a], rank[b]] = -np.abs(route - gc) / BETA_M
     back, scores = _forward(emis, trans)
-    return _backtrack(c, starts, scores, back), route
+    for r in range(rows):
+        n = int(g.size[r])
+        mine = g.starts[g.first[r] : g.first[r] + n]
+        out[int(g.trace[r])] = _backtrack(c, mine, scores[r, :n], back[r, :n])
+    return out
 
 
 def _forward(emis: FloatArray, trans: FloatArray) -> tuple[IntArray, FloatArray]:
-    """Viterbi forward pass over padded (n, K) emissions and (n-1, K, K) transitions.
+    """Viterbi forward pass over padded (B, n, K) emissions and (B, n-1, K, K) transitions.
 
-    ``back[j] == -1`` (all of the row) marks group ``j`` as the start of a new part."""
-    n, width = emis.shape
-    back = np.zeros((n, width), dtype=np.int64)
-    back[0] = -1
-    scores = np.empty((n, width))
-    score = scores[0] = emis[0]
+    ``back[b, j] == -1`` (all of the row) marks column ``j`` of trace ``b`` as a new part's start."""
+    rows, n, width = emis.shape
+    back = np.zeros((rows, n, width), dtype=np.int64)
+    back[:, 0] = -1
+    scores = np.empty((rows, n, width))
+    score = scores[:, 0] = emis[:, 0]
     for j in range(n - 1):
-        t = trans[j] + score[:, None]
-        best = t.argmax(axis=0)
-        top = t.max(axis=0)
-        if top.max() == -np.inf:
-            back[j + 1] = -1
-            score = emis[j + 1]
-        else:
-            back[j + 1] = best
-            score = top + emis[j + 1]
-        scores[j + 1] = score
+        t = trans[:, j] + score[:, :, None]
+        best = t.argmax(axis=1)
+        top = t.max(axis=1)
+        broken = (top.max(axis=1) == -np.inf)[:, None]
+        score = np.where(broken, emis[:, j + 1], top + emis[:, j + 1])
+        back[:, j + 1] = np.where(broken, -1, best)
+        scores[:, j + 1] = score
     return back, scores
 
 
@@ -261,4 +293,23 @@ def snapped_xy(net: RoadNetwork, layer: Layer, steps: list[Step]) -> FloatArray:
 
 def match_steps(net: RoadNetwork, layer: Layer, xy: FloatArray, radius: float, k: int) -> list[list[Step]]:
     """The matched parts of a trace (the HMM without result assembly)."""
-    return viterbi(candidates(net, layer, xy, radius, k), xy, layer)[0]
+    return match_batch(net, layer, [xy], radius, k)[0]
+
+
+BATCH = 64
+
+
+def match_batch(
+    net: RoadNetwork, layer: Layer, traces: list[FloatArray], radius: float, k: int
+) -> list[list[list[Step]]]:
+    """The matched parts of each trace; traces of similar length are matched together."""
+    out: list[list[list[Step]]] = [[] for _ in traces]
+    order = sorted(range(len(traces)), key=lambda i: len(traces[i]))
+    for lo in range(0, len(order), BATCH):
+        chunk = order[lo : lo + BATCH]
+        pts = np.vstack([traces[i] for i in chunk]) if chunk else np.zeros((0, 2))
+        trace_of = np.repeat(np.arange(len(chunk)), [len(traces[i]) for i in chunk])
+        found = viterbi(candidates(net, layer, pts, radius, k), pts, trace_of, len(chunk), layer)
+        for i, parts in zip(chunk, found, strict=True):
+            out[i] = parts
+    return out

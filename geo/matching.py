@@ -129,12 +129,29 @@ def match_trace(
     *,
     direction: Direction = "ONE_DIRECTION",
     radius_m: float = 40.0,
-    k: int = 4,
+    k: int = 6,
 ) -> MatchResult:
     """HMM-match points already in network metres (no validation: GPS traces, benchmarks)."""
+    return match_traces(net, [xy], direction=direction, radius_m=radius_m, k=k)[0]
+
+
+def match_traces(
+    net: RoadNetwork,
+    traces: Sequence[FloatArray],
+    *,
+    direction: Direction = "ONE_DIRECTION",
+    radius_m: float = 40.0,
+    k: int = 6,
+) -> list[MatchResult]:
+    """:func:`match_trace` for many traces at once (one vectorised Viterbi pass per batch)."""
     layer = net.directed if direction == "ONE_DIRECTION" else net.both_ways
-    cands = hmm.candidates(net, layer, xy, radius_m, k)
-    parts, _ = hmm.viterbi(cands, xy, layer)
+    found = hmm.match_batch(net, layer, list(traces), radius_m, k)
+    return [_assemble(net, layer, xy, parts, direction, radius_m) for xy, parts in zip(traces, found, strict=True)]
+
+
+def _assemble(
+    net: RoadNetwork, layer: Layer, xy: FloatArray, parts: list[list[hmm.Step]], direction: Direction, radius_m: float
+) -> MatchResult:
     if not parts:
         return unmatched(NO_ROAD.format(radius=radius_m), direction)
     states: list[int] = []
@@ -155,15 +172,7 @@ def match_trace(
     if share < 1.0 or len(parts) > 1:
         reason = f"{len(xy) - len(steps)} of {len(xy)} points off the network; matched in {len(parts)} part(s)"
     return result_from_states(
-        net,
-        layer,
-        states,
-        np.vstack(pieces),
-        direction,
-        share=share,
-        confidence=confidence,
-        reason=reason,
-        covered=covered,
+        net, layer, states, np.vstack(pieces), direction, share=share, confidence=confidence, reason=reason, covered=covered
     )
 
 

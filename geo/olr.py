@@ -57,7 +57,7 @@ def openlr_table(net: RoadNetwork) -> pa.Table:
             "endLon": pa.array(net.lonlat[ends, 0]),
             "highway": pa.array(net.highway.tolist(), pa.string()),
             "lanes": pa.nulls(net.n_edges, pa.int64()),
-            "geometry": pa.array(shapely.to_wkb(lines).tolist(), pa.binary()),
+            "geometry": pa.array(list(np.asarray(shapely.to_wkb(lines), dtype=object)), pa.binary()),
         },
         schema=openlr_decoder.road_network_schema(),
     )

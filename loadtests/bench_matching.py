@@ -92,7 +92,7 @@ def _pps(net: RoadNetwork, traces: list[tuple[shapely.LineString, FloatArray]]) 
 def _accuracy(net: RoadNetwork, traces: list[tuple[shapely.LineString, FloatArray]]) -> tuple[float, float]:
     good = matched = total = 0
     for truth, pts in traces:
-        steps = [s for part in hmm.match_steps(net, net.directed, pts, 40.0, 4) for s in part]
+        steps = [s for part in hmm.match_steps(net, net.directed, pts, 40.0, 6) for s in part]
         snapped = hmm.snapped_xy(net, net.directed, steps)
         good += int(np.sum(shapely.distance(truth, shapely.points(snapped)) <= 5.0))
         matched += len(steps)

@@ -278,11 +278,9 @@ def _merge(current: ClosureState, patch: ClosurePatch) -> ClosureIn:
 
 
 def _street_field(exc: GeoError) -> str:
-    if "from" in exc.code:
-        return "from_street"
-    if "to" in exc.code:
-        return "to_street"
-    return "street"
+    """The field a street-lookup error is about (the geo side starts its reason with it)."""
+    first = exc.reason.split(" ", 1)[0]
+    return first if first in ("street", "from_street", "to_street") else "street"
 
 
 def _encode_cursor(state: ClosureState) -> str:

@@ -19,14 +19,16 @@ import shapely
 
 from geo.communes import Communes
 from geo.crs import Reprojector
+from geo.matching import match_street
+from geo.network import RoadNetwork
 from geo.shapes import length_m
 from traffic_hub.auth import DemoKey, Principals
-from traffic_hub.closures import ClosureBook, ClosureService
+from traffic_hub.closures import ClosureBook, ClosureService, StreetResolver
 from traffic_hub.feeds.base import FeedContext, Renderer
 from traffic_hub.feeds.engine import FeedBook
 from traffic_hub.feeds.waze import CifsJson, CifsXml
 from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
-from traffic_hub.normaliser.placement import PassthroughPlacer, Placer
+from traffic_hub.normaliser.placement import NetworkPlacer, PassthroughPlacer, Placer
 from traffic_hub.normaliser.service import Normaliser
 from traffic_hub.settings import Settings
 from traffic_hub.topics import Topics
@@ -100,6 +102,7 @@ async def open_hub(
     k = settings.kafka
     communes = Communes.load()
     reprojector = Reprojector()
+    network = await asyncio.to_thread(load_network, settings)
     topics_ready = asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:
         probe = await stack.enter_async_context(BrokerProbe(k.bootstrap_servers, k.probe_interval_s))
@@ -116,11 +119,11 @@ async def open_hub(
         renderers = {path: cls() for path, cls in FEEDS.items()}
         feeds = await stack.enter_async_context(FeedBook(live.events, renderers, feed_context(settings), tz))
         book = ClosureBook(live.events)
-        closures = ClosureService(book, publisher, topics, communes, reprojector)
+        closures = ClosureService(book, publisher, topics, communes, reprojector, street_resolver(network))
         hub = Hub(settings, topics, tz, probe, publisher, live, feeds, closures, principals, communes, topics_ready)
         hub.demo_keys = demo_keys or []
         if Role.NORMALISER in roles:
-            placer = placer or PassthroughPlacer(lambda coords: length_m(_line(coords)))
+            placer = placer or (NetworkPlacer(network) if network else PassthroughPlacer(_length))
             hub.normaliser = Normaliser(
                 k.bootstrap_servers, topics, publisher, placer, f"{settings.instance}-normaliser", gate=topics_ready
             )
@@ -133,5 +136,23 @@ async def open_hub(
         yield hub
 
 
-def _line(coords: list[tuple[float, float]]) -> shapely.LineString:
-    return shapely.LineString(coords)
+def _length(coords: list[tuple[float, float]]) -> float:
+    return length_m(shapely.LineString(coords))
+
+
+def load_network(settings: Settings) -> RoadNetwork | None:
+    """The road network the hub places events on (the bundled Lille one unless configured)."""
+    network = RoadNetwork.load(settings.network) if settings.network else RoadNetwork.default()
+    log.info("road network: %d edges", network.n_edges)
+    return network.warm()
+
+
+def street_resolver(network: RoadNetwork | None) -> StreetResolver | None:
+    """street + from_street + to_street → the line between the two junctions (GeoError names the field)."""
+    if network is None:
+        return None
+
+    def resolve(street: str, from_street: str, to_street: str) -> list[tuple[float, float]]:
+        return match_street(network, street, from_street, to_street).geometry
+
+    return resolve

@@ -98,7 +98,7 @@ def _handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         timeout = 2  # an idle keep-alive connection ends, so stopping the server never waits long
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: object) -> None:
             return
 
         def do_GET(self) -> None:
@@ -134,7 +134,9 @@ def _handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             since = self.headers.get("If-Modified-Since")
             if since is None:
                 return False
-            return bool(email.utils.parsedate_to_datetime(since) >= email.utils.parsedate_to_datetime(route.last_modified))
+            return bool(
+                email.utils.parsedate_to_datetime(since) >= email.utils.parsedate_to_datetime(route.last_modified)
+            )
 
         def _answer(self, status: int, body: bytes, content_type: str | None, extra: dict[str, str]) -> None:
             self.send_response(status)

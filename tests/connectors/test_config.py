@@ -120,7 +120,7 @@ def test_testing_and_demo_relax_interval_and_scheme() -> None:
     (demo,) = parse_connectors(text, allow_file=True, testing=True)
 
     assert (demo.url, demo.interval_s) == ("file:///srv/demo.geojson", 0.2)
-    with pytest.raises(ConnectorsFileError, match="must be at least 0.1 seconds"):
+    with pytest.raises(ConnectorsFileError, match=r"must be at least 0\.1 seconds"):
         parse_connectors(text.replace("0.2", "0.05"), allow_file=True, testing=True)
 
 

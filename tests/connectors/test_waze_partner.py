@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from connectors.base import PayloadError
+from connectors.base import Parsed, PayloadError
 from connectors.waze_partner import WazePartnerFeedParser
 from tests.connectors.sources import LILLE, context, read
 from traffic_hub.model import Cause, Direction, EventType, Point
@@ -13,15 +13,24 @@ from traffic_hub.model import Cause, Direction, EventType, Point
 PARSER = WazePartnerFeedParser()
 
 
-def test_nyc_snapshot_counts_and_values() -> None:
-    parsed = PARSER.parse(read("waze-partner-feed/nyc_partner-feed_2019-03-22T2138Z.json"), context())
+@pytest.fixture(scope="module")
+def nyc() -> Parsed:
+    return PARSER.parse(read("waze-partner-feed/nyc_partner-feed_2019-03-22T2138Z.json"), context())
+
+
+def test_nyc_snapshot_counts_and_values(nyc: Parsed) -> None:
+    parsed = nyc
     kinds = [incident.kind for incident in parsed.incidents]
     assert parsed.snapshot is True
     assert parsed.rejects == []
     assert (kinds.count("waze-alert"), kinds.count("waze-jam"), kinds.count("waze-irregularity")) == (1364, 2117, 55)
     by_id = {incident.source_id: incident for incident in parsed.incidents}
     first = by_id["03769afc-d16d-376a-b5ed-628ade6beedf"]
-    assert (first.type, first.subtype, first.cause) == (EventType.HAZARD, "HAZARD_ON_SHOULDER_CAR_STOPPED", Cause.HAZARD)
+    assert (first.type, first.subtype, first.cause) == (
+        EventType.HAZARD,
+        "HAZARD_ON_SHOULDER_CAR_STOPPED",
+        Cause.HAZARD,
+    )
     assert first.said["type"] == "WEATHERHAZARD"
     assert first.geometry == Point(type="Point", coordinates=[-74.183931, 40.605333])
     assert first.reliability == pytest.approx(0.6)
@@ -42,12 +51,16 @@ def test_nyc_snapshot_counts_and_values() -> None:
     }
     assert jam.geometry.coordinates[0] == [-74.277641, 40.513274]
     irregularity = by_id["irregularity-76745544"]
-    assert (irregularity.type, irregularity.subtype, irregularity.street) == (EventType.JAM, "irregularity", "Belt Pkwy W")
+    assert (irregularity.type, irregularity.subtype, irregularity.street) == (
+        EventType.JAM,
+        "irregularity",
+        "Belt Pkwy W",
+    )
     assert irregularity.said["delaySeconds"] == 697
 
 
-def test_nyc_type_mapping() -> None:
-    parsed = PARSER.parse(read("waze-partner-feed/nyc_partner-feed_2019-03-22T2138Z.json"), context())
+def test_nyc_type_mapping(nyc: Parsed) -> None:
+    parsed = nyc
     alerts = [incident for incident in parsed.incidents if incident.kind == "waze-alert"]
     closures = [a for a in alerts if a.type is EventType.CLOSURE]
     assert len(closures) == 97

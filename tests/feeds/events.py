@@ -32,6 +32,7 @@ from traffic_hub.model import (
     SourceReport,
     Validity,
 )
+from traffic_hub.model.geometry import MultiLineString
 from traffic_hub.model.validity import WEEKDAYS
 
 # Rough Métropole Européenne de Lille envelope (lon/lat), generous by a few km.
@@ -448,3 +449,132 @@ def mel_events(draw: st.DrawFn, now: datetime) -> Event:
         lanes=draw(st.none() | st.just(lanes)),
         source=draw(st.sampled_from([ROADWORKS_TEAM, WAZE_SOURCE])),
     )
+
+
+# --- more scenarios for the DATEX II, WZDx and open-data feeds ----------------------------------
+
+DATEX2_CONNECTOR = "datex2-dir-nord"
+
+
+def conflated_accident(now: datetime) -> Event:
+    """An accident seen by Waze users and by the DIR Nord DATEX II feed, confirmed by an operator."""
+    base = make_event(
+        "ev-acc-2026-0315",
+        now,
+        segments=[segment(BOULEVARD_VAUBAN, 3, 7)],
+        event_type=EventType.ACCIDENT,
+        cause=Cause.ACCIDENT,
+        subtype="ACCIDENT_MAJOR",
+        description="Collision entre deux véhicules, voie de droite encombrée",
+        direction=Direction.ONE_DIRECTION,
+        starts_at=now - timedelta(minutes=25),
+        open_ended=True,
+        geometry=Point(type="Point", coordinates=[3.0501604, 50.6357963]),
+        source=WAZE_SOURCE,
+    )
+    datex = SourceReport(
+        source=DATEX2_CONNECTOR,
+        source_id="DIRN-SIT-88412_REC-1",
+        kind="datex2-record",
+        received_at=now - timedelta(minutes=18),
+        said={"accidentType": "collision"},
+    )
+    return base.model_copy(update={"sources": [*base.sources, datex], "verification": "confirmed", "version": 3})
+
+
+def waze_jam(now: datetime) -> Event:
+    """Stand-still traffic on Rue de Paris, from Waze only."""
+    return make_event(
+        "wz-jam-5f0c2a77",
+        now,
+        segments=[segment(RUE_DE_PARIS)],
+        event_type=EventType.JAM,
+        cause=Cause.OTHER,
+        subtype="JAM_STAND_STILL_TRAFFIC",
+        description="Circulation à l'arrêt",
+        direction=Direction.ONE_DIRECTION,
+        starts_at=now - timedelta(minutes=8),
+        open_ended=True,
+        source=WAZE_SOURCE,
+    )
+
+
+def fog_warning(now: datetime) -> Event:
+    """Dense fog reported by the DIR Nord DATEX II feed at a point of Boulevard de la Liberté."""
+    event = make_event(
+        "dx-DIRN-SIT-88500",
+        now,
+        segments=[segment(BOULEVARD_DE_LA_LIBERTE, 4, 6)],
+        event_type=EventType.WEATHER,
+        cause=Cause.HAZARD,
+        subtype="HAZARD_WEATHER_FOG",
+        description="Brouillard dense, visibilité réduite",
+        direction=Direction.UNKNOWN,
+        starts_at=now - timedelta(hours=2),
+        ends_at=now + timedelta(hours=4),
+        geometry=Point(type="Point", coordinates=[3.0536186, 50.6362186]),
+    )
+    report = event.sources[0].model_copy(update={"source": DATEX2_CONNECTOR, "kind": "datex2-record"})
+    return event.model_copy(update={"sources": [report]})
+
+
+def roadworks_beside_road(now: datetime) -> Event:
+    """Roadworks on the pavement of Rue Esquermoise, traffic not closed."""
+    return make_event(
+        "cl-LILLE-2026-0133",
+        now,
+        segments=[segment(RUE_ESQUERMOISE)],
+        event_type=EventType.ROADWORKS,
+        description="Réfection du trottoir & des bordures <côté pair>",
+        direction=Direction.BOTH_DIRECTIONS,
+    )
+
+
+def lane_closure_without_counts(now: datetime) -> Event:
+    """A deliberately bad lane closure: the lane counts contradict each other (3 closed of 2)."""
+    return make_event(
+        "cl-LILLE-2026-0140",
+        now,
+        segments=[segment(BOULEVARD_DE_LA_LIBERTE)],
+        event_type=EventType.LANE_CLOSURE,
+        description="Voies neutralisées",
+        direction=Direction.ONE_DIRECTION,
+        lanes={"closed": 3, "total": 2, "side": "RIGHT"},
+    )
+
+
+def degenerate_closure(now: datetime) -> Event:
+    """A deliberately bad closure whose line has one distinct point (drawn by a double click)."""
+    point = [3.0538867, 50.6333447]
+    return make_event(
+        "cl-LILLE-2026-0150",
+        now,
+        segments=[segment(RUE_NATIONALE_MIDDLE)],
+        geometry=LineString(type="LineString", coordinates=[point, list(point)]),
+    )
+
+
+def partner_scenarios(now: datetime) -> list[Event]:
+    """`lille_scenarios` plus the sources and types the partner feeds also carry (no bad items)."""
+    return [*lille_scenarios(now), conflated_accident(now), waze_jam(now), fog_warning(now), roadworks_beside_road(now)]
+
+
+@st.composite
+def mel_varied_events(draw: st.DrawFn, now: datetime) -> Event:
+    """`mel_events` whose geometry is sometimes a point or a multi-line, sources sometimes several."""
+    event = draw(mel_events(now))
+    shape = draw(st.sampled_from(["line", "point", "multi"]))
+    geometry: Point | LineString | MultiLineString = event.geometry
+    if shape == "point":
+        lon, lat = event.segments[0].coordinates[0]
+        geometry = Point(type="Point", coordinates=[lon, lat])
+    elif shape == "multi":
+        geometry = MultiLineString(
+            type="MultiLineString", coordinates=[[list(p) for p in part.coordinates] for part in event.segments]
+        )
+    sources = list(event.sources)
+    if draw(st.booleans()):
+        sources.append(
+            SourceReport(source=DATEX2_CONNECTOR, source_id="X-1", kind="datex2-record", received_at=event.created_at)
+        )
+    return event.model_copy(update={"geometry": geometry, "sources": sources, "version": draw(st.integers(1, 500))})

@@ -598,3 +598,9 @@ def test_random_mel_events_render_valid_feeds(
     assert all(any(incident_id.startswith(event_id) for event_id in event_ids) for incident_id in ids)
     document = orjson.loads(json_renderer().render(events, ctx))
     assert json_items(document) == xml_items(root)
+
+
+@given(st.floats(-180, 180))
+def test_gate_rounding_matches_polyline_formatting(value: float) -> None:
+    """The gate counts points after `round(x, 6)`; the polyline prints `x:.6f`: same digits."""
+    assert f"{round(value, 6):.6f}" == f"{value:.6f}"

@@ -213,7 +213,7 @@ def test_trace_with_a_gap_is_matched_in_parts() -> None:
 def test_hmm_snaps_every_point_on_its_state() -> None:
     net = lille()
     xy = cases.sample(_metric(cases.edge_lonlat(net, cases.DAUBENTON)), 15.0)
-    parts = hmm.match_steps(net, net.directed, xy, 40.0, 4)
+    parts = hmm.match_steps(net, net.directed, xy, 40.0, 6)
     steps = [s for p in parts for s in p]
     snapped = hmm.snapped_xy(net, net.directed, steps)
     assert np.max(np.hypot(*(snapped - xy).T)) < 1.0

@@ -7,12 +7,13 @@ makes the document invalid.
 
 One `sit:situation` per event, `id` = event id. Its records, `version` = event version (which the
 normaliser raises on every change), ids = the event id for the main record and `{event id}-works`
-for the works record a roadworks-caused closure also carries:
+for the works record a roadworks-caused closure also carries (the management record points at it
+through `cause/managedCause`, as NDW does and as DATEX II → CIFS converters expect):
 
 | event | records |
 |---|---|
-| CLOSURE | `RoadOrCarriagewayOrLaneManagement` `roadClosed` (+ `MaintenanceWorks` when caused by roadworks, linked by `cause/managedCause`) |
-| LANE_CLOSURE | `RoadOrCarriagewayOrLaneManagement` `laneClosures`, lanes in `impact` and the location's carriageway (+ works as above) |
+| CLOSURE | `RoadOrCarriagewayOrLaneManagement` `roadClosed` (+ `MaintenanceWorks`, see below) |
+| LANE_CLOSURE | the same with `laneClosures`, lanes in `impact` and in the location's carriageway |
 | ROADWORKS | `MaintenanceWorks` `roadworks` |
 | ACCIDENT | `Accident` `accident` |
 | HAZARD | `GeneralObstruction` (`objectOnTheRoad`, `spillageOnTheRoad`, … from the subtype, else `hazardsOnTheRoad`) |
@@ -30,15 +31,15 @@ local times). Sources: the record's single `com:source` names every source of a 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from traffic_hub.feeds.base import FeedContext
+from traffic_hub.feeds.validation import geometry_reasons, lane_counts, line_parts
 from traffic_hub.feeds.waze_incident import clean_text, local_time
 from traffic_hub.model import Cause, Event, EventType, Schedule, Status
-from traffic_hub.model.geometry import LineString, MultiLineString, Point
+from traffic_hub.model.geometry import Point
 from traffic_hub.model.validity import WEEKDAYS
 
 __all__ = ["Datex2Situations", "check_datex2", "render_datex2"]
@@ -138,40 +139,6 @@ def check_datex2(event: Event, ctx: FeedContext) -> list[str]:
     if event.type is EventType.LANE_CLOSURE and lane_counts(event) is None:
         reasons.append("a lane closure needs its closed and total lane counts (1 ≤ closed ≤ total)")
     return reasons
-
-
-def geometry_reasons(geometry: Point | LineString | MultiLineString) -> list[str]:
-    """Why a geometry cannot be published by coordinates (finite, in range, lines of 2+ points)."""
-    parts = _parts(geometry)
-    points = [point for part in parts for point in part]
-    if not all(math.isfinite(lon) and math.isfinite(lat) for lon, lat in points):
-        return ["the geometry has coordinates that are not numbers"]
-    if not all(-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0 for lon, lat in points):
-        return ["the geometry has coordinates outside latitude/longitude ranges"]
-    if not isinstance(geometry, Point) and any(len(set(_rounded(part))) < 2 for part in parts):
-        return ["the line has fewer than 2 distinct points"]
-    return []
-
-
-def lane_counts(event: Event) -> tuple[int, int] | None:
-    """(closed, total) from `event.lanes` when both are sensible integers."""
-    lanes = event.lanes or {}
-    closed, total = lanes.get("closed"), lanes.get("total")
-    if type(closed) is not int or type(total) is not int or not 1 <= closed <= total <= 99:
-        return None
-    return closed, total
-
-
-def _parts(geometry: Point | LineString | MultiLineString) -> list[list[tuple[float, float]]]:
-    if isinstance(geometry, Point):
-        return [[(geometry.coordinates[0], geometry.coordinates[1])]]
-    if isinstance(geometry, LineString):
-        return [[(p[0], p[1]) for p in geometry.coordinates]]
-    return [[(p[0], p[1]) for p in part] for part in geometry.coordinates]
-
-
-def _rounded(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    return [(round(lon, 6), round(lat, 6)) for lon, lat in points]
 
 
 # --- records ----------------------------------------------------------------------------------
@@ -326,9 +293,9 @@ def _shared(event: Event, tz: ZoneInfo) -> _Shared:
     counts = lane_counts(event)
     impact = ""
     if counts is not None:
-        impact = (
-            _leaf("sit:impact", _leaf("sit:numberOfLanesRestricted", str(counts[0])) + _leaf("sit:numberOfOperationalLanes", str(counts[1] - counts[0])))
-        )
+        restricted = _leaf("sit:numberOfLanesRestricted", str(counts[0]))
+        operational = _leaf("sit:numberOfOperationalLanes", str(counts[1] - counts[0]))
+        impact = _leaf("sit:impact", restricted + operational)
     return _Shared(
         head=head,
         comment=comment,
@@ -446,9 +413,10 @@ def _location(event: Event, counts: tuple[int, int] | None) -> str:
             f"{_leaf('loc:latitude', f'{lat:.6f}')}{_leaf('loc:longitude', f'{lon:.6f}')}"
             "</loc:pointCoordinates></loc:pointByCoordinates></sit:locationReference>"
         )
-    parts = _parts(geometry)
+    parts = line_parts(geometry)
     if len(parts) == 1:
-        return f'<sit:locationReference xsi:type="loc:LinearLocation">{_linear(parts[0], supplementary)}</sit:locationReference>'
+        linear = _linear(parts[0], supplementary)
+        return f'<sit:locationReference xsi:type="loc:LinearLocation">{linear}</sit:locationReference>'
     members = "".join(
         f'<loc:locationContainedInGroup xsi:type="loc:LinearLocation">{_linear(part, supplementary)}'
         "</loc:locationContainedInGroup>"

@@ -6,6 +6,8 @@
   they `$ref`, registered under their absolute `$id`s in a `referencing.Registry`, validated with
   jsonschema's Draft 7 validator and a format checker (RFC 3339 date-times via rfc3339-validator).
 
+The rules every format's gate shares (coordinates usable, lane counts sensible) live here too.
+
 Renderers never validate at render time (10 000 items must render well under a second); the
 gates check the rules, tests validate whole documents, and operators may call these at run time.
 Nothing is loaded at import time.
@@ -14,6 +16,7 @@ Nothing is loaded at import time.
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,9 @@ import orjson
 from jsonschema import Draft7Validator, FormatChecker
 from lxml import etree
 from referencing import Registry, Resource
+
+from traffic_hub.model import Event
+from traffic_hub.model.geometry import LineString, MultiLineString, Point
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 DATEX2_DIR = SCHEMAS / "datex2-3.7"
@@ -55,7 +61,7 @@ def datex2_errors(document: bytes) -> list[str]:
     tree = etree.fromstring(document, parser)
     if schema.validate(tree):
         return []
-    return [f"line {error.line}: {error.message}" for error in schema.error_log]
+    return str(schema.error_log).splitlines()  # "<string>:LINE:COL:ERROR:SCHEMASV:CODE: message"
 
 
 @cache
@@ -77,3 +83,41 @@ def wzdx_errors(document: bytes | dict[str, Any]) -> list[str]:
         f"{'/'.join(str(part) for part in error.absolute_path) or '(root)'}: {error.message}"
         for error in wzdx_validator().iter_errors(feed)
     ]
+
+
+# --- rules shared by the gates -----------------------------------------------------------------
+
+
+def geometry_reasons(geometry: Point | LineString | MultiLineString) -> list[str]:
+    """Why a geometry cannot be published by coordinates (finite, in range, lines of 2+ points)."""
+    parts = line_parts(geometry)
+    points = [point for part in parts for point in part]
+    if not all(math.isfinite(lon) and math.isfinite(lat) for lon, lat in points):
+        return ["the geometry has coordinates that are not numbers"]
+    if not all(-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0 for lon, lat in points):
+        return ["the geometry has coordinates outside latitude/longitude ranges"]
+    if not isinstance(geometry, Point) and any(len(set(_rounded(part))) < 2 for part in parts):
+        return ["the line has fewer than 2 distinct points"]
+    return []
+
+
+def lane_counts(event: Event) -> tuple[int, int] | None:
+    """(closed, total) from `event.lanes` when both are sensible integers."""
+    lanes = event.lanes or {}
+    closed, total = lanes.get("closed"), lanes.get("total")
+    if type(closed) is not int or type(total) is not int or not 1 <= closed <= total <= 99:
+        return None
+    return closed, total
+
+
+def line_parts(geometry: Point | LineString | MultiLineString) -> list[list[tuple[float, float]]]:
+    """The geometry as lists of (lon, lat): one per line part, a single one-point list for a point."""
+    if isinstance(geometry, Point):
+        return [[(geometry.coordinates[0], geometry.coordinates[1])]]
+    if isinstance(geometry, LineString):
+        return [[(p[0], p[1]) for p in geometry.coordinates]]
+    return [[(p[0], p[1]) for p in part] for part in geometry.coordinates]
+
+
+def _rounded(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    return [(round(lon, 6), round(lat, 6)) for lon, lat in points]

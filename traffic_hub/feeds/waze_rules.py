@@ -70,7 +70,7 @@ def rule_reasons(event: Event, ctx: FeedContext) -> list[str]:
         return [f"no Waze type for events of type {event.type.value}"]
     reasons = list(_event_reasons(event, kind.type, ctx))
     if not event.segments:
-        reasons.append("not matched to a single street")
+        reasons.extend(event.segments_withheld or ["not matched to a single street"])
     area = _area(event)
     for number, segment in enumerate(event.segments, start=1):
         reasons.extend(_segment_reasons(number, segment, area))

@@ -7,8 +7,12 @@ drawn (no road network); the network-backed placer maps it onto the network.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
+from geo.errors import GeoError
+from geo.matching import MatchResult, match_line
+from geo.network import RoadNetwork
+from geo.waze_ready import waze_runs
 from traffic_hub.model import ClosureState, Direction, Normalised, Segment
 from traffic_hub.model.geometry import lonlat_pairs
 
@@ -22,6 +26,10 @@ class Placement:
 
 class Placer(Protocol):
     def place_closure(self, closure: ClosureState) -> Placement: ...
+
+
+class LengthFn(Protocol):
+    def __call__(self, coords: list[tuple[float, float]], /) -> float: ...
 
 
 class PassthroughPlacer:
@@ -50,9 +58,56 @@ class PassthroughPlacer:
         return Placement(normalised, [segment], [])
 
 
-class LengthFn(Protocol):
-    def __call__(self, coords: list[tuple[float, float]], /) -> float: ...
+class NetworkPlacer:
+    """Closures mapped onto the road network, split into Waze-ready single-street runs."""
+
+    def __init__(self, network: RoadNetwork) -> None:
+        self._net = network
+
+    def place_closure(self, closure: ClosureState) -> Placement:
+        if closure.geometry is None:
+            return Placement(Normalised(matched=False, confidence=0.0, reason="no geometry"), [], ["no geometry"])
+        try:
+            one_way = closure.direction is Direction.ONE_DIRECTION
+            direction: Literal["ONE_DIRECTION", "BOTH_DIRECTIONS"] = "ONE_DIRECTION" if one_way else "BOTH_DIRECTIONS"
+            match = match_line(self._net, lonlat_pairs(closure.geometry), direction=direction)
+        except GeoError as exc:
+            reason = f"not placed on the road network: {exc.reason}"
+            return Placement(_unmatched(closure, reason), [], [reason])
+        if not match.matched:
+            reason = f"not on the road network ({match.unmatched_reason}); withheld from Waze"
+            return Placement(_unmatched(closure, reason), [], [reason])
+        runs, withheld = waze_runs(self._net, match)
+        segments = [
+            Segment(street=run.street, coordinates=run.polyline, length_m=run.length_m, edge_ids=list(run.edge_ids))
+            for run in runs
+        ]
+        return Placement(_normalised(closure, match), segments, withheld)
 
 
-def direction_of(closure: ClosureState) -> Direction:
-    return closure.direction
+def _unmatched(closure: ClosureState, reason: str) -> Normalised:
+    return Normalised(
+        matched=False,
+        street=closure.street,
+        commune=closure.communes[0] if closure.communes else None,
+        communes=closure.communes,
+        direction=closure.direction,
+        confidence=0.0,
+        reason=reason,
+        method="line",
+    )
+
+
+def _normalised(closure: ClosureState, match: MatchResult) -> Normalised:
+    return Normalised(
+        matched=True,
+        street=match.street,
+        edge_ids=list(match.edge_ids),
+        commune=match.commune or (closure.communes[0] if closure.communes else None),
+        communes=closure.communes,
+        direction=Direction(match.direction),
+        confidence=round(match.confidence, 3),
+        matched_share=round(min(max(match.matched_share, 0.0), 1.0), 3),
+        reason=match.unmatched_reason,
+        method="line",
+    )

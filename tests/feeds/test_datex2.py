@@ -1,0 +1,258 @@
+"""DATEX II v3 feed: validity against the vendored 3.7 schemas, the mapping, the gate."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from traffic_hub.feeds.base import FeedContext, Renderer
+from traffic_hub.feeds.datex2 import Datex2Situations, check_datex2, schedule_groups
+from traffic_hub.feeds.validation import datex2_errors, datex2_schema
+from traffic_hub.model import Event, EventType
+
+from . import events as ev
+
+RENDERER: Renderer = Datex2Situations()
+NOW = ev.WINTER_NOW
+NS = {
+    "d2": "http://datex2.eu/schema/3/d2Payload",
+    "sit": "http://datex2.eu/schema/3/situation",
+    "com": "http://datex2.eu/schema/3/common",
+    "loc": "http://datex2.eu/schema/3/locationReferencing",
+    "xsi": "http://www.w3.org/2001/XMLSchema-instance",
+}
+XSI_TYPE = f"{{{NS['xsi']}}}type"
+SENTENCE = re.compile(r"^[A-Za-z][^\n]* [^\n]*[a-z)]$")
+
+
+def feed(events: Sequence[Event], now: datetime = NOW) -> tuple[bytes, list[Event]]:
+    """What the engine does: keep current events the gate lets through, render them."""
+    ctx = FeedContext(now=now)
+    kept = [event for event in events if event.is_current(now) and not RENDERER.check(event, ctx)]
+    return RENDERER.render(kept, ctx), kept
+
+
+def situations(document: bytes) -> dict[str, etree._Element]:
+    root = etree.fromstring(document)
+    return {node.get("id", ""): node for node in root.iterfind("sit:situation", NS)}
+
+
+def records(situation: etree._Element) -> dict[str, etree._Element]:
+    return {node.get("id", ""): node for node in situation.iterfind("sit:situationRecord", NS)}
+
+
+def test_the_lille_feed_validates_against_datex2_3_7() -> None:
+    document, kept = feed(ev.partner_scenarios(NOW))
+
+    assert datex2_errors(document) == []
+    assert set(situations(document)) == {event.id for event in kept}
+    assert {"cl-LILLE-2026-0003", "cl-LILLE-2026-0004"}.isdisjoint(situations(document))  # ended, cancelled
+    assert len(kept) == 10
+
+
+def test_the_document_uses_the_canonical_prefixes_and_the_publisher() -> None:
+    document, _ = feed([ev.scheduled_closure(NOW)])
+    root = etree.fromstring(document)
+
+    assert {prefix: root.nsmap[prefix] for prefix in ("d2", "sit", "com", "loc")} == {k: NS[k] for k in NS if k != "xsi"}
+    assert root.get(XSI_TYPE) == "sit:SituationPublication"
+    assert root.findtext("com:publicationCreator/com:country", namespaces=NS) == "FR"
+    assert root.findtext("com:publicationCreator/com:nationalIdentifier", namespaces=NS) == "MEL"
+    assert root.findtext("com:publicationTime", namespaces=NS) == "2026-01-15T10:30:00+01:00"
+    assert b'targetClass="sit:SituationRecord"' in document
+
+
+def test_a_roadworks_closure_is_a_road_closed_record_managing_a_works_record() -> None:
+    event = ev.scheduled_closure(NOW)
+    document, _ = feed([event])
+    found = records(situations(document)[event.id])
+
+    closure, works = found[event.id], found[f"{event.id}-works"]
+    assert closure.get(XSI_TYPE) == "sit:RoadOrCarriagewayOrLaneManagement"
+    assert closure.findtext("sit:roadOrCarriagewayOrLaneManagementType", namespaces=NS) == "roadClosed"
+    assert closure.findtext("sit:applicableForTrafficDirection", namespaces=NS) == "bothWays"
+    reference = closure.find("sit:cause/sit:managedCause/sit:objectReference", NS)
+    assert reference is not None and reference.get("id") == f"{event.id}-works"
+    assert works.get(XSI_TYPE) == "sit:MaintenanceWorks"
+    assert works.findtext("sit:roadMaintenanceType", namespaces=NS) == "roadworks"
+
+
+def test_the_weekly_schedule_becomes_valid_periods_in_local_time() -> None:
+    event = ev.scheduled_closure(NOW)
+    document, _ = feed([event])
+    closure = records(situations(document)[event.id])[event.id]
+    spec = closure.find("sit:validity/com:validityTimeSpecification", NS)
+    assert spec is not None
+
+    periods = [
+        (
+            [day.text for day in period.iterfind("com:recurringDayWeekMonthPeriod/com:applicableDay", NS)],
+            [
+                (window.findtext("com:startTimeOfPeriod", namespaces=NS), window.findtext("com:endTimeOfPeriod", namespaces=NS))
+                for window in period.iterfind("com:recurringTimePeriodOfDay", NS)
+            ],
+        )
+        for period in spec.iterfind("com:validPeriod", NS)
+    ]
+    assert periods == [
+        (["monday", "tuesday", "thursday", "friday"], [("08:00:00", "12:00:00"), ("13:30:00", "17:00:00")]),
+        (["wednesday"], [("08:00:00", "12:00:00")]),
+    ]
+    assert spec.findtext("com:overallStartTime", namespaces=NS) == "2026-01-13T10:30:00+01:00"
+    assert spec.findtext("com:overallEndTime", namespaces=NS) == "2026-01-27T10:30:00+01:00"
+
+
+def test_schedule_groups_cover_every_day_once() -> None:
+    schedule = ev.nightly_closure(NOW).validity.schedule
+    assert schedule is not None
+    assert schedule_groups(schedule) == [(list(ev.WEEKDAYS), ["20:00-23:30"])]
+
+
+def test_a_lane_closure_names_its_lanes() -> None:
+    event = ev.lane_closure(NOW)
+    document, _ = feed([event])
+    closure = records(situations(document)[event.id])[event.id]
+
+    assert closure.findtext("sit:roadOrCarriagewayOrLaneManagementType", namespaces=NS) == "laneClosures"
+    assert closure.findtext("sit:impact/sit:numberOfLanesRestricted", namespaces=NS) == "1"
+    assert closure.findtext("sit:impact/sit:numberOfOperationalLanes", namespaces=NS) == "1"
+    assert closure.findtext("sit:applicableForTrafficDirection", namespaces=NS) == "aligned"
+    description = closure.find("sit:locationReference/loc:supplementaryPositionalDescription", NS)
+    assert description is not None
+    assert description.findtext("loc:positionOnCarriageway", namespaces=NS) == "onTheRight"
+    assert description.findtext("loc:carriageway/loc:originalNumberOfLanes", namespaces=NS) == "2"
+    assert description.findtext("loc:carriageway/loc:lane/loc:laneUsage", namespaces=NS) == "rightLane"
+    assert description.findtext("loc:roadInformation/loc:roadName", namespaces=NS) == "Boulevard de la Liberté"
+
+
+def test_lines_are_gml_pos_lists_in_lat_lon_order() -> None:
+    event = ev.lane_closure(NOW)
+    document, _ = feed([event])
+    closure = records(situations(document)[event.id])[event.id]
+    location = closure.find("sit:locationReference", NS)
+    assert location is not None and location.get(XSI_TYPE) == "loc:LinearLocation"
+
+    numbers = [float(value) for value in location.findtext("loc:gmlLineString/loc:posList", namespaces=NS).split()]
+    pairs = list(zip(numbers[::2], numbers[1::2], strict=True))
+    expected = [(round(lat, 6), round(lon, 6)) for lon, lat in ev.BOULEVARD_DE_LA_LIBERTE.coordinates]
+    assert pairs == expected
+
+
+def test_a_conflated_accident_is_a_point_naming_every_source() -> None:
+    event = ev.conflated_accident(NOW)
+    document, _ = feed([event])
+    record = records(situations(document)[event.id])[event.id]
+
+    assert record.get(XSI_TYPE) == "sit:Accident"
+    assert record.get("version") == "3"
+    assert record.findtext("sit:accidentType", namespaces=NS) == "accident"
+    assert record.findtext("sit:probabilityOfOccurrence", namespaces=NS) == "certain"  # confirmed by an operator
+    assert record.findtext("sit:source/com:sourceIdentification", namespaces=NS) == "waze-mel, datex2-dir-nord"
+    point = record.find("sit:locationReference/loc:pointByCoordinates/loc:pointCoordinates", NS)
+    assert point is not None
+    assert (point.findtext("loc:latitude", namespaces=NS), point.findtext("loc:longitude", namespaces=NS)) == (
+        "50.635796",
+        "3.050160",
+    )
+
+
+def test_each_event_type_gets_its_record_type() -> None:
+    cases = {
+        ev.waze_jam(NOW): ("sit:AbnormalTraffic", "sit:abnormalTrafficType", "stationaryTraffic"),
+        ev.fog_warning(NOW): ("sit:PoorEnvironmentConditions", "sit:poorEnvironmentType", "fog"),
+        ev.roadworks_beside_road(NOW): ("sit:MaintenanceWorks", "sit:roadMaintenanceType", "roadworks"),
+        ev.waze_accident(NOW).model_copy(update={"type": EventType.HAZARD, "subtype": "HAZARD_ON_ROAD_OBJECT"}): (
+            "sit:GeneralObstruction",
+            "sit:obstructionType",
+            "objectOnTheRoad",
+        ),
+    }
+    document, _ = feed(list(cases))
+    found = situations(document)
+
+    assert datex2_errors(document) == []
+    for event, (xsi_type, element, value) in cases.items():
+        record = records(found[event.id])[event.id]
+        assert (record.get(XSI_TYPE), record.findtext(element, namespaces=NS)) == (xsi_type, value)
+        assert record.findtext("sit:probabilityOfOccurrence", namespaces=NS) in {"certain", "probable"}
+
+
+def test_text_is_escaped_and_versions_follow_the_event() -> None:
+    event = ev.roadworks_beside_road(NOW).model_copy(update={"version": 7})
+    document, _ = feed([event])
+    record = records(situations(document)[event.id])[event.id]
+
+    assert datex2_errors(document) == []
+    comment = record.findtext("sit:generalPublicComment/sit:comment/com:values/com:value", namespaces=NS)
+    assert comment == "Réfection du trottoir & des bordures <côté pair>"
+    assert record.get("version") == "7"
+
+
+def test_a_multi_line_event_is_a_location_group() -> None:
+    event = next(
+        e for e in [ev.braderie_closure(NOW)] if e.segments
+    )
+    multi = ev.MultiLineString(
+        type="MultiLineString", coordinates=[[list(p) for p in part.coordinates] for part in event.segments]
+    )
+    document, _ = feed([event.model_copy(update={"geometry": multi})])
+    record = records(situations(document)[event.id])[event.id]
+    location = record.find("sit:locationReference", NS)
+
+    assert datex2_errors(document) == []
+    assert location is not None and location.get(XSI_TYPE) == "loc:LocationGroupByList"
+    assert len(location.findall("loc:locationContainedInGroup", NS)) == 3
+
+
+def test_bad_items_are_withheld_with_reasons_and_the_feed_stays_valid() -> None:
+    ctx = FeedContext(now=NOW)
+    bad_lanes, degenerate = ev.lane_closure_without_counts(NOW), ev.degenerate_closure(NOW)
+    police = ev.waze_accident(NOW).model_copy(update={"type": EventType.POLICE, "id": "wz-police-1"})
+
+    assert check_datex2(bad_lanes, ctx) == ["a lane closure needs its closed and total lane counts (1 ≤ closed ≤ total)"]
+    assert check_datex2(degenerate, ctx) == ["the line has fewer than 2 distinct points"]
+    assert check_datex2(police, ctx) == ["police sightings are not published in DATEX II"]
+    document, kept = feed([*ev.partner_scenarios(NOW), bad_lanes, degenerate, police])
+    assert datex2_errors(document) == []
+    assert {bad_lanes.id, degenerate.id, police.id}.isdisjoint(situations(document))
+    assert len(kept) == 10
+
+
+def test_gate_reasons_are_sentences() -> None:
+    ctx = FeedContext(now=NOW)
+    later = NOW + timedelta(days=40)
+    bad = [
+        ev.lane_closure_without_counts(NOW),
+        ev.degenerate_closure(NOW),
+        ev.waze_accident(NOW).model_copy(update={"type": EventType.OTHER}),
+        ev.cancelled_closure(NOW),
+    ]
+    reasons = [reason for event in bad for reason in check_datex2(event, ctx)]
+    reasons += check_datex2(ev.scheduled_closure(NOW), FeedContext(now=later))
+
+    assert len(reasons) == 5
+    assert all(SENTENCE.match(reason) or reason in {"ended", "cancelled"} for reason in reasons), reasons
+
+
+def test_the_schema_rejects_a_broken_document() -> None:
+    """The validator is real: a record without its mandatory type element fails."""
+    document, _ = feed([ev.waze_accident(NOW)])
+    broken = document.replace(b"<sit:accidentType>accident</sit:accidentType>", b"")
+
+    assert datex2_errors(broken) != []
+    assert datex2_schema() is datex2_schema()  # compiled once
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ev.mel_varied_events(NOW), min_size=1, max_size=6, unique_by=lambda event: event.id))
+def test_random_valid_events_always_make_a_valid_document(events: list[Event]) -> None:
+    document, kept = feed(events)
+
+    assert datex2_errors(document) == []
+    assert set(situations(document)) == {event.id for event in kept}
+    assert all(event.type in (EventType.POLICE, EventType.OTHER) for event in events if event not in kept)
