@@ -29,9 +29,8 @@ def normalised_closure(hub: TestClient, cid: str, key: str = KEYS.lille) -> dict
 
 
 def test_street_between_cross_streets_is_resolved_on_the_network(hub: TestClient) -> None:
-    body = closure_body(
-        "LILLE-SOLFERINO", geometry=None, street="Rue de Solferino", from_street="Rue Nationale", to_street="Rue Masséna"
-    )
+    names = {"street": "Rue de Solferino", "from_street": "Rue Nationale", "to_street": "Rue Masséna"}
+    body = closure_body("LILLE-SOLFERINO", geometry=None, **names)
     created = hub.post("/api/v1/closures", json=body, headers=auth(KEYS.lille))
     assert created.status_code == 201, created.text
     assert len(created.json()["geometry"]["coordinates"]) >= 2
@@ -50,7 +49,9 @@ def test_street_between_cross_streets_is_resolved_on_the_network(hub: TestClient
         (("Rue de Solferino", "Rue Nationale", "Rue Inventée"), "to_street"),
     ],
 )
-def test_unknown_street_names_are_422_naming_the_field(hub: TestClient, names: tuple[str, str, str], field: str) -> None:
+def test_unknown_street_names_are_422_naming_the_field(
+    hub: TestClient, names: tuple[str, str, str], field: str
+) -> None:
     street, from_street, to_street = names
     body = closure_body("LILLE-X", geometry=None, street=street, from_street=from_street, to_street=to_street)
     response = hub.post("/api/v1/closures", json=body, headers=auth(KEYS.lille))

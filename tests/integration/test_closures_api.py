@@ -86,8 +86,10 @@ def test_created_closure_is_durable_readable_and_in_the_waze_feed_within_2s(
     assert len(numbers) >= 4
     assert all(len(n.split(".")[1]) == 6 for n in numbers)
     lat0, lon0, lat1, lon1 = (float(n) for n in numbers[:2] + numbers[-2:])
-    assert abs(lat0 - 50.632626) < 2e-4 and abs(lon0 - 3.052176) < 3e-4
-    assert abs(lat1 - 50.633345) < 2e-4 and abs(lon1 - 3.053887) < 3e-4
+    assert abs(lat0 - 50.632626) < 2e-4
+    assert abs(lon0 - 3.052176) < 3e-4
+    assert abs(lat1 - 50.633345) < 2e-4
+    assert abs(lon1 - 3.053887) < 3e-4
     assert incident.findtext("starttime") == "2026-12-01T08:00:00+01:00"
     # the closure now shows where it is published
     wait_until(lambda: hub.get(f"/api/v1/closures/{closure['id']}", headers=auth(KEYS.lille)).json()["publication"]
