@@ -51,6 +51,7 @@ ParserFor = Callable[[str], Parser]
 
 AUDIT_LIMIT = 900_000  # bytes of raw payload kept in one FETCH report (the producer's request limit is 2 MiB)
 CHUNK = 200  # records per acknowledged write
+KAFKA_RETRY_CAP_S = 30.0  # a batch waiting for the broker is retried at least this often (or once per interval)
 
 
 class RecordSink(Protocol):
@@ -342,8 +343,9 @@ class ConnectorRunner:
                 return self._succeeded(worker)
         try:
             await self._write(worker.pending)
-        except Unavailable as exc:
-            return self._failed(worker, f"Kafka unavailable, batch kept for retry: {exc.detail}")
+        except Unavailable as exc:  # retried no later than the next regular run would have been
+            limit = max(worker.cfg.interval_s, KAFKA_RETRY_CAP_S)
+            return self._failed(worker, f"Kafka unavailable, batch kept for retry: {exc.detail}", limit_s=limit)
         batch, worker.pending = worker.pending, None
         self._commit(worker, batch)
         if batch.plan.error is not None:
@@ -398,13 +400,17 @@ class ConnectorRunner:
         state.backoff_s = None
         return worker.cfg.interval_s
 
-    def _failed(self, worker: _Worker, reason: str, retry_after_s: float | None = None) -> float:
+    def _failed(
+        self, worker: _Worker, reason: str, retry_after_s: float | None = None, limit_s: float | None = None
+    ) -> float:
         state, interval = worker.state, worker.cfg.interval_s
         state.failures += 1
         state.consecutive_failures += 1
         state.last_error, state.last_error_at = reason, self._clock()
         delay = self._backoff.delay(state.consecutive_failures, interval, self._rng)
         delay = self._backoff.honour(delay, retry_after_s, interval)
+        if limit_s is not None:
+            delay = min(delay, limit_s)
         state.backoff_s = delay
         log.warning("connector %s: %s (retry in %.1f s)", worker.cfg.name, reason, delay)
         return delay

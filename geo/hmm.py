@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -42,8 +43,7 @@ class Candidates:
     dist: FloatArray
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """One matched input point."""
 
     point: int
@@ -216,32 +216,38 @@ def _forward(emis: FloatArray, trans: FloatArray) -> tuple[IntArray, FloatArray]
 
 
 def _backtrack(c: Candidates, starts: IntArray, scores: FloatArray, back: IntArray) -> list[list[Step]]:
-    parts: list[list[Step]] = []
+    chosen: list[int] = []
+    cuts: list[int] = []
     backs = back.tolist()
-    j = len(starts) - 1
+    first = starts.tolist()
+    j = len(first) - 1
     while j >= 0:
         r = int(np.argmax(scores[j]))
-        part: list[Step] = []
         while True:
-            i = int(starts[j]) + r
-            part.append(Step(int(c.point[i]), int(c.state[i]), float(c.offset[i]), float(c.dist[i])))
+            chosen.append(first[j] + r)
             prev = backs[j][r]
             j -= 1
             if prev < 0:
+                cuts.append(len(chosen))
                 break
             r = prev
-        parts.append(part[::-1])
-    return parts[::-1]
+    chosen.reverse()
+    idx = np.asarray(chosen, dtype=np.int64)
+    steps = list(map(Step, c.point[idx].tolist(), c.state[idx].tolist(), c.offset[idx].tolist(), c.dist[idx].tolist()))
+    bounds = [len(chosen) - k for k in reversed(cuts)] + [len(chosen)]
+    return [steps[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def part_states(layer: Layer, part: list[Step]) -> list[int]:
     """States travelled by one matched part, in order (consecutive duplicates removed)."""
     states = [part[0].state]
+    v, u = layer.v, layer.u
     for prev, nxt in itertools.pairwise(part):
         if prev.state == nxt.state and nxt.offset >= prev.offset - REVERSE_TOLERANCE_M:
             continue
-        limit = MAX_ROUTE_M
-        states.extend(layer.state_path(int(layer.v[prev.state]), int(layer.u[nxt.state]), limit))
+        a, b = int(v[prev.state]), int(u[nxt.state])
+        if a != b:
+            states.extend(layer.state_path(a, b, MAX_ROUTE_M))
         states.append(nxt.state)
     return [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
 
@@ -264,10 +270,12 @@ def state_xy(net: RoadNetwork, layer: Layer, state: int) -> FloatArray:
 def cut(xy: FloatArray, t0: float, t1: float) -> FloatArray:
     """The piece of polyline ``xy`` between distances ``t0 ≤ t1`` from its start."""
     cum = cumlen(xy)
-    t0, t1 = float(np.clip(t0, 0.0, cum[-1])), float(np.clip(t1, 0.0, cum[-1]))
+    total = float(cum[-1])
+    t0, t1 = min(max(t0, 0.0), total), min(max(t1, 0.0), total)
+    at = np.asarray([t0, t1])
+    ends = np.column_stack([np.interp(at, cum, xy[:, 0]), np.interp(at, cum, xy[:, 1])])
     inner = xy[(cum > t0) & (cum < t1)]
-    ends = [np.interp(t, cum, xy[:, i]) for t in (t0, t1) for i in (0, 1)]
-    return np.vstack([ends[:2], inner, ends[2:]])
+    return np.concatenate([ends[:1], inner, ends[1:]])
 
 
 def part_xy(net: RoadNetwork, layer: Layer, part: list[Step], states: list[int]) -> FloatArray:

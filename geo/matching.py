@@ -79,8 +79,8 @@ def _unique(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def _lonlat(net: RoadNetwork, xy: FloatArray) -> list[tuple[float, float]]:
-    ll = np.round(net.reprojector.from_metric(xy), 7).tolist()
-    return [(x, y) for x, y in ll]
+    ll = np.round(net.reprojector.from_metric(xy), 7)
+    return list(zip(ll[:, 0].tolist(), ll[:, 1].tolist(), strict=True))
 
 
 def result_from_states(

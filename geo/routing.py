@@ -164,9 +164,8 @@ class Layer:
 
     def state_between(self, a: int, b: int) -> int:
         """The (shortest) state going from junction ``a`` straight to junction ``b``."""
-        lo, hi = self.graph.indptr[a], self.graph.indptr[a + 1]
-        at = lo + int(np.flatnonzero(self.graph.indices[lo:hi] == b)[0])
-        return int(self.pair_state[at])
+        lo, hi = int(self.graph.indptr[a]), int(self.graph.indptr[a + 1])
+        return int(self.pair_state[lo + self.graph.indices[lo:hi].tolist().index(b)])
 
     def state_path(self, src: int, dst: int, limit: float = DEFAULT_LIMIT_M) -> list[int]:
         """States along the shortest path between two junctions ([] when equal or unreachable)."""

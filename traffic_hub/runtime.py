@@ -125,7 +125,13 @@ async def open_hub(
         if Role.NORMALISER in roles:
             placer = placer or (NetworkPlacer(network) if network else PassthroughPlacer(_length))
             hub.normaliser = Normaliser(
-                k.bootstrap_servers, topics, publisher, placer, f"{settings.instance}-normaliser", gate=topics_ready
+                k.bootstrap_servers,
+                topics,
+                publisher,
+                placer,
+                f"{settings.instance}-normaliser",
+                gate=topics_ready,
+                live=live,
             )
             await stack.enter_async_context(hub.normaliser)
         if settings.demo and hub.demo_keys and Role.API in roles:

@@ -240,22 +240,33 @@ ensure_storage() {
 
 # ---------------------------------------------------------------------------------------------- up / down
 
-show_log_tail() {
-  log "last lines of $LOG_DIR/kafka.out and server.log:"
-  tail -n 40 "$LOG_DIR/kafka.out" >&2 2>/dev/null || true
-  grep -E ' (ERROR|FATAL|WARN) ' "$LOG_DIR/server.log" 2>/dev/null | tail -n 20 >&2 || true
-  tail -n 20 "$LOG_DIR/server.log" >&2 2>/dev/null || true
+show_log_tail() {  # $1 = size of server.log before this start
+  log "errors and warnings in $LOG_DIR/server.log since this start (last 20), then kafka.out:"
+  tail -c "+$(( ${1:-0} + 1 ))" "$LOG_DIR/server.log" 2>/dev/null | grep -E '^\[[^]]*\] (ERROR|FATAL|WARN) ' \
+    | tail -n 20 >&2 || true
+  tail -n 20 "$LOG_DIR/kafka.out" >&2 2>/dev/null || true
 }
 
-wait_ready() {  # $1 = pid, $2 = start time
+# The log lines written since byte offset $1 of server.log tell of a failed start (the JVM may hang on).
+start_failed() {
+  tail -c "+$(( $1 + 1 ))" "$LOG_DIR/server.log" 2>/dev/null \
+    | grep -qE 'Exiting Kafka due to fatal exception|Fatal error during (broker|controller) startup'
+}
+
+wait_ready() {  # $1 = pid, $2 = start time, $3 = size of server.log before the start
   local deadline=$(( $(date +%s) + START_TIMEOUT ))
   while ! probe "$PORT"; do
     if ! kill -0 "$1" 2>/dev/null; then
-      show_log_tail
+      show_log_tail "${3:-0}"
       die "the broker process (pid $1) died during start"
     fi
+    if start_failed "${3:-0}"; then
+      show_log_tail "${3:-0}"
+      stop_pid "$1"
+      die "the broker failed to start (pid $1 stopped)"
+    fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
-      show_log_tail
+      show_log_tail "${3:-0}"
       stop_pid "$1"
       die "the broker did not answer on $BOOTSTRAP within ${START_TIMEOUT}s"
     fi
@@ -280,12 +291,13 @@ cds_flags() {
 }
 
 start_broker() {
-  local t0 pid cds
+  local t0 pid cds log_size
   t0="$(now)"
   write_configs
   ensure_storage
   cds="$(cds_flags)"
   : > "$LOG_DIR/kafka.out"
+  log_size="$(stat -c %s "$LOG_DIR/server.log" 2>/dev/null || echo 0)"
   # == bin/kafka-server-start.sh (kafka-run-class.sh ... kafka.Kafka) minus JMX and GC-log flags.
   # setsid: own session, so a Ctrl-C in the calling make/pytest does not reach the broker.
   # 9>&-: the broker must not inherit (and so hold forever) the lock of this script.
@@ -296,8 +308,9 @@ start_broker() {
     -Dkafka.logs.dir="$LOG_DIR" -Dlog4j2.configurationFile="$RUN_DIR/log4j2.properties" \
     -cp "$LIBS/*" kafka.Kafka "$CONF" > "$LOG_DIR/kafka.out" 2>&1 < /dev/null 9>&- &
   pid=$!
+  disown "$pid"                        # no "Killed" job notice from bash if it has to be SIGKILLed
   echo "$pid" > "$PID_FILE"
-  wait_ready "$pid" "$t0"
+  wait_ready "$pid" "$t0" "$log_size"
 }
 
 cmd_up() {

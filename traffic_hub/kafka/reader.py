@@ -50,8 +50,14 @@ class TopicReader:
             max_partition_fetch_bytes=4 * 1024 * 1024,
             request_timeout_ms=10000,
         )
-        async with asyncio.timeout(10):
-            await consumer.start()
+        try:
+            async with asyncio.timeout(10):
+                await consumer.start()
+        except BaseException:
+            with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                async with asyncio.timeout(3):
+                    await consumer.stop()
+            raise
         return consumer
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from traffic_hub.model.closure import ClosureState
 from traffic_hub.model.geometry import Geometry
+from traffic_hub.model.incident import IncidentReport
 from traffic_hub.model.validity import Validity
 from traffic_hub.model.vocabulary import Cause, Direction, EventType, Lifecycle, Status
 
@@ -25,6 +26,9 @@ class SourceReport(BaseModel):
     received_at: AwareDatetime
     observed_at: AwareDatetime | None = None
     said: dict[str, Any] = Field(default_factory=dict)  # the source's own fields, summarised
+    active: bool = True  # False once this source dropped or ended the incident
+    match_reason: str | None = None  # why this report was merged into the event (conflation)
+    incident: IncidentReport | None = None  # the source's last full report (to rebuild the event from it)
 
 
 class Normalised(BaseModel):

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from geo.errors import GeoError
-from geo.matching import MatchResult, match_line
+from geo.matching import MatchResult, decode_openlr, match_line, match_point
 from geo.network import RoadNetwork
 from geo.waze_ready import waze_runs
-from traffic_hub.model import ClosureState, Direction, Normalised, Segment
-from traffic_hub.model.geometry import lonlat_pairs
+from traffic_hub.model import ClosureState, Direction, IncidentReport, Normalised, Segment
+from traffic_hub.model.geometry import LineString, lonlat_pairs
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,11 @@ class Placement:
 
 class Placer(Protocol):
     def place_closure(self, closure: ClosureState) -> Placement: ...
+
+    def place_incident(self, report: IncidentReport) -> Placement: ...
+
+
+POINT_NOT_FOR_WAZE = "a point, not a stretch of road: Waze needs a line of 35 m to 10 km"
 
 
 class LengthFn(Protocol):
@@ -57,6 +62,23 @@ class PassthroughPlacer:
         segment = Segment(street=closure.street, coordinates=coords, length_m=self._length_m(coords))
         return Placement(normalised, [segment], [])
 
+    def place_incident(self, report: IncidentReport) -> Placement:
+        normalised = Normalised(
+            matched=False,
+            street=report.street,
+            direction=report.direction,
+            confidence=0.0,
+            reason="no road network loaded: geometry passed through as given",
+            method="passthrough",
+        )
+        if not isinstance(report.geometry, LineString):
+            return Placement(normalised, [], [POINT_NOT_FOR_WAZE])
+        if not report.street:
+            return Placement(normalised, [], ["no street name"])
+        coords = lonlat_pairs(report.geometry)
+        segment = Segment(street=report.street, coordinates=coords, length_m=self._length_m(coords))
+        return Placement(normalised, [segment])
+
 
 class NetworkPlacer:
     """Closures mapped onto the road network, split into Waze-ready single-street runs."""
@@ -77,12 +99,40 @@ class NetworkPlacer:
         if not match.matched:
             reason = f"not on the road network ({match.unmatched_reason}); withheld from Waze"
             return Placement(_unmatched(closure, reason), [], [reason])
+        segments, withheld = self._segments(match)
+        return Placement(_normalised(closure, match), segments, withheld)
+
+    def place_incident(self, report: IncidentReport) -> Placement:
+        coords = lonlat_pairs(report.geometry)
+        try:
+            if report.openlr:
+                match, method = decode_openlr(self._net, report.openlr), "openlr"
+            elif len(coords) == 1:
+                lon, lat = coords[0]
+                match, method = match_point(self._net, lon, lat, name=report.street), "point"
+            else:
+                one_way = report.direction is Direction.ONE_DIRECTION
+                match = match_line(self._net, coords, direction="ONE_DIRECTION" if one_way else "BOTH_DIRECTIONS")
+                method = "line"
+        except GeoError as exc:
+            reason = f"not placed on the road network: {exc.reason}"
+            return Placement(_incident_unmatched(report, reason), [], [reason])
+        if not match.matched:
+            reason = f"not on the road network ({match.unmatched_reason})"
+            return Placement(_incident_unmatched(report, reason), [], [reason])
+        normalised = _from_match(match, method, None)
+        if method == "point":
+            return Placement(normalised, [], [POINT_NOT_FOR_WAZE])
+        segments, withheld = self._segments(match)
+        return Placement(normalised, segments, withheld)
+
+    def _segments(self, match: MatchResult) -> tuple[list[Segment], list[str]]:
         runs, withheld = waze_runs(self._net, match)
         segments = [
             Segment(street=run.street, coordinates=run.polyline, length_m=run.length_m, edge_ids=list(run.edge_ids))
             for run in runs
         ]
-        return Placement(_normalised(closure, match), segments, withheld)
+        return segments, withheld
 
 
 def _unmatched(closure: ClosureState, reason: str) -> Normalised:
@@ -99,15 +149,26 @@ def _unmatched(closure: ClosureState, reason: str) -> Normalised:
 
 
 def _normalised(closure: ClosureState, match: MatchResult) -> Normalised:
+    normalised = _from_match(match, "line", closure.communes[0] if closure.communes else None)
+    return normalised.model_copy(update={"communes": closure.communes})
+
+
+def _from_match(match: MatchResult, method: str, fallback_commune: str | None) -> Normalised:
     return Normalised(
         matched=True,
         street=match.street,
         edge_ids=list(match.edge_ids),
-        commune=match.commune or (closure.communes[0] if closure.communes else None),
-        communes=closure.communes,
+        commune=match.commune or fallback_commune,
+        communes=[match.commune] if match.commune else [],
         direction=Direction(match.direction),
-        confidence=round(match.confidence, 3),
+        confidence=round(min(max(match.confidence, 0.0), 1.0), 3),
         matched_share=round(min(max(match.matched_share, 0.0), 1.0), 3),
         reason=match.unmatched_reason,
-        method="line",
+        method=method,
+    )
+
+
+def _incident_unmatched(report: IncidentReport, reason: str) -> Normalised:
+    return Normalised(
+        matched=False, street=report.street, direction=report.direction, confidence=0.0, reason=reason, method="none"
     )

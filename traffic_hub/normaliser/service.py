@@ -16,15 +16,13 @@ from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 
-from traffic_hub.deadletter import dead_letter
 from traffic_hub.errors import Unavailable
 from traffic_hub.kafka.publisher import Publisher, Record
-from traffic_hub.model import Report, ReportKind
-from traffic_hub.normaliser.closures import closure_event
+from traffic_hub.normaliser.pipeline import Pipeline
 from traffic_hub.normaliser.placement import Placer
 from traffic_hub.topics import Topics
+from traffic_hub.view import LiveView
 
 log = logging.getLogger(__name__)
 
@@ -40,34 +38,43 @@ class Normaliser:
         placer: Placer,
         client_id: str,
         gate: asyncio.Event | None = None,
+        live: LiveView | None = None,
     ) -> None:
         self._gate = gate
+        self._live = live
+        self._view = live.events if live else None
+        self._seen = 0
+        self.pipeline = Pipeline(topics, placer)
         self._bootstrap = bootstrap_servers
         self._topics = topics
         self._publisher = publisher
-        self._placer = placer
         self._client_id = client_id
         self._task: asyncio.Task[None] | None = None
         self.processed = 0
         self.dead_lettered = 0
 
     def to_records(self, batch: Sequence[KafkaRecord]) -> list[Record]:
-        """Pure apart from the placer's CPU work: one output record per input record."""
-        return [self._convert(record) for record in batch]
+        """The records to write for a batch (CPU work: placement on the network; runs in a thread)."""
+        out: list[Record] = []
+        for record in batch:
+            key = record.key.decode(errors="replace") if record.key else ""
+            out.extend(self.pipeline.process(key, record.value or b""))
+        return out
 
-    def _convert(self, record: KafkaRecord) -> Record:
-        raw = record.value or b""
-        key = record.key.decode(errors="replace") if record.key else ""
-        try:
-            report = Report.model_validate_json(raw)
-        except ValidationError as exc:
-            return dead_letter(self._topics, stage="normaliser", source="reports", reason=str(exc), raw=raw, key=key)
-        if report.kind is ReportKind.CLOSURE and report.closure is not None:
-            placement = self._placer.place_closure(report.closure)
-            event = closure_event(report.closure, placement, report.received_at)
-            return Record(self._topics.events, key=event.id.encode(), value=event.model_dump_json().encode())
-        reason = f"no normaliser for report kind {report.kind.value!r}"
-        return dead_letter(self._topics, stage="normaliser", source=report.source, reason=reason, raw=raw, key=key)
+    def _sync_index(self) -> None:
+        """Bring the conflation index up to date with the event view (our own writes are already in it)."""
+        if self._view is None:
+            return
+        changes = self._view.changes_since(self._seen)
+        if changes is None:
+            for event in self._view:
+                self.pipeline.index.put(event.id, event)
+        else:
+            for change in changes:
+                mine = self.pipeline.index.get(change.event_id)
+                if change.event is None or mine is None or change.event.version >= mine.version:
+                    self.pipeline.index.put(change.event_id, change.event)
+        self._seen = self._view.seq
 
     async def _publish(self, records: list[Record]) -> None:
         delay = 0.2
@@ -81,6 +88,7 @@ class Normaliser:
 
     async def _handle(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[KafkaRecord]]) -> None:
         for tp, records in batches.items():
+            self._sync_index()
             out = await asyncio.to_thread(self.to_records, records)
             await self._publish(out)
             await consumer.commit({tp: records[-1].offset + 1})
@@ -100,9 +108,9 @@ class Normaliser:
             heartbeat_interval_ms=1000,
             request_timeout_ms=15000,
         )
-        async with asyncio.timeout(15):
-            await consumer.start()
         try:
+            async with asyncio.timeout(15):
+                await consumer.start()
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
                 if batches:
@@ -115,6 +123,8 @@ class Normaliser:
     async def run(self) -> None:
         if self._gate is not None:
             await self._gate.wait()
+        if self._live is not None:
+            await self._live.wait_ready()  # conflation needs every current event
         delay = 0.2
         while True:
             try:

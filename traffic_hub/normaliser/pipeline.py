@@ -1,0 +1,115 @@
+"""What the normaliser does with one report: the decisions, without Kafka.
+
+Closure reports become closure events; incident reports are placed on the network and either join
+the event they are about (conflation, echo suppression) or start a new one; a source that drops or
+ends an incident is marked inactive, and the event ends when no source is left. Reports that
+cannot be used become dead letters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from traffic_hub.deadletter import dead_letter
+from traffic_hub.kafka.publisher import Record
+from traffic_hub.model import ClosureState, Event, IncidentReport, Report, ReportKind
+from traffic_hub.normaliser.closures import closure_event
+from traffic_hub.normaliser.conflation import EventIndex
+from traffic_hub.normaliser.incidents import (
+    closure_with_source,
+    event_id_for,
+    incident_event,
+    primary_report,
+    provenance,
+    with_source,
+)
+from traffic_hub.normaliser.placement import Placer
+from traffic_hub.topics import Topics
+
+
+class Pipeline:
+    def __init__(
+        self,
+        topics: Topics,
+        placer: Placer,
+        index: EventIndex | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._topics = topics
+        self._placer = placer
+        self.index = index or EventIndex()
+        self._clock = clock
+
+    def process(self, key: str, raw: bytes) -> list[Record]:
+        try:
+            report = Report.model_validate_json(raw)
+        except ValidationError as exc:
+            return [self._dead("reports", f"not a report: {exc}", raw, key)]
+        if report.kind is ReportKind.CLOSURE and report.closure is not None:
+            return self._emit(self._closure(report.closure, report.received_at))
+        if report.kind is ReportKind.INCIDENT and report.incident is not None:
+            event = self._incident(report.incident, report.received_at)
+            return self._emit(event) if event is not None else []
+        if report.kind is ReportKind.FETCH:
+            return []  # raw payloads are kept for audit and replay; nothing to normalise
+        return [self._dead(report.source, f"no normaliser for report kind {report.kind.value!r}", raw, key)]
+
+    def _emit(self, event: Event) -> list[Record]:
+        self.index.put(event.id, event)
+        return [Record(self._topics.events, event.id.encode(), event.model_dump_json().encode())]
+
+    def _dead(self, source: str, reason: str, raw: bytes, key: str) -> Record:
+        return dead_letter(self._topics, stage="normaliser", source=source, reason=reason, raw=raw, key=key)
+
+    def _closure(self, closure: ClosureState, received_at: datetime) -> Event:
+        event = closure_event(closure, self._placer.place_closure(closure), received_at)
+        existing = self.index.get(event.id)
+        if existing is None:
+            return event
+        folded = [s for s in existing.sources if s.kind != "closure"]  # reports merged into it stay listed
+        return event.model_copy(update={"sources": [*event.sources, *folded]})
+
+    def _incident(self, report: IncidentReport, received_at: datetime) -> Event | None:
+        now = self._clock()
+        existing = self.index.by_source(report.source, report.source_id)
+        if existing is None and report.ended:
+            return None  # nothing to end
+        if existing is not None and _stale(existing, report):
+            return None
+        placement = self._placer.place_incident(report)
+        reason = _reason_of(existing, report)
+        if existing is None:
+            match = self.index.find(report, placement.normalised, now)
+            existing, reason = (match.event, match.reason) if match else (None, None)
+        source = provenance(report, received_at, reason)
+        if existing is not None and existing.closure is not None:
+            return closure_with_source(existing, source, now)
+        sources = with_source(existing, source) if existing else [source]
+        primary = primary_report(sources) or report
+        if primary is not report:
+            placement = self._placer.place_incident(primary)
+        event_id = existing.id if existing else event_id_for(report)
+        return incident_event(event_id, sources, primary, placement, existing, now)
+
+
+def _reason_of(event: Event | None, report: IncidentReport) -> str | None:
+    if event is None:
+        return None
+    for source in event.sources:
+        if (source.source, source.source_id) == (report.source, report.source_id):
+            return source.match_reason
+    return None
+
+
+def _stale(event: Event, report: IncidentReport) -> bool:
+    """An older version of a source's record than the one already applied (DATEX II versions)."""
+    for source in event.sources:
+        if (source.source, source.source_id) != (report.source, report.source_id) or source.incident is None:
+            continue
+        before, now = source.incident.source_version, report.source_version
+        if before and now and before.isdigit() and now.isdigit():
+            return int(now) < int(before)
+    return False
