@@ -30,7 +30,7 @@ SIGMA_M = 10.0
 BETA_M = 5.0
 REVERSE_TOLERANCE_M = 10.0
 MAX_ROUTE_M = 20_000.0
-LIMIT_TIERS = (DEFAULT_LIMIT_M, 5_000.0, MAX_ROUTE_M)
+LIMIT_TIERS = (DEFAULT_LIMIT_M, 3_000.0, 6_000.0, MAX_ROUTE_M)
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def route_lengths(layer: Layer, c: Candidates, a: IntArray, b: IntArray, gc: Flo
     rest = ~along
     near = rest & (gc <= DEFAULT_LIMIT_M / 3)
     far = rest & ~near
-    for mask, limit in ((near, DEFAULT_LIMIT_M), (far, _tier(3.0 * float(gc.max(initial=0.0)) + 500.0))):
+    for mask, limit in ((near, DEFAULT_LIMIT_M), (far, _tier(2.0 * float(gc.max(initial=0.0)) + 300.0))):
         if mask.any():
             between = layer.distances(layer.v[sa[mask]], layer.u[sb[mask]], limit)
             out[mask] = (layer.length[sa[mask]] - ta[mask]) + between + tb[mask]

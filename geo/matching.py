@@ -24,6 +24,8 @@ from geo.shapes import line_from_coords, looks_swapped
 Direction = Literal["ONE_DIRECTION", "BOTH_DIRECTIONS"]
 FloatArray = npt.NDArray[np.float64]
 
+MEL_BBOX = (2.79, 50.49, 3.30, 50.80)
+"""Rough lon/lat box of the Métropole Européenne de Lille (to recognise [lat, lon] input)."""
 DIVIDED_M = 40.0
 """How far the other carriageway of a divided road is looked for around a point."""
 NO_ROAD = "no drivable road of the network within {radius:g} m"
@@ -172,7 +174,15 @@ def _assemble(
     if share < 1.0 or len(parts) > 1:
         reason = f"{len(xy) - len(steps)} of {len(xy)} points off the network; matched in {len(parts)} part(s)"
     return result_from_states(
-        net, layer, states, np.vstack(pieces), direction, share=share, confidence=confidence, reason=reason, covered=covered
+        net,
+        layer,
+        states,
+        np.vstack(pieces),
+        direction,
+        share=share,
+        confidence=confidence,
+        reason=reason,
+        covered=covered,
     )
 
 
@@ -188,7 +198,9 @@ def _trim(cover: list[float], eps: float = 0.5) -> tuple[int, int]:
 
 def check_line(net: RoadNetwork, coords: Sequence[Sequence[float]]) -> shapely.LineString:
     """Validate a lon/lat line (NaN, too few points, self-crossing, degenerate, lat/lon order)."""
-    if looks_swapped(coords, net.bbox_lonlat):
+    lo_lon, lo_lat, hi_lon, hi_lat = net.bbox_lonlat
+    box = (min(lo_lon, MEL_BBOX[0]), min(lo_lat, MEL_BBOX[1]), max(hi_lon, MEL_BBOX[2]), max(hi_lat, MEL_BBOX[3]))
+    if looks_swapped(coords, box):
         raise GeoError("swapped-coordinates", "positions look like [lat, lon]; GeoJSON order is [lon, lat]")
     return line_from_coords(coords)
 

@@ -11,6 +11,7 @@ threads.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -63,6 +64,13 @@ def _strings(table: pa.Table, column: str) -> ObjArray:
     if pa.types.is_dictionary(values.type):
         values = values.cast(pa.string())
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _per_name(names: ObjArray, key: Callable[[str], str]) -> ObjArray:
+    """``key`` of every name, computed once per distinct name."""
+    uniq, inverse = np.unique(names.astype(str), return_inverse=True)
+    keys = np.asarray([key(n) if n else "" for n in uniq.tolist()], dtype=object)
+    return np.asarray(keys[inverse], dtype=object)
 
 
 def _coords(table: pa.Table, column: str) -> tuple[FloatArray, IntArray]:
@@ -207,14 +215,12 @@ class RoadNetwork:
     @cached_property
     def name_keys(self) -> ObjArray:
         """Normalised name of every edge ('' for unnamed)."""
-        cache: dict[str, str] = {}
-        return np.asarray([cache.setdefault(n, normalise(n)) if n else "" for n in self.name.tolist()], dtype=object)
+        return _per_name(self.name, normalise)
 
     @cached_property
     def core_keys(self) -> ObjArray:
         """Normalised name of every edge without its type word ("rue", "avenue" …)."""
-        cache: dict[str, str] = {}
-        return np.asarray([cache.setdefault(n, core(n)) if n else "" for n in self.name.tolist()], dtype=object)
+        return _per_name(self.name, core)
 
     # ---------------------------------------------------------------- routing layers
     @cached_property

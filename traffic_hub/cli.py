@@ -9,13 +9,16 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
 
+from connectors.config import ConnectorConfig, ConnectorsFileError, load_connectors
 from geo.communes import Communes
 from traffic_hub.api.app import create_app
 from traffic_hub.auth import AuthFileError, DemoKey, Principals, demo_principals
+from traffic_hub.demo.sources import replay_configs
 from traffic_hub.runtime import Role, open_hub
 from traffic_hub.settings import Settings
 
@@ -67,10 +70,23 @@ def _print_demo_keys(keys: list[DemoKey], settings: Settings) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _connectors(settings: Settings, roles: set[Role]) -> list[ConnectorConfig]:
+    """The connectors to run: the connectors file, else the demo's replayed samples, else none."""
+    if Role.CONNECTORS not in roles:
+        return []
+    if settings.connectors_file is not None:
+        return load_connectors(settings.connectors_file, allow_file=settings.demo)
+    if settings.demo:
+        return replay_configs(datetime.now(UTC))
+    log.warning("no TRAFFIC_HUB_CONNECTORS_FILE: no connector will run")
+    return []
+
+
 def _serve(settings: Settings, roles: set[Role]) -> int:
     principals, demo_keys = _principals(settings)
+    connectors = _connectors(settings, roles)
     _print_demo_keys(demo_keys, settings)
-    app = create_app(settings, principals, roles, demo_keys)
+    app = create_app(settings, principals, roles, demo_keys, connectors)
     config = uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port, log_level="info", proxy_headers=False, access_log=False
     )
@@ -78,12 +94,12 @@ def _serve(settings: Settings, roles: set[Role]) -> int:
     return 0
 
 
-async def _headless(settings: Settings, roles: set[Role]) -> None:
+async def _headless(settings: Settings, roles: set[Role], connectors: list[ConnectorConfig]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with open_hub(settings, Principals.of([]), roles):
+    async with open_hub(settings, Principals.of([]), roles, connectors=connectors):
         log.info("running roles: %s", ", ".join(sorted(r.value for r in roles)))
         await stop.wait()
 
@@ -113,9 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, {Role.API})
         roles = {Role.NORMALISER} if args.command == "normaliser" else {Role.CONNECTORS}
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_headless(settings, roles))
+            asyncio.run(_headless(settings, roles, _connectors(settings, roles)))
         return 0
-    except AuthFileError as exc:
+    except (AuthFileError, ConnectorsFileError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
 

@@ -27,6 +27,7 @@ from traffic_hub.errors import Conflict, Forbidden, InvalidInput, NotFound, Prec
 from traffic_hub.kafka.publisher import Publisher, Record
 from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState, Event, Report, ReportKind
 from traffic_hub.model.geometry import LineString
+from traffic_hub.normaliser.placement import Placement, Placer
 from traffic_hub.topics import Topics
 from traffic_hub.view import EventView
 
@@ -91,8 +92,10 @@ class ClosureService:
         communes: Communes,
         reprojector: Reprojector,
         resolve_street: StreetResolver | None = None,
+        placer: Placer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._placer = placer
         self.book = book
         self._publisher = publisher
         self._topics = topics
@@ -118,6 +121,14 @@ class ClosureService:
         page = states[:limit]
         more = len(states) > limit
         return page, _encode_cursor(page[-1]) if more and page else None
+
+    def preview(self, principal: Principal, body: ClosureIn) -> tuple[ClosureState, Placement | None]:
+        """What a closure would become, without writing anything (CPU work: call from a thread)."""
+        _require_writer(principal)
+        now = self._clock()
+        cid = closure_id(principal.name, body.reference)
+        state = self._build(principal, cid, body, owner=principal.name, version=1, created_at=now, now=now)
+        return state, self._placer.place_closure(state) if self._placer else None
 
     # -- writes --------------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 import shapely
 
+from connectors.config import ConnectorConfig
+from connectors.runner import ConnectorRunner, running_connectors
 from geo.communes import Communes
 from geo.crs import Reprojector
 from geo.matching import match_street
@@ -63,6 +65,8 @@ class Hub:
     communes: Communes
     topics_ready: asyncio.Event
     normaliser: Normaliser | None = None
+    network: RoadNetwork | None = None
+    connectors: ConnectorRunner | None = None
     demo_keys: list[DemoKey] = field(default_factory=list)
 
     @property
@@ -96,6 +100,7 @@ async def open_hub(
     roles: set[Role],
     demo_keys: list[DemoKey] | None = None,
     placer: Placer | None = None,
+    connectors: list[ConnectorConfig] | None = None,
 ) -> AsyncIterator[Hub]:
     topics = Topics(settings.topic_prefix)
     tz = ZoneInfo(settings.timezone)
@@ -119,11 +124,12 @@ async def open_hub(
         renderers = {path: cls() for path, cls in FEEDS.items()}
         feeds = await stack.enter_async_context(FeedBook(live.events, renderers, feed_context(settings), tz))
         book = ClosureBook(live.events)
-        closures = ClosureService(book, publisher, topics, communes, reprojector, street_resolver(network))
+        placer = placer or (NetworkPlacer(network) if network else PassthroughPlacer(_length))
+        closures = ClosureService(book, publisher, topics, communes, reprojector, street_resolver(network), placer)
         hub = Hub(settings, topics, tz, probe, publisher, live, feeds, closures, principals, communes, topics_ready)
+        hub.network = network
         hub.demo_keys = demo_keys or []
         if Role.NORMALISER in roles:
-            placer = placer or (NetworkPlacer(network) if network else PassthroughPlacer(_length))
             hub.normaliser = Normaliser(
                 k.bootstrap_servers,
                 topics,
@@ -134,8 +140,10 @@ async def open_hub(
                 live=live,
             )
             await stack.enter_async_context(hub.normaliser)
+        if Role.CONNECTORS in roles and connectors:
+            hub.connectors = await stack.enter_async_context(running_connectors(connectors, publisher, topics))
         if settings.demo and hub.demo_keys and Role.API in roles:
-            from traffic_hub.demo import seed
+            from traffic_hub.demo.closures import seed
 
             seeding = asyncio.create_task(seed(hub, hub.demo_keys), name="demo-seed")
             stack.callback(seeding.cancel)

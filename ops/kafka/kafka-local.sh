@@ -409,7 +409,7 @@ cmd_perf() {
 
 cmd_logs() { tail -n "${1:-100}" "$LOG_DIR/server.log"; }
 
-usage() { sed -n '2,25p' "$0" >&2; exit 2; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
 
 main() {
   local cmd="${1:-}"

@@ -14,6 +14,8 @@ from traffic_hub.feeds.base import FeedContext, Renderer
 from traffic_hub.feeds.datex2 import Datex2Situations, check_datex2, schedule_groups
 from traffic_hub.feeds.validation import datex2_errors, datex2_schema
 from traffic_hub.model import Event, EventType
+from traffic_hub.model.geometry import MultiLineString
+from traffic_hub.model.validity import WEEKDAYS
 
 from . import events as ev
 
@@ -27,7 +29,7 @@ NS = {
     "xsi": "http://www.w3.org/2001/XMLSchema-instance",
 }
 XSI_TYPE = f"{{{NS['xsi']}}}type"
-SENTENCE = re.compile(r"^[A-Za-z][^\n]* [^\n]*[a-z)]$")
+SENTENCE = re.compile(r"^[A-Za-z][^\n]* [^\n]*[a-z0-9)]$")
 
 
 def feed(events: Sequence[Event], now: datetime = NOW) -> tuple[bytes, list[Event]]:
@@ -59,7 +61,9 @@ def test_the_document_uses_the_canonical_prefixes_and_the_publisher() -> None:
     document, _ = feed([ev.scheduled_closure(NOW)])
     root = etree.fromstring(document)
 
-    assert {prefix: root.nsmap[prefix] for prefix in ("d2", "sit", "com", "loc")} == {k: NS[k] for k in NS if k != "xsi"}
+    assert {prefix: root.nsmap[prefix] for prefix in ("d2", "sit", "com", "loc")} == {
+        k: NS[k] for k in NS if k != "xsi"
+    }
     assert root.get(XSI_TYPE) == "sit:SituationPublication"
     assert root.findtext("com:publicationCreator/com:country", namespaces=NS) == "FR"
     assert root.findtext("com:publicationCreator/com:nationalIdentifier", namespaces=NS) == "MEL"
@@ -93,7 +97,10 @@ def test_the_weekly_schedule_becomes_valid_periods_in_local_time() -> None:
         (
             [day.text for day in period.iterfind("com:recurringDayWeekMonthPeriod/com:applicableDay", NS)],
             [
-                (window.findtext("com:startTimeOfPeriod", namespaces=NS), window.findtext("com:endTimeOfPeriod", namespaces=NS))
+                (
+                    window.findtext("com:startTimeOfPeriod", namespaces=NS),
+                    window.findtext("com:endTimeOfPeriod", namespaces=NS),
+                )
                 for window in period.iterfind("com:recurringTimePeriodOfDay", NS)
             ],
         )
@@ -110,7 +117,7 @@ def test_the_weekly_schedule_becomes_valid_periods_in_local_time() -> None:
 def test_schedule_groups_cover_every_day_once() -> None:
     schedule = ev.nightly_closure(NOW).validity.schedule
     assert schedule is not None
-    assert schedule_groups(schedule) == [(list(ev.WEEKDAYS), ["20:00-23:30"])]
+    assert schedule_groups(schedule) == [(list(WEEKDAYS), ["20:00-23:30"])]
 
 
 def test_a_lane_closure_names_its_lanes() -> None:
@@ -137,7 +144,8 @@ def test_lines_are_gml_pos_lists_in_lat_lon_order() -> None:
     location = closure.find("sit:locationReference", NS)
     assert location is not None and location.get(XSI_TYPE) == "loc:LinearLocation"
 
-    numbers = [float(value) for value in location.findtext("loc:gmlLineString/loc:posList", namespaces=NS).split()]
+    pos_list = location.findtext("loc:gmlLineString/loc:posList", namespaces=NS) or ""
+    numbers = [float(value) for value in pos_list.split()]
     pairs = list(zip(numbers[::2], numbers[1::2], strict=True))
     expected = [(round(lat, 6), round(lon, 6)) for lon, lat in ev.BOULEVARD_DE_LA_LIBERTE.coordinates]
     assert pairs == expected
@@ -162,24 +170,22 @@ def test_a_conflated_accident_is_a_point_naming_every_source() -> None:
 
 
 def test_each_event_type_gets_its_record_type() -> None:
-    cases = {
-        ev.waze_jam(NOW): ("sit:AbnormalTraffic", "sit:abnormalTrafficType", "stationaryTraffic"),
-        ev.fog_warning(NOW): ("sit:PoorEnvironmentConditions", "sit:poorEnvironmentType", "fog"),
-        ev.roadworks_beside_road(NOW): ("sit:MaintenanceWorks", "sit:roadMaintenanceType", "roadworks"),
-        ev.waze_accident(NOW).model_copy(update={"type": EventType.HAZARD, "subtype": "HAZARD_ON_ROAD_OBJECT"}): (
-            "sit:GeneralObstruction",
-            "sit:obstructionType",
-            "objectOnTheRoad",
-        ),
-    }
-    document, _ = feed(list(cases))
+    hazard = ev.waze_accident(NOW).model_copy(update={"type": EventType.HAZARD, "subtype": "HAZARD_ON_ROAD_OBJECT"})
+    cases = [
+        (ev.waze_jam(NOW), ("sit:AbnormalTraffic", "sit:abnormalTrafficType", "stationaryTraffic")),
+        (ev.fog_warning(NOW), ("sit:PoorEnvironmentConditions", "sit:poorEnvironmentType", "fog")),
+        (ev.roadworks_beside_road(NOW), ("sit:MaintenanceWorks", "sit:roadMaintenanceType", "roadworks")),
+        (hazard, ("sit:GeneralObstruction", "sit:obstructionType", "objectOnTheRoad")),
+    ]
+    document, _ = feed([event for event, _ in cases])
     found = situations(document)
 
     assert datex2_errors(document) == []
-    for event, (xsi_type, element, value) in cases.items():
+    for event, (xsi_type, element, value) in cases:
         record = records(found[event.id])[event.id]
         assert (record.get(XSI_TYPE), record.findtext(element, namespaces=NS)) == (xsi_type, value)
-        assert record.findtext("sit:probabilityOfOccurrence", namespaces=NS) in {"certain", "probable"}
+        certainty = "probable" if event.sources[0].source == ev.WAZE_SOURCE else "certain"  # Waze users only
+        assert record.findtext("sit:probabilityOfOccurrence", namespaces=NS) == certainty
 
 
 def test_text_is_escaped_and_versions_follow_the_event() -> None:
@@ -194,10 +200,8 @@ def test_text_is_escaped_and_versions_follow_the_event() -> None:
 
 
 def test_a_multi_line_event_is_a_location_group() -> None:
-    event = next(
-        e for e in [ev.braderie_closure(NOW)] if e.segments
-    )
-    multi = ev.MultiLineString(
+    event = ev.braderie_closure(NOW)
+    multi = MultiLineString(
         type="MultiLineString", coordinates=[[list(p) for p in part.coordinates] for part in event.segments]
     )
     document, _ = feed([event.model_copy(update={"geometry": multi})])
@@ -214,7 +218,7 @@ def test_bad_items_are_withheld_with_reasons_and_the_feed_stays_valid() -> None:
     bad_lanes, degenerate = ev.lane_closure_without_counts(NOW), ev.degenerate_closure(NOW)
     police = ev.waze_accident(NOW).model_copy(update={"type": EventType.POLICE, "id": "wz-police-1"})
 
-    assert check_datex2(bad_lanes, ctx) == ["a lane closure needs its closed and total lane counts (1 ≤ closed ≤ total)"]
+    assert check_datex2(bad_lanes, ctx) == ["the lane counts are inconsistent: 3 closed of 2"]
     assert check_datex2(degenerate, ctx) == ["the line has fewer than 2 distinct points"]
     assert check_datex2(police, ctx) == ["police sightings are not published in DATEX II"]
     document, kept = feed([*ev.partner_scenarios(NOW), bad_lanes, degenerate, police])

@@ -194,8 +194,7 @@ def test_lille_feed_is_valid_and_follows_waze_rules(
         "cl-LILLE-2026-0100-2",
         "cl-LILLE-2026-0100-3",
         "cl-LILLE-2026-0120",
-        "wz-9b2d6c1e-53a4-4d6f-8f0e-2f1c7a9d0b11",
-    ]
+    ]  # the Waze-reported accident is not sent back to Waze
     assert body.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
     assert root.get("timestamp") == now.astimezone(PARIS).isoformat()
     assert root.get("timestamp", "").endswith(offset)
@@ -275,6 +274,11 @@ def test_multi_segment_closure_gives_one_incident_per_run_with_parent_event() ->
     polylines = [(text(node, "polyline") or "").split() for node in nodes]
     assert polylines[0][-2:] == polylines[1][:2]  # the runs meet at junctions
     assert polylines[1][-2:] == polylines[2][:2]
+
+
+def test_events_only_waze_reported_are_not_sent_back_to_waze() -> None:
+    ctx = ctx_at(ev.WINTER_NOW)
+    assert check_waze(ev.waze_accident(ev.WINTER_NOW), ctx) == ["reported by Waze itself: not sent back to Waze"]
 
 
 def test_waze_accident_on_a_two_point_run() -> None:
@@ -558,13 +562,15 @@ def test_gate_accepts_every_current_lille_scenario() -> None:
     ctx = ctx_at(NOW)
     current = [event for event in ev.lille_scenarios(NOW) if event.is_current(NOW)]
     assert len(current) == 6
-    assert {event.id: check_waze(event, ctx) for event in current} == {event.id: [] for event in current}
+    expected = {event.id: [] for event in current}
+    expected[ev.waze_accident(NOW).id] = ["reported by Waze itself: not sent back to Waze"]
+    assert {event.id: check_waze(event, ctx) for event in current} == expected
 
 
 def test_mixed_feed_keeps_the_good_and_stays_valid(cifs_schema: xmlschema.XMLSchema) -> None:
     ctx = ctx_at(NOW)
     bad = [build() for build, _ in BAD_EVENTS.values()]
-    good = [event for event in ev.lille_scenarios(NOW) if event.is_current(NOW)]
+    good = [e for e in ev.lille_scenarios(NOW) if e.is_current(NOW) and e.id != ev.waze_accident(NOW).id]
     feed = publishable([*bad, *good], ctx)
     assert {event.id for event in feed} == {event.id for event in good}
     body = xml_renderer().render(feed, ctx)
@@ -587,8 +593,10 @@ def test_random_mel_events_render_valid_feeds(
     events = list(
         {event.id: event for event in data.draw(st.lists(ev.mel_events(now), min_size=1, max_size=4))}.values()
     )
-    assert {event.id: check_waze(event, ctx) for event in events} == {event.id: [] for event in events}
-    body = xml_renderer().render(events, ctx)
+    waze_reason = ["reported by Waze itself: not sent back to Waze"]
+    expected = {e.id: waze_reason if e.sources[0].kind.startswith("waze") else [] for e in events}
+    assert {event.id: check_waze(event, ctx) for event in events} == expected
+    body = xml_renderer().render(events, ctx)  # the renderer itself renders whatever it is given
     cifs_schema.validate(body.decode())
     root = etree.fromstring(body)
     event_ids = {event.id for event in events}

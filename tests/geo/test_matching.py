@@ -151,6 +151,7 @@ def test_lambert93_and_cc50_input_match_like_lonlat() -> None:
         ([(3.05, 50.63), (float("nan"), 50.63)], "not-finite"),
         ([(3.05, 50.63), (3.05, 50.63)], "too-few-points"),
         ([(50.6301, 3.0561), (50.6279, 3.0509)], "swapped-coordinates"),
+        ([(50.6927, 3.1745), (50.6940, 3.1760)], "swapped-coordinates"),  # Roubaix, off the bundled network
         ([(3.050, 50.630), (3.052, 50.632), (3.052, 50.630), (3.050, 50.632)], "self-crossing"),
     ],
 )

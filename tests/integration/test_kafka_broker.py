@@ -19,7 +19,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, UnknownTopicOrPartitionError
 
 pytestmark = pytest.mark.kafka
 
@@ -218,6 +218,23 @@ async def test_log_cleaner_compacts_a_compacted_topic(
             closure_values = [value for key, value in records if key == b"closure"]
 
     assert closure_values == [b"v4"]
+
+
+async def test_topics_are_not_auto_created(bootstrap: str) -> None:
+    """kafka-local.sh sets auto.create.topics.enable=false: the app must create its topics before using them."""
+    missing = unique("missing")
+    consumer = AIOKafkaConsumer(missing, bootstrap_servers=bootstrap, group_id=None, request_timeout_ms=1000)
+    with pytest.raises(UnknownTopicOrPartitionError):
+        await consumer.start()  # waits request_timeout_ms for the topic to appear in metadata
+    await consumer.stop()
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, request_timeout_ms=1000)
+    await producer.start()
+    try:
+        with pytest.raises(UnknownTopicOrPartitionError):
+            await asyncio.wait_for(producer.send_and_wait(missing, b"event"), DEADLINE_S)
+    finally:
+        await asyncio.wait_for(producer.stop(), 10)
 
 
 async def test_producer_start_against_closed_port_fails_fast(closed_port: int) -> None:

@@ -10,7 +10,10 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from traffic_hub.api import closures, events, feeds, health, problems, stream
+from connectors.config import ConnectorConfig
+from connectors.state import ConnectorsCollector
+from traffic_hub.api import actions, closures, events, feeds, health, problems, stream, whoami
+from traffic_hub.api import connectors as connector_routes
 from traffic_hub.api.limits import BodyLimit
 from traffic_hub.auth import DemoKey, Principals
 from traffic_hub.metrics import Metrics
@@ -71,14 +74,16 @@ def create_app(
     principals: Principals,
     roles: set[Role] | None = None,
     demo_keys: list[DemoKey] | None = None,
+    connectors: list[ConnectorConfig] | None = None,
 ) -> FastAPI:
     metrics = Metrics()
     active_roles = roles if roles is not None else {Role.API}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with open_hub(settings, principals, active_roles, demo_keys) as hub:
+        async with open_hub(settings, principals, active_roles, demo_keys, connectors=connectors) as hub:
             metrics.watch(lambda: _gauges(hub))
+            metrics.registry.register(ConnectorsCollector(lambda: hub.connectors.states() if hub.connectors else []))
             app.state.hub = hub
             yield {"hub": hub, "metrics": metrics}
 
@@ -89,7 +94,7 @@ def create_app(
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (closures, stream, events, feeds, health):
+    for module in (closures, stream, actions, events, feeds, connector_routes, health, whoami):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from pydantic import BaseModel
 
 from traffic_hub.api.deps import ClosureReader, HubDep, MetricsDep, Writer
 from traffic_hub.api.resources import ClosureOut, ClosurePage, closure_out
 from traffic_hub.closures import etag
-from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState
+from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState, Normalised
+from traffic_hub.model.geometry import LineString
 from traffic_hub.runtime import Hub
 
 router = APIRouter(prefix="/api/v1/closures", tags=["closures"])
@@ -51,6 +54,51 @@ async def create_closure(
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     response.headers["Location"] = str(request.url_for("read_closure", closure_id=state.id).path)
     return _send(response, hub, state)
+
+
+class ClosurePreviewIn(ClosureIn):
+    reference: str = "preview"
+
+
+class SegmentOut(BaseModel):
+    street: str | None
+    coordinates: list[tuple[float, float]]
+    length_m: float
+
+
+class ClosurePreview(BaseModel):
+    geometry: LineString | None
+    street: str | None
+    streets: list[str]
+    communes: list[str]
+    normalised: Normalised | None
+    waze_ready: bool
+    segments: list[SegmentOut]
+    withheld: list[str]
+
+
+@router.post("/preview", responses=PROBLEMS)
+async def preview_closure(body: ClosurePreviewIn, principal: Writer, hub: HubDep) -> ClosurePreview:
+    """What a closure would become on the road network (street, segments, Waze readiness). Writes nothing."""
+    state, placement = await asyncio.to_thread(hub.closures.preview, principal, body)
+    if placement is None:
+        return ClosurePreview(geometry=state.geometry, street=state.street, streets=[], communes=state.communes,
+                              normalised=None, waze_ready=False, segments=[], withheld=["no road network loaded"])
+    segments = placement.segments
+    geometry = state.geometry
+    if placement.normalised.matched and segments:
+        coords = [list(c) for seg in segments for c in seg.coordinates]
+        geometry = LineString(type="LineString", coordinates=coords) if len(coords) >= 2 else geometry
+    return ClosurePreview(
+        geometry=geometry,
+        street=placement.normalised.street or state.street,
+        streets=sorted({s.street for s in segments if s.street}),
+        communes=state.communes,
+        normalised=placement.normalised,
+        waze_ready=bool(segments) and not placement.withheld,
+        segments=[SegmentOut(street=s.street, coordinates=s.coordinates, length_m=s.length_m) for s in segments],
+        withheld=placement.withheld,
+    )
 
 
 @router.get("", responses=PROBLEMS)

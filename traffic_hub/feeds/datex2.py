@@ -26,7 +26,9 @@ Locations by coordinates: a point → `loc:PointLocation/pointByCoordinates`; a 
 `loc:LocationGroupByList` of linear locations. The street is the location's `roadInformation`.
 Validity: `overallStartTime`/`overallEndTime`, and a weekly schedule as one `validPeriod` per
 group of weekdays sharing the same windows (`recurringTimePeriodOfDay` + `recurringDayWeekMonthPeriod`,
-local times). Sources: the record's single `com:source` names every source of a conflated event.
+local times). Sources: the record's single `com:source` names every source of a conflated event;
+`probabilityOfOccurrence` is `certain` unless only Waze users reported it and no operator confirmed it
+(then `probable`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from traffic_hub.feeds.base import FeedContext
-from traffic_hub.feeds.validation import geometry_reasons, lane_counts, line_parts
+from traffic_hub.feeds.validation import geometry_reasons, lane_counts, lane_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text, local_time
 from traffic_hub.model import Cause, Event, EventType, Schedule, Status
 from traffic_hub.model.geometry import Point
@@ -55,6 +57,7 @@ LANG = "fr"
 TEXT_MAX = 1024  # com:String and MultilingualStringValueType maxLength
 
 _AUTHORITY_PREFIXES = ("roadworks:", "operator")
+_CROWD_PREFIX = "waze"
 _WORKS_SUFFIX = "-works"
 _LANE_USAGE = {"LEFT": "leftLane", "MIDDLE": "middleLane", "RIGHT": "rightLane"}
 _POSITION = {"LEFT": "onTheLeft", "MIDDLE": "inTheCentre", "RIGHT": "onTheRight"}
@@ -103,7 +106,7 @@ class Record:
     id: str
     xsi_type: str
     leaves: tuple[Leaf, ...]  # after locationReference, in XSD order
-    managed_cause: str | None = None  # id of the record this one manages (a closure for works)
+    managed_cause: str | None = None  # id of the record that causes this one (the works behind a closure)
     lanes: bool = False  # carries the lane impact
 
 
@@ -136,8 +139,7 @@ def check_datex2(event: Event, ctx: FeedContext) -> list[str]:
     if not event.id or clean_text(event.id) != event.id:
         reasons.append("the event id is empty or has characters XML cannot carry")
     reasons.extend(geometry_reasons(event.geometry))
-    if event.type is EventType.LANE_CLOSURE and lane_counts(event) is None:
-        reasons.append("a lane closure needs its closed and total lane counts (1 ≤ closed ≤ total)")
+    reasons.extend(lane_reasons(event))
     return reasons
 
 
@@ -192,7 +194,7 @@ def _works(record_id: str) -> Record:
 def _by_subtype(subtype: str | None, table: dict[str, str], default: str) -> str:
     if subtype:
         for key, value in table.items():
-            if subtype.endswith(key):
+            if key in subtype:
                 return value
     return default
 
@@ -209,14 +211,15 @@ _ROOT = (
 )
 
 
-def _escape(value: str) -> str:
+def escape_xml(value: str) -> str:
+    """`value` with &, < and > escaped (enough for element text; attributes also need quotes)."""
     if "&" in value or "<" in value or ">" in value:
         value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return value
 
 
 def _text(value: str) -> str:
-    return _escape(clean_text(value))
+    return escape_xml(clean_text(value))
 
 
 def _attr(value: str) -> str:
@@ -237,7 +240,7 @@ def render_datex2(events: Sequence[Event], ctx: FeedContext) -> bytes:
         _ROOT,
         _leaf("com:publicationTime", local_time(ctx.timestamp, tz)),
         "<com:publicationCreator><com:country>FR</com:country>",
-        _leaf("com:nationalIdentifier", _escape(creator)),
+        _leaf("com:nationalIdentifier", escape_xml(creator)),
         "</com:publicationCreator>",
     ]
     for event in sorted(events, key=lambda item: item.id):
@@ -273,17 +276,17 @@ class _Shared:
 
 
 def _shared(event: Event, tz: ZoneInfo) -> _Shared:
-    authority = _from_authority(event)
+    certain = is_certain(event)
     head = "".join(
         (
             _leaf("sit:situationRecordCreationTime", local_time(event.created_at, tz)),
             _leaf("sit:situationRecordVersionTime", local_time(event.updated_at, tz)),
-            _leaf("sit:probabilityOfOccurrence", "certain" if authority else "probable"),
-            _source(event, authority),
+            _leaf("sit:probabilityOfOccurrence", "certain" if certain else "probable"),
+            _source(event, certain),
             _validity(event, tz),
         )
     )
-    description = _escape(clean_text(event.description)[:TEXT_MAX])
+    description = escape_xml(clean_text(event.description)[:TEXT_MAX])
     comment = (
         f'<sit:generalPublicComment><sit:comment><com:values><com:value lang="{LANG}">{description}'
         "</com:value></com:values></sit:comment></sit:generalPublicComment>"
@@ -322,20 +325,24 @@ def _record(event: Event, record: Record, shared: _Shared) -> str:
     )
 
 
-def _from_authority(event: Event) -> bool:
+def is_certain(event: Event) -> bool:
+    """Certain unless only crowd reports (Waze users) back it and no operator confirmed it."""
     return event.verification == "confirmed" or any(
-        report.source.startswith(_AUTHORITY_PREFIXES) for report in event.sources
+        not report.source.startswith(_CROWD_PREFIX) and not report.kind.startswith(_CROWD_PREFIX)
+        for report in event.sources
     )
 
 
-def _source(event: Event, authority: bool) -> str:
+def _source(event: Event, certain: bool) -> str:
+    """`com:source`: every source's name; road authorities when a road-works team or operator said it."""
     names = ", ".join(dict.fromkeys(name for report in event.sources if (name := clean_text(report.source))))
+    authority = any(report.source.startswith(_AUTHORITY_PREFIXES) for report in event.sources)
     return "".join(
         (
             "<sit:source>",
-            _leaf("com:sourceIdentification", _escape(names[:TEXT_MAX])) if names else "",
+            _leaf("com:sourceIdentification", escape_xml(names[:TEXT_MAX])) if names else "",
             _leaf("com:sourceType", "roadAuthorities" if authority else "otherInformation"),
-            _leaf("com:reliable", "true" if authority else "false"),
+            _leaf("com:reliable", "true" if certain else "false"),
             "</sit:source>",
         )
     )
@@ -444,7 +451,7 @@ def pos_list(points: list[tuple[float, float]]) -> str:
 
 def _supplementary(event: Event, counts: tuple[int, int] | None) -> str:
     """The street as `roadInformation`; for a lane closure, the side and the carriageway's lanes."""
-    street = _escape(clean_text(event.street)[:TEXT_MAX])
+    street = escape_xml(clean_text(event.street)[:TEXT_MAX])
     side = str((event.lanes or {}).get("side", ""))
     if not street and counts is None:
         return ""

@@ -67,8 +67,17 @@ def next_boundary(events: Iterable[Event], now: datetime, tz: ZoneInfo) -> datet
     return min(upcoming)
 
 
+def feedable(event: Event, now: datetime) -> str | None:
+    """Why no feed may carry the event now (None: feeds may, subject to their own rules)."""
+    if event.verification == "dismissed":
+        return "dismissed by an operator"
+    if not event.is_current(now):
+        return f"the event is {event.status_at(now).value}"
+    return None
+
+
 def render(renderer: Renderer, events: Sequence[Event], ctx: FeedContext) -> Rendered:
-    publishable = [event for event in events if event.is_current(ctx.now) and not renderer.check(event, ctx)]
+    publishable = [e for e in events if feedable(e, ctx.now) is None and not renderer.check(e, ctx)]
     body = renderer.render(publishable, ctx)
     digest = hashlib.blake2b(body, digest_size=16).hexdigest()
     return Rendered(
@@ -112,9 +121,9 @@ class FeedBook:
         for renderer in self._renderers.values():
             if renderer.name in out:
                 continue
-            status = event.status_at(now)
-            if not event.is_current(now):
-                out[renderer.name] = Publication("withheld", f"the event is {status.value}")
+            barred = feedable(event, now)
+            if barred is not None:
+                out[renderer.name] = Publication("withheld", barred)
                 continue
             reasons = renderer.check(event, ctx)
             out[renderer.name] = Publication("withheld", "; ".join(reasons)) if reasons else Publication("published")

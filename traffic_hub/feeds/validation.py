@@ -1,5 +1,6 @@
 """Official schemas of the partner formats, loaded offline from the vendored copies, once.
 
+- DATEX II 2.3: the single `schemas/datex2-2.3/DATEXIISchema_2_2_3.xsd`, compiled by lxml.
 - DATEX II 3.7: the 23 XSDs in `schemas/datex2-3.7/`, compiled by lxml (libxml2) through a wrapper
   schema importing the `d2:payload` and `mc:messageContainer` roots (about 0.1 s, no network).
 - WZDx 4.2: the JSON Schemas in `schemas/wzdx-4.2/` plus the three geojson.org geometry schemas
@@ -31,6 +32,7 @@ from traffic_hub.model.geometry import LineString, MultiLineString, Point
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 DATEX2_DIR = SCHEMAS / "datex2-3.7"
+DATEX2_V2_XSD = SCHEMAS / "datex2-2.3" / "DATEXIISchema_2_2_3.xsd"
 WZDX_DIR = SCHEMAS / "wzdx-4.2"
 
 _DATEX2_ROOTS = {
@@ -62,6 +64,22 @@ def datex2_errors(document: bytes) -> list[str]:
     if schema.validate(tree):
         return []
     return str(schema.error_log).splitlines()  # "<string>:LINE:COL:ERROR:SCHEMASV:CODE: message"
+
+
+@cache
+def datex2_v2_schema() -> etree.XMLSchema:
+    """The DATEX II 2.3 schema (one file, namespace `http://datex2.eu/schema/2/2_0`)."""
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    return etree.XMLSchema(etree.parse(str(DATEX2_V2_XSD), parser))
+
+
+def datex2_v2_errors(document: bytes) -> list[str]:
+    """Schema errors of a DATEX II v2.3 `d2LogicalModel` (empty: valid)."""
+    schema = datex2_v2_schema()
+    parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=True)
+    if schema.validate(etree.fromstring(document, parser)):
+        return []
+    return str(schema.error_log).splitlines()
 
 
 @cache
@@ -98,6 +116,14 @@ def geometry_reasons(geometry: Point | LineString | MultiLineString) -> list[str
         return ["the geometry has coordinates outside latitude/longitude ranges"]
     if not isinstance(geometry, Point) and any(len(set(_rounded(part))) < 2 for part in parts):
         return ["the line has fewer than 2 distinct points"]
+    return []
+
+
+def lane_reasons(event: Event) -> list[str]:
+    """Lane counts are optional (a Waze lane closure has none), but when given they must agree."""
+    lanes = event.lanes or {}
+    if ("closed" in lanes or "total" in lanes) and lane_counts(event) is None:
+        return [f"the lane counts are inconsistent: {lanes.get('closed')} closed of {lanes.get('total')}"]
     return []
 
 

@@ -63,11 +63,19 @@ def status_reasons(event: Event, ctx: FeedContext) -> list[str]:
     return []
 
 
+def from_waze_only(event: Event) -> bool:
+    """Every source still reporting the event is a Waze feed (operators' actions aside)."""
+    reporting = [s for s in event.sources if s.active and s.kind != "operator"]
+    return bool(reporting) and all(s.kind.startswith("waze") for s in reporting)
+
+
 def rule_reasons(event: Event, ctx: FeedContext) -> list[str]:
     """What Waze would reject in the event itself; independent of `ctx.now`, so memoisable."""
     kind = waze_kind(event)
     if kind is None:
         return [f"no Waze type for events of type {event.type.value}"]
+    if from_waze_only(event):
+        return ["reported by Waze itself: not sent back to Waze"]
     reasons = list(_event_reasons(event, kind.type, ctx))
     if not event.segments:
         reasons.extend(event.segments_withheld or ["not matched to a single street"])

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from traffic_hub.feeds.base import FeedContext
-from traffic_hub.feeds.validation import geometry_reasons, lane_counts, line_parts
+from traffic_hub.feeds.validation import geometry_reasons, lane_counts, lane_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text
 from traffic_hub.model import Direction, Event, EventType, Status, Validity
 from traffic_hub.model.geometry import Point
@@ -91,8 +91,7 @@ def check_wzdx(event: Event, ctx: FeedContext) -> list[str]:
         reasons.append("WZDx needs an end date and the event has none")
     elif occurrence(event.validity, ctx.now, ZoneInfo(ctx.timezone)) is None:
         reasons.append("no scheduled window is left before the end of the event")
-    if event.type is EventType.LANE_CLOSURE and lane_counts(event) is None:
-        reasons.append("a lane closure needs its closed and total lane counts (1 ≤ closed ≤ total)")
+    reasons.extend(lane_reasons(event))
     return reasons
 
 
@@ -200,9 +199,7 @@ def _rounded(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return out
 
 
-def _properties(
-    event: Event, period: tuple[datetime, datetime], lanes: list[dict[str, Any]] | None
-) -> dict[str, Any]:
+def _properties(event: Event, period: tuple[datetime, datetime], lanes: list[dict[str, Any]] | None) -> dict[str, Any]:
     core: dict[str, Any] = {
         "event_type": "work-zone",
         "data_source_id": data_source_id(event),

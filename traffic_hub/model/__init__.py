@@ -3,6 +3,7 @@
 Knows nothing of Kafka, HTTP, XML or geometry libraries beyond GeoJSON shapes.
 """
 
+from traffic_hub.model.action import ActionIn, OperatorAction
 from traffic_hub.model.closure import ClosureIn, ClosurePatch, ClosureState, Lanes
 from traffic_hub.model.event import Event, Normalised, Segment, SourceReport
 from traffic_hub.model.geometry import Geometry, LineString, Point
@@ -12,6 +13,7 @@ from traffic_hub.model.validity import Schedule, Validity
 from traffic_hub.model.vocabulary import Cause, Direction, EventType, Lifecycle, Status
 
 __all__ = [
+    "ActionIn",
     "Cause",
     "ClosureIn",
     "ClosurePatch",
@@ -25,6 +27,7 @@ __all__ = [
     "Lifecycle",
     "LineString",
     "Normalised",
+    "OperatorAction",
     "Point",
     "Report",
     "ReportKind",

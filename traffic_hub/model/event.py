@@ -82,6 +82,8 @@ class Event(BaseModel):
     segments: list[Segment] = Field(default_factory=list)
     segments_withheld: list[str] = Field(default_factory=list)  # why parts could not become segments
     verification: Literal["unverified", "confirmed", "dismissed"] = "unverified"
+    ended_by: str | None = None  # an operator ended it: sources cannot reopen it
+    merged_into: str | None = None  # an operator merged it into this event
     closure: ClosureState | None = None  # set when the event is a road-works closure (same id)
     created_at: AwareDatetime
     updated_at: AwareDatetime

@@ -59,7 +59,8 @@ def incident_event(
     now: datetime,
 ) -> Event:
     """The event as its strongest source (`report`, see `primary_report`) tells it, listing every source."""
-    lifecycle = Lifecycle.OPEN if any(s.active for s in sources) else Lifecycle.ENDED
+    ended_by = previous.ended_by if previous else None
+    lifecycle = Lifecycle.OPEN if any(s.active for s in sources) and not ended_by else Lifecycle.ENDED
     return Event(
         id=event_id,
         type=report.type,
@@ -79,6 +80,8 @@ def incident_event(
         segments=placement.segments,
         segments_withheld=placement.withheld,
         verification=previous.verification if previous else "unverified",
+        ended_by=ended_by,
+        merged_into=previous.merged_into if previous else None,
         created_at=previous.created_at if previous else now,
         updated_at=now,
     )

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from traffic_hub.deadletter import dead_letter
 from traffic_hub.kafka.publisher import Record
-from traffic_hub.model import ClosureState, Event, IncidentReport, Report, ReportKind
+from traffic_hub.model import ClosureState, Event, IncidentReport, Lifecycle, OperatorAction, Report, ReportKind
+from traffic_hub.normaliser.actions import apply_action
 from traffic_hub.normaliser.closures import closure_event
 from traffic_hub.normaliser.conflation import EventIndex
 from traffic_hub.normaliser.incidents import (
@@ -53,13 +54,27 @@ class Pipeline:
         if report.kind is ReportKind.INCIDENT and report.incident is not None:
             event = self._incident(report.incident, report.received_at)
             return self._emit(event) if event is not None else []
+        if report.kind is ReportKind.OPERATOR:
+            return self._operator(report, raw, key)
         if report.kind is ReportKind.FETCH:
             return []  # raw payloads are kept for audit and replay; nothing to normalise
         return [self._dead(report.source, f"no normaliser for report kind {report.kind.value!r}", raw, key)]
 
-    def _emit(self, event: Event) -> list[Record]:
-        self.index.put(event.id, event)
-        return [Record(self._topics.events, event.id.encode(), event.model_dump_json().encode())]
+    def _emit(self, *events: Event) -> list[Record]:
+        for event in events:
+            self.index.put(event.id, event)
+        return [Record(self._topics.events, e.id.encode(), e.model_dump_json().encode()) for e in events]
+
+    def _operator(self, report: Report, raw: bytes, key: str) -> list[Record]:
+        try:
+            action = OperatorAction.model_validate(report.payload)
+        except ValidationError as exc:
+            return [self._dead(report.source, f"not an operator action: {exc}", raw, key)]
+        event = self.index.get(action.event_id)
+        target = self.index.get(action.into) if action.into else None
+        if event is None or (action.action == "merge" and target is None):
+            return [self._dead(report.source, "the action's event no longer exists", raw, key)]
+        return self._emit(*apply_action(action, event, target, report.received_at))
 
     def _dead(self, source: str, reason: str, raw: bytes, key: str) -> Record:
         return dead_letter(self._topics, stage="normaliser", source=source, reason=reason, raw=raw, key=key)
@@ -70,7 +85,9 @@ class Pipeline:
         if existing is None:
             return event
         folded = [s for s in existing.sources if s.kind != "closure"]  # reports merged into it stay listed
-        return event.model_copy(update={"sources": [*event.sources, *folded]})
+        kept = {"verification": existing.verification, "ended_by": existing.ended_by}  # operators' decisions stay
+        lifecycle = Lifecycle.ENDED if existing.ended_by and not closure.cancelled else event.lifecycle
+        return event.model_copy(update={"sources": [*event.sources, *folded], "lifecycle": lifecycle, **kept})
 
     def _incident(self, report: IncidentReport, received_at: datetime) -> Event | None:
         now = self._clock()

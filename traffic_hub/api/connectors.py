@@ -1,0 +1,18 @@
+"""Each connector's state: last success, last error, counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from traffic_hub.api.deps import HubDep, Operator
+
+router = APIRouter(prefix="/api/v1/connectors", tags=["connectors"])
+
+
+@router.get("")
+async def list_connectors(principal: Operator, hub: HubDep) -> dict[str, Any]:
+    """The connectors this process runs (an API-only replica runs none), with their last outcomes."""
+    states = hub.connectors.states() if hub.connectors else []
+    return {"connectors": [state.as_dict() for state in states]}

@@ -1,0 +1,806 @@
+// The operator map: live events (SSE), filters, details, operator actions, and road-works drawing.
+// Plain ES modules, no build step; MapLibre GL comes from npm, served by the hub under /map/vendor/.
+
+import { applyLabels, initialLanguage, language, setLanguage, t } from "/map/static/i18n.js";
+
+const TYPES = ["closure", "lane_closure", "roadworks", "accident", "hazard", "jam", "weather", "police", "other"];
+const TYPE_COLOURS = {
+  closure: "#c0392b", lane_closure: "#e67e22", roadworks: "#b7950b", accident: "#8e44ad", hazard: "#d35400",
+  jam: "#e74c3c", weather: "#2471a3", police: "#1a5276", other: "#566573",
+};
+const SOURCE_COLOURS = { roadworks: "#1b1b1b", waze: "#0fa3d1", datex2: "#6c3483", wzdx: "#117a65", cifs: "#1f618d" };
+const OTHER_SOURCE_COLOUR = "#7f8c8d";
+const DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+const GONE = new Set(["ended", "cancelled"]);
+
+const state = {
+  key: null, who: null, config: { communes: {} }, events: new Map(), selected: null, mode: "events",
+  map: null, mapReady: false, stream: null, draft: [], preview: null, previewTimer: null, previewSeq: 0,
+  closures: [], renderQueued: false,
+};
+
+const $ = (id) => document.getElementById(id);
+
+/** A DOM element: `h("p", {class: "x"}, "text", child)`; text is never parsed as HTML. */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+// ------------------------------------------------------------------ API
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const headers = { Authorization: `Bearer ${state.key}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data?.detail || response.statusText);
+  return data;
+}
+
+// ------------------------------------------------------------------ formatting
+
+function communeName(code) {
+  if (!code) return "";
+  const name = state.config.communes?.[code];
+  return name ? `${name} (${code})` : code;
+}
+
+function when(iso) {
+  if (!iso) return t("no_end");
+  return new Date(iso).toLocaleString(language() === "fr" ? "fr-FR" : "en-GB", {
+    dateStyle: "medium", timeStyle: "short",
+  });
+}
+
+function family(source) {
+  const name = (source || "").toLowerCase();
+  if (name.startsWith("roadworks")) return "roadworks";
+  for (const known of ["waze", "datex2", "wzdx", "cifs"]) if (name.includes(known)) return known;
+  return "other";
+}
+
+function eventFamily(props) {
+  const first = (props.sources || []).find((s) => s.source !== "operator");
+  return family(first?.source);
+}
+
+function toast(text) {
+  const el = $("toast");
+  el.textContent = text;
+  el.classList.add("shown");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => el.classList.remove("shown"), 5000);
+}
+
+// ------------------------------------------------------------------ sign-in
+
+function keyFromHash() {
+  const match = /(?:^#|&)key=([^&]+)/.exec(location.hash);
+  if (!match) return null;
+  history.replaceState(null, "", location.pathname + location.search);
+  return decodeURIComponent(match[1]);
+}
+
+function askForKey(message = "") {
+  $("login-error").textContent = message;
+  const dialog = $("login");
+  if (!dialog.open) dialog.showModal();
+  $("key-input").focus();
+}
+
+async function signIn(key) {
+  state.key = key;
+  try {
+    state.who = await api("/api/v1/whoami");
+  } catch (error) {
+    localStorage.removeItem("traffic-hub-key");
+    askForKey(error.status === 401 ? t("bad_key") : error.message);
+    return;
+  }
+  localStorage.setItem("traffic-hub-key", key);
+  if ($("login").open) $("login").close();
+  start();
+}
+
+function canSeeEvents() {
+  return ["operator", "admin"].includes(state.who.role);
+}
+
+function canDraw() {
+  return ["roadworks", "admin"].includes(state.who.role);
+}
+
+function start() {
+  const who = state.who;
+  $("who").textContent = `${who.name} · ${who.role}`;
+  $("logout").hidden = false;
+  if (!canSeeEvents() && !canDraw()) {
+    askForKey(t("partner_only"));
+    return;
+  }
+  $("modes").hidden = !(canSeeEvents() && canDraw());
+  $("mode-events").hidden = !canSeeEvents();
+  $("mode-draw").hidden = !canDraw();
+  document.body.dataset.role = who.role;
+  initMap();
+  if (canSeeEvents()) connectStream();
+  if (canDraw()) {
+    setUpDrawForm();
+    loadClosures();
+  }
+  setMode(canSeeEvents() ? "events" : "draw");
+}
+
+function setMode(mode) {
+  state.mode = mode;
+  document.body.dataset.mode = mode;
+  $("events-side").hidden = mode !== "events";
+  $("draw-side").hidden = mode !== "draw";
+  for (const button of document.querySelectorAll("#modes button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
+  }
+  if (mode === "draw") closeDetails();
+  refreshMapData();
+}
+
+// ------------------------------------------------------------------ live events
+
+function isShown(props) {
+  return !GONE.has(props.status) && props.verification !== "dismissed";
+}
+
+function upsert(feature) {
+  if (isShown(feature.properties)) state.events.set(feature.id, feature);
+  else state.events.delete(feature.id);
+}
+
+function connectStream() {
+  const source = new EventSource(`/api/v1/events/stream?key=${encodeURIComponent(state.key)}`);
+  state.stream = source;
+  source.onopen = () => setLive(true);
+  source.onerror = () => setLive(false);
+  source.addEventListener("reset", (message) => {
+    state.events.clear();
+    for (const feature of JSON.parse(message.data).features) upsert(feature);
+    setLive(true);
+    scheduleRender();
+  });
+  for (const kind of ["created", "updated"]) {
+    source.addEventListener(kind, (message) => {
+      upsert(JSON.parse(message.data).event);
+      scheduleRender();
+    });
+  }
+  source.addEventListener("removed", (message) => {
+    state.events.delete(JSON.parse(message.data).id);
+    scheduleRender();
+  });
+}
+
+function setLive(on) {
+  const el = $("live");
+  el.textContent = on ? `● ${t("live_on")}` : `○ ${t("live_off")}`;
+  el.classList.toggle("off", !on);
+}
+
+function scheduleRender() {
+  if (state.renderQueued) return;
+  state.renderQueued = true;
+  requestAnimationFrame(() => {
+    state.renderQueued = false;
+    render();
+  });
+}
+
+function render() {
+  refreshFilterOptions();
+  renderList();
+  refreshMapData();
+  if (state.selected && !state.events.has(state.selected)) closeDetails();
+  else if (state.selected) renderDetails(state.events.get(state.selected));
+}
+
+// ------------------------------------------------------------------ filters
+
+function filters() {
+  return {
+    type: $("f-type").value, source: $("f-source").value, commune: $("f-commune").value,
+    status: $("f-status").value, time: $("f-time").value,
+  };
+}
+
+function inTime(props, window, now) {
+  if (!window) return true;
+  const starts = Date.parse(props.starts_at);
+  const ends = props.ends_at ? Date.parse(props.ends_at) : Infinity;
+  if (window === "now") return starts <= now && ends > now;
+  const horizon = now + (window === "24h" ? 24 : 24 * 7) * 3600e3;
+  return starts <= horizon && ends > now;
+}
+
+function matches(feature, f, now) {
+  const p = feature.properties;
+  if (f.type && p.type !== f.type) return false;
+  if (f.source && !(p.sources || []).some((s) => s.source === f.source)) return false;
+  if (f.commune && p.commune !== f.commune) return false;
+  if (f.status && p.status !== f.status) return false;
+  return inTime(p, f.time, now);
+}
+
+function visibleEvents() {
+  const f = filters();
+  const now = Date.now();
+  return [...state.events.values()]
+    .filter((feature) => matches(feature, f, now))
+    .sort((a, b) => (a.properties.status === "active" ? 0 : 1) - (b.properties.status === "active" ? 0 : 1)
+      || a.properties.starts_at.localeCompare(b.properties.starts_at) || a.id.localeCompare(b.id));
+}
+
+function fillSelect(select, values, label) {
+  const chosen = select.value;
+  const first = select.options[0];
+  select.replaceChildren(first, ...values.map((v) => h("option", { value: v }, label(v))));
+  select.value = values.includes(chosen) ? chosen : "";
+}
+
+function refreshFilterOptions() {
+  const sources = new Set();
+  const communes = new Set();
+  for (const { properties: p } of state.events.values()) {
+    for (const s of p.sources || []) if (s.source !== "operator") sources.add(s.source);
+    if (p.commune) communes.add(p.commune);
+  }
+  fillSelect($("f-source"), [...sources].sort(), (v) => v);
+  fillSelect($("f-commune"), [...communes].sort(), communeName);
+  fillSelect($("f-type"), TYPES, (v) => t(`type_${v}`));
+}
+
+// ------------------------------------------------------------------ list (keyboard: arrows, Home/End, Enter)
+
+function listItem(feature, index) {
+  const p = feature.properties;
+  const selected = feature.id === state.selected;
+  return h("li", {
+    role: "option", id: `ev-${feature.id}`, "data-id": feature.id, "aria-selected": String(selected),
+    tabindex: (state.selected ? selected : index === 0) ? "0" : "-1", class: `item status-${p.status}`,
+    onclick: () => select(feature.id, { fly: true }),
+  },
+  h("span", { class: "swatch", style: `background:${TYPE_COLOURS[p.type] || TYPE_COLOURS.other}` }),
+  h("span", { class: "main" },
+    h("strong", {}, t(`type_${p.type}`), " · ", p.street || p.description || feature.id),
+    h("span", { class: "meta" }, [communeName(p.commune), t(`status_${p.status}`),
+      [...new Set((p.sources || []).filter((s) => s.source !== "operator").map((s) => s.source))].join(", ")]
+      .filter(Boolean).join(" · "))),
+  p.verification === "confirmed" ? h("span", { class: "badge ok" }, "✓") : null);
+}
+
+function renderList() {
+  const events = visibleEvents();
+  $("count").textContent = t("count", events.length);
+  const list = $("event-list");
+  const focusedId = document.activeElement?.closest?.("#event-list li")?.dataset.id;
+  list.replaceChildren(...events.map(listItem));
+  if (focusedId) document.getElementById(`ev-${focusedId}`)?.focus();
+}
+
+function onListKey(event) {
+  const items = [...$("event-list").querySelectorAll("li")];
+  if (!items.length) return;
+  const index = items.indexOf(document.activeElement);
+  const moves = { ArrowDown: index + 1, ArrowUp: index - 1, Home: 0, End: items.length - 1 };
+  if (event.key in moves) {
+    event.preventDefault();
+    const next = items[Math.max(0, Math.min(items.length - 1, moves[event.key]))];
+    for (const item of items) item.tabIndex = -1;
+    next.tabIndex = 0;
+    next.focus();
+  } else if ((event.key === "Enter" || event.key === " ") && index >= 0) {
+    event.preventDefault();
+    select(items[index].dataset.id, { fly: true });
+  }
+}
+
+// ------------------------------------------------------------------ details and operator actions
+
+function select(id, { fly = false } = {}) {
+  state.selected = id;
+  const feature = state.events.get(id);
+  if (!feature) return;
+  for (const li of $("event-list").querySelectorAll("li")) li.setAttribute("aria-selected", String(li.dataset.id === id));
+  renderDetails(feature);
+  $("details").hidden = false;
+  refreshMapData();
+  if (fly) flyTo(feature.geometry);
+}
+
+function closeDetails() {
+  const id = state.selected;
+  state.selected = null;
+  $("details").hidden = true;
+  refreshMapData();
+  if (id) document.getElementById(`ev-${id}`)?.focus();
+}
+
+function said(value) {
+  if (value === null || value === undefined) return "";
+  return typeof value === "string" ? value : JSON.stringify(value, null, 1);
+}
+
+function sourceRows(p) {
+  return (p.sources || []).map((s) => h("li", { class: "source" },
+    h("strong", {}, s.source), ` (${s.kind || "?"}${s.source_id ? ` · ${s.source_id}` : ""})`,
+    h("span", { class: "meta" }, ` · ${when(s.received_at)}${s.active === false ? " · inactive" : ""}`),
+    s.match_reason ? h("div", { class: "meta" }, s.match_reason) : null,
+    s.said ? h("pre", { class: "said", "aria-label": t("said") }, said(s.said)) : null));
+}
+
+function publicationRows(p) {
+  return Object.entries(p.publication || {}).map(([feed, pub]) => h("li", { class: `pub pub-${pub.status}` },
+    h("strong", {}, feed), ": ", t(pub.status), pub.reason ? ` — ${pub.reason}` : ""));
+}
+
+function validity(p) {
+  const parts = [`${t("from")} ${when(p.starts_at)} ${t("to")} ${when(p.ends_at)}`];
+  if (p.schedule) {
+    const windows = Object.entries(p.schedule).map(([day, w]) => `${t(day)} ${[].concat(w).join(", ")}`);
+    parts.push(`${t("schedule_txt")}: ${windows.join(" ; ")}`);
+  }
+  if (p.lanes) parts.push(t("lanes_txt", p.lanes.closed, p.lanes.total));
+  return parts;
+}
+
+function actionBar(feature) {
+  const others = [...state.events.values()].filter((f) => f.id !== feature.id);
+  const note = h("input", { id: "action-note", maxlength: "1000" });
+  const into = h("select", { id: "merge-into" }, others.map((f) => h("option", { value: f.id },
+    `${t(`type_${f.properties.type}`)} · ${f.properties.street || f.properties.description || ""} · ${f.id.slice(0, 12)}`)));
+  const act = (action) => () => runAction(feature.id, action, note.value, into.value);
+  return h("div", { class: "actions" },
+    h("h3", {}, t("actions")),
+    h("label", { for: "action-note" }, t("note")), note,
+    h("div", { class: "row" },
+      h("button", { type: "button", class: "ok", "data-action": "confirm", onclick: act("confirm") }, t("confirm")),
+      h("button", { type: "button", class: "warn", "data-action": "dismiss", onclick: act("dismiss") }, t("dismiss")),
+      h("button", { type: "button", "data-action": "end", onclick: act("end") }, t("end"))),
+    others.length ? h("div", { class: "row" },
+      h("label", { for: "merge-into" }, t("merge_into")), into,
+      h("button", { type: "button", "data-action": "merge", onclick: act("merge") }, t("merge"))) : null);
+}
+
+function renderDetails(feature) {
+  const p = feature.properties;
+  const body = $("details-body");
+  const focused = document.activeElement?.id;
+  const noteValue = $("action-note")?.value || "";
+  body.replaceChildren(
+    h("h2", { id: "details-title" }, t(`type_${p.type}`), p.subtype ? ` (${p.subtype})` : ""),
+    h("p", { class: "desc" }, p.description || ""),
+    h("dl", {},
+      h("dt", {}, t("street")), h("dd", {}, p.street || "—"),
+      h("dt", {}, t("commune")), h("dd", {}, communeName(p.commune) || "—"),
+      h("dt", {}, t("f_status")), h("dd", {}, t(`status_${p.status}`)),
+      h("dt", {}, t("verification")), h("dd", { id: "details-verification" }, t(`verification_${p.verification}`)),
+      h("dt", {}, t("direction")), h("dd", {}, p.direction === "ONE_DIRECTION" ? t("one_direction") : t("both_directions")),
+      h("dt", {}, t("validity")), h("dd", {}, validity(p).map((line) => h("div", {}, line)))),
+    h("h3", {}, t("sources")), h("ul", { class: "sources" }, sourceRows(p)),
+    h("h3", {}, t("publication")), h("ul", { class: "publication", id: "details-publication" }, publicationRows(p)),
+    h("p", { class: "meta" }, `id ${feature.id} · v${p.version}`),
+    actionBar(feature));
+  $("action-note").value = noteValue;
+  if (focused) document.getElementById(focused)?.focus();
+}
+
+async function runAction(id, action, note, into) {
+  const body = { action };
+  if (note) body.note = note;
+  if (action === "merge") body.into = into;
+  try {
+    const done = await api(`/api/v1/events/${encodeURIComponent(id)}/actions`, { method: "POST", body });
+    toast(t("action_done", t(action), done.by));
+  } catch (error) {
+    toast(`${t("action_failed")}: ${error.message}`);
+  }
+}
+
+// ------------------------------------------------------------------ map
+
+function webglAvailable() {
+  const canvas = document.createElement("canvas");
+  return Boolean(canvas.getContext("webgl2") || canvas.getContext("webgl"));
+}
+
+function baseStyle() {
+  const absolute = (path) => new URL(path, location.href).href;
+  const sources = {
+    network: { type: "geojson", data: absolute("/api/v1/network.geojson"), attribution: state.config.attribution },
+  };
+  const layers = [{ id: "background", type: "background", paint: { "background-color": "#f4f1ea" } }];
+  if (state.config.tiles) {
+    sources.tiles = { type: "raster", tiles: [state.config.tiles], tileSize: 256, attribution: state.config.attribution };
+    layers.push({ id: "tiles", type: "raster", source: "tiles" });
+  }
+  const major = ["in", ["get", "highway"], ["literal", ["motorway", "trunk", "primary", "secondary", "trunk_link", "primary_link"]]];
+  layers.push(
+    { id: "roads-minor", type: "line", source: "network", filter: ["!", major],
+      paint: { "line-color": "#b9b4aa", "line-width": ["interpolate", ["linear"], ["zoom"], 12, 0.6, 17, 4] } },
+    { id: "roads-major", type: "line", source: "network", filter: major,
+      paint: { "line-color": "#8d8678", "line-width": ["interpolate", ["linear"], ["zoom"], 12, 1.2, 17, 7] } },
+  );
+  return { version: 8, sources, layers };
+}
+
+function colourBy(table, property, fallback) {
+  return ["match", ["get", property], ...Object.entries(table).flat(), fallback];
+}
+
+function addOverlayLayers(map) {
+  const empty = { type: "FeatureCollection", features: [] };
+  for (const id of ["events", "closures", "draft", "snapped"]) map.addSource(id, { type: "geojson", data: empty });
+  const lines = ["!=", ["geometry-type"], "Point"];
+  const byType = colourBy(TYPE_COLOURS, "type", TYPE_COLOURS.other);
+  const bySource = colourBy(SOURCE_COLOURS, "family", OTHER_SOURCE_COLOUR);
+  map.addLayer({ id: "jams", type: "line", source: "events", filter: ["all", lines, ["==", ["get", "type"], "jam"]],
+    layout: { "line-cap": "round" }, paint: { "line-color": TYPE_COLOURS.jam, "line-width": 7, "line-opacity": 0.45 } });
+  const notJam = ["!=", ["get", "type"], "jam"];
+  map.addLayer({ id: "event-casing", type: "line", source: "events", filter: ["all", lines, notJam],
+    layout: { "line-cap": "round" }, paint: { "line-color": bySource, "line-width": 9 } });
+  map.addLayer({ id: "event-lines", type: "line", source: "events", filter: ["all", lines, notJam],
+    layout: { "line-cap": "round" }, paint: { "line-color": byType, "line-width": 5,
+      "line-dasharray": ["case", ["==", ["get", "status"], "planned"], ["literal", [2, 1]], ["literal", [1, 0]]] } });
+  map.addLayer({ id: "event-points", type: "circle", source: "events", filter: ["==", ["geometry-type"], "Point"],
+    paint: { "circle-color": byType, "circle-radius": 7, "circle-stroke-color": bySource, "circle-stroke-width": 3 } });
+  map.addLayer({ id: "selected-line", type: "line", source: "events",
+    filter: ["all", lines, ["==", ["get", "selected"], true]],
+    paint: { "line-color": "#00e5ff", "line-width": 14, "line-opacity": 0.5 } }, "event-casing");
+  map.addLayer({ id: "closure-lines", type: "line", source: "closures",
+    layout: { "line-cap": "round" }, paint: { "line-color": TYPE_COLOURS.closure, "line-width": 5 } });
+  map.addLayer({ id: "snapped-line", type: "line", source: "snapped",
+    layout: { "line-cap": "round" }, paint: { "line-color": "#1e8449", "line-width": 8, "line-opacity": 0.8 } });
+  map.addLayer({ id: "draft-line", type: "line", source: "draft", filter: lines,
+    paint: { "line-color": "#1b1b1b", "line-width": 2, "line-dasharray": [2, 2] } });
+  map.addLayer({ id: "draft-points", type: "circle", source: "draft", filter: ["==", ["geometry-type"], "Point"],
+    paint: { "circle-color": "#ffffff", "circle-radius": 5, "circle-stroke-color": "#1b1b1b", "circle-stroke-width": 2 } });
+}
+
+function onMapClick(event) {
+  if (state.mode === "draw") {
+    addDraftPoint([round6(event.lngLat.lng), round6(event.lngLat.lat)]);
+    return;
+  }
+  const box = [[event.point.x - 6, event.point.y - 6], [event.point.x + 6, event.point.y + 6]];
+  const hit = state.map.queryRenderedFeatures(box, { layers: ["event-points", "event-lines", "jams"] })[0];
+  if (hit) select(hit.properties.id);
+}
+
+async function initMap() {
+  if (!webglAvailable()) {
+    noMap();
+    return;
+  }
+  try {
+    const maplibregl = await import("/map/vendor/maplibre-gl.mjs");
+    const bbox = state.config.bbox || [2.96, 50.6, 3.12, 50.67];
+    const map = new maplibregl.Map({
+      container: "map", style: baseStyle(), bounds: [[bbox[0], bbox[1]], [bbox[2], bbox[3]]],
+      fitBoundsOptions: { padding: 20 }, attributionControl: { compact: false }, doubleClickZoom: false,
+    });
+    state.map = map;
+    window.trafficHubMap = map; // for the browser tests and the console
+    map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
+    map.on("load", () => {
+      addOverlayLayers(map);
+      state.mapReady = true;
+      document.body.dataset.map = "ready";
+      refreshMapData();
+    });
+    map.on("click", onMapClick);
+    for (const layer of ["event-points", "event-lines", "jams"]) {
+      map.on("mouseenter", layer, () => { map.getCanvas().style.cursor = "pointer"; });
+      map.on("mouseleave", layer, () => { map.getCanvas().style.cursor = ""; });
+    }
+  } catch (error) {
+    console.warn("map unavailable", error);
+    noMap();
+  }
+}
+
+function noMap() {
+  document.body.dataset.map = "none";
+  $("nomap").hidden = false;
+  $("nomap").textContent = t("no_webgl");
+}
+
+function flyTo(geometry) {
+  if (!state.mapReady || !geometry) return;
+  const points = geometry.type === "Point" ? [geometry.coordinates]
+    : geometry.type === "LineString" ? geometry.coordinates : geometry.coordinates.flat();
+  const lons = points.map((c) => c[0]);
+  const lats = points.map((c) => c[1]);
+  state.map.fitBounds([[Math.min(...lons), Math.min(...lats)], [Math.max(...lons), Math.max(...lats)]],
+    { padding: 120, maxZoom: 17, duration: 400 });
+}
+
+function refreshMapData() {
+  if (!state.mapReady) return;
+  const features = state.mode === "events" ? visibleEvents().map((f) => ({
+    type: "Feature", geometry: f.geometry,
+    properties: { id: f.id, type: f.properties.type, status: f.properties.status,
+      family: eventFamily(f.properties), selected: f.id === state.selected },
+  })) : [];
+  state.map.getSource("events").setData({ type: "FeatureCollection", features });
+  state.map.setLayoutProperty("jams", "visibility", $("f-jams").checked ? "visible" : "none");
+  const closures = state.mode === "draw" ? state.closures.filter((c) => c.geometry && !GONE.has(c.status))
+    .map((c) => ({ type: "Feature", geometry: c.geometry, properties: { id: c.id } })) : [];
+  state.map.getSource("closures").setData({ type: "FeatureCollection", features: closures });
+  refreshDraftLayers();
+}
+
+function renderLegend() {
+  const entries = ["closure", "lane_closure", "roadworks", "accident", "hazard", "jam"]
+    .map((type) => h("li", {}, h("span", { class: "swatch", style: `background:${TYPE_COLOURS[type]}` }), t(`type_${type}`)));
+  const sources = Object.entries(SOURCE_COLOURS)
+    .map(([name, colour]) => h("li", {}, h("span", { class: "swatch ring", style: `border-color:${colour}` }), name));
+  $("legend").replaceChildren(h("ul", {}, entries), h("ul", {}, sources));
+}
+
+// ------------------------------------------------------------------ road-works drawing
+
+const round6 = (x) => Math.round(x * 1e6) / 1e6;
+
+function localInput(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+function isoWithOffset(local) {
+  const date = new Date(local);
+  const offset = -date.getTimezoneOffset();
+  const sign = offset >= 0 ? "+" : "-";
+  const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, "0");
+  return `${local.length === 16 ? `${local}:00` : local}${sign}${pad(offset / 60)}:${pad(offset % 60)}`;
+}
+
+function newReference() {
+  const stamp = new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
+  return `MAP-${stamp}-${Math.random().toString(36).slice(2, 6).toUpperCase()}`;
+}
+
+function setUpDrawForm() {
+  const communes = state.who.communes || [];
+  $("my-communes").textContent = `${t("your_communes")} : ${communes.length ? communes.map(communeName).join(", ") : t("all")}`;
+  $("d-schedule").replaceChildren(...DAYS.map((day) => h("label", {},
+    h("span", { "data-i18n": day }, t(day)), h("input", { id: `d-day-${day}`, "data-day": day, placeholder: "08:00-18:00" }))));
+  resetDraftForm();
+  $("d-coords").addEventListener("input", () => {
+    state.draft = parseCoords($("d-coords").value);
+    refreshDraftLayers();
+    schedulePreview();
+  });
+  $("draw-form").addEventListener("input", (event) => {
+    if (event.target.id !== "d-coords") schedulePreview();
+  });
+  $("draw-undo").addEventListener("click", () => setDraft(state.draft.slice(0, -1)));
+  $("draw-clear").addEventListener("click", () => setDraft([]));
+  $("draw-form").addEventListener("submit", submitClosure);
+}
+
+function resetDraftForm() {
+  const start = new Date();
+  start.setMinutes(0, 0, 0);
+  start.setHours(start.getHours() + 1);
+  $("d-reference").value = newReference();
+  $("d-description").value = "";
+  $("d-starts").value = localInput(start);
+  $("d-ends").value = localInput(new Date(start.getTime() + 24 * 3600e3));
+  $("d-lanes-on").checked = false;
+  for (const day of DAYS) $(`d-day-${day}`).value = "";
+  setDraft([]);
+}
+
+function parseCoords(text) {
+  return text.split(/\n+/).map((line) => line.split(/[,;\s]+/).filter(Boolean).map(Number))
+    .filter((pair) => pair.length === 2 && pair.every(Number.isFinite));
+}
+
+function setDraft(points) {
+  state.draft = points;
+  $("d-coords").value = points.map((p) => `${p[0]},${p[1]}`).join("\n");
+  refreshDraftLayers();
+  schedulePreview();
+}
+
+function addDraftPoint(point) {
+  setDraft([...state.draft, point]);
+}
+
+function refreshDraftLayers() {
+  if (!state.mapReady) return;
+  const drawing = state.mode === "draw";
+  const points = drawing ? state.draft : [];
+  const features = points.map((c) => ({ type: "Feature", geometry: { type: "Point", coordinates: c }, properties: {} }));
+  if (points.length > 1) features.push({ type: "Feature", geometry: { type: "LineString", coordinates: points }, properties: {} });
+  state.map.getSource("draft").setData({ type: "FeatureCollection", features });
+  const snapped = drawing && state.preview?.geometry ? [{ type: "Feature", geometry: state.preview.geometry, properties: {} }] : [];
+  state.map.getSource("snapped").setData({ type: "FeatureCollection", features: snapped });
+}
+
+function closureBody() {
+  const body = {
+    reference: $("d-reference").value.trim(),
+    description: $("d-description").value.trim(),
+    geometry: { type: "LineString", coordinates: state.draft },
+    direction: $("d-direction").value,
+    cause: $("d-cause").value,
+    starts_at: isoWithOffset($("d-starts").value),
+    ends_at: isoWithOffset($("d-ends").value),
+  };
+  if ($("d-lanes-on").checked) {
+    body.lanes = { closed: Number($("d-lanes-closed").value), total: Number($("d-lanes-total").value),
+      side: $("d-lanes-side").value };
+  }
+  const schedule = {};
+  for (const day of DAYS) {
+    const windows = $(`d-day-${day}`).value.split(/[,;\s]+/).filter(Boolean);
+    if (windows.length) schedule[day] = windows;
+  }
+  if (Object.keys(schedule).length) body.schedule = schedule;
+  return body;
+}
+
+function schedulePreview() {
+  clearTimeout(state.previewTimer);
+  state.previewTimer = setTimeout(runPreview, 250);
+}
+
+async function runPreview() {
+  const seq = ++state.previewSeq;
+  if (state.draft.length < 2 || !$("d-starts").value || !$("d-ends").value) {
+    state.preview = null;
+    showMatch(null, state.draft.length ? t("need_points") : "");
+    refreshDraftLayers();
+    return;
+  }
+  const body = closureBody();
+  body.description ||= "—";
+  delete body.reference;
+  try {
+    const preview = await api("/api/v1/closures/preview", { method: "POST", body });
+    if (seq !== state.previewSeq) return;
+    state.preview = preview;
+    showMatch(preview, "");
+  } catch (error) {
+    if (seq !== state.previewSeq) return;
+    state.preview = null;
+    showMatch(null, error.message);
+  }
+  refreshDraftLayers();
+}
+
+function showMatch(preview, problem) {
+  const box = $("match");
+  $("draw-error").textContent = problem;
+  $("draw-submit").disabled = !preview;
+  if (!preview) {
+    box.replaceChildren();
+    return;
+  }
+  const streets = preview.streets?.length ? preview.streets : [preview.street].filter(Boolean);
+  const length = (preview.segments || []).reduce((sum, s) => sum + (s.length_m || 0), 0);
+  box.replaceChildren(
+    h("div", {}, h("strong", {}, `${t("matched")} : `), h("span", { id: "match-street" }, streets.join(", ") || "—")),
+    h("div", { class: "meta" }, (preview.communes || []).map(communeName).join(", "),
+      length ? ` · ${t("length")} ${Math.round(length)} m` : ""),
+    h("div", { id: "match-waze", class: preview.waze_ready ? "badge ok" : "badge warn" },
+      preview.waze_ready ? `✓ ${t("waze_ready")}` : `✗ ${t("not_waze_ready")}`),
+    (preview.withheld || []).length ? h("ul", { class: "withheld" }, preview.withheld.map((r) => h("li", {}, r))) : null);
+}
+
+async function submitClosure(event) {
+  event.preventDefault();
+  if (state.draft.length < 2) {
+    $("draw-error").textContent = t("need_points");
+    return;
+  }
+  try {
+    const closure = await api("/api/v1/closures", { method: "POST", body: closureBody() });
+    toast(t("submitted", closure.reference));
+    resetDraftForm();
+    await loadClosures();
+  } catch (error) {
+    $("draw-error").textContent = error.message;
+  }
+}
+
+async function loadClosures() {
+  const items = [];
+  let cursor = null;
+  do {
+    const query = new URLSearchParams({ limit: "500" });
+    if (cursor) query.set("cursor", cursor);
+    const page = await api(`/api/v1/closures?${query}`);
+    items.push(...page.items);
+    cursor = page.next;
+  } while (cursor);
+  state.closures = items.filter((c) => !GONE.has(c.status));
+  renderClosures();
+  refreshMapData();
+}
+
+function renderClosures() {
+  $("closure-list").replaceChildren(...state.closures.map((c) => h("li", { class: "item", "data-id": c.id },
+    h("span", { class: "swatch", style: `background:${TYPE_COLOURS[c.lanes ? "lane_closure" : "closure"]}` }),
+    h("span", { class: "main" },
+      h("strong", {}, c.reference, " · ", c.normalised?.street || c.street || c.description),
+      h("span", { class: "meta" }, `${t(`status_${c.status}`)} · ${when(c.starts_at)} → ${when(c.ends_at)} · `,
+        Object.entries(c.publication || {}).map(([feed, p]) => `${feed}: ${t(p.status)}`).join(", "))),
+    h("button", { type: "button", class: "small", onclick: () => deleteClosure(c) }, t("delete")))));
+}
+
+async function deleteClosure(closure) {
+  try {
+    await api(`/api/v1/closures/${encodeURIComponent(closure.id)}`, { method: "DELETE" });
+    toast(t("deleted"));
+    await loadClosures();
+  } catch (error) {
+    toast(error.message);
+  }
+}
+
+// ------------------------------------------------------------------ start-up
+
+function wireUi() {
+  $("lang").addEventListener("click", () => {
+    setLanguage(language() === "fr" ? "en" : "fr");
+    $("lang").textContent = language() === "fr" ? "EN" : "FR";
+    renderLegend();
+    if (state.who) render();
+  });
+  $("logout").addEventListener("click", () => {
+    localStorage.removeItem("traffic-hub-key");
+    location.reload();
+  });
+  $("login-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    signIn($("key-input").value.trim());
+  });
+  $("login").addEventListener("cancel", (event) => event.preventDefault());
+  $("filters").addEventListener("change", () => scheduleRender());
+  $("event-list").addEventListener("keydown", onListKey);
+  $("details-close").addEventListener("click", closeDetails);
+  $("details").addEventListener("keydown", (event) => { if (event.key === "Escape") closeDetails(); });
+  for (const button of document.querySelectorAll("#modes button")) {
+    button.addEventListener("click", () => setMode(button.dataset.mode));
+  }
+}
+
+async function main() {
+  setLanguage(initialLanguage());
+  $("lang").textContent = language() === "fr" ? "EN" : "FR";
+  applyLabels(document);
+  renderLegend();
+  wireUi();
+  state.config = await fetch("/map/config.json").then((r) => r.json());
+  const key = keyFromHash() || localStorage.getItem("traffic-hub-key");
+  if (key) await signIn(key);
+  else askForKey();
+}
+
+main();
