@@ -12,7 +12,8 @@ from lxml import etree
 
 from traffic_hub.feeds.base import FeedContext, Renderer
 from traffic_hub.feeds.datex2 import Datex2Situations, check_datex2, schedule_groups
-from traffic_hub.feeds.validation import datex2_errors, datex2_schema
+from traffic_hub.feeds.datex2_v2 import Datex2V2Situations
+from traffic_hub.feeds.validation import datex2_errors, datex2_schema, datex2_v2_errors
 from traffic_hub.model import Event, EventType
 from traffic_hub.model.geometry import MultiLineString
 from traffic_hub.model.validity import WEEKDAYS
@@ -20,6 +21,8 @@ from traffic_hub.model.validity import WEEKDAYS
 from . import events as ev
 
 RENDERER: Renderer = Datex2Situations()
+LEGACY: Renderer = Datex2V2Situations()
+V2 = {"d2": "http://datex2.eu/schema/2/2_0"}
 NOW = ev.WINTER_NOW
 NS = {
     "d2": "http://datex2.eu/schema/3/d2Payload",
@@ -252,11 +255,45 @@ def test_the_schema_rejects_a_broken_document() -> None:
     assert datex2_schema() is datex2_schema()  # compiled once
 
 
+def v2_situations(document: bytes) -> dict[str, etree._Element]:
+    root = etree.fromstring(document)
+    return {node.get("id", ""): node for node in root.iterfind("d2:payloadPublication/d2:situation", V2)}
+
+
+def test_the_legacy_v2_3_feed_carries_the_same_situations_and_validates() -> None:
+    ctx = FeedContext(now=NOW)
+    document, kept = feed(ev.partner_scenarios(NOW))
+    legacy = LEGACY.render(kept, ctx)
+
+    assert datex2_v2_errors(legacy) == []
+    assert set(v2_situations(legacy)) == set(situations(document))
+    assert LEGACY.name == RENDERER.name == "datex2"  # one gate, one publication entry
+
+
+def test_the_legacy_feed_says_lines_as_tpeg_segments_and_keeps_lanes() -> None:
+    event = ev.lane_closure(NOW)
+    legacy = LEGACY.render([event], FeedContext(now=NOW))
+    record = v2_situations(legacy)[event.id].find("d2:situationRecord", V2)
+    assert record is not None
+
+    linear = record.find("d2:groupOfLocations/d2:tpegLinearLocation", V2)
+    assert linear is not None
+    first, last = ev.BOULEVARD_DE_LA_LIBERTE.coordinates[0], ev.BOULEVARD_DE_LA_LIBERTE.coordinates[-1]
+    assert linear.findtext("d2:from/d2:pointCoordinates/d2:latitude", namespaces=V2) == f"{first[1]:.6f}"
+    assert linear.findtext("d2:to/d2:pointCoordinates/d2:longitude", namespaces=V2) == f"{last[0]:.6f}"
+    assert linear.findtext("d2:tpegDirection", namespaces=V2) == "eastBound"
+    assert record.findtext("d2:impact/d2:originalNumberOfLanes", namespaces=V2) == "2"
+    lanes = "d2:groupOfLocations/d2:supplementaryPositionalDescription/d2:affectedCarriagewayAndLanes/d2:lane"
+    assert record.findtext(lanes, namespaces=V2) == "rightLane"
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ev.mel_varied_events(NOW), min_size=1, max_size=6, unique_by=lambda event: event.id))
-def test_random_valid_events_always_make_a_valid_document(events: list[Event]) -> None:
+def test_random_valid_events_always_make_valid_documents(events: list[Event]) -> None:
     document, kept = feed(events)
+    legacy = LEGACY.render(kept, FeedContext(now=NOW))
 
     assert datex2_errors(document) == []
-    assert set(situations(document)) == {event.id for event in kept}
+    assert datex2_v2_errors(legacy) == []
+    assert set(situations(document)) == {event.id for event in kept} == set(v2_situations(legacy))
     assert all(event.type in (EventType.POLICE, EventType.OTHER) for event in events if event not in kept)

@@ -11,6 +11,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from connectors.config import ConnectorConfig
+
 from traffic_hub.api.app import create_app
 from traffic_hub.auth import Principals, hash_key
 from traffic_hub.runtime import Role
@@ -65,9 +67,12 @@ def settings_for(bootstrap: str, prefix: str, auth_file: Path, **extra: Any) -> 
 
 
 @contextmanager
-def running_hub(settings: Settings, roles: set[Role] | None = None) -> Iterator[TestClient]:
+def running_hub(
+    settings: Settings, roles: set[Role] | None = None, connectors: list[ConnectorConfig] | None = None
+) -> Iterator[TestClient]:
     assert settings.auth_file is not None
-    app = create_app(settings, Principals.load(settings.auth_file), roles or {Role.API, Role.NORMALISER})
+    roles = roles or ({Role.API, Role.NORMALISER, Role.CONNECTORS} if connectors else {Role.API, Role.NORMALISER})
+    app = create_app(settings, Principals.load(settings.auth_file), roles, connectors=connectors)
     with TestClient(app) as client:
         wait_until(lambda: client.get("/readyz").status_code == 200, timeout=30)
         yield client

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 from traffic_hub.feeds.base import FeedContext
 from traffic_hub.feeds.datex2 import (
     LANG,
-    TEXT_MAX,
     PUBLICATION_KEY,
+    TEXT_MAX,
     Record,
     check_datex2,
     escape_xml,
@@ -203,7 +203,8 @@ def _cause(event: Event, record: Record) -> str:
     if record.xsi_type != "sit:RoadOrCarriagewayOrLaneManagement":
         return ""
     if record.managed_cause is not None:
-        reference = f'<managedCause targetClass="SituationRecord" id="{_attr(record.managed_cause)}" version="{event.version}"/>'
+        target = f'id="{_attr(record.managed_cause)}" version="{event.version}"'
+        reference = f'<managedCause targetClass="SituationRecord" {target}/>'
         return f'<cause xsi:type="ManagedCause">{reference}</cause>'
     cause_type = _CAUSE.get(event.cause)
     if cause_type is None:
@@ -242,8 +243,9 @@ def _linear(event: Event, points: list[tuple[float, float]], supplementary: str)
         f'<name><descriptor><values><value lang="{LANG}">{name}</value></values></descriptor>'
         "<tpegOtherPointDescriptorType>linkName</tpegOtherPointDescriptorType></name>"
     )
+    display = f"{_leaf('latitude', f'{lat1:.6f}')}{_leaf('longitude', f'{lon1:.6f}')}"
     return (
-        f"<locationForDisplay>{_leaf('latitude', f'{lat1:.6f}')}{_leaf('longitude', f'{lon1:.6f}')}</locationForDisplay>"
+        f"<locationForDisplay>{display}</locationForDisplay>"
         f"{supplementary}<tpegLinearLocation>{_leaf('tpegDirection', _direction(event, points))}"
         "<tpegLinearLocationType>segment</tpegLinearLocationType>"
         f'<to xsi:type="TpegNonJunctionPoint">{_coordinates(lon2, lat2)}{descriptor}</to>'
