@@ -12,7 +12,6 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from connectors.config import ConnectorConfig
-
 from traffic_hub.api.app import create_app
 from traffic_hub.auth import Principals, hash_key
 from traffic_hub.runtime import Role

@@ -87,7 +87,8 @@ def test_every_kind_of_source_lands_as_events_and_reports_of_one_incident_merge(
             assert reasons, event
             assert all("m apart" in r for r in reasons)
         metrics = hub.get("/metrics").text
-        assert 'traffic_hub_connector_incidents_published_total{connector="demo-waze",kind="waze-partner-feed"}' in metrics
+        published = 'traffic_hub_connector_incidents_published_total{connector="demo-waze",kind="waze-partner-feed"}'
+        assert published in metrics
 
 
 def test_our_closure_echoed_by_waze_is_folded_into_it_and_waze_items_end_when_dropped(
