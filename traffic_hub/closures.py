@@ -234,7 +234,8 @@ class ClosureService:
         try:
             coords = self._reprojector.to_wgs84(raw, body.crs)
         except GeoError as exc:
-            raise InvalidInput("crs", exc.reason) from exc
+            field = "crs" if exc.code in ("unsupported-crs", "wrong-crs") else "geometry.coordinates"
+            raise InvalidInput(field, exc.reason) from exc
         if body.crs == "EPSG:4326" and looks_swapped(coords, self._communes.bbox):
             raise InvalidInput("geometry.coordinates", "positions look like [lat, lon]; GeoJSON wants [lon, lat]")
         try:

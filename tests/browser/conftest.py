@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ def browser() -> Iterator[Browser]:
 def hub(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """One hub (API + normaliser, own topics) for the module's tests."""
     directory = tmp_path_factory.mktemp("browser-hub")
-    prefix = f"browser-{directory.name}"
+    prefix = f"browser-{uuid.uuid4().hex[:10]}"
     settings = Settings(
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap),
         topic_prefix=prefix,

@@ -14,7 +14,7 @@ from traffic_hub.feeds.base import FeedContext, Renderer
 from traffic_hub.feeds.datex2 import Datex2Situations, check_datex2, schedule_groups
 from traffic_hub.feeds.datex2_v2 import Datex2V2Situations
 from traffic_hub.feeds.validation import datex2_errors, datex2_schema, datex2_v2_errors
-from traffic_hub.model import Event, EventType
+from traffic_hub.model import Event, EventType, Schedule
 from traffic_hub.model.geometry import MultiLineString
 from traffic_hub.model.validity import WEEKDAYS
 
@@ -121,6 +121,16 @@ def test_schedule_groups_cover_every_day_once() -> None:
     schedule = ev.nightly_closure(NOW).validity.schedule
     assert schedule is not None
     assert schedule_groups(schedule) == [(list(WEEKDAYS), ["20:00-23:30"])]
+
+
+def test_a_window_ending_at_midnight_is_24_00_and_valid_in_both_versions() -> None:
+    event = ev.nightly_closure(NOW)
+    late = event.validity.model_copy(update={"schedule": Schedule(friday=["20:00-24:00"])})
+    document, kept = feed([event.model_copy(update={"validity": late})])
+
+    assert b"<com:endTimeOfPeriod>24:00:00</com:endTimeOfPeriod>" in document
+    assert datex2_errors(document) == []
+    assert datex2_v2_errors(LEGACY.render(kept, FeedContext(now=NOW))) == []
 
 
 def test_a_lane_closure_names_its_lanes() -> None:

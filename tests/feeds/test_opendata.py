@@ -128,6 +128,7 @@ def test_waze_only_and_bad_items_are_withheld_with_reasons() -> None:
     assert check_opendata(ev.degenerate_closure(NOW), ctx) == ["the line has fewer than 2 distinct points"]
     assert check_opendata(ev.ended_closure(NOW), ctx) == ["ended"]
     assert check_opendata(ev.conflated_accident(NOW), ctx) == []
+    assert WAZE_REASON[0].isupper() and " " in WAZE_REASON  # a sentence people read in `publication`
     assert "cl-LILLE-2026-0150" not in {
         f["id"] for f in geojson([*ev.partner_scenarios(NOW), ev.degenerate_closure(NOW)])["features"]
     }

@@ -21,6 +21,7 @@ from . import events as ev
 RENDERER: Renderer = WzdxWorkZones()
 NOW = ev.WINTER_NOW  # Thursday 2026-01-15 10:30 in Lille
 UTC_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+SENTENCE = re.compile(r"^[A-Za-z][^\n]* [^\n]*[a-z0-9)]$")
 
 
 def feed(events: Sequence[Event], now: datetime = NOW) -> tuple[dict[str, Any], list[Event]]:
@@ -180,6 +181,8 @@ def test_bad_items_are_withheld_with_reasons_and_the_feed_stays_valid() -> None:
         ["WZDx needs a line and the event has only a point", "WZDx needs an end date and the event has none"],
         ["not a work zone"],
     ]
+    reasons = [reason for event in bad for reason in check_wzdx(event, ctx)]
+    assert all(SENTENCE.match(reason) for reason in reasons), reasons
     _, kept = feed([*ev.partner_scenarios(NOW), *bad])
     assert not {event.id for event in bad} & {event.id for event in kept}
     assert len(kept) == 6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -292,3 +293,40 @@ def test_events_health_metrics_and_docs(hub: TestClient) -> None:
     assert 'traffic_hub_feed_requests_total{feed="waze/cifs.xml",partner="waze",status="200"}' in metrics
     assert hub.get("/docs").status_code == 200
     assert "/api/v1/closures" in hub.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b"[" * 100_000, "body"),  # deep nesting
+        (b'{"reference": "\xff\xfe"}', "body"),  # invalid UTF-8
+        (b"\x00\x01\x02", "body"),
+        (b"", "body"),
+    ],
+)
+def test_hostile_bodies_are_rejected_cleanly(
+    hub: TestClient, kafka_bootstrap: str, topic_prefix: str, raw: bytes, field: str
+) -> None:
+    headers = {**auth(KEYS.lille), "content-type": "application/json"}
+    response = hub.post("/api/v1/closures", content=raw, headers=headers)
+    assert response.status_code in (400, 422), response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json().get("field", "body") == field
+    assert reports_written(kafka_bootstrap, topic_prefix) == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"geometry": {"type": "LineString", "coordinates": [[float("nan"), 50.63], [3.053887, 50.633345]]}},
+         "geometry.coordinates"),
+        ({"description": "Travaux\x00de nuit"}, "description"),
+        ({"street": "Rue\x1bNationale"}, "street"),
+    ],
+)
+def test_nan_and_control_characters_are_422(hub: TestClient, change: dict[str, Any], field: str) -> None:
+    raw = json.dumps(closure_body("HOSTILE", **change)).encode()  # json.dumps writes NaN, as hostile clients do
+    headers = {**auth(KEYS.lille), "content-type": "application/json"}
+    response = hub.post("/api/v1/closures", content=raw, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"].startswith(field)

@@ -21,6 +21,12 @@ FEED_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+PUBLIC_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the whole current feed"},
+    304: {"description": "not modified since the ETag / date given"},
+}
+
+
 def _gzip_etag(etag: str) -> str:
     return etag[:-1] + '-gzip"'
 
@@ -74,3 +80,33 @@ async def waze_cifs_xml(request: Request, principal: FeedReader, hub: HubDep, me
 async def waze_cifs_json(request: Request, principal: FeedReader, hub: HubDep, metrics: MetricsDep) -> Response:
     """Waze CIFS JSON: the same incidents as the XML feed."""
     return _serve_counted(request, hub, metrics, "waze/cifs.json", principal.name)
+
+
+@router.get("/datex2/v3/situations.xml", responses=FEED_RESPONSES, response_class=Response)
+async def datex2_v3(request: Request, principal: FeedReader, hub: HubDep, metrics: MetricsDep) -> Response:
+    """DATEX II v3 SituationPublication (valid against the 3.7 schemas): closures, works, incidents."""
+    return _serve_counted(request, hub, metrics, "datex2/v3/situations.xml", principal.name)
+
+
+@router.get("/datex2/v2/situations.xml", responses=FEED_RESPONSES, response_class=Response)
+async def datex2_v2(request: Request, principal: FeedReader, hub: HubDep, metrics: MetricsDep) -> Response:
+    """DATEX II v2.3 for legacy consumers (the same situations; lines as TPEG segments)."""
+    return _serve_counted(request, hub, metrics, "datex2/v2/situations.xml", principal.name)
+
+
+@router.get("/wzdx/v4.2/workzones.geojson", responses=FEED_RESPONSES, response_class=Response)
+async def wzdx(request: Request, principal: FeedReader, hub: HubDep, metrics: MetricsDep) -> Response:
+    """WZDx 4.2 WorkZoneFeed: closures and road works, one road event per direction."""
+    return _serve_counted(request, hub, metrics, "wzdx/v4.2/workzones.geojson", principal.name)
+
+
+@router.get("/geojson/events.geojson", responses=PUBLIC_RESPONSES, response_class=Response)
+async def open_geojson(request: Request, hub: HubDep, metrics: MetricsDep) -> Response:
+    """Open data (public, ODbL): every current event as RFC 7946 GeoJSON with licence and attribution."""
+    return _serve_counted(request, hub, metrics, "geojson/events.geojson", "public")
+
+
+@router.get("/geojson/events.csv", responses=PUBLIC_RESPONSES, response_class=Response)
+async def open_csv(request: Request, hub: HubDep, metrics: MetricsDep) -> Response:
+    """Open data (public, ODbL): the same events as CSV (RFC 4180), with WKT geometry."""
+    return _serve_counted(request, hub, metrics, "geojson/events.csv", "public")

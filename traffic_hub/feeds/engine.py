@@ -76,9 +76,26 @@ def feedable(event: Event, now: datetime) -> str | None:
     return None
 
 
+def _render_safely(renderer: Renderer, events: list[Event], ctx: FeedContext) -> bytes:
+    """Render; if that fails, drop the events that cannot be rendered rather than the whole feed."""
+    try:
+        return renderer.render(events, ctx)
+    except (ValueError, TypeError, KeyError) as exc:
+        log.error("%s: rendering failed (%r); isolating the events at fault", renderer.name, exc)
+    good = []
+    for event in events:
+        try:
+            renderer.render([event], ctx)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.error("%s: event %s cannot be rendered: %r", renderer.name, event.id, exc)
+            continue
+        good.append(event)
+    return renderer.render(good, ctx)
+
+
 def render(renderer: Renderer, events: Sequence[Event], ctx: FeedContext) -> Rendered:
     publishable = [e for e in events if feedable(e, ctx.now) is None and not renderer.check(e, ctx)]
-    body = renderer.render(publishable, ctx)
+    body = _render_safely(renderer, publishable, ctx)
     digest = hashlib.blake2b(body, digest_size=16).hexdigest()
     return Rendered(
         body=body,

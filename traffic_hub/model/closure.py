@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from traffic_hub.model.geometry import LineString
 from traffic_hub.model.validity import Schedule, Validity
 from traffic_hub.model.vocabulary import Cause, Direction
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
+def _printable(value: str) -> str:
+    """Refuse control characters: they cannot travel in XML feeds and are never meant."""
+    if _CONTROL.search(value):
+        raise ValueError("contains control characters")
+    return value
+
+
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), AfterValidator(_printable)
+]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200), AfterValidator(_printable)
+]
 Reference = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/-]+$")
 ]

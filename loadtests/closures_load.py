@@ -1,0 +1,120 @@
+"""Issue 7: closures accepted by the API per second under concurrent clients, and POST → in every feed.
+
+Bodies are real streets of Lille from the bundled road network (© OpenStreetMap contributors),
+posted by a road-works team of Lille with fresh references: every POST is a new closure that goes
+through the whole pipeline (API → reports → normaliser → events → view → feeds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx2
+
+from geo.network import RoadNetwork
+from loadtests.eventgen import Street, streets
+from loadtests.feeds_load import ChangeLatency, latency
+from loadtests.feedwatch import current_etags, until_in_every_feed
+from loadtests.hubproc import LILLE, ROADWORKS_KEY, Hub
+
+GOAL_VISIBLE_P99_MS = 250.0
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    clients: int
+    seconds: float
+    accepted: int
+    refused: int  # any answer but 201
+    per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def lille_streets() -> list[Street]:
+    return [s for s in streets(RoadNetwork.default()) if s.commune == LILLE]
+
+
+def closure_body(street: Street, reference: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "reference": reference,
+        "description": f"Travaux de voirie, {street.name} fermée (bench)",
+        "street": street.name,
+        "geometry": {"type": "LineString", "coordinates": street.coordinates},
+        "direction": "BOTH_DIRECTIONS",
+        "starts_at": (now - timedelta(hours=1)).isoformat(),
+        "ends_at": (now + timedelta(days=2)).isoformat(),
+    }
+
+
+def _auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ROADWORKS_KEY}"}
+
+
+async def _client(
+    http: httpx2.AsyncClient, bodies: itertools.cycle[Street], refs: itertools.count[int], deadline: float, limit: int
+) -> list[tuple[int, float]]:
+    out: list[tuple[int, float]] = []
+    tag = time.time_ns()
+    while time.monotonic() < deadline and next(refs) < limit:
+        body = closure_body(next(bodies), f"BENCH-{tag}-{len(out)}")
+        started = time.perf_counter()
+        response = await http.post("/api/v1/closures", json=body, headers=_auth())
+        out.append((response.status_code, (time.perf_counter() - started) * 1000))
+    return out
+
+
+async def _throughput(hub: Hub, clients: int, seconds: float, limit: int) -> Throughput:
+    bodies = itertools.cycle(lille_streets())
+    refs = itertools.count()
+    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx2.AsyncClient(base_url=hub.url, timeout=30, limits=limits) as http:
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(_client(http, bodies, refs, started + seconds, limit) for _ in range(clients))
+        )
+        elapsed = time.monotonic() - started
+    flat = [r for part in results for r in part]
+    accepted = [ms for status, ms in flat if status == 201]
+    ordered = sorted(ms for _, ms in flat)
+    return Throughput(
+        clients=clients,
+        seconds=elapsed,
+        accepted=len(accepted),
+        refused=len(flat) - len(accepted),
+        per_s=len(accepted) / elapsed,
+        p50_ms=ordered[len(ordered) // 2],
+        p99_ms=ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))],
+    )
+
+
+def throughput(hub: Hub, clients: int = 32, seconds: float = 8.0, limit: int = 5000) -> Throughput:
+    """`clients` concurrent clients posting new closures for `seconds` (at most `limit` posts)."""
+    return asyncio.run(_throughput(hub, clients, seconds, limit))
+
+
+async def _visible(hub: Hub, paths: list[str], samples: int) -> list[float]:
+    pool = lille_streets()
+    out: list[float] = []
+    async with httpx2.AsyncClient(base_url=hub.url, timeout=30) as http:
+        for n in range(samples):
+            etags = await current_etags(http, paths)
+            body = closure_body(pool[(n * 7) % len(pool)], f"BENCH-VISIBLE-{time.time_ns()}")
+            started = time.monotonic()
+            response = await http.post("/api/v1/closures", json=body, headers=_auth())
+            if response.status_code != 201:
+                raise RuntimeError(f"POST answered {response.status_code}: {response.text[:300]}")
+            closure_id = response.json()["id"]
+            out.append(await until_in_every_feed(http, etags, str(closure_id).encode(), started) * 1000)
+    return out
+
+
+def visible(hub: Hub, paths: list[str], samples: int = 30) -> ChangeLatency:
+    """One closure at a time: POST sent → its id in the bytes of every feed."""
+    return latency(asyncio.run(_visible(hub, paths, samples)))

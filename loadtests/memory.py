@@ -1,0 +1,49 @@
+"""A hub over N active events: seeded straight into `{prefix}.events`, started, settled, measured.
+
+Issue 7 asks for the feed process's resident memory at 100,000 active events (goal < 1 GiB); the
+10,000-event hub of the feed benchmark is measured the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from geo.network import RoadNetwork
+from loadtests.broker import fresh_topics, produce
+from loadtests.eventgen import events_json, sample_event
+from loadtests.feedwatch import feed_paths, settle
+from loadtests.hubproc import Hub, running_hub
+
+GOAL_MIB = 1024.0
+
+
+@dataclass(frozen=True, slots=True)
+class HubMemory:
+    events: int
+    seed_s: float  # writing the events to the topic
+    ready_s: float  # process start → /readyz 200
+    settled_s: float  # /readyz → every feed rendered and stable
+    rss_mib: float
+    peak_mib: float
+
+
+@contextmanager
+def seeded_hub(count: int, workdir: Path, ready_timeout_s: float = 240.0) -> Iterator[tuple[Hub, HubMemory]]:
+    """A hub whose view holds `count` current events of Lille, feeds rendered, with its memory."""
+    network = RoadNetwork.default()
+    now = datetime.now(UTC)
+    sample_event(network, now)  # the generated shape is still a valid Event
+    with fresh_topics(f"view{count}") as topics:
+        started = time.monotonic()
+        asyncio.run(produce(topics.events, events_json(count, network, now)))
+        seed_s = time.monotonic() - started
+        with running_hub(topics.prefix, workdir, ready_timeout_s) as hub:
+            settled_s = settle(hub, feed_paths(), timeout_s=ready_timeout_s)
+            memory = HubMemory(count, seed_s, hub.started_in_s, settled_s, hub.rss_mib(), hub.rss_mib("VmHWM"))
+            yield hub, memory

@@ -1,0 +1,237 @@
+"""The operator map in a real browser (Debian's Chromium), against a real hub and the real broker."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx2
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import OpenPage
+from tests.browser.server import Served
+from tests.integration.hubs import KEYS, auth, closure_body, wait_until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.browser]
+
+Opener = Callable[[str], OpenPage]
+NATIONALE = [[3.052176, 50.632626], [3.053887, 50.633345]]
+PARIS = [[3.067795, 50.634331], [3.068067, 50.633128], [3.068295, 50.631849]]
+NATIONALE_EAST = [[3.053887, 50.633345], [3.055154, 50.633878]]
+LIBERTE = [[3.056671, 50.634531], [3.059300, 50.633090], [3.061908, 50.631649]]
+
+
+def active(reference: str, **changes: Any) -> dict[str, Any]:
+    """A closure body that is in force now (the shared example starts in December 2026)."""
+    now = datetime.now(UTC)
+    times = {"starts_at": (now - timedelta(hours=1)).isoformat(), "ends_at": (now + timedelta(days=2)).isoformat()}
+    return closure_body(reference, **{**times, **changes})
+
+
+def post_closure(hub: Served, key: str, body: dict[str, Any]) -> str:
+    response = httpx2.post(f"{hub.url}/api/v1/closures", json=body, headers=auth(key), timeout=10)
+    assert response.status_code in (200, 201), response.text
+    closure_id: str = response.json()["id"]
+    return closure_id
+
+
+def events(hub: Served) -> list[dict[str, Any]]:
+    response = httpx2.get(f"{hub.url}/api/v1/events", headers=auth(KEYS.operator), timeout=10)
+    assert response.status_code == 200
+    features: list[dict[str, Any]] = response.json()["features"]
+    return features
+
+
+def cifs(hub: Served) -> str:
+    response = httpx2.get(f"{hub.url}/feeds/waze/cifs.xml", headers=auth(KEYS.partner), timeout=10)
+    assert response.status_code == 200
+    return response.text
+
+
+def listed(page: Page) -> set[str]:
+    return set(page.locator("#event-list li").evaluate_all("items => items.map(li => li.dataset.id)"))
+
+
+def on_map(page: Page, event_id: str) -> bool:
+    """Whether the event is drawn on the map (rendered features of the event layers)."""
+    return bool(page.evaluate(
+        """id => { const map = window.trafficHubMap;
+             if (!map || !map.loaded()) return false;
+             const layers = ["event-lines", "event-points", "jams"];
+             return map.queryRenderedFeatures({layers}).some(f => f.properties.id === id); }""",
+        event_id,
+    ))
+
+
+def test_page_loads_draws_the_network_and_goes_live(open_map: Opener, hub: Served) -> None:
+    opened = open_map(KEYS.operator)
+    page = opened.page
+    assert page.locator("body").get_attribute("data-map") == "ready", "MapLibre failed to start with WebGL"
+    expect(page.locator("#live")).to_contain_text("En direct")
+    expect(page.locator("#who")).to_contain_text("salle-trafic · operator")
+    # the offline background: the hub's own road network is drawn
+    wait_until(lambda: page.evaluate(
+        "() => window.trafficHubMap.queryRenderedFeatures({layers: ['roads-minor', 'roads-major']}).length") > 100)
+    # English labels on request, French by default
+    page.click("#lang")
+    expect(page.locator("h1")).to_have_text("Incident map")
+    page.click("#lang")
+    expect(page.locator("h1")).to_have_text("Carte des incidents")
+    # an operator sees incidents and no road-works drawing tools
+    assert page.locator("#modes").is_hidden()
+    assert page.locator("#draw-side").is_hidden()
+    assert opened.console.errors == []
+
+
+def test_a_posted_closure_appears_within_two_seconds_and_leaves_when_deleted(open_map: Opener, hub: Served) -> None:
+    opened = open_map(KEYS.operator)
+    page = opened.page
+    expect(page.locator("#live")).to_contain_text("En direct")
+    started = time.monotonic()
+    closure_id = post_closure(hub, KEYS.lille, active("BROWSER-LIVE"))
+    page.wait_for_selector(f'#event-list li[data-id="{closure_id}"]', timeout=2_000)
+    wait_until(lambda: on_map(page, closure_id), timeout=max(0.1, 2 - (time.monotonic() - started)))
+    assert time.monotonic() - started < 2.0
+    # details: street, commune, validity, sources and publication per feed
+    page.click(f'#event-list li[data-id="{closure_id}"]')
+    details = page.locator("#details")
+    expect(details).to_contain_text("Rue Nationale")
+    expect(details).to_contain_text("Lille (59350)")
+    expect(details).to_contain_text("roadworks:voirie-lille")
+    expect(page.locator("#details-publication")).to_contain_text("waze")
+    httpx2.delete(f"{hub.url}/api/v1/closures/{closure_id}", headers=auth(KEYS.lille), timeout=10)
+    expect(page.locator(f'#event-list li[data-id="{closure_id}"]')).to_have_count(0, timeout=2_000)
+    expect(details).to_be_hidden()
+    assert opened.console.errors == []
+
+
+def expected(hub: Served, keep: Callable[[dict[str, Any]], bool]) -> set[str]:
+    """What the page should list: current events that were not dismissed, narrowed by `keep`."""
+    shown = [f for f in events(hub) if f["properties"]["verification"] != "dismissed"]
+    return {f["id"] for f in shown if f["properties"]["status"] in ("active", "planned") and keep(f["properties"])}
+
+
+def test_filters_narrow_the_list_and_the_map(open_map: Opener, hub: Served) -> None:
+    later = datetime.now(UTC) + timedelta(days=3)
+    lane = post_closure(hub, KEYS.mel, active(
+        "BROWSER-LANES", street="Rue de Paris", geometry={"type": "LineString", "coordinates": PARIS},
+        lanes={"closed": 1, "total": 2, "side": "RIGHT"}))
+    planned = post_closure(hub, KEYS.lille, active(
+        "BROWSER-PLANNED", street="Boulevard de la Liberté", geometry={"type": "LineString", "coordinates": LIBERTE},
+        starts_at=later.isoformat(), ends_at=(later + timedelta(days=1)).isoformat()))
+    opened = open_map(KEYS.operator)
+    page = opened.page
+    page.wait_for_selector(f'#event-list li[data-id="{lane}"]')
+    page.wait_for_selector(f'#event-list li[data-id="{planned}"]')
+    cases: list[tuple[str, str, Callable[[dict[str, Any]], bool]]] = [
+        ("#f-type", "lane_closure", lambda p: p["type"] == "lane_closure"),
+        ("#f-status", "planned", lambda p: p["status"] == "planned"),
+        ("#f-source", "roadworks:mel-voirie", lambda p: "roadworks:mel-voirie" in {s["source"] for s in p["sources"]}),
+        ("#f-commune", "59350", lambda p: p["commune"] == "59350"),
+        ("#f-time", "now", lambda p: p["status"] == "active"),
+    ]
+    for selector, value, keep in cases:
+        page.select_option(selector, value)
+        want = expected(hub, keep)
+        assert want, f"{selector}={value} should keep something"
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda want=want: listed(page) == want, timeout=3)  # type: ignore[misc]
+        assert listed(page) == want, f"{selector}={value}"
+        page.select_option(selector, "")
+    page.select_option("#f-type", "lane_closure")
+    wait_until(lambda: on_map(page, lane) and not on_map(page, planned), timeout=3)
+    assert opened.console.errors == []
+
+
+def test_operator_actions_reach_the_feeds(open_map: Opener, hub: Served) -> None:
+    target = post_closure(hub, KEYS.lille, active(
+        "BROWSER-DISMISS", geometry={"type": "LineString", "coordinates": NATIONALE_EAST}))
+    wait_until(lambda: target in cifs(hub), timeout=5)
+    opened = open_map(KEYS.operator)
+    page = opened.page
+    page.wait_for_selector(f'#event-list li[data-id="{target}"]')
+    # keyboard: into the list, down to the event, Enter opens its details
+    page.locator("#event-list li").first.focus()
+    for _ in range(50):
+        if page.evaluate("() => document.activeElement.dataset.id") == target:
+            break
+        page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page.locator("#details")).to_be_visible()
+    page.click('button[data-action="confirm"]')
+    expect(page.locator("#details-verification")).to_have_text("Confirmé", timeout=3_000)
+    page.fill("#action-note", "signalement erroné")
+    page.click('button[data-action="dismiss"]')
+    expect(page.locator("#toast")).to_contain_text("salle-trafic")
+    expect(page.locator(f'#event-list li[data-id="{target}"]')).to_have_count(0, timeout=3_000)
+    wait_until(lambda: target not in cifs(hub), timeout=3)
+    assert opened.console.errors == []
+
+
+def click_on(page: Page, lon: float, lat: float) -> None:
+    point = page.evaluate("([lon, lat]) => window.trafficHubMap.project([lon, lat])", [lon, lat])
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
+
+
+def test_a_roadworks_team_draws_and_submits_a_closure(open_map: Opener, hub: Served) -> None:
+    opened = open_map(KEYS.lille)
+    print("T", round(time.monotonic(),2), 'opened = open_map(KEYS.lille)')
+    page = opened.page
+    print("T", round(time.monotonic(),2), 'page = opened.page')
+    # a road-works team sees only its drawing tools and its communes
+    expect(page.locator("#draw-side")).to_be_visible()
+    print("T", round(time.monotonic(),2), 'expect(page.locator("#draw-side")).to_be_visible()')
+    assert page.locator("#events-side").is_hidden()
+    print("T", round(time.monotonic(),2), 'assert page.locator("#events-side").is_hidden()')
+    assert page.locator("#modes").is_hidden()
+    print("T", round(time.monotonic(),2), 'assert page.locator("#modes").is_hidden()')
+    expect(page.locator("#my-communes")).to_contain_text("Lille (59350)")
+    print("T", round(time.monotonic(),2), 'expect(page.locator("#my-communes")).to_contain_te')
+    page.wait_for_function("() => window.trafficHubMap && window.trafficHubMap.loaded()")
+    print("T", round(time.monotonic(),2), 'page.wait_for_function("() => window.trafficHubMap')
+    page.evaluate("() => window.trafficHubMap.jumpTo({center: [3.0532, 50.6330], zoom: 17})")
+    print("T", round(time.monotonic(),2), 'page.evaluate("() => window.trafficHubMap.jumpTo({')
+    page.wait_for_function("() => window.trafficHubMap.loaded()")
+    print("T", round(time.monotonic(),2), 'page.wait_for_function("() => window.trafficHubMap')
+    for lon, lat in NATIONALE:
+        click_on(page, lon, lat)
+    page.wait_for_function("() => document.getElementById('d-coords').value.split('\\n').length === 2")
+    print("T", round(time.monotonic(),2), 'page.wait_for_function("() => document.getElementB')
+    expect(page.locator("#match-street")).to_contain_text("Rue Nationale", timeout=5_000)
+    print("T", round(time.monotonic(),2), 'expect(page.locator("#match-street")).to_contain_t')
+    expect(page.locator("#match-waze")).to_be_visible()
+    print("T", round(time.monotonic(),2), 'expect(page.locator("#match-waze")).to_be_visible(')
+    reference = page.input_value("#d-reference")
+    print("T", round(time.monotonic(),2), 'reference = page.input_value("#d-reference")')
+    page.fill("#d-description", "Remplacement de bordures")
+    print("T", round(time.monotonic(),2), 'page.fill("#d-description", "Remplacement de bordu')
+    page.check("#d-lanes-on")
+    print("T", round(time.monotonic(),2), 'page.check("#d-lanes-on")')
+    page.fill("#d-day-monday", "08:00-17:00")
+    print("T", round(time.monotonic(),2), 'page.fill("#d-day-monday", "08:00-17:00")')
+    page.click("#draw-submit")
+    print("T", round(time.monotonic(),2), 'page.click("#draw-submit")')
+    expect(page.locator("#toast")).to_contain_text(reference)
+    print("T", round(time.monotonic(),2), 'expect(page.locator("#toast")).to_contain_text(ref')
+    expect(page.locator("#closure-list")).to_contain_text(reference)
+    print("T", round(time.monotonic(),2), 'expect(page.locator("#closure-list")).to_contain_t')
+    mine = httpx2.get(f"{hub.url}/api/v1/closures", headers=auth(KEYS.lille), params={"limit": 500}, timeout=10)
+    print("T", round(time.monotonic(),2), 'mine = httpx2.get(f"{hub.url}/api/v1/closures", he')
+    closure = next(c for c in mine.json()["items"] if c["reference"] == reference)
+    print("T", round(time.monotonic(),2), 'closure = next(c for c in mine.json()["items"] if ')
+    assert closure["description"] == "Remplacement de bordures"
+    print("T", round(time.monotonic(),2), 'assert closure["description"] == "Remplacement de ')
+    assert closure["lanes"]["closed"] == 1
+    print("T", round(time.monotonic(),2), 'assert closure["lanes"]["closed"] == 1')
+    assert closure["schedule"]["monday"] == ["08:00-17:00"]
+    print("T", round(time.monotonic(),2), 'assert closure["schedule"]["monday"] == ["08:00-17')
+    assert closure["starts_at"] < closure["ends_at"]
+    print("T", round(time.monotonic(),2), 'assert closure["starts_at"] < closure["ends_at"]')
+    assert opened.console.errors == []
+    print("T", round(time.monotonic(),2), 'assert opened.console.errors == []')
