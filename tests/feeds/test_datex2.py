@@ -84,7 +84,8 @@ def test_a_roadworks_closure_is_a_road_closed_record_managing_a_works_record() -
     assert closure.findtext("sit:roadOrCarriagewayOrLaneManagementType", namespaces=NS) == "roadClosed"
     assert closure.findtext("sit:applicableForTrafficDirection", namespaces=NS) == "bothWays"
     reference = closure.find("sit:cause/sit:managedCause/sit:objectReference", NS)
-    assert reference is not None and reference.get("id") == f"{event.id}-works"
+    assert reference is not None
+    assert reference.get("id") == f"{event.id}-works"
     assert works.get(XSI_TYPE) == "sit:MaintenanceWorks"
     assert works.findtext("sit:roadMaintenanceType", namespaces=NS) == "roadworks"
 
@@ -155,7 +156,8 @@ def test_lines_are_gml_pos_lists_in_lat_lon_order() -> None:
     document, _ = feed([event])
     closure = records(situations(document)[event.id])[event.id]
     location = closure.find("sit:locationReference", NS)
-    assert location is not None and location.get(XSI_TYPE) == "loc:LinearLocation"
+    assert location is not None
+    assert location.get(XSI_TYPE) == "loc:LinearLocation"
 
     pos_list = location.findtext("loc:gmlLineString/loc:posList", namespaces=NS) or ""
     numbers = [float(value) for value in pos_list.split()]
@@ -222,7 +224,8 @@ def test_a_multi_line_event_is_a_location_group() -> None:
     location = record.find("sit:locationReference", NS)
 
     assert datex2_errors(document) == []
-    assert location is not None and location.get(XSI_TYPE) == "loc:LocationGroupByList"
+    assert location is not None
+    assert location.get(XSI_TYPE) == "loc:LocationGroupByList"
     assert len(location.findall("loc:locationContainedInGroup", NS)) == 3
 
 

@@ -76,7 +76,8 @@ def test_the_feed_is_a_licensed_feature_collection_of_current_public_events() ->
         geometry = shape(feature["geometry"])
         assert geometry.is_valid
         west, south, east, north = geometry.bounds
-        assert ev.MEL_WEST <= west <= east <= ev.MEL_EAST and ev.MEL_SOUTH <= south <= north <= ev.MEL_NORTH
+        assert ev.MEL_WEST <= west <= east <= ev.MEL_EAST
+        assert ev.MEL_SOUTH <= south <= north <= ev.MEL_NORTH
 
 
 def test_nothing_internal_or_from_waze_is_published() -> None:
@@ -86,7 +87,8 @@ def test_nothing_internal_or_from_waze_is_published() -> None:
 
     assert b"voirie-lille" not in body  # principal names stay internal
     assert b"waze" not in body.lower()
-    assert b"said" not in body and b"collision" not in body  # what sources said stays internal
+    assert b"said" not in body
+    assert b"collision" not in body
     assert accident["properties"]["sources"] == ev.DATEX2_CONNECTOR
     assert accident["properties"]["verified"] is True
 
@@ -128,7 +130,8 @@ def test_waze_only_and_bad_items_are_withheld_with_reasons() -> None:
     assert check_opendata(ev.degenerate_closure(NOW), ctx) == ["the line has fewer than 2 distinct points"]
     assert check_opendata(ev.ended_closure(NOW), ctx) == ["ended"]
     assert check_opendata(ev.conflated_accident(NOW), ctx) == []
-    assert WAZE_REASON[0].isupper() and " " in WAZE_REASON  # a sentence people read in `publication`
+    assert WAZE_REASON[0].isupper()
+    assert " " in WAZE_REASON
     assert "cl-LILLE-2026-0150" not in {
         f["id"] for f in geojson([*ev.partner_scenarios(NOW), ev.degenerate_closure(NOW)])["features"]
     }

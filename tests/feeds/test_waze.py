@@ -562,7 +562,7 @@ def test_gate_accepts_every_current_lille_scenario() -> None:
     ctx = ctx_at(NOW)
     current = [event for event in ev.lille_scenarios(NOW) if event.is_current(NOW)]
     assert len(current) == 6
-    expected = {event.id: [] for event in current}
+    expected: dict[str, list[str]] = {event.id: [] for event in current}
     expected[ev.waze_accident(NOW).id] = ["reported by Waze itself: not sent back to Waze"]
     assert {event.id: check_waze(event, ctx) for event in current} == expected
 

@@ -1,0 +1,92 @@
+"""Regenerate the README screenshots from the Lille demo: `.venv/bin/python -m tests.browser.screenshots`.
+
+Starts a demo hub (demo closures and replayed sample sources, own topics) on the local broker, opens
+the map as the demo operator and as a road-works team drawing a closure, and writes
+`docs/screenshots/map.png` and `docs/screenshots/drawing.png`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+from geo.communes import Communes
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.server import serve
+from traffic_hub.api.app import create_app
+from traffic_hub.auth import DemoKey, Principals, Role, demo_principals
+from traffic_hub.demo.sources import replay_configs
+from traffic_hub.runtime import Role as HubRole
+from traffic_hub.settings import KafkaSettings, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "docs" / "screenshots"
+# Rue Nationale, Lille: points along the street (OpenStreetMap way geometry)
+DRAWN = [(3.050660, 50.631985), (3.052176, 50.632626), (3.053887, 50.633345)]
+
+
+def _key(keys: list[DemoKey], name: str) -> str:
+    return next(k.key for k in keys if k.principal.name == name)
+
+
+def _map_idle(page: Page) -> None:
+    page.wait_for_function("() => window.trafficHubMap && window.trafficHubMap.loaded()", timeout=20_000)
+    page.wait_for_timeout(800)
+
+
+def _operator_view(page: Page, url: str, key: str) -> None:
+    page.goto(f"{url}/map/#key={key}")
+    page.wait_for_function("() => document.querySelectorAll('#event-list li').length >= 5", timeout=30_000)
+    _map_idle(page)
+    page.evaluate("() => window.trafficHubMap.jumpTo({center: [3.062, 50.634], zoom: 14.6})")
+    first = page.locator("#event-list li", has_text="Rue Nationale").first
+    first.click()
+    _map_idle(page)
+    page.screenshot(path=str(OUT / "map.png"))
+
+
+def _drawing_view(page: Page, url: str, key: str) -> None:
+    page.goto(f"{url}/map/#key={key}")
+    _map_idle(page)
+    page.evaluate("() => window.trafficHubMap.jumpTo({center: [3.0522, 50.6327], zoom: 16.8})")
+    _map_idle(page)
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    for lon, lat in DRAWN:
+        point = page.evaluate("([lon, lat]) => window.trafficHubMap.project([lon, lat])", [lon, lat])
+        page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
+    page.fill("#d-description", "Remplacement des bordures, chaussée fermée")
+    page.check("#d-lanes-on")
+    page.fill("#d-day-monday", "08:00-17:00")
+    page.fill("#d-day-tuesday", "08:00-17:00")
+    page.wait_for_selector("#match-street", timeout=10_000)
+    _map_idle(page)
+    page.screenshot(path=str(OUT / "drawing.png"))
+
+
+def main(bootstrap: str = "127.0.0.1:19092") -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    prefix = f"screens-{uuid.uuid4().hex[:8]}"
+    keys = demo_principals({c.insee for c in Communes.load()})
+    settings = Settings(kafka=KafkaSettings(bootstrap_servers=bootstrap), topic_prefix=prefix, instance=prefix,
+                        demo=True)
+    connectors = replay_configs(datetime.now(UTC), Path(tempfile.mkdtemp(prefix="screens-")))
+    app = create_app(settings, Principals.of([k.principal for k in keys]),
+                     {HubRole.API, HubRole.NORMALISER, HubRole.CONNECTORS}, keys, connectors)
+    with serve(app) as hub, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris",
+                                      viewport={"width": 1440, "height": 860})
+        operator = next(k for k in keys if k.principal.role is Role.OPERATOR)
+        _operator_view(context.new_page(), hub.url, operator.key)
+        _drawing_view(context.new_page(), hub.url, _key(keys, "demo-voirie-lille"))
+        browser.close()
+    print(f"wrote {OUT / 'map.png'} and {OUT / 'drawing.png'}")
+
+
+if __name__ == "__main__":
+    main()
