@@ -7,7 +7,9 @@ team reads its own write at once.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -139,7 +141,8 @@ class ClosureService:
         if existing is not None:
             return existing, False
         now = self._clock()
-        state = self._build(principal, cid, body, owner=principal.name, version=1, created_at=now, now=now)
+        build = functools.partial(self._build, owner=principal.name, version=1, created_at=now, now=now)
+        state = await asyncio.to_thread(build, principal, cid, body)  # geometry work stays off the event loop
         await self._record(state)
         return state, True
 
@@ -147,15 +150,11 @@ class ClosureService:
         current = self._writable(principal, cid, if_match)
         if body.reference != current.reference:
             raise InvalidInput("reference", "the reference of a closure cannot change")
-        state = self._build(
-            principal,
-            cid,
-            body,
-            owner=current.owner,
-            version=current.version + 1,
-            created_at=current.created_at,
+        build = functools.partial(
+            self._build, owner=current.owner, version=current.version + 1, created_at=current.created_at,
             now=self._clock(),
         )
+        state = await asyncio.to_thread(build, principal, cid, body)
         await self._record(state)
         return state
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.browser.server import Served, serve
+from tests.browser.server import Served, serve, with_map
 from tests.integration.hubs import write_principals
 from traffic_hub.api.app import create_app
 from traffic_hub.auth import Principals
@@ -48,11 +48,7 @@ def hub(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     assert settings.auth_file is not None
     app = create_app(settings, Principals.load(settings.auth_file), {Role.API, Role.NORMALISER})
-    from traffic_hub.api import map as map_routes  # DEV ONLY until create_app includes the map router
-
-    if not any(getattr(r, "path", None) == "/map/" for r in app.routes):
-        app.include_router(map_routes.router)
-    with serve(app) as served:
+    with serve(with_map(app)) as served:
         yield served
 
 

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from geo.communes import Communes
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.browser.server import serve
+from tests.browser.server import serve, with_map
 from traffic_hub.api.app import create_app
 from traffic_hub.auth import DemoKey, Principals, Role, demo_principals
 from traffic_hub.demo.sources import replay_configs
@@ -42,9 +42,9 @@ def _operator_view(page: Page, url: str, key: str) -> None:
     page.goto(f"{url}/map/#key={key}")
     page.wait_for_function("() => document.querySelectorAll('#event-list li').length >= 5", timeout=30_000)
     _map_idle(page)
-    page.evaluate("() => window.trafficHubMap.jumpTo({center: [3.062, 50.634], zoom: 14.6})")
-    first = page.locator("#event-list li", has_text="Rue Nationale").first
-    first.click()
+    page.locator("#event-list li", has_text="Rue Nationale").first.click()
+    page.wait_for_timeout(600)
+    page.evaluate("() => window.trafficHubMap.jumpTo({center: [3.0625, 50.6345], zoom: 14.8})")
     _map_idle(page)
     page.screenshot(path=str(OUT / "map.png"))
 
@@ -77,7 +77,7 @@ def main(bootstrap: str = "127.0.0.1:19092") -> None:
     connectors = replay_configs(datetime.now(UTC), Path(tempfile.mkdtemp(prefix="screens-")))
     app = create_app(settings, Principals.of([k.principal for k in keys]),
                      {HubRole.API, HubRole.NORMALISER, HubRole.CONNECTORS}, keys, connectors)
-    with serve(app) as hub, sync_playwright() as playwright:
+    with serve(with_map(app)) as hub, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris",
                                       viewport={"width": 1440, "height": 860})

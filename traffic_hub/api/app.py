@@ -14,6 +14,7 @@ from connectors.config import ConnectorConfig
 from connectors.state import ConnectorsCollector
 from traffic_hub.api import actions, closures, events, feeds, health, problems, stream, whoami
 from traffic_hub.api import connectors as connector_routes
+from traffic_hub.api import map as map_routes
 from traffic_hub.api.limits import BodyLimit
 from traffic_hub.auth import DemoKey, Principals
 from traffic_hub.metrics import Metrics
@@ -94,7 +95,7 @@ def create_app(
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (closures, stream, actions, events, feeds, connector_routes, health, whoami):
+    for module in (closures, stream, actions, events, feeds, connector_routes, health, whoami, map_routes):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

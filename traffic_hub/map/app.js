@@ -710,7 +710,7 @@ function showMatch(preview, problem) {
       length ? ` · ${t("length")} ${Math.round(length)} m` : ""),
     h("div", { id: "match-waze", class: preview.waze_ready ? "badge ok" : "badge warn" },
       preview.waze_ready ? `✓ ${t("waze_ready")}` : `✗ ${t("not_waze_ready")}`),
-    (preview.withheld || []).length ? h("ul", { class: "withheld" }, preview.withheld.map((r) => h("li", {}, r))) : null);
+    h("ul", { class: "withheld" }, (preview.withheld || []).map((r) => h("li", {}, r))));
 }
 
 async function submitClosure(event) {
