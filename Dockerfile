@@ -2,6 +2,11 @@
 # One image for every role: `traffic-hub api | normaliser | connectors | run`.
 # Not built on the development machines (no Docker engine there); kept simple and standard.
 
+FROM node:20-bookworm-slim AS map
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --omit=dev
+
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
@@ -17,10 +22,13 @@ COPY geo ./geo
 RUN pip install --no-deps . && python -m compileall -q /opt/venv
 
 FROM python:3.11-slim-bookworm
+WORKDIR /app
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
     TRAFFIC_HUB_HTTP_HOST=0.0.0.0 TRAFFIC_HUB_HTTP_PORT=8000
 RUN useradd --system --uid 10001 --home /nonexistent hub
 COPY --from=build /opt/venv /opt/venv
+# the map's JavaScript (MapLibre) is served from node_modules next to the package (see traffic_hub/api/map.py)
+COPY --from=map /src/node_modules /opt/venv/lib/python3.11/site-packages/node_modules
 USER hub
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \

@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+NODE_STAMP := node_modules/.installed-$(shell sha1sum package-lock.json | cut -c1-12)
 KAFKA := bash ops/kafka/kafka-local.sh
 NETWORK := geo/data/lille_centre.network.arrow
 
@@ -12,13 +13,18 @@ NETWORK := geo/data/lille_centre.network.arrow
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## create .venv and install the project with its dev tools (idempotent)
+install: $(STAMP) $(NODE_STAMP) ## .venv with the project and its dev tools, and the map's npm packages (idempotent)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-*
+	touch $@
+
+$(NODE_STAMP): package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -f node_modules/.installed-*
 	touch $@
 
 kafka-up: ## start the local Kafka broker (jars from Maven Central, cached outside git)

@@ -76,7 +76,7 @@ async def delete_topics(names: list[str]) -> None:
 
 
 async def produce(topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
-    """Write keyed records fast (plain producer, acks=1: this is seeding, not measured); returns how many were written."""
+    """Write keyed records fast (acks=1: seeding, not measured); returns how many were written."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap(),
         client_id="loadtests-seed",
@@ -114,8 +114,8 @@ class PerfResult:
 
 def producer_performance(records: int, record_size: int, timeout_s: float = 180.0) -> PerfResult:
     """`kafka-local.sh perf N SIZE`: Kafka's ProducerPerformance, acks=all, idempotent, against the broker."""
-    done = subprocess.run(  # noqa: S603 - our own script, fixed arguments
-        ["bash", str(KAFKA_LOCAL), "perf", str(records), str(record_size)],  # noqa: S607
+    done = subprocess.run(
+        ["bash", str(KAFKA_LOCAL), "perf", str(records), str(record_size)],
         capture_output=True,
         text=True,
         timeout=timeout_s,

@@ -76,9 +76,7 @@ async def _throughput(hub: Hub, clients: int, seconds: float, limit: int) -> Thr
     limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx2.AsyncClient(base_url=hub.url, timeout=30, limits=limits) as http:
         started = time.monotonic()
-        results = await asyncio.gather(
-            *(_client(http, bodies, refs, started + seconds, limit) for _ in range(clients))
-        )
+        results = await asyncio.gather(*(_client(http, bodies, refs, started + seconds, limit) for _ in range(clients)))
         elapsed = time.monotonic() - started
     flat = [r for part in results for r in part]
     accepted = [ms for status, ms in flat if status == 201]

@@ -94,7 +94,9 @@ def event_dict(event_id: str, street: Street, kind: int, now: datetime, seq: int
     return event
 
 
-def events_json(count: int, network: RoadNetwork, now: datetime, prefix: str = "bench") -> Iterator[tuple[bytes, bytes]]:
+def events_json(
+    count: int, network: RoadNetwork, now: datetime, prefix: str = "bench"
+) -> Iterator[tuple[bytes, bytes]]:
     """`count` (key, value) pairs of current events spread over the network's streets."""
     pool = streets(network)
     rng = np.random.default_rng(42)

@@ -8,23 +8,17 @@ every feed, and the hub process's resident memory.
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import tempfile
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx2
-import orjson
-from aiokafka import AIOKafkaProducer
 
 from geo.network import RoadNetwork
 from loadtests import wrk
-from loadtests.broker import bootstrap
-from loadtests.eventgen import event_dict, streets
-from loadtests.feedwatch import current_etags, partner_headers, until_in_every_feed
+from loadtests.eventgen import streets
+from loadtests.feedwatch import mark, partner_headers
 from loadtests.hubproc import Hub
 from loadtests.nginx import static_server
 from loadtests.wrk import WrkResult
@@ -96,27 +90,7 @@ def latency(values_ms: list[float]) -> ChangeLatency:
     return ChangeLatency(len(values_ms), statistics.median(values_ms), _quantile(values_ms, 0.99), max(values_ms))
 
 
-async def _change_latency(hub: Hub, topic: str, paths: list[str], samples: int) -> list[float]:
-    pool = streets(RoadNetwork.default())
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(), client_id="loadtests-change", acks="all", linger_ms=0)
-    async with asyncio.timeout(20):
-        await producer.start()
-    out: list[float] = []
-    try:
-        async with httpx2.AsyncClient(base_url=hub.url, timeout=30) as client:
-            for n in range(samples):
-                etags = await current_etags(client, paths)
-                event_id = f"bench-change-{time.time_ns()}"
-                value = orjson.dumps(event_dict(event_id, pool[n % len(pool)], 0, datetime.now(UTC), n))
-                started = time.monotonic()
-                await producer.send_and_wait(topic, value=value, key=event_id.encode())
-                out.append(await until_in_every_feed(client, etags, event_id.encode(), started) * 1000)
-    finally:
-        async with asyncio.timeout(10):
-            await producer.stop()
-    return out
-
-
 def change_latency(hub: Hub, topic: str, paths: list[str], samples: int) -> ChangeLatency:
     """A new event written to the events topic (as the normaliser does) → in the bytes of every feed."""
-    return latency(asyncio.run(_change_latency(hub, topic, paths, samples)))
+    pool = streets(RoadNetwork.default())
+    return latency([s * 1000 for s in mark(hub, topic, paths, pool, samples)])

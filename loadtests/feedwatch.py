@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import httpx2
+import orjson
+from aiokafka import AIOKafkaProducer
 
-from loadtests.hubproc import PARTNER_KEY, Hub, wait_for
+from loadtests.broker import bootstrap
+from loadtests.eventgen import Street, event_dict
+from loadtests.hubproc import PARTNER_KEY, Hub
 
 POLL_S = 0.005
 
@@ -21,28 +26,6 @@ def feed_paths() -> list[str]:
 
 def partner_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {PARTNER_KEY}"}
-
-
-def _etags(hub: Hub, paths: list[str]) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for path in paths:
-        response = httpx2.get(hub.url + path, headers=partner_headers(), timeout=30)
-        out[path] = response.headers.get("etag") if response.status_code == 200 else None
-    return out
-
-
-def settle(hub: Hub, paths: list[str], timeout_s: float = 180.0, quiet_s: float = 1.5) -> float:
-    """Seconds until every feed answers 200 with the same ETag twice `quiet_s` apart (rendering done)."""
-    last: dict[str, str | None] = {}
-
-    def settled() -> bool:
-        nonlocal last
-        now = _etags(hub, paths)
-        done = all(now.values()) and now == last
-        last = now
-        return done
-
-    return wait_for(settled, timeout_s, quiet_s)
 
 
 async def current_etags(client: httpx2.AsyncClient, paths: list[str]) -> dict[str, str | None]:
@@ -79,3 +62,34 @@ async def until_in_every_feed(
     waits = (_until_in_feed(client, path, needle, deadline, etag) for path, etag in etags.items())
     arrivals = await asyncio.gather(*waits)
     return max(arrivals) - started
+
+
+async def _marks(
+    hub: Hub, topic: str, paths: list[str], pool: list[Street], samples: int, timeout_s: float
+) -> list[float]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(), client_id="loadtests-marks", acks="all", linger_ms=0)
+    async with asyncio.timeout(20):
+        await producer.start()
+    out: list[float] = []
+    try:
+        async with httpx2.AsyncClient(base_url=hub.url, timeout=60) as client:
+            for n in range(samples):
+                etags = await current_etags(client, paths)
+                event_id = f"bench-mark-{time.time_ns()}"
+                value = orjson.dumps(event_dict(event_id, pool[n % len(pool)], 0, datetime.now(UTC), n))
+                started = time.monotonic()
+                await producer.send_and_wait(topic, value=value, key=event_id.encode())
+                out.append(await until_in_every_feed(client, etags, event_id.encode(), started, timeout_s))
+    finally:
+        async with asyncio.timeout(10):
+            await producer.stop()
+    return out
+
+
+def mark(
+    hub: Hub, topic: str, paths: list[str], pool: list[Street], samples: int = 1, timeout_s: float = 15.0
+) -> list[float]:
+    """Write new closure events to the events topic one at a time (as the normaliser does); per event,
+    the seconds until it is in the bytes of every feed. A feed carrying a mark was rendered from a view
+    holding everything written before it."""
+    return asyncio.run(_marks(hub, topic, paths, pool, samples, timeout_s))

@@ -22,8 +22,8 @@ import httpx2
 from loadtests.broker import ROOT, bootstrap
 from traffic_hub.auth import hash_key
 
-ROADWORKS_KEY = "bench-key-voirie-lille"  # noqa: S105 - a throw-away key of a throw-away hub
-PARTNER_KEY = "bench-key-waze"  # noqa: S105
+ROADWORKS_KEY = "bench-key-voirie-lille"
+PARTNER_KEY = "bench-key-waze"
 ROADWORKS_TEAM = "bench-voirie-lille"
 LILLE = "59350"
 
@@ -56,6 +56,7 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float 
 @dataclass
 class Hub:
     process: subprocess.Popen[bytes]
+    prefix: str
     port: int
     log: Path
     started_in_s: float = 0.0
@@ -111,10 +112,10 @@ def running_hub(prefix: str, workdir: Path, ready_timeout_s: float = 180.0) -> I
     env.pop("TRAFFIC_HUB_CONNECTORS_FILE", None)
     log = workdir / f"hub-{prefix}.log"
     with log.open("ab") as out:
-        process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+        process = subprocess.Popen(
             [sys.executable, "-m", "traffic_hub", "run"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
         )
-    hub = Hub(process, port, log)
+    hub = Hub(process, prefix, port, log)
     try:
         hub.started_in_s = wait_for(hub.ready, ready_timeout_s)
         yield hub

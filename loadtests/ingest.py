@@ -60,23 +60,29 @@ async def _publish(publisher: Publisher, records: list[Record]) -> float:
     return time.perf_counter() - started
 
 
+async def _until_ready(publisher: Publisher, timeout_s: float = 30.0) -> None:
+    """The publisher starts its producer in the background; poll (bounded) until it has."""
+    deadline = time.monotonic() + timeout_s
+    while not publisher.ready:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the publisher did not start")
+        await asyncio.sleep(0.05)  # the Publisher exposes no event to wait on
+
+
 async def _measure(rounds: int) -> tuple[Plan, float, list[float], list[float]]:
-    async with bench_topics(bench_prefix("ingest")) as topics:
-        async with (
-            BrokerProbe(bootstrap(), 0.5) as probe,
-            Publisher(bootstrap(), probe, 30.0, "loadtests-ingest") as publisher,
-        ):
-            async with asyncio.timeout(30):
-                while not publisher.ready:
-                    await asyncio.sleep(0.05)
-            publish_s: list[float] = []
-            cycle_s: list[float] = []
-            plan, parse_s = plan_sample(topics)
-            for _ in range(rounds):
-                plan, parse_s = await asyncio.to_thread(plan_sample, topics)
-                sent = await _publish(publisher, plan.records)
-                publish_s.append(sent)
-                cycle_s.append(parse_s + sent)
+    async with (
+        bench_topics(bench_prefix("ingest")) as topics,
+        BrokerProbe(bootstrap(), 0.5) as probe,
+        Publisher(bootstrap(), probe, 30.0, "loadtests-ingest") as publisher,
+    ):
+        await _until_ready(publisher)
+        publish_s: list[float] = []
+        cycle_s: list[float] = []
+        for _ in range(rounds):
+            plan, parse_s = await asyncio.to_thread(plan_sample, topics)
+            sent = await _publish(publisher, plan.records)
+            publish_s.append(sent)
+            cycle_s.append(parse_s + sent)
     return plan, parse_s, publish_s, cycle_s
 
 

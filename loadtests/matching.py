@@ -12,7 +12,7 @@ from loadtests.bench_matching import Row, bench, grid_network, load_timed
 
 
 def run(traces: int = 100, closures: int = 400, grid_side: int = 250) -> list[Row]:
-    """Lille centre, then the synthetic grid of 4·side·(side−1) directed edges (249,000 for 250)."""
+    """Lille centre, then the synthetic grid of 4*side*(side-1) directed edges (249,000 for 250)."""
     lille, lille_s = load_timed(Path(RoadNetwork.default().source))
     rows = [bench("Lille centre (OSM 2017)", lille, lille_s, traces, closures)]
     with tempfile.TemporaryDirectory(prefix="loadtests-grid-") as tmp:

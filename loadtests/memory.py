@@ -16,8 +16,8 @@ from pathlib import Path
 
 from geo.network import RoadNetwork
 from loadtests.broker import fresh_topics, produce
-from loadtests.eventgen import events_json, sample_event
-from loadtests.feedwatch import feed_paths, settle
+from loadtests.eventgen import events_json, sample_event, streets
+from loadtests.feedwatch import feed_paths, mark
 from loadtests.hubproc import Hub, running_hub
 
 GOAL_MIB = 1024.0
@@ -28,14 +28,14 @@ class HubMemory:
     events: int
     seed_s: float  # writing the events to the topic
     ready_s: float  # process start → /readyz 200
-    settled_s: float  # /readyz → every feed rendered and stable
+    settled_s: float  # /readyz, then one more event → in every feed (the whole view rendered)
     rss_mib: float
     peak_mib: float
 
 
 @contextmanager
 def seeded_hub(count: int, workdir: Path, ready_timeout_s: float = 240.0) -> Iterator[tuple[Hub, HubMemory]]:
-    """A hub whose view holds `count` current events of Lille, feeds rendered, with its memory."""
+    """A hub whose view holds `count` current events of Lille (+1 mark), feeds rendered, with its memory."""
     network = RoadNetwork.default()
     now = datetime.now(UTC)
     sample_event(network, now)  # the generated shape is still a valid Event
@@ -44,6 +44,6 @@ def seeded_hub(count: int, workdir: Path, ready_timeout_s: float = 240.0) -> Ite
         asyncio.run(produce(topics.events, events_json(count, network, now)))
         seed_s = time.monotonic() - started
         with running_hub(topics.prefix, workdir, ready_timeout_s) as hub:
-            settled_s = settle(hub, feed_paths(), timeout_s=ready_timeout_s)
+            (settled_s,) = mark(hub, topics.events, feed_paths(), streets(network), 1, ready_timeout_s)
             memory = HubMemory(count, seed_s, hub.started_in_s, settled_s, hub.rss_mib(), hub.rss_mib("VmHWM"))
             yield hub, memory

@@ -67,7 +67,7 @@ def static_server(root: Path, files: dict[str, bytes]) -> Iterator[str]:
     port = free_port()
     conf = root / "nginx.conf"
     conf.write_text(CONFIG.format(root=root, port=port), encoding="utf-8")
-    process = subprocess.Popen(  # noqa: S603 - fixed arguments
+    process = subprocess.Popen(
         [nginx_binary(), "-c", str(conf), "-p", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:

@@ -62,5 +62,5 @@ def run(url: str, headers: dict[str, str], seconds: int = 5, connections: int = 
     args = [wrk_binary(), "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
-    done = subprocess.run(args + [url], capture_output=True, text=True, timeout=seconds + 30, check=True)  # noqa: S603
+    done = subprocess.run([*args, url], capture_output=True, text=True, timeout=seconds + 30, check=True)
     return parse(done.stdout)

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Paris"
     publisher: str = "Métropole Européenne de Lille"
     public_url: str = "http://127.0.0.1:8000"
+    # raster tile URL for the operator map in production ("https://…/{z}/{x}/{y}.png"); none = offline network only
+    map_tiles: str | None = None
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
     # which hub instance this is, for consumer-group member ids and logs
     instance: str = "hub"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.browser.server import Served, serve, with_map
+from tests.browser.server import Served, serve
 from tests.integration.hubs import write_principals
 from traffic_hub.api.app import create_app
 from traffic_hub.auth import Principals
@@ -48,7 +48,7 @@ def hub(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     assert settings.auth_file is not None
     app = create_app(settings, Principals.load(settings.auth_file), {Role.API, Role.NORMALISER})
-    with serve(with_map(app)) as served:
+    with serve(app) as served:
         yield served
 
 
@@ -79,7 +79,7 @@ def open_map(browser: Browser, hub: Served) -> Iterator[Callable[[str], OpenPage
 
     def opener(key: str) -> OpenPage:
         context = browser.new_context(
-            locale="fr-FR", timezone_id="Europe/Paris", viewport={"width": 1400, "height": 850}
+            locale="fr-FR", timezone_id="Europe/Paris", viewport={"width": 1200, "height": 760}
         )
         contexts.append(context)
         page = context.new_page()

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from geo.communes import Communes
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.browser.server import serve, with_map
+from tests.browser.server import serve
 from traffic_hub.api.app import create_app
 from traffic_hub.auth import DemoKey, Principals, Role, demo_principals
 from traffic_hub.demo.sources import replay_configs
@@ -44,7 +44,8 @@ def _operator_view(page: Page, url: str, key: str) -> None:
     _map_idle(page)
     page.locator("#event-list li", has_text="Rue Nationale").first.click()
     page.wait_for_timeout(600)
-    page.evaluate("() => window.trafficHubMap.jumpTo({center: [3.0625, 50.6345], zoom: 14.8})")
+    lille_centre = [[3.046, 50.6295], [3.0705, 50.6365]]
+    page.evaluate("b => window.trafficHubMap.fitBounds(b, {padding: 30, duration: 0})", lille_centre)
     _map_idle(page)
     page.screenshot(path=str(OUT / "map.png"))
 
@@ -77,7 +78,7 @@ def main(bootstrap: str = "127.0.0.1:19092") -> None:
     connectors = replay_configs(datetime.now(UTC), Path(tempfile.mkdtemp(prefix="screens-")))
     app = create_app(settings, Principals.of([k.principal for k in keys]),
                      {HubRole.API, HubRole.NORMALISER, HubRole.CONNECTORS}, keys, connectors)
-    with serve(with_map(app)) as hub, sync_playwright() as playwright:
+    with serve(app) as hub, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris",
                                       viewport={"width": 1440, "height": 860})

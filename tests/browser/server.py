@@ -46,11 +46,3 @@ def serve(app: FastAPI) -> Iterator[Served]:
         server.should_exit = True
         thread.join(15)
 
-
-def with_map(app: FastAPI) -> FastAPI:
-    """TEMPORARY: include the map router until `create_app` does (lead: add `map` to its router list)."""
-    from traffic_hub.api import map as map_routes
-
-    if not any(getattr(route, "path", None) == "/map/" for route in app.routes):
-        app.include_router(map_routes.router)
-    return app

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, status
 
 from traffic_hub.api.deps import HubDep, Operator
+from traffic_hub.api.responses import WRITE
 from traffic_hub.errors import InvalidInput, NotFound
 from traffic_hub.kafka.publisher import Record
 from traffic_hub.model import ActionIn, OperatorAction, Report, ReportKind
@@ -14,7 +15,7 @@ from traffic_hub.model import ActionIn, OperatorAction, Report, ReportKind
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
 
-@router.post("/{event_id}/actions", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{event_id}/actions", status_code=status.HTTP_202_ACCEPTED, responses=WRITE)
 async def act_on_event(event_id: str, body: ActionIn, principal: Operator, hub: HubDep) -> OperatorAction:
     """Confirm, dismiss, end, or merge into another event. Recorded durably (202), applied within a second.
 

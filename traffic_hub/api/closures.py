@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel
 
 from traffic_hub.api.deps import ClosureReader, HubDep, MetricsDep, Writer
 from traffic_hub.api.resources import ClosureOut, ClosurePage, closure_out
+from traffic_hub.api.responses import WRITE
 from traffic_hub.closures import etag
 from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState, Normalised
 from traffic_hub.model.geometry import LineString
@@ -19,13 +20,7 @@ from traffic_hub.runtime import Hub
 router = APIRouter(prefix="/api/v1/closures", tags=["closures"])
 
 IfMatch = Annotated[str | None, Header(description="the closure's ETag; the write fails with 412 if it changed")]
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "no or unknown API key"},
-    403: {"description": "wrong role, or outside the caller's communes"},
-    413: {"description": "body too large"},
-    422: {"description": "invalid input (problem details name the field)"},
-    503: {"description": "Kafka cannot take the write now; retry after Retry-After seconds"},
-}
+PROBLEMS = WRITE
 
 
 def _out(hub: Hub, state: ClosureState) -> ClosureOut:

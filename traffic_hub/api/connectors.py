@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from traffic_hub.api.deps import HubDep, Operator
+from traffic_hub.api.responses import AUTH
 
 router = APIRouter(prefix="/api/v1/connectors", tags=["connectors"])
 
 
-@router.get("")
+@router.get("", responses=AUTH)
 async def list_connectors(principal: Operator, hub: HubDep) -> dict[str, Any]:
     """The connectors this process runs (an API-only replica runs none), with their last outcomes."""
     states = hub.connectors.states() if hub.connectors else []

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from traffic_hub.api.deps import HubDep, Operator
+from traffic_hub.api.responses import READ
 from traffic_hub.errors import NotFound
 from traffic_hub.model import Event
 from traffic_hub.runtime import Hub
@@ -46,7 +47,7 @@ def feature(hub: Hub, event: Event, now: datetime) -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get("", responses=READ)
 async def list_events(principal: Operator, hub: HubDep) -> dict[str, Any]:
     """Current events (active and upcoming) as a GeoJSON FeatureCollection."""
     now = datetime.now(UTC)
@@ -55,7 +56,7 @@ async def list_events(principal: Operator, hub: HubDep) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": [feature(hub, e, now) for e in current]}
 
 
-@router.get("/{event_id}")
+@router.get("/{event_id}", responses=READ)
 async def read_event(event_id: str, principal: Operator, hub: HubDep) -> dict[str, Any]:
     event = hub.live.events.get(event_id)
     if event is None:

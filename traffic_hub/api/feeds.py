@@ -8,22 +8,27 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from traffic_hub.api.deps import FeedReader, HubDep, MetricsDep
+from traffic_hub.api.responses import AUTH
 from traffic_hub.errors import Unavailable
 from traffic_hub.feeds.engine import Rendered
 
 router = APIRouter(prefix="/feeds", tags=["feeds"])
 
 FEED_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "the whole current feed", "content": {"application/xml": {}, "application/json": {}}},
+    200: {
+        "description": "the whole current feed",
+        "content": {"application/xml": {}, "application/json": {}, "application/geo+json": {}},
+    },
     304: {"description": "not modified since the ETag / date given"},
-    401: {"description": "no or unknown key (Bearer header or ?key=)"},
-    403: {"description": "the key's role may not read feeds"},
+    **AUTH,
+    503: {"description": "the feed is being built; retry shortly"},
 }
 
 
 PUBLIC_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "the whole current feed"},
+    200: {"description": "the whole current feed", "content": {"application/geo+json": {}, "text/csv": {}}},
     304: {"description": "not modified since the ETag / date given"},
+    503: {"description": "the feed is being built; retry shortly"},
 }
 
 

@@ -79,7 +79,7 @@ async def map_config(hub: HubDep) -> dict[str, Any]:
     """What the page needs before any key: tile URL (if any), network extent, commune names."""
     network = _network(hub)
     return {
-        "tiles": getattr(hub.settings, "map_tiles", None),
+        "tiles": hub.settings.map_tiles,
         "attribution": ATTRIBUTION,
         "bbox": list(network.bbox_lonlat) if network is not None else None,
         "communes": {c.insee: c.name for c in hub.communes},
@@ -130,7 +130,13 @@ async def _encoded(network: RoadNetwork) -> _Encoded:
     return cached
 
 
-@router.get("/api/v1/network.geojson", tags=["map"])
+@router.get(
+    "/api/v1/network.geojson",
+    tags=["map"],
+    response_class=Response,
+    responses={200: {"content": {"application/geo+json": {}}}, 304: {"description": "not modified"},
+               503: {"description": "no road network loaded"}},
+)
 async def network_geojson(hub: HubDep, request: Request) -> Response:
     """The road network as GeoJSON lines (the map's offline background). Public: OpenStreetMap data, ODbL."""
     network = _network(hub)

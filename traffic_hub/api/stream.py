@@ -16,6 +16,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from traffic_hub.api.deps import FeedReader, HubDep
 from traffic_hub.api.events import feature
+from traffic_hub.api.responses import AUTH
 from traffic_hub.runtime import Hub
 from traffic_hub.view import Change
 
@@ -53,7 +54,7 @@ def _snapshot(hub: Hub) -> ServerSentEvent:
     )
 
 
-@router.get("/stream", response_class=EventSourceResponse)
+@router.get("/stream", response_class=EventSourceResponse, responses=AUTH)
 async def stream(
     principal: FeedReader,
     hub: HubDep,

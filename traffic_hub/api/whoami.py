@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from traffic_hub.api.deps import Anyone
+from traffic_hub.api.responses import AUTH
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -16,6 +17,6 @@ class WhoAmI(BaseModel):
     communes: list[str]
 
 
-@router.get("/whoami")
+@router.get("/whoami", responses=AUTH)
 async def whoami(principal: Anyone) -> WhoAmI:
     return WhoAmI(name=principal.name, role=principal.role.value, communes=sorted(principal.communes))

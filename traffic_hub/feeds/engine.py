@@ -48,6 +48,9 @@ def content_time(events: Iterable[Event], now: datetime) -> datetime:
 
     Deterministic for a given view, so replicas serve the same Last-Modified and ETag.
     """
+    events = list(events)
+    if not events:  # nothing ever happened: the start of the current hour (same on every replica)
+        return now.replace(minute=0, second=0, microsecond=0)
     latest = datetime(2000, 1, 1, tzinfo=UTC)
     for event in events:
         moments = [event.updated_at, event.validity.starts_at]

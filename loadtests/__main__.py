@@ -1,0 +1,189 @@
+"""`make bench`: every benchmark beside its reference, in one run; prints one table, writes RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from loadtests import closures_load, feeds_load, ingest, matching
+from loadtests.feedwatch import feed_paths
+from loadtests.machine import describe
+from loadtests.memory import GOAL_MIB, seeded_hub
+from loadtests.report import Row, machine_lines, markdown, text_table, verdict
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def _ingest_rows(rounds: int) -> list[Row]:
+    r = ingest.run(rounds)
+    ref = r.reference
+    return [
+        Row(
+            "4",
+            f"connector → Kafka: NYC Waze partner feed, {r.items:,} items = {r.records:,} records, "
+            f"mean {r.mean_record_bytes:,} B (acks=all, idempotent)",
+            f"{r.cycle_rps:,.0f} records/s (parse+publish); publish alone {r.publish_rps:,.0f}/s; "
+            f"parse {r.parse_s:.2f} s",
+            f"ProducerPerformance {ref.records_per_s:,.0f} records/s "
+            f"(same count and mean size, p99 {ref.p99_ms:.0f} ms)",
+            f"≥ {ingest.GOAL:.2f}x → {r.ratio:.2f}x",
+            verdict(r.ratio >= ingest.GOAL),
+        )
+    ]
+
+
+def _feed_rows(loads: list[feeds_load.FeedLoad], events: int) -> list[Row]:
+    rows: list[Row] = []
+    for f in loads:
+        full = f.hub_full.requests_per_s / f.nginx_full.requests_per_s
+        nm = f.hub_304.requests_per_s / f.nginx_304.requests_per_s
+        rows.append(
+            Row(
+                "5",
+                f"{f.path} at {events:,} events ({f.body_bytes / 1e6:.1f} MB, {f.items:,} items): 200 / 304",
+                f"{f.hub_full.requests_per_s:,.0f} / {f.hub_304.requests_per_s:,.0f} req/s "
+                f"(p99 {f.hub_full.p99_ms:.0f} / {f.hub_304.p99_ms:.0f} ms)",
+                f"nginx static {f.nginx_full.requests_per_s:,.0f} / {f.nginx_304.requests_per_s:,.0f} req/s",
+                f"≥ 0.5x → {full:.2f}x / {nm:.2f}x",
+                verdict(full >= feeds_load.GOAL and nm >= feeds_load.GOAL),
+            )
+        )
+    return rows
+
+
+def _hub_rows(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    rows: list[Row] = []
+    paths = feed_paths()
+    with seeded_hub(args.events, workdir) as (hub, mem):
+        loads = feeds_load.load_feeds(hub, paths, args.wrk_seconds)
+        rows += _feed_rows(loads, mem.events)
+        change = feeds_load.change_latency(hub, f"{hub.prefix}.events", paths, args.samples)
+        rows.append(
+            Row(
+                "5",
+                f"new event on the events topic → new bytes in all {len(paths)} feeds (n={change.samples})",
+                f"p50 {change.p50_ms:.0f} ms, p99 {change.p99_ms:.0f} ms",
+            )
+        )
+        rows.append(
+            Row(
+                "5",
+                f"feed process RSS at {mem.events:,} events",
+                f"{hub.rss_mib():,.0f} MiB (peak {mem.peak_mib:,.0f})",
+            )
+        )
+        tp = closures_load.throughput(hub, args.clients, args.post_seconds)
+        rows.append(
+            Row(
+                "7",
+                f"POST /api/v1/closures, {tp.clients} concurrent clients, {tp.seconds:.0f} s",
+                f"{tp.per_s:,.0f} closures/s accepted ({tp.accepted:,} ok, {tp.refused} refused), "
+                f"p50 {tp.p50_ms:.0f} ms, p99 {tp.p99_ms:.0f} ms",
+            )
+        )
+        seen = closures_load.visible(hub, paths, args.samples)
+        rows.append(
+            Row(
+                "7",
+                f"POST → closure in all {len(paths)} feeds, one at a time (n={seen.samples})",
+                f"p50 {seen.p50_ms:.0f} ms, p99 {seen.p99_ms:.0f} ms",
+                "",
+                f"p99 < {closures_load.GOAL_VISIBLE_P99_MS:.0f} ms",
+                verdict(seen.p99_ms < closures_load.GOAL_VISIBLE_P99_MS),
+            )
+        )
+    return rows
+
+
+def _memory_rows(count: int, workdir: Path) -> list[Row]:
+    with seeded_hub(count, workdir) as (_, mem):
+        return [
+            Row(
+                "7",
+                f"feed process RSS at {mem.events:,} active events (seed {mem.seed_s:.0f} s, "
+                f"ready {mem.ready_s:.0f} s, feeds rendered {mem.settled_s:.0f} s later)",
+                f"{mem.rss_mib:,.0f} MiB (peak {mem.peak_mib:,.0f})",
+                "",
+                f"< {GOAL_MIB:,.0f} MiB",
+                verdict(mem.peak_mib < GOAL_MIB),
+            )
+        ]
+
+
+def _matching_rows(traces: int, closures: int) -> list[Row]:
+    out: list[Row] = []
+    for r in matching.run(traces, closures):
+        out.append(
+            Row(
+                "3",
+                f"map matching, {r.network} ({r.edges:,} edges, {r.points:,} points)",
+                f"{r.warm_pps:,.0f} pts/s per core (cold {r.cold_pps:,.0f}, batch {r.batch_pps:,.0f}); "
+                f"{r.within_5m:.1%} within 5 m; {r.closures_ps:,.0f} closures/s",
+                "Meili 16-19k, OSRM 6.5-7.6k pts/s (research anchors, not run here)",
+                "≥ 20,000 pts/s, ≥ 98 %, ≥ 2,000 closures/s",
+                verdict(r.warm_pps >= 20_000 and r.within_5m >= 0.98 and r.closures_ps >= 2_000),
+            )
+        )
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m loadtests", description=__doc__)
+    parser.add_argument("--events", type=int, default=10_000, help="active events for the feed benchmark")
+    parser.add_argument("--memory-events", type=int, default=100_000, help="active events for the memory benchmark")
+    parser.add_argument("--wrk-seconds", type=int, default=4)
+    parser.add_argument("--samples", type=int, default=20, help="change → feed samples")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--post-seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3, help="connector and ProducerPerformance rounds")
+    parser.add_argument("--traces", type=int, default=100)
+    parser.add_argument("--closures", type=int, default=400)
+    parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    return parser
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds every `finally`: hubs and nginx stop, bench topics go
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
+    machine = describe()
+    started = time.monotonic()
+    rows: list[Row] = []
+    notes: list[str] = []
+    steps: list[tuple[str, Callable[[], list[Row]]]] = [
+        ("matching", lambda: _matching_rows(args.traces, args.closures)),
+        ("ingest", lambda: _ingest_rows(args.rounds)),
+    ]
+    with tempfile.TemporaryDirectory(prefix="loadtests-") as tmp:
+        workdir = Path(tmp)
+        steps += [
+            ("feeds+closures", lambda: _hub_rows(args, workdir)),
+            ("memory", lambda: _memory_rows(args.memory_events, workdir)),
+        ]
+        for name, step in steps:
+            step_started = time.monotonic()
+            print(f"[loadtests] {name} …", file=sys.stderr, flush=True)
+            try:
+                rows += step()
+            except Exception as exc:  # one broken benchmark must not hide the others' numbers
+                rows.append(Row("-", f"{name}: FAILED", f"{type(exc).__name__}: {exc}"[:300], verdict="MISSED"))
+            notes.append(f"{name}: {time.monotonic() - step_started:.0f} s")
+    notes.append(f"total: {time.monotonic() - started:.0f} s")
+    print(machine_lines(machine))
+    print(text_table(rows))
+    if not args.no_write:
+        RESULTS.write_text(markdown(rows, machine, notes), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
