@@ -7,7 +7,6 @@ fails this test instead of being silently open.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
