@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -147,6 +147,7 @@ async def open_hub(
                 f"{settings.instance}-normaliser",
                 gate=topics_ready,
                 live=live,
+                retention=timedelta(days=settings.retention_days),
             )
             await stack.enter_async_context(hub.normaliser)
         if Role.CONNECTORS in roles and connectors:

@@ -44,5 +44,7 @@ class Settings(BaseSettings):
     # raster tile URL for the operator map in production ("https://…/{z}/{x}/{y}.png"); none = offline network only
     map_tiles: str | None = None
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    # ended and cancelled events stay readable this long, then are removed from the events topic
+    retention_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
     # which hub instance this is, for consumer-group member ids and logs
     instance: str = "hub"

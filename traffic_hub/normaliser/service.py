@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TypeAlias
 
@@ -19,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from traffic_hub.errors import Unavailable
 from traffic_hub.kafka.publisher import Publisher, Record
+from traffic_hub.model import Event, Lifecycle
 from traffic_hub.normaliser.pipeline import Pipeline
 from traffic_hub.normaliser.placement import Placer
 from traffic_hub.topics import Topics
@@ -39,7 +41,12 @@ class Normaliser:
         client_id: str,
         gate: asyncio.Event | None = None,
         live: LiveView | None = None,
+        retention: timedelta = timedelta(days=7),
+        sweep_every_s: float = 300.0,
     ) -> None:
+        self._retention = retention
+        self._sweep_every_s = sweep_every_s
+        self._sweeper: asyncio.Task[None] | None = None
         self._gate = gate
         self._live = live
         self._view = live.events if live else None
@@ -134,14 +141,47 @@ class Normaliser:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    def expired(self, now: datetime) -> list[Record]:
+        """Tombstones for events ended or cancelled longer than the retention ago (keeps the topic small)."""
+        if self._view is None:
+            return []
+        gone = expired(self._view, now, self._retention)
+        return [Record(self._topics.events, event_id.encode(), None) for event_id in gone]
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_every_s)
+            tombstones = self.expired(datetime.now(UTC))
+            if tombstones:
+                with contextlib.suppress(Unavailable):
+                    await self._publisher.send_many(tombstones)
+                    log.info("removed %d events finished before the retention window", len(tombstones))
+
     async def __aenter__(self) -> Normaliser:
         self._task = asyncio.create_task(self.run(), name="normaliser")
+        self._sweeper = asyncio.create_task(self._sweep(), name="normaliser-sweep")
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def finished_at(event: Event) -> datetime:
+    """When the event stopped being current: its end time, or its last change (cancelled, ended by sources)."""
+    ends = event.validity.ends_at
+    return ends if ends is not None and event.lifecycle is Lifecycle.OPEN else event.updated_at
+
+
+def expired(events: Iterable[Event], now: datetime, retention: timedelta) -> list[str]:
+    """Ids of the events that stopped being current more than `retention` ago."""
+    limit = now - retention
+    return [e.id for e in events if not e.is_current(now) and finished_at(e) < limit]
