@@ -58,7 +58,7 @@ def test_slow_and_stalled_partners_do_not_slow_the_others(big_hub: HubProcess) -
     latencies = []
     try:
         with httpx2.Client(timeout=10) as client:
-            for second in range(8):
+            for _ in range(8):
                 tick = time.monotonic()
                 trickle.recv(1)  # the trickling partner reads one byte a second
                 response = client.get(url, params={"key": KEYS.partner})
