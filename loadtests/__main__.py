@@ -57,8 +57,8 @@ def _feed_rows(loads: list[feeds_load.FeedLoad], events: int) -> list[Row]:
     return rows
 
 
-def _hub_rows(args: argparse.Namespace, workdir: Path) -> list[Row]:
-    rows: list[Row] = []
+def _hub_rows(args: argparse.Namespace, workdir: Path, rows: list[Row]) -> list[Row]:
+    """Appends to `rows` as it goes, so that a later failure keeps the earlier numbers."""
     paths = feed_paths()
     with seeded_hub(args.events, workdir) as (hub, mem):
         loads = feeds_load.load_feeds(hub, paths, args.wrk_seconds)
@@ -166,14 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="loadtests-") as tmp:
         workdir = Path(tmp)
         steps += [
-            ("feeds+closures", lambda: _hub_rows(args, workdir)),
+            ("feeds+closures", lambda: _hub_rows(args, workdir, rows)),
             ("memory", lambda: _memory_rows(args.memory_events, workdir)),
         ]
         for name, step in steps:
             step_started = time.monotonic()
             print(f"[loadtests] {name} …", file=sys.stderr, flush=True)
             try:
-                rows += step()
+                done = step()
+                if done is not rows:
+                    rows += done
             except Exception as exc:  # one broken benchmark must not hide the others' numbers
                 rows.append(Row("-", f"{name}: FAILED", f"{type(exc).__name__}: {exc}"[:300], verdict="MISSED"))
             notes.append(f"{name}: {time.monotonic() - step_started:.0f} s")

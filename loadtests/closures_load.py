@@ -97,11 +97,14 @@ def throughput(hub: Hub, clients: int = 32, seconds: float = 8.0, limit: int = 5
     return asyncio.run(_throughput(hub, clients, seconds, limit))
 
 
-async def _visible(hub: Hub, paths: list[str], samples: int) -> list[float]:
+async def _visible(hub: Hub, paths: list[str], samples: int, budget_s: float) -> list[float]:
     pool = lille_streets()
     out: list[float] = []
-    async with httpx2.AsyncClient(base_url=hub.url, timeout=30) as http:
+    budget_end = time.monotonic() + budget_s
+    async with httpx2.AsyncClient(base_url=hub.url, timeout=60) as http:
         for n in range(samples):
+            if out and time.monotonic() > budget_end:
+                break
             etags = await current_etags(http, paths)
             body = closure_body(pool[(n * 7) % len(pool)], f"BENCH-VISIBLE-{time.time_ns()}")
             started = time.monotonic()
@@ -109,10 +112,10 @@ async def _visible(hub: Hub, paths: list[str], samples: int) -> list[float]:
             if response.status_code != 201:
                 raise RuntimeError(f"POST answered {response.status_code}: {response.text[:300]}")
             closure_id = response.json()["id"]
-            out.append(await until_in_every_feed(http, etags, str(closure_id).encode(), started) * 1000)
+            out.append(await until_in_every_feed(http, etags, str(closure_id).encode(), started, 60.0) * 1000)
     return out
 
 
-def visible(hub: Hub, paths: list[str], samples: int = 30) -> ChangeLatency:
-    """One closure at a time: POST sent → its id in the bytes of every feed."""
-    return latency(asyncio.run(_visible(hub, paths, samples)))
+def visible(hub: Hub, paths: list[str], samples: int = 30, budget_s: float = 60.0) -> ChangeLatency:
+    """One closure at a time: POST sent → its id in the bytes of every feed (sampling stops after `budget_s`)."""
+    return latency(asyncio.run(_visible(hub, paths, samples, budget_s)))

@@ -65,15 +65,18 @@ async def until_in_every_feed(
 
 
 async def _marks(
-    hub: Hub, topic: str, paths: list[str], pool: list[Street], samples: int, timeout_s: float
+    hub: Hub, topic: str, paths: list[str], pool: list[Street], samples: int, timeout_s: float, budget_s: float
 ) -> list[float]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap(), client_id="loadtests-marks", acks="all", linger_ms=0)
     async with asyncio.timeout(20):
         await producer.start()
     out: list[float] = []
+    budget_end = time.monotonic() + budget_s
     try:
         async with httpx2.AsyncClient(base_url=hub.url, timeout=60) as client:
             for n in range(samples):
+                if out and time.monotonic() > budget_end:
+                    break
                 etags = await current_etags(client, paths)
                 event_id = f"bench-mark-{time.time_ns()}"
                 value = orjson.dumps(event_dict(event_id, pool[n % len(pool)], 0, datetime.now(UTC), n))
@@ -87,9 +90,15 @@ async def _marks(
 
 
 def mark(
-    hub: Hub, topic: str, paths: list[str], pool: list[Street], samples: int = 1, timeout_s: float = 15.0
+    hub: Hub,
+    topic: str,
+    paths: list[str],
+    pool: list[Street],
+    samples: int = 1,
+    timeout_s: float = 60.0,
+    budget_s: float = 60.0,
 ) -> list[float]:
     """Write new closure events to the events topic one at a time (as the normaliser does); per event,
     the seconds until it is in the bytes of every feed. A feed carrying a mark was rendered from a view
-    holding everything written before it."""
-    return asyncio.run(_marks(hub, topic, paths, pool, samples, timeout_s))
+    holding everything written before it. Sampling stops after `budget_s` (at least one sample)."""
+    return asyncio.run(_marks(hub, topic, paths, pool, samples, timeout_s, budget_s))
