@@ -34,7 +34,7 @@ class HubMemory:
 
 
 @contextmanager
-def seeded_hub(count: int, workdir: Path, ready_timeout_s: float = 240.0) -> Iterator[tuple[Hub, HubMemory]]:
+def seeded_hub(count: int, workdir: Path, ready_timeout_s: float = 300.0) -> Iterator[tuple[Hub, HubMemory]]:
     """A hub whose view holds `count` current events of Lille (+1 mark), feeds rendered, with its memory."""
     network = RoadNetwork.default()
     now = datetime.now(UTC)
