@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from traffic_hub.feeds.base import FeedContext
+from traffic_hub.feeds.memo import EventMemo
 from traffic_hub.feeds.validation import geometry_reasons, lane_counts, lane_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text, local_time
 from traffic_hub.model import Cause, Event, EventType, Schedule, Status
@@ -119,8 +120,11 @@ class Datex2Situations:
     def check(self, event: Event, ctx: FeedContext) -> list[str]:
         return check_datex2(event, ctx)
 
+    def __init__(self) -> None:
+        self._memo: EventMemo[str] = EventMemo()
+
     def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
-        return render_datex2(events, ctx)
+        return render_datex2(events, ctx, self._memo)
 
 
 # --- the gate ---------------------------------------------------------------------------------
@@ -231,7 +235,7 @@ def _leaf(name: str, text: str) -> str:
     return f"<{name}>{text}</{name}>"
 
 
-def render_datex2(events: Sequence[Event], ctx: FeedContext) -> bytes:
+def render_datex2(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[str] | None = None) -> bytes:
     """The SituationPublication for `events` (already passed through the gate), sorted by event id."""
     tz = ZoneInfo(ctx.timezone)
     creator = clean_text(ctx.publisher_id)[:TEXT_MAX] or "MEL"
@@ -243,10 +247,12 @@ def render_datex2(events: Sequence[Event], ctx: FeedContext) -> bytes:
         _leaf("com:nationalIdentifier", escape_xml(creator)),
         "</com:publicationCreator>",
     ]
-    for event in sorted(events, key=lambda item: item.id):
+    def fragment(event: Event) -> str:
         records = records_of(event)
-        if records:
-            out.append(situation_xml(event, records, tz))
+        return situation_xml(event, records, tz) if records else ""
+
+    for event in sorted(events, key=lambda item: item.id):
+        out.append(memo.get(event, ctx.timezone, fragment) if memo is not None else fragment(event))
     out.append("</d2:payload>")
     return "".join(out).encode()
 

@@ -35,6 +35,7 @@ from traffic_hub.feeds.datex2 import (
     records_of,
     schedule_groups,
 )
+from traffic_hub.feeds.memo import EventMemo
 from traffic_hub.feeds.validation import lane_counts, line_parts
 from traffic_hub.feeds.waze_incident import clean_text, local_time
 from traffic_hub.feeds.wzdx import compass
@@ -62,8 +63,11 @@ class Datex2V2Situations:
     def check(self, event: Event, ctx: FeedContext) -> list[str]:
         return check_datex2(event, ctx)
 
+    def __init__(self) -> None:
+        self._memo: EventMemo[str] = EventMemo()
+
     def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
-        return render_datex2_v2(events, ctx)
+        return render_datex2_v2(events, ctx, self._memo)
 
 
 def _leaf(name: str, text: str) -> str:
@@ -79,7 +83,7 @@ def _multilingual(text: str) -> str:
     return f'<values><value lang="{LANG}">{escape_xml(text[:TEXT_MAX])}</value></values>'
 
 
-def render_datex2_v2(events: Sequence[Event], ctx: FeedContext) -> bytes:
+def render_datex2_v2(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[str] | None = None) -> bytes:
     """The v2.3 document for `events` (already passed through the gate), sorted by event id."""
     tz = ZoneInfo(ctx.timezone)
     identifier = _leaf("nationalIdentifier", escape_xml(clean_text(ctx.publisher_id)[:TEXT_MAX] or "MEL"))
@@ -92,10 +96,12 @@ def render_datex2_v2(events: Sequence[Event], ctx: FeedContext) -> bytes:
         _leaf("publicationTime", local_time(ctx.timestamp, tz)),
         f"<publicationCreator>{creator}</publicationCreator>",
     ]
-    for event in sorted(events, key=lambda item: item.id):
+    def fragment(event: Event) -> str:
         records = records_of(event)
-        if records:
-            out.append(_situation(event, records, tz))
+        return _situation(event, records, tz) if records else ""
+
+    for event in sorted(events, key=lambda item: item.id):
+        out.append(memo.get(event, ctx.timezone, fragment) if memo is not None else fragment(event))
     out.append("</payloadPublication></d2LogicalModel>")
     return "".join(out).encode()
 

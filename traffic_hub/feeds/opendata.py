@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from traffic_hub.feeds.base import FeedContext
+from traffic_hub.feeds.memo import EventMemo
 from traffic_hub.feeds.validation import geometry_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text, local_time
 from traffic_hub.model import Event, Schedule, SourceReport, Status
@@ -84,8 +85,11 @@ class OpenDataGeoJson:
     def check(self, event: Event, ctx: FeedContext) -> list[str]:
         return check_opendata(event, ctx)
 
+    def __init__(self) -> None:
+        self._memo: EventMemo[dict[str, Any]] = EventMemo()
+
     def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
-        return render_geojson(events, ctx)
+        return render_geojson(events, ctx, self._memo)
 
 
 class OpenDataCsv:
@@ -97,8 +101,11 @@ class OpenDataCsv:
     def check(self, event: Event, ctx: FeedContext) -> list[str]:
         return check_opendata(event, ctx)
 
+    def __init__(self) -> None:
+        self._memo: EventMemo[list[str]] = EventMemo()
+
     def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
-        return render_csv(events, ctx)
+        return render_csv(events, ctx, self._memo)
 
 
 # --- the gate ---------------------------------------------------------------------------------
@@ -197,18 +204,25 @@ def wkt_of(geometry: Point | LineString | MultiLineString) -> str:
 # --- documents --------------------------------------------------------------------------------
 
 
-def render_geojson(events: Sequence[Event], ctx: FeedContext) -> bytes:
+def _memo_key(event: Event, ctx: FeedContext) -> tuple[str, str, str]:
+    """What a rendered item depends on besides the event itself (its status changes with time)."""
+    return (ctx.timezone, ctx.publisher, event.status_at(ctx.now).value)
+
+
+def render_geojson(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[dict[str, Any]] | None = None) -> bytes:
     """The FeatureCollection for `events` (already passed through the gate), sorted by event id."""
     tz = ZoneInfo(ctx.timezone)
-    features = [
-        {
+
+    def feature(event: Event) -> dict[str, Any]:
+        return {
             "type": "Feature",
             "id": event.id,
             "geometry": geometry_of(event.geometry),
             "properties": properties_of(event, ctx, tz),
         }
-        for event in sorted(events, key=lambda item: item.id)
-    ]
+
+    ordered = sorted(events, key=lambda item: item.id)
+    features = [memo.get(e, _memo_key(e, ctx), feature) if memo is not None else feature(e) for e in ordered]
     document = {
         "type": "FeatureCollection",
         "name": "traffic-events",
@@ -222,18 +236,22 @@ def render_geojson(events: Sequence[Event], ctx: FeedContext) -> bytes:
     return orjson.dumps(document)
 
 
-def render_csv(events: Sequence[Event], ctx: FeedContext) -> bytes:
+def render_csv(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[list[str]] | None = None) -> bytes:
     """One row per event (sorted by id), the columns of `CSV_COLUMNS`, RFC 4180 quoting, CRLF."""
     tz = ZoneInfo(ctx.timezone)
+
+    def row(event: Event) -> list[str]:
+        properties = properties_of(event, ctx, tz)
+        first = line_parts(event.geometry)[0][0]
+        cells = [_cell(properties[column]) for column in COLUMNS]
+        cells.extend((f"{first[0]:.6f}", f"{first[1]:.6f}", wkt_of(event.geometry)))
+        return cells
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for event in sorted(events, key=lambda item: item.id):
-        properties = properties_of(event, ctx, tz)
-        first = line_parts(event.geometry)[0][0]
-        row = [_cell(properties[column]) for column in COLUMNS]
-        row.extend((f"{first[0]:.6f}", f"{first[1]:.6f}", wkt_of(event.geometry)))
-        writer.writerow(row)
+        writer.writerow(memo.get(event, _memo_key(event, ctx), row) if memo is not None else row(event))
     return buffer.getvalue().encode()
 
 

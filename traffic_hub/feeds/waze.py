@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from traffic_hub.feeds.base import FeedContext
+from traffic_hub.feeds.memo import EventMemo
 from traffic_hub.feeds.waze_incident import context_key
 from traffic_hub.feeds.waze_json import json_document, json_fragment
-from traffic_hub.feeds.waze_memo import EventMemo
 from traffic_hub.feeds.waze_rules import check_waze, rule_reasons, status_reasons
 from traffic_hub.feeds.waze_xml import xml_document, xml_fragment
 from traffic_hub.model import Event

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from traffic_hub.feeds.base import FeedContext
+from traffic_hub.feeds.memo import EventMemo
 from traffic_hub.feeds.validation import geometry_reasons, lane_counts, lane_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text
 from traffic_hub.model import Direction, Event, EventType, Status, Validity
@@ -62,8 +63,11 @@ class WzdxWorkZones:
     def check(self, event: Event, ctx: FeedContext) -> list[str]:
         return check_wzdx(event, ctx)
 
+    def __init__(self) -> None:
+        self._memo: EventMemo[list[dict[str, Any]]] = EventMemo()
+
     def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
-        return render_wzdx(events, ctx)
+        return render_wzdx(events, ctx, self._memo)
 
 
 # --- the gate ---------------------------------------------------------------------------------
@@ -255,11 +259,19 @@ def _lanes(event: Event) -> list[dict[str, Any]] | None:
 # --- the feed ---------------------------------------------------------------------------------
 
 
-def render_wzdx(events: Sequence[Event], ctx: FeedContext) -> bytes:
+def render_wzdx(
+    events: Sequence[Event], ctx: FeedContext, memo: EventMemo[list[dict[str, Any]]] | None = None
+) -> bytes:
     """The WorkZoneFeed for `events` (already passed through the gate), sorted by event id."""
+    tz = ZoneInfo(ctx.timezone)
     features: list[dict[str, Any]] = []
     for event in sorted(events, key=lambda item: item.id):
-        features.extend(work_zones_of(event, ctx))
+        if memo is None:
+            features.extend(work_zones_of(event, ctx))
+            continue
+        window = occurrence(event.validity, ctx.now, tz) if event.validity.schedule else None
+        key = (ctx.timezone, ctx.publisher, window)
+        features.extend(memo.get(event, key, lambda e: work_zones_of(e, ctx)))
     used = dict.fromkeys(feature["properties"]["core_details"]["data_source_id"] for feature in features)
     source_ids = list(dict.fromkeys([ROADWORKS_SOURCE_ID, *used]))
     feed = {
