@@ -38,7 +38,8 @@ def test_street_between_cross_streets_is_resolved_on_the_network(hub: TestClient
     normalised = closure["normalised"]
     assert isinstance(normalised, dict)
     assert normalised["street"] == "Rue de Solferino"
-    assert closure["publication"] == {"waze": {"status": "published", "reason": None}}
+    published = {"status": "published", "reason": None}
+    assert closure["publication"] == {"waze": published, "datex2": published, "wzdx": published, "geojson": published}
 
 
 @pytest.mark.parametrize(
