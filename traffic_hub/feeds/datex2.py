@@ -121,7 +121,7 @@ class Datex2Situations:
         return check_datex2(event, ctx)
 
     def __init__(self) -> None:
-        self._memo: EventMemo[str] = EventMemo()
+        self._memo: EventMemo[bytes] = EventMemo()
 
     def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
         return render_datex2(events, ctx, self._memo)
@@ -235,7 +235,7 @@ def _leaf(name: str, text: str) -> str:
     return f"<{name}>{text}</{name}>"
 
 
-def render_datex2(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[str] | None = None) -> bytes:
+def render_datex2(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[bytes] | None = None) -> bytes:
     """The SituationPublication for `events` (already passed through the gate), sorted by event id."""
     tz = ZoneInfo(ctx.timezone)
     creator = clean_text(ctx.publisher_id)[:TEXT_MAX] or "MEL"
@@ -247,14 +247,14 @@ def render_datex2(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[str
         _leaf("com:nationalIdentifier", escape_xml(creator)),
         "</com:publicationCreator>",
     ]
-    def fragment(event: Event) -> str:
-        records = records_of(event)
-        return situation_xml(event, records, tz) if records else ""
 
-    for event in sorted(events, key=lambda item: item.id):
-        out.append(memo.get(event, ctx.timezone, fragment) if memo is not None else fragment(event))
-    out.append("</d2:payload>")
-    return "".join(out).encode()
+    def fragment(event: Event) -> bytes:  # kept encoded: compact, and joined without copying text
+        records = records_of(event)
+        return situation_xml(event, records, tz).encode() if records else b""
+
+    ordered = sorted(events, key=lambda item: item.id)
+    parts = [memo.get(e, ctx.timezone, fragment) if memo is not None else fragment(e) for e in ordered]
+    return b"".join(["".join(out).encode(), *parts, b"</d2:payload>"])
 
 
 def situation_xml(event: Event, records: list[Record], tz: ZoneInfo) -> str:

@@ -64,7 +64,7 @@ class Datex2V2Situations:
         return check_datex2(event, ctx)
 
     def __init__(self) -> None:
-        self._memo: EventMemo[str] = EventMemo()
+        self._memo: EventMemo[bytes] = EventMemo()
 
     def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
         return render_datex2_v2(events, ctx, self._memo)
@@ -83,7 +83,7 @@ def _multilingual(text: str) -> str:
     return f'<values><value lang="{LANG}">{escape_xml(text[:TEXT_MAX])}</value></values>'
 
 
-def render_datex2_v2(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[str] | None = None) -> bytes:
+def render_datex2_v2(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[bytes] | None = None) -> bytes:
     """The v2.3 document for `events` (already passed through the gate), sorted by event id."""
     tz = ZoneInfo(ctx.timezone)
     identifier = _leaf("nationalIdentifier", escape_xml(clean_text(ctx.publisher_id)[:TEXT_MAX] or "MEL"))
@@ -96,14 +96,14 @@ def render_datex2_v2(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[
         _leaf("publicationTime", local_time(ctx.timestamp, tz)),
         f"<publicationCreator>{creator}</publicationCreator>",
     ]
-    def fragment(event: Event) -> str:
-        records = records_of(event)
-        return _situation(event, records, tz) if records else ""
 
-    for event in sorted(events, key=lambda item: item.id):
-        out.append(memo.get(event, ctx.timezone, fragment) if memo is not None else fragment(event))
-    out.append("</payloadPublication></d2LogicalModel>")
-    return "".join(out).encode()
+    def fragment(event: Event) -> bytes:
+        records = records_of(event)
+        return _situation(event, records, tz).encode() if records else b""
+
+    ordered = sorted(events, key=lambda item: item.id)
+    parts = [memo.get(e, ctx.timezone, fragment) if memo is not None else fragment(e) for e in ordered]
+    return b"".join(["".join(out).encode(), *parts, b"</payloadPublication></d2LogicalModel>"])
 
 
 def _situation(event: Event, records: list[Record], tz: ZoneInfo) -> str:

@@ -102,15 +102,33 @@ def _check_key(event: Event, ctx: FeedContext) -> tuple[str, bool]:
     return (event.status_at(ctx.now).value, event.in_window(ctx.now, ZoneInfo(ctx.timezone)))
 
 
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The events any feed may carry now, each with what its gates' verdicts depend on (computed once)."""
+
+    events: list[Event]
+    keys: list[tuple[str, bool]]
+
+    @classmethod
+    def of(cls, events: Sequence[Event], ctx: FeedContext) -> Candidates:
+        current = [e for e in events if feedable(e, ctx.now) is None]
+        return cls(current, [_check_key(e, ctx) for e in current])
+
+
 def render(
-    renderer: Renderer, events: Sequence[Event], ctx: FeedContext, verdicts: EventMemo[list[str]] | None = None
+    renderer: Renderer,
+    events: Sequence[Event] | Candidates,
+    ctx: FeedContext,
+    verdicts: EventMemo[list[str]] | None = None,
 ) -> Rendered:
-    def gate(event: Event) -> list[str]:
+    candidates = events if isinstance(events, Candidates) else Candidates.of(events, ctx)
+
+    def gate(event: Event, key: tuple[str, bool]) -> list[str]:
         if verdicts is None:
             return renderer.check(event, ctx)
-        return verdicts.get(event, _check_key(event, ctx), lambda e: renderer.check(e, ctx))
+        return verdicts.get(event, key, lambda e: renderer.check(e, ctx))
 
-    publishable = [e for e in events if feedable(e, ctx.now) is None and not gate(e)]
+    publishable = [e for e, key in zip(candidates.events, candidates.keys, strict=True) if not gate(e, key)]
     body = _render_safely(renderer, publishable, ctx)
     digest = hashlib.blake2b(body, digest_size=16).hexdigest()
     return Rendered(
@@ -167,9 +185,9 @@ class FeedBook:
     def render_all(self, events: Sequence[Event], now: datetime) -> None:
         """Render every feed from a snapshot of the view (CPU work: runs in a worker thread)."""
         ctx = self._context(now, content_time(events, now))
-        self._feeds = {
-            key: render(renderer, events, ctx, self._verdicts[key]) for key, renderer in self._renderers.items()
-        }
+        candidates = Candidates.of(events, ctx)
+        for key, renderer in self._renderers.items():  # each feed is served as soon as it is ready
+            self._feeds = {**self._feeds, key: render(renderer, candidates, ctx, self._verdicts[key])}
         self.renders += 1
 
     async def refresh(self) -> None:

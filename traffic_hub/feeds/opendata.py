@@ -86,7 +86,7 @@ class OpenDataGeoJson:
         return check_opendata(event, ctx)
 
     def __init__(self) -> None:
-        self._memo: EventMemo[dict[str, Any]] = EventMemo()
+        self._memo: EventMemo[bytes] = EventMemo()
 
     def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
         return render_geojson(events, ctx, self._memo)
@@ -102,7 +102,7 @@ class OpenDataCsv:
         return check_opendata(event, ctx)
 
     def __init__(self) -> None:
-        self._memo: EventMemo[list[str]] = EventMemo()
+        self._memo: EventMemo[bytes] = EventMemo()
 
     def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
         return render_csv(events, ctx, self._memo)
@@ -204,22 +204,31 @@ def wkt_of(geometry: Point | LineString | MultiLineString) -> str:
 # --- documents --------------------------------------------------------------------------------
 
 
+def splice_features(document: bytes, features: Sequence[bytes]) -> bytes:
+    """`document` (an encoded FeatureCollection ending with `"features":[]}`) with `features` inside."""
+    if not document.endswith(b"[]}"):
+        raise ValueError("the features member must come last and be empty")
+    return b"".join([document[:-2], b",".join(f for f in features if f), b"]}"])
+
+
 def _memo_key(event: Event, ctx: FeedContext) -> tuple[str, str, str]:
     """What a rendered item depends on besides the event itself (its status changes with time)."""
     return (ctx.timezone, ctx.publisher, event.status_at(ctx.now).value)
 
 
-def render_geojson(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[dict[str, Any]] | None = None) -> bytes:
+def render_geojson(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[bytes] | None = None) -> bytes:
     """The FeatureCollection for `events` (already passed through the gate), sorted by event id."""
     tz = ZoneInfo(ctx.timezone)
 
-    def feature(event: Event) -> dict[str, Any]:
-        return {
-            "type": "Feature",
-            "id": event.id,
-            "geometry": geometry_of(event.geometry),
-            "properties": properties_of(event, ctx, tz),
-        }
+    def feature(event: Event) -> bytes:  # each feature kept encoded; the document is spliced from them
+        return orjson.dumps(
+            {
+                "type": "Feature",
+                "id": event.id,
+                "geometry": geometry_of(event.geometry),
+                "properties": properties_of(event, ctx, tz),
+            }
+        )
 
     ordered = sorted(events, key=lambda item: item.id)
     features = [memo.get(e, _memo_key(e, ctx), feature) if memo is not None else feature(e) for e in ordered]
@@ -231,28 +240,31 @@ def render_geojson(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[di
         "license_url": LICENSE_URL,
         "attribution": f"{ctx.publisher} ; {OSM_ATTRIBUTION}",
         "generated_at": local_time(ctx.timestamp, tz),
-        "features": features,
+        "features": [],
     }
-    return orjson.dumps(document)
+    return splice_features(orjson.dumps(document), features)
 
 
-def render_csv(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[list[str]] | None = None) -> bytes:
+def _csv_line(cells: Sequence[str]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
+    return buffer.getvalue().encode()
+
+
+def render_csv(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[bytes] | None = None) -> bytes:
     """One row per event (sorted by id), the columns of `CSV_COLUMNS`, RFC 4180 quoting, CRLF."""
     tz = ZoneInfo(ctx.timezone)
 
-    def row(event: Event) -> list[str]:
+    def row(event: Event) -> bytes:
         properties = properties_of(event, ctx, tz)
         first = line_parts(event.geometry)[0][0]
         cells = [_cell(properties[column]) for column in COLUMNS]
         cells.extend((f"{first[0]:.6f}", f"{first[1]:.6f}", wkt_of(event.geometry)))
-        return cells
+        return _csv_line(cells)
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for event in sorted(events, key=lambda item: item.id):
-        writer.writerow(memo.get(event, _memo_key(event, ctx), row) if memo is not None else row(event))
-    return buffer.getvalue().encode()
+    ordered = sorted(events, key=lambda item: item.id)
+    rows = [memo.get(e, _memo_key(e, ctx), row) if memo is not None else row(e) for e in ordered]
+    return b"".join([_csv_line(CSV_COLUMNS), *rows])
 
 
 def _cell(value: Any) -> str:

@@ -38,6 +38,7 @@ import orjson
 
 from traffic_hub.feeds.base import FeedContext
 from traffic_hub.feeds.memo import EventMemo
+from traffic_hub.feeds.opendata import splice_features
 from traffic_hub.feeds.validation import geometry_reasons, lane_counts, lane_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text
 from traffic_hub.model import Direction, Event, EventType, Status, Validity
@@ -64,7 +65,7 @@ class WzdxWorkZones:
         return check_wzdx(event, ctx)
 
     def __init__(self) -> None:
-        self._memo: EventMemo[list[dict[str, Any]]] = EventMemo()
+        self._memo: EventMemo[tuple[bytes, tuple[str, ...]]] = EventMemo()
 
     def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
         return render_wzdx(events, ctx, self._memo)
@@ -260,19 +261,24 @@ def _lanes(event: Event) -> list[dict[str, Any]] | None:
 
 
 def render_wzdx(
-    events: Sequence[Event], ctx: FeedContext, memo: EventMemo[list[dict[str, Any]]] | None = None
+    events: Sequence[Event], ctx: FeedContext, memo: EventMemo[tuple[bytes, tuple[str, ...]]] | None = None
 ) -> bytes:
     """The WorkZoneFeed for `events` (already passed through the gate), sorted by event id."""
     tz = ZoneInfo(ctx.timezone)
-    features: list[dict[str, Any]] = []
+
+    def encoded(event: Event) -> tuple[bytes, tuple[str, ...]]:  # the event's features, and their data sources
+        zones = work_zones_of(event, ctx)
+        ids = tuple(zone["properties"]["core_details"]["data_source_id"] for zone in zones)
+        return b",".join(orjson.dumps(zone) for zone in zones), ids
+
+    parts: list[bytes] = []
+    used: dict[str, None] = {}
     for event in sorted(events, key=lambda item: item.id):
-        if memo is None:
-            features.extend(work_zones_of(event, ctx))
-            continue
         window = occurrence(event.validity, ctx.now, tz) if event.validity.schedule else None
         key = (ctx.timezone, ctx.publisher, window)
-        features.extend(memo.get(event, key, lambda e: work_zones_of(e, ctx)))
-    used = dict.fromkeys(feature["properties"]["core_details"]["data_source_id"] for feature in features)
+        features, ids = memo.get(event, key, encoded) if memo is not None else encoded(event)
+        parts.append(features)
+        used.update(dict.fromkeys(ids))
     source_ids = list(dict.fromkeys([ROADWORKS_SOURCE_ID, *used]))
     feed = {
         "feed_info": {
@@ -282,9 +288,9 @@ def render_wzdx(
             "data_sources": [_data_source(source_id, ctx) for source_id in source_ids],
         },
         "type": "FeatureCollection",
-        "features": features,
+        "features": [],
     }
-    return orjson.dumps(feed)
+    return splice_features(orjson.dumps(feed), parts)
 
 
 def _data_source(source_id: str, ctx: FeedContext) -> dict[str, str]:
