@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from traffic_hub.feeds.base import FeedContext, Renderer
+from traffic_hub.feeds.memo import EventMemo
 from traffic_hub.feeds.waze import CifsJson, CifsXml, check_waze
 from traffic_hub.feeds.waze_incident import DESCRIPTION_MAX, local_time
-from traffic_hub.feeds.memo import EventMemo
 from traffic_hub.feeds.waze_types import waze_kind
 from traffic_hub.model import Cause, Event, EventType, LineString, Segment
 
