@@ -15,6 +15,7 @@ from connectors.state import ConnectorsCollector
 from traffic_hub.api import actions, closures, events, feeds, health, problems, stream, whoami
 from traffic_hub.api import connectors as connector_routes
 from traffic_hub.api import map as map_routes
+from traffic_hub.api.fastfeeds import FeedFastPath
 from traffic_hub.api.limits import BodyLimit
 from traffic_hub.auth import DemoKey, Principals
 from traffic_hub.metrics import Metrics
@@ -99,4 +100,5 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(FeedFastPath)  # outermost: feed polls skip everything else
     return app

@@ -31,7 +31,7 @@ Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 QueryKey = Annotated[str | None, Depends(_query_key)]
 
 
-def _authenticate(hub: Hub, key: str | None) -> Principal:
+def authenticate(hub: Hub, key: str | None) -> Principal:
     if not key:
         raise Unauthenticated("an API key is required: Authorization: Bearer <key>")
     principal = hub.principals.authenticate(key)
@@ -40,7 +40,7 @@ def _authenticate(hub: Hub, key: str | None) -> Principal:
     return principal
 
 
-def _check_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
+def check_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
     if principal.role not in roles:
         allowed = ", ".join(r.value for r in roles)
         raise Forbidden(f"role {principal.role.value} may not do this (needs one of: {allowed})")
@@ -51,7 +51,7 @@ def caller(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency that authenticates with the Bearer header and checks the role."""
 
     async def dependency(hub: HubDep, bearer: Bearer) -> Principal:
-        return _check_role(_authenticate(hub, bearer.credentials if bearer else None), roles)
+        return check_role(authenticate(hub, bearer.credentials if bearer else None), roles)
 
     return dependency
 
@@ -60,7 +60,7 @@ def feed_caller(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """Like `caller`, but also accepts `?key=` (some partners can only poll a URL)."""
 
     async def dependency(hub: HubDep, bearer: Bearer, key: QueryKey) -> Principal:
-        return _check_role(_authenticate(hub, bearer.credentials if bearer else key), roles)
+        return check_role(authenticate(hub, bearer.credentials if bearer else key), roles)
 
     return dependency
 

@@ -1,0 +1,66 @@
+"""The hot path: partner feeds served straight from their pre-rendered bytes.
+
+Partners poll hard; a feed request needs only a key check, a conditional check and a memory copy.
+This ASGI layer answers GET/HEAD on the feed paths before routing, dependency injection and the
+other middleware, with the same functions the documented routes use (`feeds.serve`,
+`deps.authenticate`, `deps.check_role`), so the behaviour is identical; everything else passes through.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from traffic_hub.api.deps import FEED_READERS, authenticate, check_role
+from traffic_hub.api.feeds import serve
+from traffic_hub.api.problems import problem
+from traffic_hub.errors import TrafficHubError, Unavailable
+from traffic_hub.metrics import Metrics
+from traffic_hub.runtime import Hub
+
+# path → (feed, public)
+FEED_PATHS: dict[str, tuple[str, bool]] = {
+    "/feeds/waze/cifs.xml": ("waze/cifs.xml", False),
+    "/feeds/waze/cifs.json": ("waze/cifs.json", False),
+    "/feeds/datex2/v3/situations.xml": ("datex2/v3/situations.xml", False),
+    "/feeds/datex2/v2/situations.xml": ("datex2/v2/situations.xml", False),
+    "/feeds/wzdx/v4.2/workzones.geojson": ("wzdx/v4.2/workzones.geojson", False),
+    "/feeds/geojson/events.geojson": ("geojson/events.geojson", True),
+    "/feeds/geojson/events.csv": ("geojson/events.csv", True),
+}
+
+
+def _key(request: Request) -> str | None:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return credentials.strip()
+    values = parse_qs(request.scope.get("query_string", b"").decode("latin-1")).get("key")
+    return values[0] if values else None
+
+
+class FeedFastPath:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = FEED_PATHS.get(scope.get("path", "")) if scope["type"] == "http" else None
+        state: dict[str, Any] = scope.get("state") or {}
+        if route is None or scope["method"] not in ("GET", "HEAD") or "hub" not in state:
+            await self.app(scope, receive, send)
+            return
+        hub, metrics = cast(Hub, state["hub"]), cast(Metrics, state["metrics"])
+        feed, public = route
+        request = Request(scope)
+        try:
+            partner = "public" if public else check_role(authenticate(hub, _key(request)), FEED_READERS).name
+            response = serve(request, hub.feeds.get(feed))
+        except TrafficHubError as exc:
+            extra = {"retry_after": exc.retry_after_s} if isinstance(exc, Unavailable) else {}
+            await problem(exc.status, exc.title, exc.detail, **extra)(scope, receive, send)
+            return
+        metrics.feed_requests.labels(feed, partner, str(response.status_code)).inc()
+        await response(scope, receive, send)
