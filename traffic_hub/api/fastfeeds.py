@@ -15,22 +15,14 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from traffic_hub.api.deps import FEED_READERS, authenticate, check_role
-from traffic_hub.api.feeds import serve
+from traffic_hub.api.feeds import FEED_DOCS, PUBLIC_FEEDS, serve
 from traffic_hub.api.problems import problem
 from traffic_hub.errors import TrafficHubError, Unavailable
 from traffic_hub.metrics import Metrics
 from traffic_hub.runtime import Hub
 
-# path → (feed, public)
-FEED_PATHS: dict[str, tuple[str, bool]] = {
-    "/feeds/waze/cifs.xml": ("waze/cifs.xml", False),
-    "/feeds/waze/cifs.json": ("waze/cifs.json", False),
-    "/feeds/datex2/v3/situations.xml": ("datex2/v3/situations.xml", False),
-    "/feeds/datex2/v2/situations.xml": ("datex2/v2/situations.xml", False),
-    "/feeds/wzdx/v4.2/workzones.geojson": ("wzdx/v4.2/workzones.geojson", False),
-    "/feeds/geojson/events.geojson": ("geojson/events.geojson", True),
-    "/feeds/geojson/events.csv": ("geojson/events.csv", True),
-}
+# path → (feed, public): the same feeds as the documented routes
+FEED_PATHS: dict[str, tuple[str, bool]] = {f"/feeds/{feed}": (feed, feed in PUBLIC_FEEDS) for feed in FEED_DOCS}
 
 
 def _key(request: Request) -> str | None:

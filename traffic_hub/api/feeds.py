@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
@@ -75,43 +76,39 @@ def _serve_counted(request: Request, hub: HubDep, metrics: MetricsDep, name: str
     return response
 
 
-@router.get("/waze/cifs.xml", responses=FEED_RESPONSES, response_class=Response)
-async def waze_cifs_xml(request: Request, principal: FeedReader, hub: HubDep, metrics: MetricsDep) -> Response:
-    """Waze CIFS v2 XML (valid against cifsv2.xsd): active and upcoming closures and incidents."""
-    return _serve_counted(request, hub, metrics, "waze/cifs.xml", principal.name)
+FEED_DOCS: dict[str, str] = {
+    "waze/cifs.xml": "Waze CIFS v2 XML (valid against cifsv2.xsd): active and upcoming closures and incidents.",
+    "waze/cifs.json": "Waze CIFS JSON: the same incidents as the XML feed.",
+    "datex2/v3/situations.xml": "DATEX II v3 SituationPublication (valid against the 3.7 schemas).",
+    "datex2/v2/situations.xml": "DATEX II v2.3 for legacy consumers (the same situations; lines as TPEG segments).",
+    "wzdx/v4.2/workzones.geojson": "WZDx 4.2 WorkZoneFeed: closures and road works, one road event per direction.",
+    "geojson/events.geojson": "Open data (public, ODbL): every current event as RFC 7946 GeoJSON.",
+    "geojson/events.csv": "Open data (public, ODbL): the same events as CSV (RFC 4180), with WKT geometry.",
+}
+PUBLIC_FEEDS = frozenset({"geojson/events.geojson", "geojson/events.csv"})
 
 
-@router.get("/waze/cifs.json", responses=FEED_RESPONSES, response_class=Response)
-async def waze_cifs_json(request: Request, principal: FeedReader, hub: HubDep, metrics: MetricsDep) -> Response:
-    """Waze CIFS JSON: the same incidents as the XML feed."""
-    return _serve_counted(request, hub, metrics, "waze/cifs.json", principal.name)
+def _endpoint(feed: str) -> Callable[..., Awaitable[Response]]:
+    if feed in PUBLIC_FEEDS:
+
+        async def public(request: Request, hub: HubDep, metrics: MetricsDep) -> Response:
+            return _serve_counted(request, hub, metrics, feed, "public")
+
+        return public
+
+    async def keyed(request: Request, principal: FeedReader, hub: HubDep, metrics: MetricsDep) -> Response:
+        return _serve_counted(request, hub, metrics, feed, principal.name)
+
+    return keyed
 
 
-@router.get("/datex2/v3/situations.xml", responses=FEED_RESPONSES, response_class=Response)
-async def datex2_v3(request: Request, principal: FeedReader, hub: HubDep, metrics: MetricsDep) -> Response:
-    """DATEX II v3 SituationPublication (valid against the 3.7 schemas): closures, works, incidents."""
-    return _serve_counted(request, hub, metrics, "datex2/v3/situations.xml", principal.name)
-
-
-@router.get("/datex2/v2/situations.xml", responses=FEED_RESPONSES, response_class=Response)
-async def datex2_v2(request: Request, principal: FeedReader, hub: HubDep, metrics: MetricsDep) -> Response:
-    """DATEX II v2.3 for legacy consumers (the same situations; lines as TPEG segments)."""
-    return _serve_counted(request, hub, metrics, "datex2/v2/situations.xml", principal.name)
-
-
-@router.get("/wzdx/v4.2/workzones.geojson", responses=FEED_RESPONSES, response_class=Response)
-async def wzdx(request: Request, principal: FeedReader, hub: HubDep, metrics: MetricsDep) -> Response:
-    """WZDx 4.2 WorkZoneFeed: closures and road works, one road event per direction."""
-    return _serve_counted(request, hub, metrics, "wzdx/v4.2/workzones.geojson", principal.name)
-
-
-@router.get("/geojson/events.geojson", responses=PUBLIC_RESPONSES, response_class=Response)
-async def open_geojson(request: Request, hub: HubDep, metrics: MetricsDep) -> Response:
-    """Open data (public, ODbL): every current event as RFC 7946 GeoJSON with licence and attribution."""
-    return _serve_counted(request, hub, metrics, "geojson/events.geojson", "public")
-
-
-@router.get("/geojson/events.csv", responses=PUBLIC_RESPONSES, response_class=Response)
-async def open_csv(request: Request, hub: HubDep, metrics: MetricsDep) -> Response:
-    """Open data (public, ODbL): the same events as CSV (RFC 4180), with WKT geometry."""
-    return _serve_counted(request, hub, metrics, "geojson/events.csv", "public")
+for _feed, _doc in FEED_DOCS.items():
+    router.add_api_route(
+        f"/{_feed}",
+        _endpoint(_feed),
+        methods=["GET"],
+        name=_feed,
+        description=_doc,
+        response_class=Response,
+        responses=PUBLIC_RESPONSES if _feed in PUBLIC_FEEDS else FEED_RESPONSES,
+    )
