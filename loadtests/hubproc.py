@@ -119,5 +119,9 @@ def running_hub(prefix: str, workdir: Path, ready_timeout_s: float = 180.0) -> I
     try:
         hub.started_in_s = wait_for(hub.ready, ready_timeout_s)
         yield hub
+    except BaseException:
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-40:]
+        print("[loadtests] the hub's last log lines:\n" + "\n".join(tail), file=sys.stderr)  # noqa: T201
+        raise
     finally:
         _stop(process)

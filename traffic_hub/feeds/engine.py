@@ -198,7 +198,12 @@ class FeedBook:
 
     async def _loop(self) -> None:
         while True:
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # a render must never stop the feeds for good: log, wait, render again
+                log.exception("rendering the feeds failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
             seq = self.rendered_seq
             wake = next_boundary(list(self._view), self._clock(), self._tz)
             delay = max((wake - self._clock()).total_seconds(), 0.0) + 0.001
