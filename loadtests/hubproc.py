@@ -121,7 +121,7 @@ def running_hub(prefix: str, workdir: Path, ready_timeout_s: float = 180.0) -> I
         yield hub
     except BaseException:
         tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-40:]
-        print("[loadtests] the hub's last log lines:\n" + "\n".join(tail), file=sys.stderr)  # noqa: T201
+        print("[loadtests] the hub's last log lines:\n" + "\n".join(tail), file=sys.stderr)
         raise
     finally:
         _stop(process)
