@@ -56,7 +56,8 @@ def _print_demo_keys(keys: list[DemoKey], settings: Settings) -> None:
         return
     lines = ["", "Demo principals (valid for this run only, demo mode):"]
     for k in keys:
-        communes = f" communes={','.join(sorted(k.principal.communes))}" if len(k.principal.communes) < 5 else ""
+        codes = sorted(k.principal.communes)
+        communes = f" communes={','.join(codes)}" if 0 < len(codes) < 5 else (f" communes=all {len(codes)}" if codes else "")
         lines.append(f"  {k.principal.role.value:10} {k.principal.name:22} key={k.key}{communes}")
     base = settings.public_url
     admin = next((k.key for k in keys if k.principal.role.value == "roadworks"), "")
