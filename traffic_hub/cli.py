@@ -57,7 +57,8 @@ def _print_demo_keys(keys: list[DemoKey], settings: Settings) -> None:
     lines = ["", "Demo principals (valid for this run only, demo mode):"]
     for k in keys:
         codes = sorted(k.principal.communes)
-        communes = f" communes={','.join(codes)}" if 0 < len(codes) < 5 else (f" communes=all {len(codes)}" if codes else "")
+        communes = f" communes={','.join(codes)}" if len(codes) < 5 else f" communes=all {len(codes)}"
+        communes = communes if codes else ""
         lines.append(f"  {k.principal.role.value:10} {k.principal.name:22} key={k.key}{communes}")
     base = settings.public_url
     admin = next((k.key for k in keys if k.principal.role.value == "roadworks"), "")
