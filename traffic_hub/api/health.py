@@ -24,6 +24,7 @@ async def readyz(hub: HubDep, response: Response) -> dict[str, bool | str]:
         "topics": hub.topics_ready.is_set(),
         "producer": hub.publisher.ready,
         "view": hub.live.ready,
+        "feeds": hub.feeds.alive,
     }
     ready = all(checks.values())
     checks["status"] = "ready" if ready else "not ready"

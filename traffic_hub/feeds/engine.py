@@ -196,16 +196,20 @@ class FeedBook:
         await asyncio.to_thread(self.render_all, events, self._clock())
         self.rendered_seq = seq
 
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def _loop(self) -> None:
         while True:
             try:
                 await self.refresh()
+                seq = self.rendered_seq
+                wake = next_boundary(list(self._view), self._clock(), self._tz)
             except Exception:  # a render must never stop the feeds for good: log, wait, render again
                 log.exception("rendering the feeds failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
-            seq = self.rendered_seq
-            wake = next_boundary(list(self._view), self._clock(), self._tz)
             delay = max((wake - self._clock()).total_seconds(), 0.0) + 0.001
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
