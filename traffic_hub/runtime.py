@@ -15,15 +15,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-import shapely
-
 from connectors.config import ConnectorConfig
 from connectors.runner import ConnectorRunner, running_connectors
 from geo.communes import Communes
 from geo.crs import Reprojector
 from geo.matching import match_street
 from geo.network import RoadNetwork
-from geo.shapes import length_m
 from traffic_hub.auth import DemoKey, Principals
 from traffic_hub.closures import ClosureBook, ClosureService, StreetResolver
 from traffic_hub.feeds.base import FeedContext, Renderer
@@ -34,7 +31,7 @@ from traffic_hub.feeds.opendata import OpenDataCsv, OpenDataGeoJson
 from traffic_hub.feeds.waze import CifsJson, CifsXml
 from traffic_hub.feeds.wzdx import WzdxWorkZones
 from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
-from traffic_hub.normaliser.placement import NetworkPlacer, PassthroughPlacer, Placer
+from traffic_hub.normaliser.placement import NetworkPlacer, Placer
 from traffic_hub.normaliser.service import Normaliser
 from traffic_hub.settings import Settings
 from traffic_hub.topics import Topics
@@ -133,7 +130,7 @@ async def open_hub(
         renderers = {path: cls() for path, cls in FEEDS.items()}
         feeds = await stack.enter_async_context(FeedBook(live.events, renderers, feed_context(settings), tz))
         book = ClosureBook(live.events)
-        placer = placer or (NetworkPlacer(network) if network else PassthroughPlacer(_length))
+        placer = placer or NetworkPlacer(network)
         closures = ClosureService(book, publisher, topics, communes, reprojector, street_resolver(network), placer)
         hub = Hub(settings, topics, tz, probe, publisher, live, feeds, closures, principals, communes, topics_ready)
         hub.network = network
@@ -160,21 +157,15 @@ async def open_hub(
         yield hub
 
 
-def _length(coords: list[tuple[float, float]]) -> float:
-    return length_m(shapely.LineString(coords))
-
-
-def load_network(settings: Settings) -> RoadNetwork | None:
+def load_network(settings: Settings) -> RoadNetwork:
     """The road network the hub places events on (the bundled Lille one unless configured)."""
     network = RoadNetwork.load(settings.network) if settings.network else RoadNetwork.default()
     log.info("road network: %d edges", network.n_edges)
     return network.warm()
 
 
-def street_resolver(network: RoadNetwork | None) -> StreetResolver | None:
+def street_resolver(network: RoadNetwork) -> StreetResolver:
     """street + from_street + to_street → the line between the two junctions (GeoError names the field)."""
-    if network is None:
-        return None
 
     def resolve(street: str, from_street: str, to_street: str) -> list[tuple[float, float]]:
         return match_street(network, street, from_street, to_street).geometry

@@ -1,7 +1,7 @@
 """Where a closure sits on the road: the placement the normaliser attaches to its event.
 
-`Placer` is what the normaliser needs from the geo side. `PassthroughPlacer` keeps the geometry as
-drawn (no road network); the network-backed placer maps it onto the network.
+`Placer` is what the normaliser needs from the geo side; `NetworkPlacer` maps closures and incidents
+onto the road network and splits them into Waze-ready runs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from geo.matching import MatchResult, decode_openlr, match_line, match_point
 from geo.network import RoadNetwork
 from geo.waze_ready import waze_runs
 from traffic_hub.model import ClosureState, Direction, IncidentReport, Normalised, Segment
-from traffic_hub.model.geometry import LineString, lonlat_pairs
+from traffic_hub.model.geometry import lonlat_pairs
 
 
 @dataclass(frozen=True)
@@ -31,53 +31,6 @@ class Placer(Protocol):
 
 
 POINT_NOT_FOR_WAZE = "a point, not a stretch of road: Waze needs a line of 35 m to 10 km"
-
-
-class LengthFn(Protocol):
-    def __call__(self, coords: list[tuple[float, float]], /) -> float: ...
-
-
-class PassthroughPlacer:
-    """The drawn line is taken as it is: one segment, the street the team named."""
-
-    def __init__(self, length_m: LengthFn) -> None:
-        self._length_m = length_m
-
-    def place_closure(self, closure: ClosureState) -> Placement:
-        if closure.geometry is None:  # the API resolves street-only closures before writing
-            return Placement(Normalised(matched=False, confidence=0.0, reason="no geometry"), [], ["no geometry"])
-        coords = lonlat_pairs(closure.geometry)
-        normalised = Normalised(
-            matched=False,
-            street=closure.street,
-            commune=closure.communes[0] if closure.communes else None,
-            communes=closure.communes,
-            direction=closure.direction,
-            confidence=0.0,
-            reason="no road network loaded: geometry passed through as drawn",
-            method="passthrough",
-        )
-        if not closure.street:
-            return Placement(normalised, [], ["no street name: give `street` so partners can place it"])
-        segment = Segment(street=closure.street, coordinates=coords, length_m=self._length_m(coords))
-        return Placement(normalised, [segment], [])
-
-    def place_incident(self, report: IncidentReport) -> Placement:
-        normalised = Normalised(
-            matched=False,
-            street=report.street,
-            direction=report.direction,
-            confidence=0.0,
-            reason="no road network loaded: geometry passed through as given",
-            method="passthrough",
-        )
-        if not isinstance(report.geometry, LineString):
-            return Placement(normalised, [], [POINT_NOT_FOR_WAZE])
-        if not report.street:
-            return Placement(normalised, [], ["no street name"])
-        coords = lonlat_pairs(report.geometry)
-        segment = Segment(street=report.street, coordinates=coords, length_m=self._length_m(coords))
-        return Placement(normalised, [segment])
 
 
 class NetworkPlacer:
