@@ -128,7 +128,9 @@ async def open_hub(
         live = LiveView(k.bootstrap_servers, topics.events, f"{settings.instance}-view", gate=topics_ready)
         await stack.enter_async_context(live)
         renderers = {path: cls() for path, cls in FEEDS.items()}
-        feeds = await stack.enter_async_context(FeedBook(live.events, renderers, feed_context(settings), tz))
+        feeds = await stack.enter_async_context(
+            FeedBook(live.events, renderers, feed_context(settings), tz, ready=live.wait_ready, settings=settings.feeds)
+        )
         book = ClosureBook(live.events)
         placer = placer or NetworkPlacer(network)
         closures = ClosureService(book, publisher, topics, communes, reprojector, street_resolver(network), placer)

@@ -22,6 +22,15 @@ class KafkaSettings(BaseModel):
     probe_interval_s: Annotated[float, Field(gt=0, le=30)] = 0.5
 
 
+class FeedSettings(BaseModel):
+    # uncompressed feed bytes kept in memory (smallest feeds first); the rest is served by inflating on the fly
+    plain_cache_mb: Annotated[int, Field(ge=0, le=65536)] = 256
+    # events per compressed block: a change rebuilds one block of each feed
+    block_events: Annotated[int, Field(ge=1, le=4096)] = 64
+    # zlib level of the blocks (1 fastest … 9 smallest)
+    gzip_level: Annotated[int, Field(ge=1, le=9)] = 6
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TRAFFIC_HUB_",
@@ -33,6 +42,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, Field(ge=1, le=65535)] = 8000
     kafka: KafkaSettings = KafkaSettings()
+    feeds: FeedSettings = FeedSettings()
     topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "traffic"
     auth_file: Path | None = None
     connectors_file: Path | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -19,7 +18,6 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from traffic_hub.feeds.base import FeedContext, Renderer
-from traffic_hub.feeds.memo import EventMemo
 from traffic_hub.feeds.waze import CifsJson, CifsXml, check_waze
 from traffic_hub.feeds.waze_incident import DESCRIPTION_MAX, local_time
 from traffic_hub.feeds.waze_types import waze_kind
@@ -316,7 +314,7 @@ def test_renderers_share_one_publication_key() -> None:
     assert xml.check(stale, ctx_at(NOW)) == json.check(stale, ctx_at(NOW)) == ["ended"]
 
 
-def test_rerendering_reuses_unchanged_events_and_sees_changed_ones() -> None:
+def test_rerendering_is_order_free_and_sees_changed_events() -> None:
     renderer = CifsXml()
     ctx = ctx_at(NOW)
     events = publishable(ev.lille_scenarios(NOW), ctx)
@@ -329,28 +327,6 @@ def test_rerendering_reuses_unchanged_events_and_sees_changed_ones() -> None:
     other_publisher = FeedContext(now=NOW, publisher="MEL - Direction des mobilités")
     node = incidents_by_id(etree.fromstring(renderer.render(events, other_publisher)))[events[0].id]
     assert text(node, "source/name") == "MEL - Direction des mobilités"
-
-
-def test_memo_builds_once_per_live_event_and_forgets_dead_ones() -> None:
-    memo: EventMemo[str] = EventMemo()
-    built: list[str] = []
-
-    def build(event: Event) -> str:
-        built.append(event.id)
-        return event.id.upper()
-
-    event = ev.lane_closure(NOW)
-    assert memo.get(event, "k", build) == memo.get(event, "k", build) == event.id.upper()
-    assert built == [event.id]
-    memo.get(event, "other key", build)
-    assert built == [event.id, event.id]
-    twin = event.model_copy()
-    memo.get(twin, "other key", build)
-    assert len(built) == 3
-    assert len(memo) == 2
-    del event, twin
-    gc.collect()
-    assert len(memo) == 0
 
 
 def test_feed_timestamp_is_when_the_content_changed() -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from starlette.types import Receive, Scope, Send
 
 from traffic_hub.api.deps import FeedReader, HubDep, MetricsDep
 from traffic_hub.api.responses import AUTH
@@ -51,6 +52,21 @@ def _not_modified(request: Request, feed: Rendered) -> bool:
     return False
 
 
+class FeedResponse(Response):
+    """A feed version sent block by block: no copy of the whole feed per request, Content-Length known."""
+
+    def __init__(self, chunks: Callable[[], Iterator[bytes]], length: int, media_type: str, headers: dict[str, str]):
+        super().__init__(media_type=media_type, headers={**headers, "Content-Length": str(length)})
+        self._chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        if scope["method"] != "HEAD":
+            for chunk in self._chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 def serve(request: Request, feed: Rendered | None) -> Response:
     if feed is None:
         raise Unavailable("the feed is being built; retry shortly", retry_after_s=1)
@@ -66,8 +82,8 @@ def serve(request: Request, feed: Rendered | None) -> Response:
         return Response(status_code=304, headers=headers)
     if gzip:
         headers["Content-Encoding"] = "gzip"
-        return Response(feed.gzipped, media_type=feed.media_type, headers=headers)
-    return Response(feed.body, media_type=feed.media_type, headers=headers)
+        return FeedResponse(feed.gzip_chunks, feed.gzip_length, feed.media_type, headers)
+    return FeedResponse(feed.chunks, feed.length, feed.media_type, headers)
 
 
 def _serve_counted(request: Request, hub: HubDep, metrics: MetricsDep, name: str, partner: str) -> Response:

@@ -37,8 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from traffic_hub.feeds.base import FeedContext
-from traffic_hub.feeds.memo import EventMemo
+from traffic_hub.feeds.base import Assembled, FeedContext, Item
 from traffic_hub.feeds.validation import geometry_reasons, lane_counts, lane_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text, local_time
 from traffic_hub.model import Cause, Event, EventType, Schedule, Status
@@ -111,7 +110,7 @@ class Record:
     lanes: bool = False  # carries the lane impact
 
 
-class Datex2Situations:
+class Datex2Situations(Assembled):
     """DATEX II v3 SituationPublication (valid against the 3.7 schemas)."""
 
     name: str = PUBLICATION_KEY
@@ -120,11 +119,25 @@ class Datex2Situations:
     def check(self, event: Event, ctx: FeedContext) -> list[str]:
         return check_datex2(event, ctx)
 
-    def __init__(self) -> None:
-        self._memo: EventMemo[bytes] = EventMemo()
+    def item(self, event: Event, ctx: FeedContext) -> Item:
+        records = records_of(event)
+        return Item(situation_xml(event, records, ZoneInfo(ctx.timezone)).encode() if records else b"")
 
-    def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
-        return render_datex2(events, ctx, self._memo)
+    def head(self, ctx: FeedContext, sources: Sequence[str]) -> bytes:
+        creator = clean_text(ctx.publisher_id)[:TEXT_MAX] or "MEL"
+        return "".join(
+            (
+                "<?xml version='1.0' encoding='UTF-8'?>\n",
+                _ROOT,
+                _leaf("com:publicationTime", local_time(ctx.timestamp, ZoneInfo(ctx.timezone))),
+                "<com:publicationCreator><com:country>FR</com:country>",
+                _leaf("com:nationalIdentifier", escape_xml(creator)),
+                "</com:publicationCreator>",
+            )
+        ).encode()
+
+    def tail(self, ctx: FeedContext) -> bytes:
+        return b"</d2:payload>"
 
 
 # --- the gate ---------------------------------------------------------------------------------
@@ -235,26 +248,9 @@ def _leaf(name: str, text: str) -> str:
     return f"<{name}>{text}</{name}>"
 
 
-def render_datex2(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[bytes] | None = None) -> bytes:
+def render_datex2(events: Sequence[Event], ctx: FeedContext) -> bytes:
     """The SituationPublication for `events` (already passed through the gate), sorted by event id."""
-    tz = ZoneInfo(ctx.timezone)
-    creator = clean_text(ctx.publisher_id)[:TEXT_MAX] or "MEL"
-    out = [
-        "<?xml version='1.0' encoding='UTF-8'?>\n",
-        _ROOT,
-        _leaf("com:publicationTime", local_time(ctx.timestamp, tz)),
-        "<com:publicationCreator><com:country>FR</com:country>",
-        _leaf("com:nationalIdentifier", escape_xml(creator)),
-        "</com:publicationCreator>",
-    ]
-
-    def fragment(event: Event) -> bytes:  # kept encoded: compact, and joined without copying text
-        records = records_of(event)
-        return situation_xml(event, records, tz).encode() if records else b""
-
-    ordered = sorted(events, key=lambda item: item.id)
-    parts = [memo.get(e, ctx.timezone, fragment) if memo is not None else fragment(e) for e in ordered]
-    return b"".join(["".join(out).encode(), *parts, b"</d2:payload>"])
+    return Datex2Situations().render(events, ctx)
 
 
 def situation_xml(event: Event, records: list[Record], tz: ZoneInfo) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from traffic_hub.feeds.base import FeedContext
+from traffic_hub.feeds.base import Assembled, FeedContext, Item
 from traffic_hub.feeds.datex2 import (
     LANG,
     PUBLICATION_KEY,
@@ -35,7 +35,6 @@ from traffic_hub.feeds.datex2 import (
     records_of,
     schedule_groups,
 )
-from traffic_hub.feeds.memo import EventMemo
 from traffic_hub.feeds.validation import lane_counts, line_parts
 from traffic_hub.feeds.waze_incident import clean_text, local_time
 from traffic_hub.feeds.wzdx import compass
@@ -54,7 +53,7 @@ _NOT_IN_V2 = {"nearbyFlooding": "badWeather"}  # v3 values the 2.3 enumerations 
 _UNNAMED = "voie sans nom"
 
 
-class Datex2V2Situations:
+class Datex2V2Situations(Assembled):
     """DATEX II v2.3 SituationPublication (`d2LogicalModel`), for consumers not yet on v3."""
 
     name: str = PUBLICATION_KEY
@@ -63,11 +62,26 @@ class Datex2V2Situations:
     def check(self, event: Event, ctx: FeedContext) -> list[str]:
         return check_datex2(event, ctx)
 
-    def __init__(self) -> None:
-        self._memo: EventMemo[bytes] = EventMemo()
+    def item(self, event: Event, ctx: FeedContext) -> Item:
+        records = records_of(event)
+        return Item(_situation(event, records, ZoneInfo(ctx.timezone)).encode() if records else b"")
 
-    def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
-        return render_datex2_v2(events, ctx, self._memo)
+    def head(self, ctx: FeedContext, sources: Sequence[str]) -> bytes:
+        identifier = _leaf("nationalIdentifier", escape_xml(clean_text(ctx.publisher_id)[:TEXT_MAX] or "MEL"))
+        creator = f"<country>fr</country>{identifier}"
+        return "".join(
+            (
+                "<?xml version='1.0' encoding='UTF-8'?>\n",
+                _ROOT,
+                f"<exchange><supplierIdentification>{creator}</supplierIdentification></exchange>",
+                f'<payloadPublication xsi:type="SituationPublication" lang="{LANG}">',
+                _leaf("publicationTime", local_time(ctx.timestamp, ZoneInfo(ctx.timezone))),
+                f"<publicationCreator>{creator}</publicationCreator>",
+            )
+        ).encode()
+
+    def tail(self, ctx: FeedContext) -> bytes:
+        return b"</payloadPublication></d2LogicalModel>"
 
 
 def _leaf(name: str, text: str) -> str:
@@ -83,27 +97,9 @@ def _multilingual(text: str) -> str:
     return f'<values><value lang="{LANG}">{escape_xml(text[:TEXT_MAX])}</value></values>'
 
 
-def render_datex2_v2(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[bytes] | None = None) -> bytes:
+def render_datex2_v2(events: Sequence[Event], ctx: FeedContext) -> bytes:
     """The v2.3 document for `events` (already passed through the gate), sorted by event id."""
-    tz = ZoneInfo(ctx.timezone)
-    identifier = _leaf("nationalIdentifier", escape_xml(clean_text(ctx.publisher_id)[:TEXT_MAX] or "MEL"))
-    creator = f"<country>fr</country>{identifier}"
-    out = [
-        "<?xml version='1.0' encoding='UTF-8'?>\n",
-        _ROOT,
-        f"<exchange><supplierIdentification>{creator}</supplierIdentification></exchange>",
-        f'<payloadPublication xsi:type="SituationPublication" lang="{LANG}">',
-        _leaf("publicationTime", local_time(ctx.timestamp, tz)),
-        f"<publicationCreator>{creator}</publicationCreator>",
-    ]
-
-    def fragment(event: Event) -> bytes:
-        records = records_of(event)
-        return _situation(event, records, tz).encode() if records else b""
-
-    ordered = sorted(events, key=lambda item: item.id)
-    parts = [memo.get(e, ctx.timezone, fragment) if memo is not None else fragment(e) for e in ordered]
-    return b"".join(["".join(out).encode(), *parts, b"</payloadPublication></d2LogicalModel>"])
+    return Datex2V2Situations().render(events, ctx)
 
 
 def _situation(event: Event, records: list[Record], tz: ZoneInfo) -> str:

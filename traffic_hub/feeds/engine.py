@@ -1,74 +1,46 @@
-"""One engine for every feed: render when the view changes, serve pre-rendered bytes.
+"""One engine for every feed: render what changed, serve pre-rendered bytes.
 
-Requests never render. The engine re-renders after a change (coalescing bursts) and at the next
-moment an event starts or ends, so items enter and leave feeds on time without a request.
+Requests never render. The engine follows the event view's change log: each changed event is
+checked by every feed's gate and, if it passes, rendered into that feed's item; the item goes into
+the feed's compressed body (`blocks.FeedBody`), and a new version of each feed is published
+(`rendered.publish`). The timeline wakes the engine when an event starts, ends or enters or leaves
+a schedule window, so items enter and leave feeds on time without a request. A full rebuild runs
+at start and whenever the change log no longer reaches back to the last version.
+
+All rendering runs in a worker thread, one step at a time; requests read the published versions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
-import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from traffic_hub.feeds.base import FeedContext, Renderer
-from traffic_hub.feeds.memo import EventMemo
+from traffic_hub.feeds.base import FeedContext, Item, Renderer
+from traffic_hub.feeds.blocks import FeedBody
+from traffic_hub.feeds.rendered import Rendered, publish
+from traffic_hub.feeds.timeline import Timeline
 from traffic_hub.model import Event
+from traffic_hub.settings import FeedSettings
 from traffic_hub.view import EventView
+
+__all__ = ["FeedBook", "Publication", "Rendered", "feedable"]
 
 log = logging.getLogger(__name__)
 
-MAX_SLEEP = timedelta(minutes=5)
-
-
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    body: bytes
-    gzipped: bytes
-    etag: str
-    last_modified: datetime
-    media_type: str
-    items: int
+Context = Callable[[datetime, datetime], FeedContext]
 
 
 @dataclass(frozen=True, slots=True)
 class Publication:
     status: Literal["published", "withheld"]
     reason: str | None = None
-
-
-def content_time(events: Iterable[Event], now: datetime) -> datetime:
-    """When the feeds' content last changed: the newest update or validity boundary passed.
-
-    Deterministic for a given view, so replicas serve the same Last-Modified and ETag.
-    """
-    events = list(events)
-    if not events:  # nothing ever happened: the start of the current hour (same on every replica)
-        return now.replace(minute=0, second=0, microsecond=0)
-    latest = datetime(2000, 1, 1, tzinfo=UTC)
-    for event in events:
-        moments = [event.updated_at, event.validity.starts_at]
-        if event.validity.ends_at is not None:
-            moments.append(event.validity.ends_at)
-        latest = max([latest, *(m for m in moments if m <= now)])
-    return latest
-
-
-def next_boundary(events: Iterable[Event], now: datetime, tz: ZoneInfo) -> datetime:
-    upcoming = [now + MAX_SLEEP]
-    for event in events:
-        validity = event.validity
-        upcoming.extend(m for m in (validity.starts_at, validity.ends_at) if m is not None and m > now)
-        if validity.schedule is not None and event.is_current(now):
-            upcoming.extend(validity.schedule.boundaries(now, tz, days=1)[:1])
-    return min(upcoming)
 
 
 def feedable(event: Event, now: datetime) -> str | None:
@@ -80,86 +52,33 @@ def feedable(event: Event, now: datetime) -> str | None:
     return None
 
 
-def _render_safely(renderer: Renderer, events: list[Event], ctx: FeedContext) -> bytes:
-    """Render; if that fails, drop the events that cannot be rendered rather than the whole feed."""
-    try:
-        return renderer.render(events, ctx)
-    except (ValueError, TypeError, KeyError) as exc:
-        log.error("%s: rendering failed (%r); isolating the events at fault", renderer.name, exc)
-    good = []
-    for event in events:
-        try:
-            renderer.render([event], ctx)
-        except (ValueError, TypeError, KeyError) as exc:
-            log.error("%s: event %s cannot be rendered: %r", renderer.name, event.id, exc)
-            continue
-        good.append(event)
-    return renderer.render(good, ctx)
-
-
-def _check_key(event: Event, ctx: FeedContext) -> tuple[str, bool]:
-    """What a gate's verdict depends on besides the event itself: its status and whether it is in a window."""
-    return (event.status_at(ctx.now).value, event.in_window(ctx.now, ZoneInfo(ctx.timezone)))
-
-
-@dataclass(frozen=True, slots=True)
-class Candidates:
-    """The events any feed may carry now, each with what its gates' verdicts depend on (computed once)."""
-
-    events: list[Event]
-    keys: list[tuple[str, bool]]
-
-    @classmethod
-    def of(cls, events: Sequence[Event], ctx: FeedContext) -> Candidates:
-        current = [e for e in events if feedable(e, ctx.now) is None]
-        return cls(current, [_check_key(e, ctx) for e in current])
-
-
-def render(
-    renderer: Renderer,
-    events: Sequence[Event] | Candidates,
-    ctx: FeedContext,
-    verdicts: EventMemo[list[str]] | None = None,
-) -> Rendered:
-    candidates = events if isinstance(events, Candidates) else Candidates.of(events, ctx)
-
-    def gate(event: Event, key: tuple[str, bool]) -> list[str]:
-        if verdicts is None:
-            return renderer.check(event, ctx)
-        return verdicts.get(event, key, lambda e: renderer.check(e, ctx))
-
-    publishable = [e for e, key in zip(candidates.events, candidates.keys, strict=True) if not gate(e, key)]
-    body = _render_safely(renderer, publishable, ctx)
-    digest = hashlib.blake2b(body, digest_size=16).hexdigest()
-    return Rendered(
-        body=body,
-        # level 1: several times faster than the default on multi-megabyte feeds, most of the gain kept
-        gzipped=gzip.compress(body, compresslevel=1, mtime=0),
-        etag=f'"{digest}"',
-        last_modified=ctx.timestamp,
-        media_type=renderer.media_type,
-        items=len(publishable),
-    )
-
-
 class FeedBook:
-    """The current bytes of every feed, kept in step with the event view."""
+    """The current version of every feed, kept in step with the event view."""
 
     def __init__(
         self,
         view: EventView,
         renderers: dict[str, Renderer],
-        context: Callable[[datetime, datetime], FeedContext],
+        context: Context,
         tz: ZoneInfo,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        ready: Callable[[], Awaitable[None]] | None = None,
+        settings: FeedSettings | None = None,
     ) -> None:
+        settings = settings or FeedSettings()
         self._view = view
         self._renderers = renderers
         self._context = context
-        self._tz = tz
         self._clock = clock
+        self._ready = ready
+        self._level = settings.gzip_level
+        self._budget = settings.plain_cache_mb * 1024 * 1024
+        self._bodies = {
+            key: FeedBody(renderer.separator, settings.block_events, settings.gzip_level)
+            for key, renderer in renderers.items()
+        }
+        self._timeline = Timeline(tz)
         self._feeds: dict[str, Rendered] = {}
-        self._verdicts: dict[str, EventMemo[list[str]]] = {key: EventMemo() for key in renderers}
         self._task: asyncio.Task[None] | None = None
         self.renders = 0
         self.rendered_seq = -1
@@ -182,18 +101,86 @@ class FeedBook:
             out[renderer.name] = Publication("withheld", "; ".join(reasons)) if reasons else Publication("published")
         return out
 
-    def render_all(self, events: Sequence[Event], now: datetime) -> None:
-        """Render every feed from a snapshot of the view (CPU work: runs in a worker thread)."""
-        ctx = self._context(now, content_time(events, now))
-        candidates = Candidates.of(events, ctx)
+    # --- rendering (worker thread) -------------------------------------------------------------
+
+    def _items(self, event: Event | None, ctx: FeedContext) -> dict[str, Item | None]:
+        """Every feed's item for `event` now (None: the feed does not carry it)."""
+        if event is None or feedable(event, ctx.now) is not None:
+            return dict.fromkeys(self._renderers)
+        passed: dict[str, bool] = {}  # renderers sharing a publication key share the gate
+        out: dict[str, Item | None] = {}
+        for key, renderer in self._renderers.items():
+            if renderer.name not in passed:
+                passed[renderer.name] = not renderer.check(event, ctx)
+            out[key] = _item(renderer, event, ctx) if passed[renderer.name] else None
+        return out
+
+    def rebuild(self, events: Iterable[Event], now: datetime) -> None:
+        """Every feed from scratch, streaming the events in id order into new blocks."""
+        ctx = self._context(now, now)
+        self._timeline = Timeline(self._timeline.tz)
+        plain = 0
+        for body in self._bodies.values():
+            body.keep_plain = True
+            body.begin()
+        for event in sorted(events, key=lambda e: e.id):
+            self._timeline.track(event.id, event, now)
+            for key, item in self._items(event, ctx).items():
+                if item is not None:
+                    self._bodies[key].append(event.id, item)
+                    plain += len(item.data)
+            if plain > self._budget:  # from here on, blocks are kept compressed only
+                for body in self._bodies.values():
+                    body.keep_plain = False
+        for body in self._bodies.values():
+            body.end()
+        self._fit_budget(rebuilt=True)
+        self._publish(now)
+
+    def update(self, changed: dict[str, Event | None], now: datetime) -> None:
+        """Re-render the events that changed (None: removed) and publish a new version of every feed."""
+        ctx = self._context(now, now)
+        for event_id, event in changed.items():
+            self._timeline.track(event_id, event, now)
+            for key, item in self._items(event, ctx).items():
+                self._bodies[key].stage(event_id, item)
+        for body in self._bodies.values():
+            body.commit()
+        self._fit_budget(rebuilt=False)
+        self._publish(now)
+
+    def _fit_budget(self, rebuilt: bool) -> None:
+        """Keep plain copies of the smallest feeds that fit the budget; the others stay compressed only."""
+        total = 0
+        for body in sorted(self._bodies.values(), key=lambda b: b.length):
+            # a feed joins only with room to spare, so that a feed near the limit does not flap
+            fits = total + body.length <= (self._budget if body.keep_plain else 0.8 * self._budget)
+            if fits:
+                total += body.length
+            if rebuilt or fits != body.keep_plain:
+                body.set_keep_plain(fits)
+
+    def _publish(self, now: datetime) -> None:
+        ctx = self._context(now, self._timeline.content_time(now))
         for key, renderer in self._renderers.items():  # each feed is served as soon as it is ready
-            self._feeds = {**self._feeds, key: render(renderer, candidates, ctx, self._verdicts[key])}
+            self._feeds = {**self._feeds, key: publish(renderer, self._bodies[key], ctx, self._level)}
         self.renders += 1
 
+    # --- the loop (event loop) -----------------------------------------------------------------
+
     async def refresh(self) -> None:
-        """Render now from the view as it is (snapshot taken on the event loop)."""
-        seq, events = self._view.seq, list(self._view)
-        await asyncio.to_thread(self.render_all, events, self._clock())
+        """Bring every feed up to date with the view and the clock."""
+        now, seq = self._clock(), self._view.seq
+        changes = self._view.changes_since(self.rendered_seq) if self.rendered_seq >= 0 else None
+        if changes is None:
+            events = list(self._view)
+            await asyncio.to_thread(self.rebuild, events, now)
+        else:
+            changed: dict[str, Event | None] = {change.event_id: change.event for change in changes}
+            for event_id in self._timeline.due(now):
+                changed.setdefault(event_id, self._view.get(event_id))
+            if changed:
+                await asyncio.to_thread(self.update, changed, now)
         self.rendered_seq = seq
 
     @property
@@ -201,20 +188,20 @@ class FeedBook:
         return self._task is not None and not self._task.done()
 
     async def _loop(self) -> None:
+        if self._ready is not None:
+            await self._ready()
         while True:
             try:
                 await self.refresh()
-                seq = self.rendered_seq
-                wake = next_boundary(list(self._view), self._clock(), self._tz)
-            except Exception:  # a render must never stop the feeds for good: log, wait, render again
-                log.exception("rendering the feeds failed; retrying")
+            except Exception:  # a render must never stop the feeds for good: log, wait, rebuild
+                log.exception("rendering the feeds failed; rebuilding")
+                self.rendered_seq = -1
                 await asyncio.sleep(1.0)
                 continue
-            delay = max((wake - self._clock()).total_seconds(), 0.0) + 0.001
+            delay = max((self._timeline.wake_at(self._clock()) - self._clock()).total_seconds(), 0.0) + 0.001
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
-                    await self._view.wait_for_change(seq)
-                    await asyncio.sleep(0.01)  # coalesce a burst of changes into one render
+                    await self._view.wait_for_change(self.rendered_seq)
 
     async def __aenter__(self) -> FeedBook:
         self._task = asyncio.create_task(self._loop(), name="feeds")
@@ -227,3 +214,12 @@ class FeedBook:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def _item(renderer: Renderer, event: Event, ctx: FeedContext) -> Item | None:
+    """The renderer's item, or None (logged) when the event cannot be rendered: one event never breaks a feed."""
+    try:
+        return renderer.item(event, ctx)
+    except (ValueError, TypeError, KeyError) as exc:
+        log.error("%s: event %s cannot be rendered: %r", renderer.name, event.id, exc)
+        return None

@@ -37,8 +37,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from traffic_hub.feeds.base import FeedContext
-from traffic_hub.feeds.memo import EventMemo
+from traffic_hub.feeds.base import Assembled, FeedContext, Item
 from traffic_hub.feeds.validation import geometry_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text, local_time
 from traffic_hub.model import Event, Schedule, SourceReport, Status
@@ -76,23 +75,43 @@ COLUMNS = (
 CSV_COLUMNS = (*COLUMNS, "lon", "lat", "wkt")
 
 
-class OpenDataGeoJson:
+class OpenDataGeoJson(Assembled):
     """Open-data GeoJSON FeatureCollection (RFC 7946) with licence and attribution members."""
 
     name: str = PUBLICATION_KEY
     media_type: str = "application/geo+json"
+    separator = b","
 
     def check(self, event: Event, ctx: FeedContext) -> list[str]:
         return check_opendata(event, ctx)
 
-    def __init__(self) -> None:
-        self._memo: EventMemo[bytes] = EventMemo()
+    def item(self, event: Event, ctx: FeedContext) -> Item:
+        feature = {
+            "type": "Feature",
+            "id": event.id,
+            "geometry": geometry_of(event.geometry),
+            "properties": properties_of(event, ctx, ZoneInfo(ctx.timezone)),
+        }
+        return Item(orjson.dumps(feature))
 
-    def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
-        return render_geojson(events, ctx, self._memo)
+    def head(self, ctx: FeedContext, sources: Sequence[str]) -> bytes:
+        document = {
+            "type": "FeatureCollection",
+            "name": "traffic-events",
+            "publisher": ctx.publisher,
+            "license": LICENSE,
+            "license_url": LICENSE_URL,
+            "attribution": f"{ctx.publisher} ; {OSM_ATTRIBUTION}",
+            "generated_at": local_time(ctx.timestamp, ZoneInfo(ctx.timezone)),
+            "features": [],
+        }
+        return feature_collection_frame(orjson.dumps(document))[0]
+
+    def tail(self, ctx: FeedContext) -> bytes:
+        return b"]}"
 
 
-class OpenDataCsv:
+class OpenDataCsv(Assembled):
     """The same items as CSV: RFC 4180, UTF-8, header row, CRLF line ends."""
 
     name: str = PUBLICATION_KEY
@@ -101,11 +120,18 @@ class OpenDataCsv:
     def check(self, event: Event, ctx: FeedContext) -> list[str]:
         return check_opendata(event, ctx)
 
-    def __init__(self) -> None:
-        self._memo: EventMemo[bytes] = EventMemo()
+    def item(self, event: Event, ctx: FeedContext) -> Item:
+        properties = properties_of(event, ctx, ZoneInfo(ctx.timezone))
+        first = line_parts(event.geometry)[0][0]
+        cells = [_cell(properties[column]) for column in COLUMNS]
+        cells.extend((f"{first[0]:.6f}", f"{first[1]:.6f}", wkt_of(event.geometry)))
+        return Item(_csv_line(cells))
 
-    def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
-        return render_csv(events, ctx, self._memo)
+    def head(self, ctx: FeedContext, sources: Sequence[str]) -> bytes:
+        return _csv_line(CSV_COLUMNS)
+
+    def tail(self, ctx: FeedContext) -> bytes:
+        return b""
 
 
 # --- the gate ---------------------------------------------------------------------------------
@@ -204,45 +230,16 @@ def wkt_of(geometry: Point | LineString | MultiLineString) -> str:
 # --- documents --------------------------------------------------------------------------------
 
 
-def splice_features(document: bytes, features: Sequence[bytes]) -> bytes:
-    """`document` (an encoded FeatureCollection ending with `"features":[]}`) with `features` inside."""
+def feature_collection_frame(document: bytes) -> tuple[bytes, bytes]:
+    """`document` (an encoded FeatureCollection ending with `"features":[]}`) cut where the features go."""
     if not document.endswith(b"[]}"):
         raise ValueError("the features member must come last and be empty")
-    return b"".join([document[:-2], b",".join(f for f in features if f), b"]}"])
+    return document[:-2], b"]}"
 
 
-def _memo_key(event: Event, ctx: FeedContext) -> tuple[str, str, str]:
-    """What a rendered item depends on besides the event itself (its status changes with time)."""
-    return (ctx.timezone, ctx.publisher, event.status_at(ctx.now).value)
-
-
-def render_geojson(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[bytes] | None = None) -> bytes:
+def render_geojson(events: Sequence[Event], ctx: FeedContext) -> bytes:
     """The FeatureCollection for `events` (already passed through the gate), sorted by event id."""
-    tz = ZoneInfo(ctx.timezone)
-
-    def feature(event: Event) -> bytes:  # each feature kept encoded; the document is spliced from them
-        return orjson.dumps(
-            {
-                "type": "Feature",
-                "id": event.id,
-                "geometry": geometry_of(event.geometry),
-                "properties": properties_of(event, ctx, tz),
-            }
-        )
-
-    ordered = sorted(events, key=lambda item: item.id)
-    features = [memo.get(e, _memo_key(e, ctx), feature) if memo is not None else feature(e) for e in ordered]
-    document = {
-        "type": "FeatureCollection",
-        "name": "traffic-events",
-        "publisher": ctx.publisher,
-        "license": LICENSE,
-        "license_url": LICENSE_URL,
-        "attribution": f"{ctx.publisher} ; {OSM_ATTRIBUTION}",
-        "generated_at": local_time(ctx.timestamp, tz),
-        "features": [],
-    }
-    return splice_features(orjson.dumps(document), features)
+    return OpenDataGeoJson().render(events, ctx)
 
 
 def _csv_line(cells: Sequence[str]) -> bytes:
@@ -251,20 +248,9 @@ def _csv_line(cells: Sequence[str]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def render_csv(events: Sequence[Event], ctx: FeedContext, memo: EventMemo[bytes] | None = None) -> bytes:
+def render_csv(events: Sequence[Event], ctx: FeedContext) -> bytes:
     """One row per event (sorted by id), the columns of `CSV_COLUMNS`, RFC 4180 quoting, CRLF."""
-    tz = ZoneInfo(ctx.timezone)
-
-    def row(event: Event) -> bytes:
-        properties = properties_of(event, ctx, tz)
-        first = line_parts(event.geometry)[0][0]
-        cells = [_cell(properties[column]) for column in COLUMNS]
-        cells.extend((f"{first[0]:.6f}", f"{first[1]:.6f}", wkt_of(event.geometry)))
-        return _csv_line(cells)
-
-    ordered = sorted(events, key=lambda item: item.id)
-    rows = [memo.get(e, _memo_key(e, ctx), row) if memo is not None else row(e) for e in ordered]
-    return b"".join([_csv_line(CSV_COLUMNS), *rows])
+    return OpenDataCsv().render(events, ctx)
 
 
 def _cell(value: Any) -> str:

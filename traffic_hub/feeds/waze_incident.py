@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 from traffic_hub.feeds.base import FeedContext
@@ -83,6 +83,7 @@ def polyline(segment: Segment) -> str:
     return " ".join(pairs)
 
 
+@lru_cache(maxsize=8192)  # every feed writes the same moments of an event: convert them once
 def local_time(moment: datetime, tz: ZoneInfo) -> str:
     """`yyyy-MM-ddTHH:mm:ss+HH:MM` in `tz`, truncated to the second.
 

@@ -15,7 +15,6 @@ root's `timestamp` attribute becomes a top-level `timestamp` key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,11 +30,13 @@ def json_fragment(event: Event, ctx: FeedContext) -> bytes:
     return b",".join(orjson.dumps({"incident": _incident(incident)}) for incident in incidents_of(event, ctx))
 
 
-def json_document(fragments: Iterable[bytes], ctx: FeedContext) -> bytes:
-    """`{"incidents": [...], "timestamp": ...}` around already serialised fragments."""
+JSON_HEAD = b'{"incidents":['
+
+
+def json_tail(ctx: FeedContext) -> bytes:
+    """What follows the comma-separated fragments in `{"incidents": [...], "timestamp": ...}`."""
     timestamp = orjson.dumps(local_time(ctx.timestamp, ZoneInfo(ctx.timezone)))
-    items = b",".join(fragment for fragment in fragments if fragment)
-    return b'{"incidents":[' + items + b'],"timestamp":' + timestamp + b"}"
+    return b'],"timestamp":' + timestamp + b"}"
 
 
 def _incident(incident: Incident) -> dict[str, Any]:

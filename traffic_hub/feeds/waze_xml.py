@@ -3,15 +3,14 @@
 Root `<incidents>` with `xsi:noNamespaceSchemaLocation` pointing at the schema and a `timestamp`
 (the feed's creation time: `ctx.timestamp`, when the content last changed, so identical content
 gives identical bytes and ETags; local with offset); one `<incident id="…">` per incident. Each
-event's incidents are built with lxml and serialised on their own (a fragment, which renderers
-may memoise per event), then placed inside the root serialised by lxml. The schema is not run
+event's incidents are built with lxml and serialised on their own (a fragment, which the feed
+engine keeps per event), then placed inside the root serialised by lxml (`xml_frame`). The schema is not run
 here (10 000 events must render in well under a second); the tests validate whole documents
 against the vendored copy in `schemas/cifsv2.xsd`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from lxml import etree
@@ -30,14 +29,14 @@ def xml_fragment(event: Event, ctx: FeedContext) -> bytes:
     return b"".join(etree.tostring(_element(incident), encoding="UTF-8") for incident in incidents_of(event, ctx))
 
 
-def xml_document(fragments: Iterable[bytes], ctx: FeedContext) -> bytes:
-    """The CIFS document around already serialised incident fragments."""
+def xml_frame(ctx: FeedContext) -> tuple[bytes, bytes]:
+    """The CIFS document before and after the incident fragments."""
     root = etree.Element("incidents", nsmap={"xsi": XSI})
     root.set(f"{{{XSI}}}noNamespaceSchemaLocation", SCHEMA_LOCATION)
     root.set("timestamp", local_time(ctx.timestamp, ZoneInfo(ctx.timezone)))
     etree.SubElement(root, "incident")
     head, tail = etree.tostring(root, xml_declaration=True, encoding="UTF-8").split(_SLOT)
-    return b"".join((head, *fragments, tail))
+    return head, tail
 
 
 def _element(incident: Incident) -> etree._Element:

@@ -36,9 +36,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from traffic_hub.feeds.base import FeedContext
-from traffic_hub.feeds.memo import EventMemo
-from traffic_hub.feeds.opendata import splice_features
+from traffic_hub.feeds.base import Assembled, FeedContext, Item
+from traffic_hub.feeds.opendata import feature_collection_frame
 from traffic_hub.feeds.validation import geometry_reasons, lane_counts, lane_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text
 from traffic_hub.model import Direction, Event, EventType, Status, Validity
@@ -55,20 +54,38 @@ HORIZON_DAYS = 8  # a weekly schedule has a window within any 8 days, if it has 
 _COMPASS = ("northbound", "eastbound", "southbound", "westbound")
 
 
-class WzdxWorkZones:
+class WzdxWorkZones(Assembled):
     """WZDx 4.2 WorkZoneFeed (GeoJSON FeatureCollection of work-zone road events)."""
 
     name: str = PUBLICATION_KEY
     media_type: str = "application/geo+json"
+    separator = b","
 
     def check(self, event: Event, ctx: FeedContext) -> list[str]:
         return check_wzdx(event, ctx)
 
-    def __init__(self) -> None:
-        self._memo: EventMemo[tuple[bytes, tuple[str, ...]]] = EventMemo()
+    def item(self, event: Event, ctx: FeedContext) -> Item:
+        """The event's features, and the data sources they name."""
+        zones = work_zones_of(event, ctx)
+        ids = tuple(dict.fromkeys(zone["properties"]["core_details"]["data_source_id"] for zone in zones))
+        return Item(b",".join(orjson.dumps(zone) for zone in zones), ids)
 
-    def render(self, events: Sequence[Event], ctx: FeedContext) -> bytes:
-        return render_wzdx(events, ctx, self._memo)
+    def head(self, ctx: FeedContext, sources: Sequence[str]) -> bytes:
+        source_ids = list(dict.fromkeys([ROADWORKS_SOURCE_ID, *sources]))
+        feed = {
+            "feed_info": {
+                "publisher": ctx.publisher,
+                "version": VERSION,
+                "update_date": utc(ctx.timestamp),
+                "data_sources": [_data_source(source_id, ctx) for source_id in source_ids],
+            },
+            "type": "FeatureCollection",
+            "features": [],
+        }
+        return feature_collection_frame(orjson.dumps(feed))[0]
+
+    def tail(self, ctx: FeedContext) -> bytes:
+        return b"]}"
 
 
 # --- the gate ---------------------------------------------------------------------------------
@@ -260,37 +277,9 @@ def _lanes(event: Event) -> list[dict[str, Any]] | None:
 # --- the feed ---------------------------------------------------------------------------------
 
 
-def render_wzdx(
-    events: Sequence[Event], ctx: FeedContext, memo: EventMemo[tuple[bytes, tuple[str, ...]]] | None = None
-) -> bytes:
+def render_wzdx(events: Sequence[Event], ctx: FeedContext) -> bytes:
     """The WorkZoneFeed for `events` (already passed through the gate), sorted by event id."""
-    tz = ZoneInfo(ctx.timezone)
-
-    def encoded(event: Event) -> tuple[bytes, tuple[str, ...]]:  # the event's features, and their data sources
-        zones = work_zones_of(event, ctx)
-        ids = tuple(zone["properties"]["core_details"]["data_source_id"] for zone in zones)
-        return b",".join(orjson.dumps(zone) for zone in zones), ids
-
-    parts: list[bytes] = []
-    used: dict[str, None] = {}
-    for event in sorted(events, key=lambda item: item.id):
-        window = occurrence(event.validity, ctx.now, tz) if event.validity.schedule else None
-        key = (ctx.timezone, ctx.publisher, window)
-        features, ids = memo.get(event, key, encoded) if memo is not None else encoded(event)
-        parts.append(features)
-        used.update(dict.fromkeys(ids))
-    source_ids = list(dict.fromkeys([ROADWORKS_SOURCE_ID, *used]))
-    feed = {
-        "feed_info": {
-            "publisher": ctx.publisher,
-            "version": VERSION,
-            "update_date": utc(ctx.timestamp),
-            "data_sources": [_data_source(source_id, ctx) for source_id in source_ids],
-        },
-        "type": "FeatureCollection",
-        "features": [],
-    }
-    return splice_features(orjson.dumps(feed), parts)
+    return WzdxWorkZones().render(events, ctx)
 
 
 def _data_source(source_id: str, ctx: FeedContext) -> dict[str, str]:

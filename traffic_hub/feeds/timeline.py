@@ -1,0 +1,96 @@
+"""When each event changes by itself, and when the feeds' content last changed.
+
+Events enter and leave feeds at their start and end, and scheduled ones at each window boundary;
+an item may also read differently once its event has started (upcoming → active). The timeline
+keeps, per event, the next such moment (a heap), so the engine wakes up then and re-renders just
+those events. It also keeps the feeds' content time: the newest update or validity boundary
+already passed among the current events, deterministic for a given view so that replicas serve
+the same Last-Modified and ETag.
+"""
+
+from __future__ import annotations
+
+import heapq
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from traffic_hub.model import Event
+
+__all__ = ["MAX_SLEEP", "Timeline"]
+
+MAX_SLEEP = timedelta(minutes=5)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _next_moment(event: Event, now: datetime, tz: ZoneInfo) -> datetime | None:
+    validity = event.validity
+    upcoming = [m for m in (validity.starts_at, validity.ends_at) if m is not None and m > now]
+    if validity.schedule is not None:
+        upcoming.extend(validity.schedule.boundaries(now, tz)[:1])
+    return min(upcoming, default=None)
+
+
+def _last_moment(event: Event, now: datetime) -> datetime:
+    validity = event.validity
+    moments = [event.updated_at, validity.starts_at, validity.ends_at]
+    return max((m for m in moments if m is not None and m <= now), default=_EPOCH)
+
+
+class Timeline:
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self._next: dict[str, datetime] = {}
+        self._wakes: list[tuple[datetime, str]] = []  # (moment, event id); stale entries are skipped
+        self._last: dict[str, datetime] = {}
+        self._latest: list[tuple[float, str]] = []  # max-heap of (-timestamp, event id), lazily cleaned
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def track(self, event_id: str, event: Event | None, now: datetime) -> None:
+        """Remember when `event` (None: gone) next changes by itself, and its newest passed moment."""
+        if event is None:
+            self._next.pop(event_id, None)
+            self._last.pop(event_id, None)
+            return
+        moment = _next_moment(event, now, self.tz)
+        if moment is None:
+            self._next.pop(event_id, None)
+        elif self._next.get(event_id) != moment:
+            self._next[event_id] = moment
+            heapq.heappush(self._wakes, (moment, event_id))
+        last = _last_moment(event, now)
+        if self._last.get(event_id) != last:
+            self._last[event_id] = last
+            heapq.heappush(self._latest, (-last.timestamp(), event_id))
+        if len(self._latest) > 2 * len(self._last) + 1024:
+            self._compact()
+
+    def due(self, now: datetime) -> list[str]:
+        """Events whose next moment has come (each once; `track` them again after re-rendering)."""
+        out: list[str] = []
+        while self._wakes and self._wakes[0][0] <= now:
+            moment, event_id = heapq.heappop(self._wakes)
+            if self._next.get(event_id) == moment:
+                del self._next[event_id]
+                out.append(event_id)
+        return out
+
+    def wake_at(self, now: datetime) -> datetime:
+        while self._wakes and self._next.get(self._wakes[0][1]) != self._wakes[0][0]:
+            heapq.heappop(self._wakes)
+        return min(self._wakes[0][0], now + MAX_SLEEP) if self._wakes else now + MAX_SLEEP
+
+    def content_time(self, now: datetime) -> datetime:
+        """The newest update or validity boundary passed among the events (start of the hour if none)."""
+        while self._latest:
+            stamp, event_id = self._latest[0]
+            last = self._last.get(event_id)
+            if last is not None and last.timestamp() == -stamp:
+                return last
+            heapq.heappop(self._latest)
+        return now.replace(minute=0, second=0, microsecond=0)
+
+    def _compact(self) -> None:
+        self._latest = [(-last.timestamp(), event_id) for event_id, last in self._last.items()]
+        heapq.heapify(self._latest)
