@@ -17,6 +17,7 @@ import uvicorn
 from connectors.config import ConnectorConfig, ConnectorsFileError, load_connectors
 from geo.communes import Communes
 from traffic_hub.api.app import create_app
+from traffic_hub.api.fastproto import FeedProtocol
 from traffic_hub.auth import AuthFileError, DemoKey, Principals, demo_principals
 from traffic_hub.demo.sources import replay_configs
 from traffic_hub.runtime import Role, open_hub
@@ -90,7 +91,13 @@ def _serve(settings: Settings, roles: set[Role]) -> int:
     _print_demo_keys(demo_keys, settings)
     app = create_app(settings, principals, roles, demo_keys, connectors)
     config = uvicorn.Config(
-        app, host=settings.http_host, port=settings.http_port, log_level="info", proxy_headers=False, access_log=False
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="info",
+        proxy_headers=False,
+        access_log=False,
+        http=FeedProtocol,  # conditional feed polls answered in the protocol, the rest as usual
     )
     uvicorn.Server(config).run()
     return 0

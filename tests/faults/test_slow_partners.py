@@ -51,7 +51,10 @@ def stalled_reader(port: int, path: str) -> socket.socket:
 def test_slow_and_stalled_partners_do_not_slow_the_others(big_hub: HubProcess) -> None:
     url = f"{big_hub.url}/feeds/datex2/v3/situations.xml"
     # 503 until the view has caught up and the feeds are built (never an empty feed meanwhile)
-    wait_until(lambda: int(httpx2.get(url, params={"key": KEYS.partner}).headers.get("x-feed-items", 0)) > 0, timeout=60)
+    def items() -> int:
+        return int(httpx2.get(url, params={"key": KEYS.partner}).headers.get("x-feed-items", 0))
+
+    wait_until(lambda: items() > 0, timeout=60)
     size = len(httpx2.get(url, params={"key": KEYS.partner}).content)
     assert size > 1_000_000
     stalled = [stalled_reader(big_hub.port, "/feeds/datex2/v3/situations.xml") for _ in range(4)]

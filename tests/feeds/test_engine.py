@@ -7,9 +7,11 @@ import zlib
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from traffic_hub.feeds import rebuild
 from traffic_hub.feeds.base import FeedContext, Item, Renderer
 from traffic_hub.feeds.blocks import FeedBody
 from traffic_hub.feeds.engine import FeedBook, feedable
@@ -204,3 +206,20 @@ async def test_a_broken_item_is_left_out_and_the_feed_stays_whole() -> None:
     assert version is not None
     assert version.items == 1
     assert good.id.encode() in version.body
+
+
+def test_a_rebuild_over_processes_equals_one_in_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    renderers: dict[str, Renderer] = {path: cls() for path, cls in FEEDS.items()}
+    events = sorted(ev.partner_scenarios(NOW), key=lambda e: e.id)
+    raws = [e.model_dump_json().encode() for e in events]
+    ctx = FeedContext(now=NOW)
+    alone = rebuild.render_all(renderers, raws, ctx, 2, 6)
+    monkeypatch.setattr(rebuild, "PARALLEL_FROM", 1)
+    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    split = rebuild.render_all(renderers, raws, ctx, 2, 6)
+    assert split.moments == alone.moments
+    for key, body in alone.bodies.items():
+        other = split.bodies[key]
+        assert b"".join(other.texts()) == b"".join(body.texts()), key
+        assert (other.hash, other.items, other.sources) == (body.hash, body.items, body.sources)
+        assert other.crc() == body.crc()

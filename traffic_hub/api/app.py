@@ -16,6 +16,7 @@ from traffic_hub.api import actions, closures, events, feeds, health, problems, 
 from traffic_hub.api import connectors as connector_routes
 from traffic_hub.api import map as map_routes
 from traffic_hub.api.fastfeeds import FeedFastPath
+from traffic_hub.api.feedlane import LANE, FeedLane
 from traffic_hub.api.limits import BodyLimit
 from traffic_hub.auth import DemoKey, Principals
 from traffic_hub.metrics import Metrics
@@ -87,7 +88,7 @@ def create_app(
             metrics.watch(lambda: _gauges(hub))
             metrics.registry.register(ConnectorsCollector(lambda: hub.connectors.states() if hub.connectors else []))
             app.state.hub = hub
-            yield {"hub": hub, "metrics": metrics}
+            yield {"hub": hub, "metrics": metrics, LANE: FeedLane(hub, metrics)}  # LANE: for FeedProtocol
 
     app = FastAPI(
         title="traffic-hub",

@@ -25,13 +25,17 @@ from traffic_hub.runtime import Hub
 FEED_PATHS: dict[str, tuple[str, bool]] = {f"/feeds/{feed}": (feed, feed in PUBLIC_FEEDS) for feed in FEED_DOCS}
 
 
-def _key(request: Request) -> str | None:
-    authorization = request.headers.get("authorization", "")
+def feed_key(authorization: str, query_string: bytes) -> str | None:
+    """The caller's key: `Authorization: Bearer <key>`, else `?key=` (shared with the protocol fast path)."""
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials:
         return credentials.strip()
-    values = parse_qs(request.scope.get("query_string", b"").decode("latin-1")).get("key")
+    values = parse_qs(query_string.decode("latin-1")).get("key") if query_string else None
     return values[0] if values else None
+
+
+def _key(request: Request) -> str | None:
+    return feed_key(request.headers.get("authorization", ""), request.scope.get("query_string", b""))
 
 
 class FeedFastPath:

@@ -164,6 +164,17 @@ class FeedBody:
             self._place(len(self.blocks), 0, self._run)
             self._run = []
 
+    def extend(self, other: FeedBody) -> None:
+        """Append `other`, whose events all come after ours (ranges of one rebuild, joined in order)."""
+        if other.blocks and self.blocks and other.blocks[0].ids[0] <= self.blocks[-1].ids[-1]:
+            raise ValueError("the appended body must start after this one ends")
+        self._replace(len(self.blocks), 0, other.blocks)
+        self.sources.update(other.sources)
+        self._sources.update(other._sources)
+        self.hash = (self.hash + other.hash) % _HASH_MOD
+        self.items += other.items
+        self._lead()
+
     def _edit(self, index: int, edits: dict[str, Item | None]) -> bool:
         old = self.blocks[index].items(self.separator) if self.blocks else {}
         current = dict(old)

@@ -15,15 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+import sys
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from types import TracebackType
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from traffic_hub.feeds.base import FeedContext, Item, Renderer
+from traffic_hub.feeds.base import FeedContext, Renderer
 from traffic_hub.feeds.blocks import FeedBody
+from traffic_hub.feeds.items import feedable, items_of
+from traffic_hub.feeds.rebuild import render_all
 from traffic_hub.feeds.rendered import Rendered, publish
 from traffic_hub.feeds.timeline import Timeline
 from traffic_hub.model import Event
@@ -41,15 +45,6 @@ Context = Callable[[datetime, datetime], FeedContext]
 class Publication:
     status: Literal["published", "withheld"]
     reason: str | None = None
-
-
-def feedable(event: Event, now: datetime) -> str | None:
-    """Why no feed may carry the event now (None: feeds may, subject to their own rules)."""
-    if event.verification == "dismissed":
-        return "dismissed by an operator"
-    if not event.is_current(now):
-        return f"the event is {event.status_at(now).value}"
-    return None
 
 
 class FeedBook:
@@ -72,6 +67,7 @@ class FeedBook:
         self._clock = clock
         self._ready = ready
         self._level = settings.gzip_level
+        self._block_size = settings.block_events
         self._budget = settings.plain_cache_mb * 1024 * 1024
         self._bodies = {
             key: FeedBody(renderer.separator, settings.block_events, settings.gzip_level)
@@ -103,37 +99,11 @@ class FeedBook:
 
     # --- rendering (worker thread) -------------------------------------------------------------
 
-    def _items(self, event: Event | None, ctx: FeedContext) -> dict[str, Item | None]:
-        """Every feed's item for `event` now (None: the feed does not carry it)."""
-        if event is None or feedable(event, ctx.now) is not None:
-            return dict.fromkeys(self._renderers)
-        passed: dict[str, bool] = {}  # renderers sharing a publication key share the gate
-        out: dict[str, Item | None] = {}
-        for key, renderer in self._renderers.items():
-            if renderer.name not in passed:
-                passed[renderer.name] = not renderer.check(event, ctx)
-            out[key] = _item(renderer, event, ctx) if passed[renderer.name] else None
-        return out
-
-    def rebuild(self, events: Iterable[Event], now: datetime) -> None:
-        """Every feed from scratch, streaming the events in id order into new blocks."""
-        ctx = self._context(now, now)
-        self._timeline = Timeline(self._timeline.tz)
-        plain = 0
-        for body in self._bodies.values():
-            body.keep_plain = True
-            body.begin()
-        for event in sorted(events, key=lambda e: e.id):
-            self._timeline.track(event.id, event, now)
-            for key, item in self._items(event, ctx).items():
-                if item is not None:
-                    self._bodies[key].append(event.id, item)
-                    plain += len(item.data)
-            if plain > self._budget:  # from here on, blocks are kept compressed only
-                for body in self._bodies.values():
-                    body.keep_plain = False
-        for body in self._bodies.values():
-            body.end()
+    def rebuild(self, events: Sequence[bytes], now: datetime) -> None:
+        """Every feed from scratch, from the events' JSON in id order (`rebuild.render_all`)."""
+        built = render_all(self._renderers, events, self._context(now, now), self._block_size, self._level)
+        self._bodies = built.bodies
+        self._timeline.load(built.moments)
         self._fit_budget(rebuilt=True)
         self._publish(now)
 
@@ -141,8 +111,9 @@ class FeedBook:
         """Re-render the events that changed (None: removed) and publish a new version of every feed."""
         ctx = self._context(now, now)
         for event_id, event in changed.items():
+            event_id = sys.intern(event_id)
             self._timeline.track(event_id, event, now)
-            for key, item in self._items(event, ctx).items():
+            for key, item in items_of(self._renderers, event, ctx).items():
                 self._bodies[key].stage(event_id, item)
         for body in self._bodies.values():
             body.commit()
@@ -172,9 +143,9 @@ class FeedBook:
         """Bring every feed up to date with the view and the clock."""
         now, seq = self._clock(), self._view.seq
         changes = self._view.changes_since(self.rendered_seq) if self.rendered_seq >= 0 else None
-        if changes is None:
-            events = list(self._view)
-            await asyncio.to_thread(self.rebuild, events, now)
+        if changes is None:  # decoded one at a time in the worker: 100,000 events never sit in memory at once
+            records = sorted(self._view.records(), key=attrgetter("id"))
+            await asyncio.to_thread(self.rebuild, [stored.raw for stored in records], now)
         else:
             changed: dict[str, Event | None] = {change.event_id: change.event for change in changes}
             for event_id in self._timeline.due(now):
@@ -214,12 +185,3 @@ class FeedBook:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-
-def _item(renderer: Renderer, event: Event, ctx: FeedContext) -> Item | None:
-    """The renderer's item, or None (logged) when the event cannot be rendered: one event never breaks a feed."""
-    try:
-        return renderer.item(event, ctx)
-    except (ValueError, TypeError, KeyError) as exc:
-        log.error("%s: event %s cannot be rendered: %r", renderer.name, event.id, exc)
-        return None

@@ -12,28 +12,29 @@ from __future__ import annotations
 
 import heapq
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from traffic_hub.model import Event
 
-__all__ = ["MAX_SLEEP", "Timeline"]
+__all__ = ["MAX_SLEEP", "Moments", "Timeline", "moments_of"]
 
 MAX_SLEEP = timedelta(minutes=5)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def _next_moment(event: Event, now: datetime, tz: ZoneInfo) -> datetime | None:
+class Moments(NamedTuple):
+    next: datetime | None  # when the event next changes by itself (start, end, window boundary)
+    last: datetime  # its newest update or validity boundary already passed
+
+
+def moments_of(event: Event, now: datetime, tz: ZoneInfo) -> Moments:
     validity = event.validity
     upcoming = [m for m in (validity.starts_at, validity.ends_at) if m is not None and m > now]
     if validity.schedule is not None:
         upcoming.extend(validity.schedule.boundaries(now, tz)[:1])
-    return min(upcoming, default=None)
-
-
-def _last_moment(event: Event, now: datetime) -> datetime:
-    validity = event.validity
-    moments = [event.updated_at, validity.starts_at, validity.ends_at]
-    return max((m for m in moments if m is not None and m <= now), default=_EPOCH)
+    passed = [m for m in (event.updated_at, validity.starts_at, validity.ends_at) if m is not None and m <= now]
+    return Moments(min(upcoming, default=None), max(passed, default=_EPOCH))
 
 
 class Timeline:
@@ -53,13 +54,24 @@ class Timeline:
             self._next.pop(event_id, None)
             self._last.pop(event_id, None)
             return
-        moment = _next_moment(event, now, self.tz)
+        self.put(event_id, moments_of(event, now, self.tz))
+
+    def load(self, moments: dict[str, Moments]) -> None:
+        """Start over with these events' moments (after a full rebuild)."""
+        self._next = {event_id: m.next for event_id, m in moments.items() if m.next is not None}
+        self._wakes = [(moment, event_id) for event_id, moment in self._next.items()]
+        heapq.heapify(self._wakes)
+        self._last = {event_id: m.last for event_id, m in moments.items()}
+        self._compact()
+
+    def put(self, event_id: str, moments: Moments) -> None:
+        moment = moments.next
         if moment is None:
             self._next.pop(event_id, None)
         elif self._next.get(event_id) != moment:
             self._next[event_id] = moment
             heapq.heappush(self._wakes, (moment, event_id))
-        last = _last_moment(event, now)
+        last = moments.last
         if self._last.get(event_id) != last:
             self._last[event_id] = last
             heapq.heappush(self._latest, (-last.timestamp(), event_id))
