@@ -24,7 +24,6 @@ from geo.routing import DEFAULT_LIMIT_M, Layer
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-ObjArray = npt.NDArray[np.object_]
 
 SIGMA_M = 10.0
 BETA_M = 5.0
@@ -55,15 +54,14 @@ class Step(NamedTuple):
 def cumlen(xy: FloatArray) -> FloatArray:
     """Distance from the start at each vertex of a polyline."""
     out = np.zeros(len(xy))
-    d = xy[1:] - xy[:-1]
-    np.cumsum(np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2), out=out[1:])
+    np.cumsum(np.hypot(np.diff(xy[:, 0]), np.diff(xy[:, 1])), out=out[1:])
     return out
 
 
 def dedupe(xy: FloatArray, eps: float = 1e-9) -> FloatArray:
     """A polyline without consecutive repeated vertices."""
     keep = np.ones(len(xy), dtype=bool)
-    keep[1:] = np.any(np.abs(xy[1:] - xy[:-1]) > eps, axis=1)
+    keep[1:] = (np.abs(np.diff(xy[:, 0])) > eps) | (np.abs(np.diff(xy[:, 1])) > eps)
     return xy[keep]
 
 
@@ -76,27 +74,20 @@ def _starts(values: IntArray) -> IntArray:
 
 def candidates(net: RoadNetwork, layer: Layer, pts: FloatArray, radius: float, k: int) -> Candidates:
     """Up to ``k`` nearest road pieces within ``radius`` of each point, in every allowed direction."""
-    geoms: ObjArray = np.asarray(shapely.points(pts), dtype=object)
-    pi, si = net.tree.query(geoms, predicate="dwithin", distance=radius)
-    edges = net.segments[si]
-    lines = net.geoms[edges]
-    dist: FloatArray = np.asarray(shapely.distance(lines, geoms[pi]), dtype=np.float64)
-    order = np.lexsort((dist, pi))
-    pi, edges, dist, lines = pi[order], edges[order], dist[order], lines[order]
-    starts = _starts(pi)
-    rank = np.arange(len(pi)) - np.repeat(starts, np.diff(np.append(starts, len(pi))))
+    near = net.grid.query(pts, radius)
+    starts = _starts(near.point)
+    rank = np.arange(len(near.point)) - np.repeat(starts, np.diff(np.append(starts, len(near.point))))
     keep = rank < k
-    pi, edges, dist = pi[keep], edges[keep], dist[keep]
-    offset = shapely.line_locate_point(lines[keep], geoms[pi])
+    pi, edges, dist, offset = near.point[keep], near.edge[keep], near.dist[keep], near.offset[keep]
     other = np.where(net.twin[edges] >= 0, net.twin[edges], layer.back_state[edges])
     has_other = other >= 0
     length = net.length[edges]
     point = np.concatenate([pi, pi[has_other]])
     order = np.argsort(point, kind="stable")
     return Candidates(
-        point=point[order].astype(np.int64),
-        state=np.concatenate([edges, other[has_other]])[order].astype(np.int64),
-        offset=np.clip(np.concatenate([offset, (length - offset)[has_other]])[order], 0.0, None),
+        point=point[order],
+        state=np.concatenate([edges, other[has_other]])[order],
+        offset=np.maximum(np.concatenate([offset, (length - offset)[has_other]])[order], 0.0),
         dist=np.concatenate([dist, dist[has_other]])[order],
     )
 
@@ -120,19 +111,17 @@ def _pairs(starts: IntArray, counts: IntArray, same: BoolArray) -> tuple[IntArra
 
 
 def route_lengths(layer: Layer, c: Candidates, a: IntArray, b: IntArray, gc: FloatArray) -> FloatArray:
-    """Road distance from candidate ``a`` to candidate ``b`` (inf when too far)."""
+    """Road distance from candidate ``a`` to candidate ``b`` (inf when too far).
+
+    Routes are searched up to 1500 m for steps shorter than 500 m (a trace), further for longer
+    steps (the few vertices of a drawn closure), in tiers so that cached rows are reused."""
     sa, sb = c.state[a], c.state[b]
     ta, tb = c.offset[a], c.offset[b]
     along = (sa == sb) & (tb >= ta - REVERSE_TOLERANCE_M)
-    out = np.where(along, np.maximum(tb - ta, 0.0), np.inf)
-    rest = ~along
-    near = rest & (gc <= DEFAULT_LIMIT_M / 3)
-    far = rest & ~near
-    for mask, limit in ((near, DEFAULT_LIMIT_M), (far, _tier(2.0 * float(gc.max(initial=0.0)) + 300.0))):
-        if mask.any():
-            between = layer.distances(layer.v[sa[mask]], layer.u[sb[mask]], limit)
-            out[mask] = (layer.length[sa[mask]] - ta[mask]) + between + tb[mask]
-    return out
+    far = _tier(2.0 * float(gc.max(initial=0.0)) + 300.0)
+    limit = np.where(gc <= DEFAULT_LIMIT_M / 3, DEFAULT_LIMIT_M, far) if far > DEFAULT_LIMIT_M else DEFAULT_LIMIT_M
+    between = layer.distances(layer.v[sa], layer.u[sb], limit)
+    return np.where(along, np.maximum(tb - ta, 0.0), (layer.length[sa] - ta) + between + tb)
 
 
 def _tier(limit: float) -> float:
@@ -156,13 +145,24 @@ class _Batch:
     col: IntArray  # column of each group
 
 
-def _batch(c: Candidates, trace_of: IntArray) -> _Batch:
+def _batch(c: Candidates, trace_of: IntArray, n_traces: int) -> _Batch:
     starts, counts = _groups(c.point)
+    if n_traces == 1:  # the normaliser's case: one report at a time
+        n = len(starts)
+        zero = np.zeros(1, dtype=np.int64)
+        return _Batch(starts, counts, zero, np.asarray([n]), zero, np.zeros(n, dtype=np.int64), np.arange(n))
     gtrace = trace_of[c.point[starts]]
     first = _starts(gtrace)
     size = np.diff(np.append(first, len(starts)))
     row = np.repeat(np.arange(len(first)), size)
     return _Batch(starts, counts, first, size, gtrace[first], row, np.arange(len(starts)) - first[row])
+
+
+def _pad(emis: FloatArray, trans: FloatArray, size: IntArray) -> None:
+    """Columns past the end of a shorter trace: neutral emissions, identity transitions."""
+    cols, width = emis.shape[1], emis.shape[2]
+    emis[np.arange(cols)[None, :] >= size[:, None]] = 0.0
+    trans[np.arange(cols - 1)[None, :] >= size[:, None] - 1] = np.where(np.eye(width, dtype=bool), 0.0, -np.inf)
 
 
 def viterbi(c: Candidates, pts: FloatArray, trace_of: IntArray, n_traces: int, layer: Layer) -> list[list[list[Step]]]:
@@ -172,19 +172,19 @@ def viterbi(c: Candidates, pts: FloatArray, trace_of: IntArray, n_traces: int, l
     out: list[list[list[Step]]] = [[] for _ in range(n_traces)]
     if len(c.point) == 0:
         return out
-    g = _batch(c, trace_of)
+    g = _batch(c, trace_of, n_traces)
     rows, cols, width = len(g.first), int(g.size.max()), int(g.counts.max())
     group = np.repeat(np.arange(len(g.starts)), g.counts)
     rank = np.arange(len(c.point)) - g.starts[group]
     emis = np.full((rows, cols, width), -np.inf)
-    emis[np.arange(cols)[None, :] >= g.size[:, None]] = 0.0
-    emis[g.row[group], g.col[group], rank] = -0.5 * (c.dist / SIGMA_M) ** 2
     trans = np.full((rows, max(cols - 1, 0), width, width), -np.inf)
-    trans[np.arange(cols - 1)[None, :] >= g.size[:, None] - 1] = np.where(np.eye(width, dtype=bool), 0.0, -np.inf)
+    if rows > 1:
+        _pad(emis, trans, g.size)
+    emis[g.row[group], g.col[group], rank] = -0.5 * (c.dist / SIGMA_M) ** 2
     gpts = c.point[g.starts]
-    same = g.row[:-1] == g.row[1:]
-    step, a, b = _pairs(g.starts, g.counts, same)
-    gc = np.hypot(*(pts[gpts[step + 1]] - pts[gpts[step]]).T)
+    step, a, b = _pairs(g.starts, g.counts, g.row[:-1] == g.row[1:])
+    gx, gy = pts[gpts, 0], pts[gpts, 1]
+    gc = np.hypot(gx[1:] - gx[:-1], gy[1:] - gy[:-1])[step]
     route = route_lengths(layer, c, a, b, gc)
     trans[g.row[step], g.col[step], rank[a], rank[b]] = -np.abs(route - gc) / BETA_M
     back, scores = _forward(emis, trans)
@@ -198,20 +198,29 @@ def viterbi(c: Candidates, pts: FloatArray, trace_of: IntArray, n_traces: int, l
 def _forward(emis: FloatArray, trans: FloatArray) -> tuple[IntArray, FloatArray]:
     """Viterbi forward pass over padded (B, n, K) emissions and (B, n-1, K, K) transitions.
 
-    ``back[b, j] == -1`` (all of the row) marks column ``j`` of trace ``b`` as a new part's start."""
+    ``back[b, j] == -1`` (all of the row) marks column ``j`` of trace ``b`` as a new part's start:
+    where no state of column ``j`` can be reached, the trace starts afresh from its emissions.
+    The loop body is kept to a few array operations (a trace is mostly unbroken): breaks are found
+    after a pass, fixed, and the pass resumed from the first one."""
     rows, n, width = emis.shape
-    back = np.zeros((rows, n, width), dtype=np.int64)
-    back[:, 0] = -1
+    step = trans + emis[:, 1:, None, :]
+    back = np.full((rows, n, width), -1, dtype=np.int64)
     scores = np.empty((rows, n, width))
-    score = scores[:, 0] = emis[:, 0]
-    for j in range(n - 1):
-        t = trans[:, j] + score[:, :, None]
-        best = t.argmax(axis=1)
-        top = t.max(axis=1)
-        broken = (top.max(axis=1) == -np.inf)[:, None]
-        score = np.where(broken, emis[:, j + 1], top + emis[:, j + 1])
-        back[:, j + 1] = np.where(broken, -1, best)
-        scores[:, j + 1] = score
+    scores[:, 0] = emis[:, 0]
+    start = 0
+    while start < n - 1:
+        for j in range(start, n - 1):
+            t = step[:, j] + scores[:, j, :, None]
+            back[:, j + 1] = t.argmax(axis=1)
+            scores[:, j + 1] = t.max(axis=1)
+        dead = scores[:, start + 1 :].max(axis=2) == -np.inf
+        if not dead.any():
+            break
+        col = int(np.argmax(dead.any(axis=0)))
+        broken = dead[:, col]
+        start += col + 1
+        scores[broken, start] = emis[broken, start]
+        back[broken, start] = -1
     return back, scores
 
 
@@ -239,26 +248,45 @@ def _backtrack(c: Candidates, starts: IntArray, scores: FloatArray, back: IntArr
 
 
 def part_states(layer: Layer, part: list[Step]) -> list[int]:
-    """States travelled by one matched part, in order (consecutive duplicates removed)."""
+    """States travelled by one matched part, in order (consecutive duplicates and U-turns removed)."""
     states = [part[0].state]
-    v, u = layer.v, layer.u
+    v, u = layer.lists.v, layer.lists.u
     for prev, nxt in itertools.pairwise(part):
         if prev.state == nxt.state and nxt.offset >= prev.offset - REVERSE_TOLERANCE_M:
             continue
-        a, b = int(v[prev.state]), int(u[nxt.state])
+        a, b = v[prev.state], u[nxt.state]
         if a != b:
             states.extend(layer.state_path(a, b, MAX_ROUTE_M))
         states.append(nxt.state)
-    return [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
+    return _without_u_turns(layer, [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]])
+
+
+def _without_u_turns(layer: Layer, states: list[int]) -> list[int]:
+    """Drop inner out-and-back pairs (A→B then B→A): a noisy point near a junction can make the
+    HMM pop into a side street and back, which would give a self-overlapping geometry. The first
+    and last states hold the part's end points and are always kept."""
+    if len(states) < 4:
+        return states
+    u, v = layer.lists.u, layer.lists.v
+    kept = [states[0]]
+    for s in states[1:-1]:
+        top = kept[-1]
+        if len(kept) > 1 and u[s] == v[top] and v[s] == u[top]:
+            kept.pop()
+        elif s != top:
+            kept.append(s)
+    if states[-1] != kept[-1]:
+        kept.append(states[-1])
+    return kept
 
 
 def part_cover(layer: Layer, part: list[Step], states: list[int]) -> list[float]:
     """Metres of each state of a part that the matched points span."""
-    length = layer.length[states]
+    length = layer.lists.length
     first, last = part[0], part[-1]
     if len(states) == 1:
         return [max(last.offset - first.offset, 0.0)]
-    return [float(length[0] - first.offset), *length[1:-1].tolist(), last.offset]
+    return [length[states[0]] - first.offset, *(length[s] for s in states[1:-1]), last.offset]
 
 
 def state_xy(net: RoadNetwork, layer: Layer, state: int) -> FloatArray:
@@ -267,26 +295,16 @@ def state_xy(net: RoadNetwork, layer: Layer, state: int) -> FloatArray:
     return xy[::-1] if layer.reverse[state] else xy
 
 
-def cut(xy: FloatArray, t0: float, t1: float) -> FloatArray:
-    """The piece of polyline ``xy`` between distances ``t0 ≤ t1`` from its start."""
-    cum = cumlen(xy)
+def cut(xy: FloatArray, t0: float, t1: float, cum: FloatArray | None = None) -> FloatArray:
+    """The piece of polyline ``xy`` between distances ``t0 ≤ t1`` from its start (``cum``: its
+    :func:`cumlen`, when already known)."""
+    cum = cumlen(xy) if cum is None else cum
     total = float(cum[-1])
     t0, t1 = min(max(t0, 0.0), total), min(max(t1, 0.0), total)
-    at = np.asarray([t0, t1])
-    ends = np.column_stack([np.interp(at, cum, xy[:, 0]), np.interp(at, cum, xy[:, 1])])
+    at = [t0, t1]
+    x, y = np.interp(at, cum, xy[:, 0]).tolist(), np.interp(at, cum, xy[:, 1]).tolist()
     inner = xy[(cum > t0) & (cum < t1)]
-    return np.concatenate([ends[:1], inner, ends[1:]])
-
-
-def part_xy(net: RoadNetwork, layer: Layer, part: list[Step], states: list[int]) -> FloatArray:
-    """Road geometry (metres) of a matched part, from its first to its last matched point."""
-    first, last = part[0], part[-1]
-    if len(states) == 1:
-        return cut(state_xy(net, layer, states[0]), first.offset, max(first.offset, last.offset))
-    pieces = [cut(state_xy(net, layer, states[0]), first.offset, np.inf)]
-    pieces.extend(state_xy(net, layer, s) for s in states[1:-1])
-    pieces.append(cut(state_xy(net, layer, states[-1]), 0.0, last.offset))
-    return dedupe(np.vstack(pieces))
+    return np.concatenate([[(x[0], y[0])], inner, [(x[1], y[1])]])
 
 
 def snapped_xy(net: RoadNetwork, layer: Layer, steps: list[Step]) -> FloatArray:

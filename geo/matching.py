@@ -7,6 +7,7 @@ what could not be matched is reported in ``matched_share`` and ``unmatched_reaso
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -18,6 +19,7 @@ import shapely
 from geo import hmm
 from geo.errors import GeoError
 from geo.network import RoadNetwork
+from geo.polyline import Polyline, part_line, states_line
 from geo.routing import Layer
 from geo.shapes import line_from_coords, looks_swapped
 
@@ -80,6 +82,12 @@ def _unique(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in values if v))
 
 
+def _length(xy: FloatArray | Polyline) -> float:
+    if isinstance(xy, Polyline):
+        return round(xy.length, 2)
+    return round(float(np.hypot(np.diff(xy[:, 0]), np.diff(xy[:, 1])).sum()), 2) if len(xy) > 1 else 0.0
+
+
 def _lonlat(net: RoadNetwork, xy: FloatArray) -> list[tuple[float, float]]:
     ll = np.round(net.reprojector.from_metric(xy), 7)
     return list(zip(ll[:, 0].tolist(), ll[:, 1].tolist(), strict=True))
@@ -89,7 +97,7 @@ def result_from_states(
     net: RoadNetwork,
     layer: Layer,
     states: Sequence[int],
-    xy: FloatArray,
+    xy: FloatArray | Polyline,
     direction: Direction,
     *,
     share: float,
@@ -97,30 +105,33 @@ def result_from_states(
     reason: str | None = None,
     covered: Sequence[float] | None = None,
 ) -> MatchResult:
-    """Assemble a :class:`MatchResult` from travelled states and their road geometry (metres)."""
-    edges = [int(layer.edge[s]) for s in states]
-    against = tuple(bool(layer.reverse[s]) for s in states)
-    if all(net.twin[e] < 0 for e in edges) and not any(against):
+    """Assemble a :class:`MatchResult` from travelled states and their road geometry (metres, or a
+    :class:`Polyline` that already carries its lon/lat)."""
+    net_lists, state_lists = net.lists, layer.lists
+    edges = [state_lists.edge[s] for s in states]
+    against = tuple(state_lists.reverse[s] for s in states)
+    twins = [net_lists.twin[e] for e in edges]
+    if all(t < 0 for t in twins) and not any(against):
         direction = "ONE_DIRECTION"
     affected = list(dict.fromkeys(edges))
     if direction == "BOTH_DIRECTIONS":
-        affected += [int(net.twin[e]) for e in edges if net.twin[e] >= 0 and int(net.twin[e]) not in affected]
-    lengths = [float(net.length[e]) for e in edges]
-    names = [str(net.name[e]) for e in edges]
+        affected = list(dict.fromkeys(affected + [t for t in twins if t >= 0]))
+    lengths = [net_lists.length[e] for e in edges]
+    names = [net_lists.name[e] for e in edges]
     return MatchResult(
-        edge_ids=tuple(str(net.edge_ids[e]) for e in affected),
+        edge_ids=tuple(net_lists.edge_ids[e] for e in affected),
         street=_by_length(names, lengths),
         streets=_unique(names),
-        commune=_by_length([str(net.commune[e]) for e in edges], lengths),
+        commune=_by_length([net_lists.commune[e] for e in edges], lengths),
         direction=direction,
-        geometry=_lonlat(net, xy),
+        geometry=xy.lonlat if isinstance(xy, Polyline) else _lonlat(net, xy),
         matched_share=round(share, 4),
         confidence=round(confidence, 4),
         unmatched_reason=reason,
-        path=tuple(str(net.edge_ids[e]) for e in edges),
+        path=tuple(net_lists.edge_ids[e] for e in edges),
         against=against,
         covered_m=tuple(round(c, 2) for c in covered) if covered is not None else tuple(lengths),
-        length_m=round(float(np.sum(np.hypot(*np.diff(xy, axis=0).T))), 2) if len(xy) > 1 else 0.0,
+        length_m=_length(xy),
     )
 
 
@@ -157,18 +168,18 @@ def _assemble(
     if not parts:
         return unmatched(NO_ROAD.format(radius=radius_m), direction)
     states: list[int] = []
-    pieces: list[FloatArray] = []
+    lines: list[Polyline] = []
     covered: list[float] = []
     for part in parts:
         part_states = hmm.part_states(layer, part)
         cover = hmm.part_cover(layer, part, part_states)
-        pieces.append(hmm.part_xy(net, layer, part, part_states))
+        lines.append(part_line(net, layer, part, part_states))
         lo, hi = _trim(cover)
         states.extend(part_states[lo:hi])
         covered.extend(cover[lo:hi])
     steps = [s for part in parts for s in part]
     share = len(steps) / len(xy)
-    fit = float(np.mean(np.exp(-0.5 * (np.asarray([s.dist for s in steps]) / hmm.SIGMA_M) ** 2)))
+    fit = math.fsum(math.exp(-0.5 * (s.dist / hmm.SIGMA_M) ** 2) for s in steps) / len(steps)
     confidence = share * (0.5 + 0.5 * fit) / len(parts)
     reason = None
     if share < 1.0 or len(parts) > 1:
@@ -177,7 +188,7 @@ def _assemble(
         net,
         layer,
         states,
-        np.vstack(pieces),
+        Polyline.join(lines),
         direction,
         share=share,
         confidence=confidence,
@@ -222,7 +233,7 @@ def match_line(
     line = check_line(net, coords_lonlat)
     xy = net.reprojector.to_metric(shapely.get_coordinates(line))
     result = match_trace(net, xy, direction=direction, radius_m=radius_m, k=6)
-    drawn = float(np.sum(np.hypot(*np.diff(xy, axis=0).T)))
+    drawn = float(np.hypot(xy[1:, 0] - xy[:-1, 0], xy[1:, 1] - xy[:-1, 1]).sum())
     if result.matched and result.length_m > 0:
         detour = min(drawn, result.length_m) / max(drawn, result.length_m)
         result = _with(result, confidence=round(result.confidence * detour**0.5, 4))
@@ -337,10 +348,9 @@ def match_street(
         hops = [(e, False) for e, _ in reversed(hops)]
     layer = net.both_ways
     states = [int(layer.back_state[e]) if against else e for e, against in hops]
-    xy = np.vstack([hmm.state_xy(net, layer, s) for s in states])
-    xy = hmm.dedupe(xy)
     confidence = 1.0 if exact_a and exact_b else 0.8
-    return result_from_states(net, layer, states, xy, "BOTH_DIRECTIONS", share=1.0, confidence=confidence)
+    line = states_line(net, layer, states)
+    return result_from_states(net, layer, states, line, "BOTH_DIRECTIONS", share=1.0, confidence=confidence)
 
 
 def decode_openlr(net: RoadNetwork, ref: str) -> MatchResult:

@@ -26,10 +26,13 @@ import shapely
 from geo.crs import Reprojector
 from geo.errors import GeoError
 from geo.names import core, normalise
+from geo.nearby import SegmentGrid
 from geo.routing import Layer
 
 FORMAT = "traffic-hub-network/1"
 DEFAULT_FILE = "lille_centre.network.arrow"
+DECIMALS = 7
+"""Decimals of published lon/lat (1 cm; Waze wants at least 6)."""
 
 _float_list = pa.list_(pa.float64())
 SCHEMA = pa.schema(
@@ -77,6 +80,21 @@ def _coords(table: pa.Table, column: str) -> tuple[FloatArray, IntArray]:
     values = table.column(column).combine_chunks()
     offsets = np.asarray(values.offsets.to_numpy(), dtype=np.int64)
     return np.asarray(values.values.to_numpy(), dtype=np.float64), offsets
+
+
+@dataclass(frozen=True)
+class EdgeLists:
+    """Per-edge columns as Python lists: one result touches a few dozen edges, where indexing a
+    list is far cheaper than a numpy call or a numpy scalar."""
+
+    edge_ids: list[str]
+    name: list[str]
+    commune: list[str]
+    length: list[float]
+    twin: list[int]
+    u: list[int]
+    v: list[int]
+    offsets: list[int]  # vertex rows of edge i: offsets[i] … offsets[i + 1] - 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,6 +207,30 @@ class RoadNetwork:
         return self.lonlat[self.offsets[i] : self.offsets[i + 1]]
 
     @cached_property
+    def lists(self) -> EdgeLists:
+        """The columns result building reads, as Python lists (see :class:`EdgeLists`)."""
+        return EdgeLists(
+            edge_ids=self.edge_ids.tolist(),
+            name=self.name.tolist(),
+            commune=self.commune.tolist(),
+            length=self.length.tolist(),
+            twin=self.twin.tolist(),
+            u=self.u.tolist(),
+            v=self.v.tolist(),
+            offsets=self.offsets.tolist(),
+        )
+
+    @cached_property
+    def lonlat_rounded(self) -> FloatArray:
+        """:attr:`lonlat` rounded to :data:`DECIMALS` (1 cm): the published form of road geometry."""
+        return np.round(self.lonlat, DECIMALS)
+
+    @cached_property
+    def vertices(self) -> FloatArray:
+        """Every vertex as (x, y, lon, lat), lon/lat as published (see :mod:`geo.polyline`)."""
+        return np.hstack([self.xy, self.lonlat_rounded])
+
+    @cached_property
     def geoms(self) -> npt.NDArray[np.object_]:
         """Metric LineStrings, one per edge."""
         counts = np.diff(self.offsets)
@@ -202,8 +244,15 @@ class RoadNetwork:
 
     @cached_property
     def tree(self) -> shapely.STRtree:
-        """STRtree over :attr:`segments` geometries (query results are positions in ``segments``)."""
+        """STRtree over :attr:`segments` geometries (query results are positions in ``segments``).
+
+        Not built by :meth:`warm`: matching uses :attr:`grid`; this serves ad-hoc geometric queries."""
         return shapely.STRtree(self.geoms[self.segments])
+
+    @cached_property
+    def grid(self) -> SegmentGrid:
+        """Grid over the segments of :attr:`segments` edges: bulk candidate search (see :mod:`geo.nearby`)."""
+        return SegmentGrid.build(self.xy, self.offsets, self.segments)
 
     @cached_property
     def bbox_lonlat(self) -> tuple[float, float, float, float]:
@@ -236,5 +285,6 @@ class RoadNetwork:
     def warm(self) -> RoadNetwork:
         """Build every lazy index now (call once at start-up, before sharing between threads)."""
         with self._lock:
-            _ = (self.index, self.tree, self.name_keys, self.core_keys, self.directed, self.both_ways, self.bbox_lonlat)
+            _ = (self.index, self.grid, self.name_keys, self.core_keys, self.lists)
+            _ = (self.directed, self.both_ways, self.bbox_lonlat, self.lonlat_rounded, self.vertices)
         return self

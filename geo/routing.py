@@ -1,10 +1,10 @@
-"""Bounded shortest paths between junctions, cached per source (the idea of FMM's UBODT, built lazily).
+"""Routing layers: the states a vehicle can be in and the junction graph they form.
 
 A :class:`Layer` is a routing view of the network: a set of *states* (a directed edge, or a
 one-way edge travelled backwards in the ``both_ways`` layer) and a scipy CSR graph over the
-junctions. ``distances`` answers many (source node, target node) queries at once from bounded
-Dijkstra rows (``scipy.sparse.csgraph.dijkstra(limit=...)``) cached per source node; rows are
-compact (only the nodes reached) and the cache is lock-protected and bounded in size.
+junctions. Distances come from bounded Dijkstra rows cached per source junction
+(:mod:`geo.pathrows`); state paths between junction pairs are cached too (bounded), since a
+matched trace asks for the same few hops again and again.
 """
 
 from __future__ import annotations
@@ -12,40 +12,32 @@ from __future__ import annotations
 import itertools
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
+
+from geo.pathrows import DEFAULT_LIMIT_M, DENSE_MAX_NODES, DenseRows, SparseRows
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-DEFAULT_LIMIT_M = 1500.0
-MAX_CACHED_ROWS = 200_000
-_CHUNK = 32
+__all__ = ["DEFAULT_LIMIT_M", "Layer", "StateLists"]
+
+MAX_CACHED_PATHS = 200_000
 
 
 @dataclass(frozen=True)
-class _Row:
-    limit: float
-    reached: IntArray  # sorted node indexes
-    dist: FloatArray
-    pred: IntArray  # predecessor node of each reached node (-9999 for the source)
+class StateLists:
+    """Per-state columns as Python lists (cheaper than numpy for the few states of one result)."""
 
-
-@dataclass(frozen=True)
-class _Merged:
-    """All cached rows of the default limit as one sorted table (key = src * n_nodes + dst)."""
-
-    srcs: IntArray  # sorted sources included
-    keys: IntArray
-    dist: FloatArray
-    seen_rows: int
-
-
-_EMPTY = _Merged(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), 0)
+    edge: list[int]
+    reverse: list[bool]
+    u: list[int]
+    v: list[int]
+    length: list[float]
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,9 +53,9 @@ class Layer:
     graph: csr_matrix
     pair_state: IntArray
     back_state: IntArray
-    _rows: dict[int, _Row] = field(default_factory=dict, repr=False)
+    rows: DenseRows | SparseRows = field(repr=False)
+    _paths: dict[tuple[int, int], tuple[float, list[int]]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _merged: list[_Merged] = field(default_factory=list, repr=False)
 
     @classmethod
     def directed(cls, u: IntArray, v: IntArray, length: FloatArray, n_nodes: int) -> Layer:
@@ -95,7 +87,15 @@ class Layer:
         graph = csr_matrix((weights, v[best], indptr), shape=(n_nodes, n_nodes))
         back = np.full(n_real, -1, dtype=np.int64)
         back[edge[reverse]] = np.flatnonzero(reverse)
-        return cls(edge.astype(np.int64), reverse, u, v, length, n_nodes, graph, best.astype(np.int64), back)
+        rows = DenseRows(graph) if n_nodes <= DENSE_MAX_NODES else SparseRows(graph)
+        return cls(edge.astype(np.int64), reverse, u, v, length, n_nodes, graph, best.astype(np.int64), back, rows)
+
+    @cached_property
+    def lists(self) -> StateLists:
+        """The per-state columns result building reads, as Python lists."""
+        return StateLists(
+            self.edge.tolist(), self.reverse.tolist(), self.u.tolist(), self.v.tolist(), self.length.tolist()
+        )
 
     @property
     def n_states(self) -> int:
@@ -103,64 +103,22 @@ class Layer:
         return len(self.edge)
 
     # ---------------------------------------------------------------- shortest paths
-    def _rows_for(self, sources: IntArray, limit: float) -> list[_Row]:
-        rows = self._rows
-        missing = [int(s) for s in sources if (r := rows.get(int(s))) is None or r.limit < limit]
-        for start in range(0, len(missing), _CHUNK):
-            chunk = missing[start : start + _CHUNK]
-            dist, pred = dijkstra(self.graph, directed=True, indices=chunk, limit=limit, return_predecessors=True)
-            fresh = {}
-            for k, src in enumerate(chunk):
-                reached = np.flatnonzero(np.isfinite(dist[k]))
-                fresh[src] = _Row(limit, reached, dist[k][reached], pred[k][reached].astype(np.int64))
-            with self._lock:
-                if len(rows) + len(fresh) > MAX_CACHED_ROWS:
-                    rows.clear()
-                rows.update(fresh)
-        return [rows[int(s)] for s in sources]
-
-    def _table(self) -> _Merged:
-        return self._merged[-1] if self._merged else _EMPTY
-
-    def _remerge(self) -> None:
-        """Fold the cached default-limit rows into one sorted table (amortised: on doubling)."""
-        if len(self._rows) < 2 * self._table().seen_rows + 64:
-            return
+    def forget(self) -> None:
+        """Drop every cached row and path (benchmarks: a cold start)."""
+        self.rows.clear()
         with self._lock:
-            rows = dict(self._rows)
-            srcs = np.asarray(sorted(rows), dtype=np.int64)
-            sizes = np.fromiter((len(rows[int(s)].reached) for s in srcs), dtype=np.int64, count=len(srcs))
-            keys = np.concatenate([rows[int(s)].reached for s in srcs]) + np.repeat(srcs * self.n_nodes, sizes)
-            dist = np.concatenate([rows[int(s)].dist for s in srcs])
-            self._merged[:] = [_Merged(srcs, keys, dist, len(rows))]
+            self._paths.clear()
 
-    def distances(self, src: IntArray, dst: IntArray, limit: float = DEFAULT_LIMIT_M) -> FloatArray:
-        """Shortest-path length from each ``src[i]`` to ``dst[i]`` (inf beyond ``limit`` metres)."""
+    def distances(self, src: IntArray, dst: IntArray, limit: float | FloatArray = DEFAULT_LIMIT_M) -> FloatArray:
+        """Shortest-path length from each ``src[i]`` to ``dst[i]`` (inf beyond ``limit`` metres, a
+        number or one per pair)."""
         if len(src) == 0:
             return np.zeros(0)
-        table = self._table()
-        if limit <= DEFAULT_LIMIT_M and len(table.srcs):
-            at = np.minimum(np.searchsorted(table.srcs, src), len(table.srcs) - 1)
-            if bool(np.all(table.srcs[at] == src)):
-                return _lookup(table.keys, table.dist, src * self.n_nodes + dst, limit)
-        uniq, pos = np.unique(src, return_inverse=True)
-        rows = self._rows_for(uniq, max(limit, DEFAULT_LIMIT_M))
-        sizes = np.fromiter((len(r.reached) for r in rows), dtype=np.int64, count=len(rows))
-        keys = np.concatenate([r.reached for r in rows]) + np.repeat(np.arange(len(rows)) * self.n_nodes, sizes)
-        dists = np.concatenate([r.dist for r in rows])
-        if limit <= DEFAULT_LIMIT_M:
-            self._remerge()
-        return _lookup(keys, dists, pos * self.n_nodes + dst, limit)
+        return self.rows.distances(src, dst, limit)
 
     def node_path(self, src: int, dst: int, limit: float = DEFAULT_LIMIT_M) -> list[int]:
         """Junctions on the shortest path ``src → dst`` (both included); [] if beyond ``limit``."""
-        row = self._rows.get(src)
-        if row is None:
-            row = self._rows_for(np.asarray([src]), DEFAULT_LIMIT_M)[0]
-        path = _walk(row, src, dst)
-        if not path and limit > row.limit:
-            path = _walk(self._rows_for(np.asarray([src]), limit)[0], src, dst)
-        return path
+        return self.rows.node_path(src, dst, limit)
 
     def state_between(self, a: int, b: int) -> int:
         """The (shortest) state going from junction ``a`` straight to junction ``b``."""
@@ -169,30 +127,15 @@ class Layer:
 
     def state_path(self, src: int, dst: int, limit: float = DEFAULT_LIMIT_M) -> list[int]:
         """States along the shortest path between two junctions ([] when equal or unreachable)."""
-        nodes = self.node_path(src, dst, limit)
-        return [self.state_between(a, b) for a, b in itertools.pairwise(nodes)]
-
-
-def _lookup(keys: IntArray, dist: FloatArray, want: IntArray, limit: float) -> FloatArray:
-    out = np.full(len(want), np.inf)
-    if len(keys) == 0:
-        return out
-    at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
-    hit = keys[at] == want
-    out[hit] = dist[at[hit]]
-    out[out > limit] = np.inf
-    return out
-
-
-def _walk(row: _Row, src: int, dst: int) -> list[int]:
-    """Follow predecessors from ``dst`` back to ``src`` in one Dijkstra row."""
-    path = [dst]
-    node = dst
-    reached = row.reached
-    while node != src:
-        at = int(np.searchsorted(reached, node))
-        if at >= len(reached) or reached[at] != node:
-            return []
-        node = int(row.pred[at])
-        path.append(node)
-    return path[::-1]
+        known = self._paths.get((src, dst))
+        if known is None:
+            nodes = self.node_path(src, dst, limit)
+            if not nodes:
+                return []
+            states = [self.state_between(a, b) for a, b in itertools.pairwise(nodes)]
+            known = (float(self.length[states].sum()), states)
+            with self._lock:
+                if len(self._paths) >= MAX_CACHED_PATHS:
+                    self._paths.clear()
+                self._paths[(src, dst)] = known
+        return list(known[1]) if known[0] <= limit else []

@@ -16,6 +16,7 @@ Everything here works on WGS84 lon/lat. Each rejection is a :class:`GeoError` wi
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from functools import cache
@@ -45,16 +46,19 @@ def parse_positions(coords: object, *, min_count: int = 1, max_count: int = MAX_
     (``int`` or ``float``, never ``bool``); all numbers must be finite. Nothing is range-checked,
     so this serves projected coordinates too.
     """
+    return np.asarray(_pairs(coords, min_count, max_count), dtype=np.float64).reshape(-1, 2)
+
+
+def _pairs(coords: object, min_count: int, max_count: int) -> list[tuple[float, float]]:
+    """:func:`parse_positions` as a list of ``(x, y)`` tuples: lines are short, and plain Python
+    beats numpy on a handful of points (this runs for every closure the normaliser places)."""
     if not _is_array(coords):
         raise GeoError("not-a-list", "coordinates must be an array of [x, y] positions")
     if len(coords) > max_count:
         raise GeoError("too-many-points", f"{len(coords)} positions: at most {max_count} are accepted")
     if len(coords) < min_count:
         raise GeoError("too-few-points", f"{len(coords)} position(s): at least {min_count} are needed")
-    out = np.empty((len(coords), 2), dtype=np.float64)
-    for index, position in enumerate(coords):
-        out[index] = _parse_position(position, index)
-    return out
+    return [_parse_position(position, index) for index, position in enumerate(coords)]
 
 
 def line_from_coords(coords: object) -> shapely.LineString:
@@ -63,17 +67,33 @@ def line_from_coords(coords: object) -> shapely.LineString:
     Repeated consecutive positions are collapsed (they carry no shape); the elevation is dropped.
     Raises :class:`GeoError` with one of the codes listed in the module docstring.
     """
-    points = parse_positions(coords, min_count=2)
+    points = _pairs(coords, 2, MAX_POINTS)
     _check_range(points)
     points = _drop_repeats(points)
     if len(points) < 2:
         raise GeoError("too-few-points", "a line needs at least 2 distinct points; all positions are equal")
     line = shapely.LineString(points)
     _check_simple(line)
-    length = length_m(line)
-    if length < MIN_LENGTH_M:
-        raise GeoError("degenerate", f"the line is {length:.2f} m long: at least {MIN_LENGTH_M:g} m is needed")
+    if _rough_length_m(points) < _ROUGH_SURE_M:
+        length = length_m(line)
+        if length < MIN_LENGTH_M:
+            raise GeoError("degenerate", f"the line is {length:.2f} m long: at least {MIN_LENGTH_M:g} m is needed")
     return line
+
+
+_EARTH_M = 6_371_008.8
+_ROUGH_SURE_M = MIN_LENGTH_M * 1.01
+"""A spherical length above this is surely ≥ MIN_LENGTH_M on the ellipsoid (they differ < 0.6 %)."""
+
+
+def _rough_length_m(points: list[tuple[float, float]]) -> float:
+    """Haversine length: enough to tell most lines are long enough without the geodesic."""
+    total = 0.0
+    for (lon0, lat0), (lon1, lat1) in itertools.pairwise(points):
+        p0, p1 = math.radians(lat0), math.radians(lat1)
+        h = math.sin((p1 - p0) / 2) ** 2 + math.cos(p0) * math.cos(p1) * math.sin(math.radians(lon1 - lon0) / 2) ** 2
+        total += 2 * _EARTH_M * math.asin(min(1.0, math.sqrt(h)))
+    return total
 
 
 def looks_swapped(coords: object, bbox: BBox) -> bool:
@@ -86,9 +106,10 @@ def looks_swapped(coords: object, bbox: BBox) -> bool:
         return False
     if len(points) == 0:
         return False
-    given_inside = _inside(points, bbox)
-    swapped_inside = _inside(points[:, ::-1], bbox)
-    return bool(not given_inside.any() and swapped_inside.all())
+    min_x, min_y, max_x, max_y = bbox
+    given_inside = any(min_x <= x <= max_x and min_y <= y <= max_y for x, y in points)
+    swapped_inside = all(min_x <= y <= max_x and min_y <= x <= max_y for x, y in points)
+    return not given_inside and swapped_inside
 
 
 def length_m(line_lonlat: shapely.LineString) -> float:
@@ -102,10 +123,10 @@ def _geod() -> pyproj.Geod:
     return pyproj.Geod(ellps="GRS80")
 
 
-def _points(coords: object) -> FloatArray:
+def _points(coords: object) -> list[tuple[float, float]]:
     if isinstance(coords, shapely.Geometry):
-        return shapely.get_coordinates(coords)
-    return parse_positions(coords)
+        return [(x, y) for x, y in shapely.get_coordinates(coords).tolist()]
+    return _pairs(coords, 1, MAX_POINTS)
 
 
 def _is_array(value: object) -> TypeGuard[Sequence[object]]:
@@ -113,6 +134,11 @@ def _is_array(value: object) -> TypeGuard[Sequence[object]]:
 
 
 def _parse_position(position: object, index: int) -> tuple[float, float]:
+    if isinstance(position, list | tuple) and len(position) == 2:
+        x: object = position[0]
+        y: object = position[1]
+        if type(x) is float and type(y) is float and math.isfinite(x) and math.isfinite(y):
+            return x, y  # the common case, checked in one go
     if not _is_array(position):
         raise GeoError("bad-position", f"position {index} is not an array of 2 or 3 numbers", position=index)
     if len(position) not in (2, 3):
@@ -121,8 +147,8 @@ def _parse_position(position: object, index: int) -> tuple[float, float]:
             f"position {index} has {len(position)} values: expected [x, y] or [x, y, elevation]",
             position=index,
         )
-    values = [_parse_number(value, index) for value in position]
-    return values[0], values[1]
+    numbers = [_parse_number(value, index) for value in position]
+    return numbers[0], numbers[1]
 
 
 def _parse_number(value: object, index: int) -> float:
@@ -137,25 +163,19 @@ def _parse_number(value: object, index: int) -> float:
     return number
 
 
-def _check_range(points: FloatArray) -> None:
-    bad_lon = np.flatnonzero(np.abs(points[:, 0]) > 180.0)
-    bad_lat = np.flatnonzero(np.abs(points[:, 1]) > 90.0)
-    if bad_lon.size:
-        index = int(bad_lon[0])
-        raise GeoError(
-            "out-of-range", f"position {index}: longitude {points[index, 0]:g} is outside [-180, 180]", position=index
-        )
-    if bad_lat.size:
-        index = int(bad_lat[0])
-        raise GeoError(
-            "out-of-range", f"position {index}: latitude {points[index, 1]:g} is outside [-90, 90]", position=index
-        )
+def _check_range(points: list[tuple[float, float]]) -> None:
+    for index, (lon, _) in enumerate(points):
+        if abs(lon) > 180.0:
+            raise GeoError(
+                "out-of-range", f"position {index}: longitude {lon:g} is outside [-180, 180]", position=index
+            )
+    for index, (_, lat) in enumerate(points):
+        if abs(lat) > 90.0:
+            raise GeoError("out-of-range", f"position {index}: latitude {lat:g} is outside [-90, 90]", position=index)
 
 
-def _drop_repeats(points: FloatArray) -> FloatArray:
-    keep = np.ones(len(points), dtype=bool)
-    keep[1:] = np.any(points[1:] != points[:-1], axis=1)
-    return points[keep]
+def _drop_repeats(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    return [p for i, p in enumerate(points) if i == 0 or p != points[i - 1]]
 
 
 def _check_simple(line: shapely.LineString) -> None:
@@ -163,10 +183,3 @@ def _check_simple(line: shapely.LineString) -> None:
         raise GeoError("self-crossing", "the line ends where it starts (a closed ring): give it as an open line")
     if not line.is_simple:
         raise GeoError("self-crossing", "the line crosses or touches itself: split it into simple lines")
-
-
-def _inside(points: FloatArray, bbox: BBox) -> npt.NDArray[np.bool_]:
-    min_x, min_y, max_x, max_y = bbox
-    x, y = points[:, 0], points[:, 1]
-    inside: npt.NDArray[np.bool_] = (x >= min_x) & (x <= max_x) & (y >= min_y) & (y <= max_y)
-    return inside

@@ -18,16 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from geo.hmm import dedupe
 from geo.matching import Direction, MatchResult
 from geo.network import RoadNetwork
 
 MIN_RUN_M = 35.0
 MAX_RUN_M = 10_000.0
 MIN_SPILL_M = 15.0
-DECIMALS = 7
 
 Hop = tuple[int, bool, float]  # edge, travelled against its direction, metres covered
 
@@ -43,40 +39,69 @@ class WazeRun:
     direction: Direction
 
 
-def _hops(net: RoadNetwork, match: MatchResult) -> list[Hop]:
+@dataclass(frozen=True)
+class _Edges:
+    """The attributes of a closure's path edges (and their twins) as plain dicts: a handful of
+    edges, where Python lookups are faster than numpy element access."""
+
+    name: dict[int, str]
+    length: dict[int, float]
+    twin: dict[int, int]
+    ends: dict[int, tuple[int, int]]
+    span: dict[int, range]  # vertex rows
+    ids: dict[int, str]  # edge ids, twins included
+
+    @classmethod
+    def of(cls, net: RoadNetwork, edges: list[int]) -> _Edges:
+        lists = net.lists
+        twins = [lists.twin[e] for e in edges]
+        ids = edges + [t for t in twins if t >= 0]
+        return cls(
+            {e: lists.name[e] for e in edges},
+            {e: lists.length[e] for e in edges},
+            dict(zip(edges, twins, strict=True)),
+            {e: (lists.u[e], lists.v[e]) for e in edges},
+            {e: range(lists.offsets[e], lists.offsets[e + 1]) for e in edges},
+            {e: lists.edge_ids[e] for e in ids},
+        )
+
+
+def _hops(net: RoadNetwork, match: MatchResult) -> tuple[list[Hop], _Edges]:
     hops = [
         (net.edge(eid), against, cover)
         for eid, against, cover in zip(
             match.path, match.against or (False,) * len(match.path), match.covered_m, strict=False
         )
     ]
-    while hops and _spill(net, hops[0]):
-        hops = hops[1:]
-    while hops and _spill(net, hops[-1]):
-        hops = hops[:-1]
-    return hops
+    info = _Edges.of(net, [e for e, _, _ in hops])
+    lo, hi = 0, len(hops)
+    while lo < hi and _spill(info, hops[lo]):
+        lo += 1
+    while hi > lo and _spill(info, hops[hi - 1]):
+        hi -= 1
+    return hops[lo:hi], info
 
 
-def _spill(net: RoadNetwork, hop: Hop) -> bool:
+def _spill(info: _Edges, hop: Hop) -> bool:
     edge, _, cover = hop
-    return cover < MIN_SPILL_M and cover < 0.5 * float(net.length[edge])
+    return cover < MIN_SPILL_M and cover < 0.5 * info.length[edge]
 
 
-def _ends(net: RoadNetwork, hop: Hop) -> tuple[int, int]:
+def _ends(info: _Edges, hop: Hop) -> tuple[int, int]:
     edge, against, _ = hop
-    a, b = int(net.u[edge]), int(net.v[edge])
+    a, b = info.ends[edge]
     return (b, a) if against else (a, b)
 
 
-def _groups(net: RoadNetwork, hops: list[Hop]) -> list[list[Hop]]:
+def _groups(info: _Edges, hops: list[Hop]) -> list[list[Hop]]:
     groups: list[list[Hop]] = []
     for hop in hops:
         if groups:
             prev = groups[-1][-1]
             same = (
-                net.name[prev[0]] == net.name[hop[0]]
-                and _ends(net, prev)[1] == _ends(net, hop)[0]
-                and (net.twin[prev[0]] < 0) == (net.twin[hop[0]] < 0)
+                info.name[prev[0]] == info.name[hop[0]]
+                and _ends(info, prev)[1] == _ends(info, hop)[0]
+                and (info.twin[prev[0]] < 0) == (info.twin[hop[0]] < 0)
             )
             if same:
                 groups[-1].append(hop)
@@ -85,11 +110,11 @@ def _groups(net: RoadNetwork, hops: list[Hop]) -> list[list[Hop]]:
     return groups
 
 
-def _split_long(net: RoadNetwork, group: list[Hop]) -> list[list[Hop]]:
+def _split_long(info: _Edges, group: list[Hop]) -> list[list[Hop]]:
     pieces: list[list[Hop]] = [[]]
     total = 0.0
     for hop in group:
-        length = float(net.length[hop[0]])
+        length = info.length[hop[0]]
         if pieces[-1] and total + length > MAX_RUN_M:
             pieces.append([])
             total = 0.0
@@ -98,32 +123,34 @@ def _split_long(net: RoadNetwork, group: list[Hop]) -> list[list[Hop]]:
     return pieces
 
 
-def _polyline(net: RoadNetwork, group: list[Hop]) -> list[tuple[float, float]]:
-    parts = [net.edge_lonlat(e)[::-1] if against else net.edge_lonlat(e) for e, against, _ in group]
-    rounded = np.asarray(np.round(np.vstack(parts), DECIMALS), dtype=np.float64)
-    ll = dedupe(rounded, eps=0.0)
-    return [(x, y) for x, y in ll.tolist()]
+def _polyline(net: RoadNetwork, info: _Edges, group: list[Hop]) -> list[tuple[float, float]]:
+    """Stored lon/lat vertices of the run's edges in travel order, rounded, repeats dropped."""
+    vertices: list[int] = []
+    for e, against, _ in group:
+        vertices.extend(reversed(info.span[e]) if against else info.span[e])
+    points = [(x, y) for x, y in net.lonlat_rounded[vertices].tolist()]
+    return [p for i, p in enumerate(points) if i == 0 or p != points[i - 1]]
 
 
-def _run(net: RoadNetwork, group: list[Hop], direction: Direction) -> WazeRun:
-    oneway = bool(net.twin[group[0][0]] < 0)
+def _run(net: RoadNetwork, info: _Edges, group: list[Hop], direction: Direction) -> WazeRun:
+    oneway = info.twin[group[0][0]] < 0
     if oneway and group[0][1]:
         group = [(e, False, c) for e, _, c in reversed(group)]
     edges = [e for e, _, _ in group]
     if direction == "BOTH_DIRECTIONS" and not oneway:
-        edges += [int(net.twin[e]) for e in edges]
+        edges += [info.twin[e] for e in edges]
     return WazeRun(
-        street=str(net.name[group[0][0]]),
-        polyline=_polyline(net, group),
-        length_m=round(float(sum(net.length[e] for e, _, _ in group)), 2),
-        edge_ids=tuple(str(net.edge_ids[e]) for e in edges),
+        street=info.name[group[0][0]],
+        polyline=_polyline(net, info, group),
+        length_m=round(sum(info.length[e] for e, _, _ in group), 2),
+        edge_ids=tuple(info.ids[e] for e in edges),
         direction="ONE_DIRECTION" if oneway else direction,
     )
 
 
-def _withhold(net: RoadNetwork, group: list[Hop]) -> str | None:
-    name = str(net.name[group[0][0]])
-    length = float(sum(net.length[e] for e, _, _ in group))
+def _withhold(info: _Edges, group: list[Hop]) -> str | None:
+    name = info.name[group[0][0]]
+    length = sum(info.length[e] for e, _, _ in group)
     if not name:
         return f"{length:.0f} m of unnamed road: a Waze closure needs a street name"
     if length < MIN_RUN_M:
@@ -139,11 +166,12 @@ def waze_runs(net: RoadNetwork, match: MatchResult) -> tuple[list[WazeRun], list
         return [], [match.unmatched_reason or "the closure is not on the road network"]
     runs: list[WazeRun] = []
     reasons: list[str] = []
-    for group in _groups(net, _hops(net, match)):
-        for piece in _split_long(net, group):
-            reason = _withhold(net, piece)
+    hops, info = _hops(net, match)
+    for group in _groups(info, hops):
+        for piece in _split_long(info, group):
+            reason = _withhold(info, piece)
             if reason is None:
-                runs.append(_run(net, piece, match.direction))
+                runs.append(_run(net, info, piece, match.direction))
             else:
                 reasons.append(reason)
     if not runs and not reasons:

@@ -24,7 +24,7 @@ class KafkaSettings(BaseModel):
 
 class FeedSettings(BaseModel):
     # uncompressed feed bytes kept in memory (smallest feeds first); the rest is served by inflating on the fly
-    plain_cache_mb: Annotated[int, Field(ge=0, le=65536)] = 256
+    plain_cache_mb: Annotated[int, Field(ge=0, le=65536)] = 128
     # events per compressed block: a change rebuilds one block of each feed
     block_events: Annotated[int, Field(ge=1, le=4096)] = 64
     # zlib level of the blocks (1 fastest … 9 smallest)

@@ -202,6 +202,17 @@ def test_matching_is_idempotent(a: int, b: int) -> None:
     assert again.matched_share == 1.0
 
 
+def test_no_out_and_back_into_a_side_street() -> None:
+    """A noisy vertex near a junction once made the path pop into a 4 m stub and back, giving a
+    self-overlapping geometry that could not be matched again (found by the property above)."""
+    net = lille()
+    xy = cases.route_xy(net, 0, 1576 % net.n_nodes)
+    assert xy is not None
+    first = match_line(net, net.reprojector.from_metric(cases.sample(xy, 30.0)).tolist(), direction="ONE_DIRECTION")
+    assert shapely.LineString(first.geometry).is_simple
+    assert match_line(net, first.geometry, direction="ONE_DIRECTION").path == first.path
+
+
 def test_trace_with_a_gap_is_matched_in_parts() -> None:
     net = lille()
     xy = cases.sample(_metric(cases.edge_lonlat(net, cases.DAUBENTON)), 20.0)

@@ -102,17 +102,18 @@ def _unmatched(closure: ClosureState, reason: str) -> Normalised:
 
 
 def _normalised(closure: ClosureState, match: MatchResult) -> Normalised:
-    normalised = _from_match(match, "line", closure.communes[0] if closure.communes else None)
-    return normalised.model_copy(update={"communes": closure.communes})
+    return _from_match(match, "line", closure.communes[0] if closure.communes else None, list(closure.communes))
 
 
-def _from_match(match: MatchResult, method: str, fallback_commune: str | None) -> Normalised:
+def _from_match(
+    match: MatchResult, method: str, fallback_commune: str | None, communes: list[str] | None = None
+) -> Normalised:
     return Normalised(
         matched=True,
         street=match.street,
         edge_ids=list(match.edge_ids),
         commune=match.commune or fallback_commune,
-        communes=[match.commune] if match.commune else [],
+        communes=communes if communes is not None else ([match.commune] if match.commune else []),
         direction=Direction(match.direction),
         confidence=round(min(max(match.confidence, 0.0), 1.0), 3),
         matched_share=round(min(max(match.matched_share, 0.0), 1.0), 3),
