@@ -77,7 +77,8 @@ class ClosureBook:
         self.pending[state.id] = _Pending(state, time.monotonic() + PENDING_TTL_S)
 
     def all(self) -> list[ClosureState]:
-        states: dict[str, ClosureState] = {e.id: e.closure for e in self.view if e.closure is not None}
+        closures = self.view.matching(lambda stored: stored.closure)  # decodes only the closures
+        states: dict[str, ClosureState] = {e.id: e.closure for e in closures if e.closure is not None}
         for closure_id in list(self.pending):
             state, _ = self.get(closure_id)
             if state is not None:

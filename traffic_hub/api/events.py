@@ -51,7 +51,7 @@ def feature(hub: Hub, event: Event, now: datetime) -> dict[str, Any]:
 async def list_events(principal: Operator, hub: HubDep) -> dict[str, Any]:
     """Current events (active and upcoming) as a GeoJSON FeatureCollection."""
     now = datetime.now(UTC)
-    current = [e for e in hub.live.events if e.is_current(now)]
+    current = list(hub.live.events.current(now))  # decodes only the current events
     current.sort(key=lambda e: (e.validity.starts_at, e.id))
     return {"type": "FeatureCollection", "features": [feature(hub, e, now) for e in current]}
 

@@ -45,7 +45,7 @@ def _change_event(hub: Hub, change: Change) -> ServerSentEvent:
 
 def _snapshot(hub: Hub) -> ServerSentEvent:
     now = datetime.now(UTC)
-    events = [feature(hub, e, now) for e in hub.live.events if e.is_current(now)]
+    events = [feature(hub, e, now) for e in hub.live.events.current(now)]  # decodes only the current events
     seq = hub.live.events.seq
     return ServerSentEvent(
         id=f"{hub.live.events.epoch}-{seq}",

@@ -8,6 +8,7 @@ are exactly such reports: they fold into the closure instead of becoming a secon
 from __future__ import annotations
 
 import math
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import shapely
 from geo.names import core
 from traffic_hub.model import Event, EventType, IncidentReport, Normalised
 from traffic_hub.model.geometry import lonlat_pairs
+from traffic_hub.view import Stored, encode, micros
 
 NEAR_M = 60.0  # two geometries closer than this may be the same incident
 CELL_DEG = 0.002  # grid cell for the spatial index (~150-220 m in MEL)
@@ -42,9 +44,19 @@ def _metric(points: list[tuple[float, float]], lat0: float) -> shapely.Geometry:
     return shapely.Point(xy[0]) if len(xy) == 1 else shapely.LineString(xy)
 
 
+class _Metres:
+    """Distances from one geometry (projected once) to others, exactly as `distance_m` computes them."""
+
+    def __init__(self, points: list[tuple[float, float]]) -> None:
+        self._lat0 = points[0][1]
+        self._shape = _metric(points, self._lat0)
+
+    def to(self, points: list[tuple[float, float]]) -> float:
+        return float(shapely.distance(self._shape, _metric(points, self._lat0)))
+
+
 def distance_m(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
-    lat0 = a[0][1]
-    return float(shapely.distance(_metric(a, lat0), _metric(b, lat0)))
+    return _Metres(a).to(b)
 
 
 def _cells(points: Iterable[tuple[float, float]]) -> set[tuple[int, int]]:
@@ -61,57 +73,148 @@ class Match:
     reason: str
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Entry:
+    """What matching reads of an event without decoding it; the event itself is `stored.raw`."""
+
+    stored: Stored  # the view's record when the event came from there (its bytes are shared, not copied)
+    type: EventType
+    points: bytes  # lonlat_pairs(geometry), as float64 lon, lat, lon, lat...
+    sources: tuple[str, ...]  # its `_source_key`s
+
+    def lonlat(self) -> list[tuple[float, float]]:
+        values = array("d")
+        values.frombytes(self.points)
+        return list(zip(values[0::2], values[1::2], strict=True))
+
+
+def _source_key(source: str, source_id: str) -> str:
+    return f"{source}\x1f{source_id}"  # one string, not a tuple of two: ~100k of them
+
+
+def _packed(points: list[tuple[float, float]]) -> bytes:
+    return array("d", [value for point in points for value in point]).tobytes()
+
+
 class EventIndex:
-    """Current events by source item and by place, for the normaliser's look-ups."""
+    """Current events by source item and by place, for the normaliser's look-ups.
+
+    Holds each event as its JSON (shared with the event view once the view has it) and the little
+    matching needs; events are decoded only when asked for, or when they pass every test of
+    `_same_incident` that does not need the whole event.
+    """
 
     def __init__(self) -> None:
-        self._events: dict[str, Event] = {}
-        self._by_source: dict[tuple[str, str], str] = {}
-        self._grid: dict[tuple[int, int], set[str]] = defaultdict(set)
-        self._cells: dict[str, set[tuple[int, int]]] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._by_source: dict[str, str] = {}
+        self._grid: dict[tuple[int, int], list[str]] = defaultdict(list)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def get(self, event_id: str) -> Event | None:
-        return self._events.get(event_id)
+        entry = self._entries.get(event_id)
+        return entry.stored.decode() if entry else None
+
+    def version(self, event_id: str) -> int | None:
+        entry = self._entries.get(event_id)
+        return entry.stored.version if entry else None
 
     def by_source(self, source: str, source_id: str) -> Event | None:
-        event_id = self._by_source.get((source, source_id))
-        return self._events.get(event_id) if event_id else None
+        event_id = self._by_source.get(_source_key(source, source_id))
+        return self.get(event_id) if event_id else None
 
-    def put(self, event_id: str, event: Event | None) -> None:
-        previous = self._events.pop(event_id, None)
-        for cell in self._cells.pop(event_id, set()):
-            self._grid[cell].discard(event_id)
-        if previous is not None:
-            for s in previous.sources:
-                self._by_source.pop((s.source, s.source_id), None)
+    def put(self, event_id: str, event: Event | None, raw: bytes | None = None) -> None:
+        """Index `event` (None: forget it); `raw` is its JSON when the caller has it already."""
         if event is None:
+            self._forget(event_id)
             return
-        self._events[event_id] = event
-        for s in event.sources:
-            self._by_source[(s.source, s.source_id)] = event_id
-        cells = _cells(lonlat_pairs(event.geometry))
-        self._cells[event_id] = cells
-        for cell in cells:
-            self._grid[cell].add(event_id)
+        self.keep(Stored.of(event_id, event, raw if raw is not None else encode(event)), event)
 
-    def near(self, points: list[tuple[float, float]]) -> list[Event]:
+    def keep(self, stored: Stored, event: Event) -> None:
+        """Index `event`, whose record is `stored` (the view's: its bytes are then held once)."""
+        self._forget(stored.id)
+        sources = tuple(_source_key(s.source, s.source_id) for s in event.sources)
+        points = lonlat_pairs(event.geometry)
+        self._entries[stored.id] = _Entry(stored, event.type, _packed(points), sources)
+        for key in sources:
+            self._by_source[key] = stored.id
+        for cell in _cells(points):
+            self._grid[cell].append(stored.id)
+
+    def share(self, stored: Stored) -> bool:
+        """Hold the view's record instead of ours when both are the same bytes; False when they differ."""
+        entry = self._entries.get(stored.id)
+        if entry is None or entry.stored.raw != stored.raw:
+            return False
+        self._entries[stored.id] = _Entry(stored, entry.type, entry.points, entry.sources)
+        return True
+
+    def _forget(self, event_id: str) -> None:
+        entry = self._entries.pop(event_id, None)
+        if entry is None:
+            return
+        for cell in _cells(entry.lonlat()):
+            ids = self._grid[cell]
+            ids.remove(event_id)
+            if not ids:
+                del self._grid[cell]
+        for key in entry.sources:
+            self._by_source.pop(key, None)
+
+    def _near(self, points: list[tuple[float, float]]) -> list[str]:
         ids: set[str] = set()
         for cell in _neighbours(_cells(points)):
-            ids |= self._grid.get(cell, set())
-        return [self._events[i] for i in sorted(ids)]
+            ids.update(self._grid.get(cell, ()))
+        return sorted(ids)
+
+    def near(self, points: list[tuple[float, float]]) -> list[Event]:
+        """The events with a vertex in the grid cells around `points` (by id)."""
+        return [self._entries[i].stored.decode() for i in self._near(points)]
 
     def find(self, report: IncidentReport, placement: Normalised, now: datetime) -> Match | None:
-        """The closest current event this report is about, with the reason; None when it is new."""
+        """The closest current event this report is about, with the reason; None when it is new.
+
+        Nearby events are ranked by what `_same_incident` computes without decoding (the same
+        distance, to the bit), then decoded nearest first, ties in id order, until one passes every
+        test: the event that a scan of every nearby event, keeping the strictly nearest, chooses.
+        """
         points = lonlat_pairs(report.geometry)
-        best: tuple[float, Match] | None = None
-        for event in self.near(points):
+        metres = _Metres(points)
+        period = _Period.of(report, now)
+        ranked: list[tuple[float, str]] = []
+        for event_id in self._near(points):
+            entry = self._entries[event_id]
+            if period.may_match(entry.stored) and compatible(entry.type, report.type):
+                distance = metres.to(entry.lonlat())
+                if distance <= NEAR_M:
+                    ranked.append((distance, event_id))
+        for _, event_id in sorted(ranked):
+            event = self._entries[event_id].stored.decode()
             reason = _same_incident(event, report, placement, points, now)
-            if reason is None:
-                continue
-            distance, why = reason
-            if best is None or distance < best[0]:
-                best = (distance, Match(event, why))
-        return best[1] if best else None
+            if reason is not None:
+                return Match(event, reason[1])
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Period:
+    """A report's period, and now, as `micros`: to run `_same_incident`'s time tests on records."""
+
+    now: int
+    starts: int
+    ends: int | None
+
+    @classmethod
+    def of(cls, report: IncidentReport, now: datetime) -> _Period:
+        ends = report.validity.ends_at
+        return cls(micros(now), micros(report.validity.starts_at), None if ends is None else micros(ends))
+
+    def may_match(self, event: Stored) -> bool:
+        """False when `_same_incident` says None: the event is not current, or does not overlap (`_overlap`)."""
+        if not event.is_current(self.now):
+            return False
+        return (event.ends is None or self.starts < event.ends) and (self.ends is None or event.starts < self.ends)
 
 
 def _same_incident(
