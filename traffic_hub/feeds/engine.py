@@ -32,7 +32,7 @@ from traffic_hub.feeds.rendered import Rendered, publish
 from traffic_hub.feeds.timeline import Timeline
 from traffic_hub.model import Event
 from traffic_hub.settings import FeedSettings
-from traffic_hub.view import EventView
+from traffic_hub.view import Change, EventView, Stored
 
 __all__ = ["FeedBook", "Publication", "Rendered", "feedable"]
 
@@ -107,6 +107,14 @@ class FeedBook:
         self._fit_budget(rebuilt=True)
         self._publish(now)
 
+    def _update_from(self, pending: dict[str, Change], due: list[tuple[str, Stored | None]], now: datetime) -> None:
+        """`update` with the events decoded here, in the worker, rather than on the event loop."""
+        changed: dict[str, Event | None] = {event_id: change.event for event_id, change in pending.items()}
+        for event_id, stored in due:
+            if event_id not in changed:
+                changed[event_id] = None if stored is None else stored.decode()
+        self.update(changed, now)
+
     def update(self, changed: dict[str, Event | None], now: datetime) -> None:
         """Re-render the events that changed (None: removed) and publish a new version of every feed."""
         ctx = self._context(now, now)
@@ -147,11 +155,10 @@ class FeedBook:
             records = sorted(self._view.records(), key=attrgetter("id"))
             await asyncio.to_thread(self.rebuild, [stored.raw for stored in records], now)
         else:
-            changed: dict[str, Event | None] = {change.event_id: change.event for change in changes}
-            for event_id in self._timeline.due(now):
-                changed.setdefault(event_id, self._view.get(event_id))
-            if changed:
-                await asyncio.to_thread(self.update, changed, now)
+            pending = {change.event_id: change for change in changes}  # the latest change of each event
+            due = [(event_id, self._view.stored(event_id)) for event_id in self._timeline.due(now)]
+            if pending or due:
+                await asyncio.to_thread(self._update_from, pending, due, now)
         self.rendered_seq = seq
 
     @property
