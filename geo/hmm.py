@@ -110,16 +110,23 @@ def _pairs(starts: IntArray, counts: IntArray, same: BoolArray) -> tuple[IntArra
     return step, a, b
 
 
-def route_lengths(layer: Layer, c: Candidates, a: IntArray, b: IntArray, gc: FloatArray) -> FloatArray:
+def route_lengths(
+    layer: Layer, c: Candidates, a: IntArray, b: IntArray, gc: FloatArray, far: FloatArray | None = None
+) -> FloatArray:
     """Road distance from candidate ``a`` to candidate ``b`` (inf when too far).
 
     Routes are searched up to 1500 m for steps shorter than 500 m (a trace), further for longer
-    steps (the few vertices of a drawn closure), in tiers so that cached rows are reused."""
+    steps (the few vertices of a drawn closure), in tiers so that cached rows are reused. In a
+    batch, ``far`` gives each pair the longer limit of its own trace (see :func:`_far`), so that
+    a trace is matched alike alone or with others."""
     sa, sb = c.state[a], c.state[b]
     ta, tb = c.offset[a], c.offset[b]
     along = (sa == sb) & (tb >= ta - REVERSE_TOLERANCE_M)
-    far = _tier(2.0 * float(gc.max(initial=0.0)) + 300.0)
-    limit = np.where(gc <= DEFAULT_LIMIT_M / 3, DEFAULT_LIMIT_M, far) if far > DEFAULT_LIMIT_M else DEFAULT_LIMIT_M
+    limit: float | FloatArray = DEFAULT_LIMIT_M
+    if far is not None:
+        limit = np.where(gc <= DEFAULT_LIMIT_M / 3, DEFAULT_LIMIT_M, far)
+    elif (one := _tier(2.0 * float(gc.max(initial=0.0)) + 300.0)) > DEFAULT_LIMIT_M:
+        limit = np.where(gc <= DEFAULT_LIMIT_M / 3, DEFAULT_LIMIT_M, one)
     between = layer.distances(layer.v[sa], layer.u[sb], limit)
     return np.where(along, np.maximum(tb - ta, 0.0), (layer.length[sa] - ta) + between + tb)
 
@@ -130,6 +137,15 @@ def _tier(limit: float) -> float:
         if limit <= tier:
             return tier
     return LIMIT_TIERS[-1]
+
+
+def _far(gstep: FloatArray, same: BoolArray, row: IntArray, rows: int) -> FloatArray:
+    """The longer search limit of each row (trace), from the straight distances ``gstep`` between
+    its consecutive points (``same``: both in row ``row``): :func:`_tier` of its longest step."""
+    longest = np.zeros(rows)
+    np.maximum.at(longest, row[same], gstep[same])
+    tiers = np.asarray(LIMIT_TIERS)
+    return tiers[np.minimum(np.searchsorted(tiers, 2.0 * longest + 300.0, side="left"), len(tiers) - 1)]
 
 
 @dataclass(frozen=True)
@@ -182,16 +198,17 @@ def viterbi(c: Candidates, pts: FloatArray, trace_of: IntArray, n_traces: int, l
         _pad(emis, trans, g.size)
     emis[g.row[group], g.col[group], rank] = -0.5 * (c.dist / SIGMA_M) ** 2
     gpts = c.point[g.starts]
-    step, a, b = _pairs(g.starts, g.counts, g.row[:-1] == g.row[1:])
+    same = g.row[:-1] == g.row[1:]
+    step, a, b = _pairs(g.starts, g.counts, same)
     gx, gy = pts[gpts, 0], pts[gpts, 1]
-    gc = np.hypot(gx[1:] - gx[:-1], gy[1:] - gy[:-1])[step]
-    route = route_lengths(layer, c, a, b, gc)
+    gstep = np.hypot(gx[1:] - gx[:-1], gy[1:] - gy[:-1])
+    gc = gstep[step]
+    far = _far(gstep, same, g.row[:-1], rows)[g.row[step]] if rows > 1 else None
+    route = route_lengths(layer, c, a, b, gc, far)
     trans[g.row[step], g.col[step], rank[a], rank[b]] = -np.abs(route - gc) / BETA_M
     back, scores = _forward(emis, trans)
-    for r in range(rows):
-        n = int(g.size[r])
-        mine = g.starts[g.first[r] : g.first[r] + n]
-        out[int(g.trace[r])] = _backtrack(c, mine, scores[r, :n], back[r, :n])
+    for trace, parts in zip(g.trace.tolist(), _backtrack(c, g, scores, back), strict=True):
+        out[trace] = parts
     return out
 
 
@@ -224,27 +241,35 @@ def _forward(emis: FloatArray, trans: FloatArray) -> tuple[IntArray, FloatArray]
     return back, scores
 
 
-def _backtrack(c: Candidates, starts: IntArray, scores: FloatArray, back: IntArray) -> list[list[Step]]:
-    chosen: list[int] = []
-    cuts: list[int] = []
-    backs = back.tolist()
-    first = starts.tolist()
-    j = len(first) - 1
-    while j >= 0:
-        r = int(np.argmax(scores[j]))
-        while True:
-            chosen.append(first[j] + r)
-            prev = backs[j][r]
-            j -= 1
-            if prev < 0:
-                cuts.append(len(chosen))
-                break
-            r = prev
-    chosen.reverse()
-    idx = np.asarray(chosen, dtype=np.int64)
+def _backtrack(c: Candidates, g: _Batch, scores: FloatArray, back: IntArray) -> list[list[list[Step]]]:
+    """The chosen candidates of every row, in parts, walking all rows back in lock-step.
+
+    A shorter row's padded columns carry its last column's scores and point back to the same
+    state, so every row can start from the last column; a part starts where ``back`` is -1."""
+    rows, n, _ = scores.shape
+    ar = np.arange(rows)
+    chosen = np.empty((rows, n), dtype=np.int64)
+    cur = scores[:, n - 1].argmax(axis=1)
+    chosen[:, n - 1] = cur
+    for j in range(n - 1, 0, -1):
+        prev = back[ar, j, cur]
+        cur = np.where(prev < 0, scores[:, j - 1].argmax(axis=1), prev)
+        chosen[:, j - 1] = cur
+    real = np.arange(n)[None, :] < g.size[:, None]
+    row = np.broadcast_to(ar[:, None], (rows, n))[real]
+    col = np.broadcast_to(np.arange(n)[None, :], (rows, n))[real]
+    rank = chosen[real]
+    starts = (back[row, col, rank] < 0).tolist()
+    idx = g.starts[g.first[row] + col] + rank
     steps = list(map(Step, c.point[idx].tolist(), c.state[idx].tolist(), c.offset[idx].tolist(), c.dist[idx].tolist()))
-    bounds = [len(chosen) - k for k in reversed(cuts)] + [len(chosen)]
-    return [steps[a:b] for a, b in itertools.pairwise(bounds)]
+    out: list[list[list[Step]]] = []
+    lo = 0
+    for size in g.size.tolist():
+        hi = lo + size
+        bounds = [k for k in range(lo, hi) if starts[k]] + [hi]
+        out.append([steps[a:b] for a, b in itertools.pairwise(bounds)])
+        lo = hi
+    return out
 
 
 def part_states(layer: Layer, part: list[Step]) -> list[int]:

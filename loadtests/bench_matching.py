@@ -6,8 +6,9 @@ machine class): routes of ≥ 800 m between random junctions of the network, res
 pass with a cold path cache, then warm: the median of a few passes), the share of matched points
 within 5 m of the true route, closures normalised per second (a 2–5 vertex closure through
 ``NetworkPlacer.place_closure``: validate and match its line, split it into Waze-ready runs, build
-the placement; cold, then warm like points), and the same on a synthetic jittered grid of ~250k
-directed edges (metro scale).
+the placement; cold, then warm like points; then warm through ``NetworkPlacer.place_closures`` in
+batches of ``--closure-batch``, as the normaliser places the closures of one Kafka poll), and the
+same on a synthetic jittered grid of ~250k directed edges (metro scale).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ FloatArray = npt.NDArray[np.float64]
 GOAL_POINTS = 20_000
 GOAL_ACCURACY = 0.98
 GOAL_CLOSURES = 2_000
+CLOSURE_BATCH = 100
+"""Closures per ``place_closures`` call in the batched figure (a Kafka poll brings up to 500 reports,
+of every kind: 100 closures in one is a busy moment, not the best case)."""
 WARM_PASSES = 3
 """Warm figures are the median of this many passes: one pass is a fraction of a CPU second, and on a
 shared machine a single pass swings by ±30 %."""
@@ -55,6 +59,8 @@ class Row:
     matched: float
     closures_ps: float  # warm (second pass), like warm_pps
     closures_cold_ps: float = 0.0
+    closures_batch_ps: float = 0.0  # warm, through place_closures, closure_batch at a time
+    closure_batch: int = 0
 
 
 def _route(net: RoadNetwork, rng: np.random.Generator, min_m: float, max_m: float) -> FloatArray:
@@ -152,7 +158,17 @@ def _closures_ps(net: RoadNetwork, closures: list[ClosureState]) -> float:
     return len(closures) / (time.process_time() - start)
 
 
-def bench(name: str, net: RoadNetwork, load_s: float, n_traces: int, n_closures: int) -> Row:
+def _closures_batch_ps(net: RoadNetwork, closures: list[ClosureState], size: int) -> float:
+    placer = NetworkPlacer(net)
+    start = time.process_time()
+    for lo in range(0, len(closures), size):
+        placer.place_closures(closures[lo : lo + size])
+    return len(closures) / (time.process_time() - start)
+
+
+def bench(
+    name: str, net: RoadNetwork, load_s: float, n_traces: int, n_closures: int, closure_batch: int = CLOSURE_BATCH
+) -> Row:
     """Run the whole protocol on one network."""
     traces = make_traces(net, n_traces, seed=1)
     closures = closure_states(make_closures(net, n_closures, seed=2))
@@ -165,7 +181,22 @@ def bench(name: str, net: RoadNetwork, load_s: float, n_traces: int, n_closures:
     points = sum(len(p) for _, p in traces)
     closures_cold = _closures_ps(net, closures)
     closures_warm = statistics.median(_closures_ps(net, closures) for _ in range(WARM_PASSES))
-    return Row(name, net.n_edges, load_s, points, cold, warm, batch, within, matched, closures_warm, closures_cold)
+    closures_batch = statistics.median(_closures_batch_ps(net, closures, closure_batch) for _ in range(WARM_PASSES))
+    return Row(
+        name,
+        net.n_edges,
+        load_s,
+        points,
+        cold,
+        warm,
+        batch,
+        within,
+        matched,
+        closures_warm,
+        closures_cold,
+        closures_batch,
+        closure_batch,
+    )
 
 
 def grid_network(side: int, spacing_m: float = 100.0, seed: int = 7) -> pa.Table:
@@ -225,7 +256,7 @@ def load_timed(path: Path) -> tuple[RoadNetwork, float]:
 def _table(rows: list[Row]) -> str:
     head = (
         f"{'network':<26}{'edges':>9}{'load s':>8}{'points':>8}{'pts/s cold':>12}{'pts/s warm':>12}{'pts/s batch':>13}"
-        f"{'≤5 m':>8}{'matched':>9}{'closures/s':>12}{'cold':>8}"
+        f"{'≤5 m':>8}{'matched':>9}{'closures/s':>12}{'cold':>8}{'batched':>9}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -233,11 +264,13 @@ def _table(rows: list[Row]) -> str:
             f"{r.network:<26}{r.edges:>9,}{r.load_s:>8.2f}{r.points:>8,}{r.cold_pps:>12,.0f}{r.warm_pps:>12,.0f}"
             f"{r.batch_pps:>13,.0f}"
             f"{r.within_5m:>8.1%}{r.matched:>9.1%}{r.closures_ps:>12,.0f}{r.closures_cold_ps:>8,.0f}"
+            f"{r.closures_batch_ps:>9,.0f}"
         )
     lines.append(
         "per core = CPU time of this single-threaded process; load = read file + build every index; "
         f"cold = empty path cache, warm = median of {WARM_PASSES} passes; batch = match_traces(); "
-        "closures/s = NetworkPlacer.place_closure, warm (cold)"
+        "closures/s = NetworkPlacer.place_closure, warm (cold); "
+        f"batched = NetworkPlacer.place_closures, warm, {rows[0].closure_batch if rows else CLOSURE_BATCH} per batch"
     )
     lines.append(
         f"goals: ≥ {GOAL_POINTS:,} points/s per core at ≥ {GOAL_ACCURACY:.0%} within 5 m; "
@@ -252,16 +285,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench_matching")
     parser.add_argument("--traces", type=int, default=200)
     parser.add_argument("--closures", type=int, default=1000)
+    parser.add_argument("--closure-batch", type=int, default=CLOSURE_BATCH, help="closures per place_closures call")
     parser.add_argument("--grid-side", type=int, default=250, help="synthetic grid side (250 → 249k edges)")
     args = parser.parse_args(argv)
     lille, lille_s = load_timed(Path(RoadNetwork.default().source))
-    rows = [bench("Lille centre (OSM 2017)", lille, lille_s, args.traces, args.closures)]
+    rows = [bench("Lille centre (OSM 2017)", lille, lille_s, args.traces, args.closures, args.closure_batch)]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "grid.network.arrow"
         feather.write_feather(grid_network(args.grid_side), str(path), compression="zstd")
         grid, grid_s = load_timed(path)
     name = f"synthetic grid {args.grid_side}x{args.grid_side}"
-    rows.append(bench(name, grid, grid_s, args.traces // 2, args.closures // 2))
+    rows.append(bench(name, grid, grid_s, args.traces // 2, args.closures // 2, args.closure_batch))
     print(_table(rows))
 
 

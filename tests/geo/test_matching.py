@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from geo import hmm
 from geo.errors import GeoError
-from geo.matching import match_line, match_point, match_street, match_trace
+from geo.matching import Direction, MatchResult, match_line, match_lines, match_point, match_street, match_trace
 from geo.names import normalise
 from tests.geo import cases
 from tests.geo.cases import lille
@@ -309,3 +309,27 @@ def test_street_result_starts_and_ends_at_the_named_junctions(data: st.DataObjec
 
 
 _TRIPLES = _triples()
+
+
+def test_lines_matched_together_equal_lines_matched_alone() -> None:
+    from loadtests.bench_matching import make_closures
+
+    net = lille()
+    lines: list[list[list[float]]] = [*make_closures(net, 40, seed=11)]
+    lines += [[[3.05, 50.63], [3.05, 50.63]], [[50.6301, 3.0561], [50.6279, 3.0509]], [[3.0, 50.60], [3.001, 50.60]]]
+    directions: list[Direction] = ["ONE_DIRECTION" if i % 3 else "BOTH_DIRECTIONS" for i in range(len(lines))]
+    together = match_lines(net, lines, directions)
+    for line, direction, got in zip(lines, directions, together, strict=True):
+        alone = _match_or_error(line, direction)
+        if isinstance(alone, GeoError):
+            assert isinstance(got, GeoError)
+            assert (got.code, got.reason) == (alone.code, alone.reason)
+        else:
+            assert got == alone
+
+
+def _match_or_error(line: list[list[float]], direction: Direction) -> MatchResult | GeoError:
+    try:
+        return match_line(lille(), line, direction=direction)
+    except GeoError as err:
+        return err

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -101,11 +102,13 @@ class FeedBook:
 
     def rebuild(self, events: Sequence[bytes], now: datetime) -> None:
         """Every feed from scratch, from the events' JSON in id order (`rebuild.render_all`)."""
+        started = time.monotonic()
         built = render_all(self._renderers, events, self._context(now, now), self._block_size, self._level)
         self._bodies = built.bodies
         self._timeline.load(built.moments)
         self._fit_budget(rebuilt=True)
         self._publish(now)
+        log.info("feeds rebuilt from %d events in %.1f s", len(events), time.monotonic() - started)
 
     def _update_from(self, pending: dict[str, Change], due: list[tuple[str, Stored | None]], now: datetime) -> None:
         """`update` with the events decoded here, in the worker, rather than on the event loop."""
