@@ -78,15 +78,7 @@ def _hub_rows(args: argparse.Namespace, workdir: Path, rows: list[Row]) -> list[
                 f"{hub.rss_mib():,.0f} MiB (peak {mem.peak_mib:,.0f})",
             )
         )
-        tp = closures_load.throughput(hub, args.clients, args.post_seconds)
-        rows.append(
-            Row(
-                "7",
-                f"POST /api/v1/closures, {tp.clients} concurrent clients, {tp.seconds:.0f} s",
-                f"{tp.per_s:,.0f} closures/s accepted ({tp.accepted:,} ok, {tp.refused} refused), "
-                f"p50 {tp.p50_ms:.0f} ms, p99 {tp.p99_ms:.0f} ms",
-            )
-        )
+        # one at a time on a settled hub first: after the throughput run the pipeline still drains its backlog
         seen = closures_load.visible(hub, paths, args.samples)
         rows.append(
             Row(
@@ -96,6 +88,15 @@ def _hub_rows(args: argparse.Namespace, workdir: Path, rows: list[Row]) -> list[
                 "",
                 f"p99 < {closures_load.GOAL_VISIBLE_P99_MS:.0f} ms",
                 verdict(seen.p99_ms < closures_load.GOAL_VISIBLE_P99_MS),
+            )
+        )
+        tp = closures_load.throughput(hub, args.clients, args.post_seconds)
+        rows.append(
+            Row(
+                "7",
+                f"POST /api/v1/closures, {tp.clients} concurrent clients, {tp.seconds:.0f} s",
+                f"{tp.per_s:,.0f} closures/s accepted ({tp.accepted:,} ok, {tp.refused} refused), "
+                f"p50 {tp.p50_ms:.0f} ms, p99 {tp.p99_ms:.0f} ms",
             )
         )
     return rows

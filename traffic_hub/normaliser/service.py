@@ -132,6 +132,7 @@ class Normaliser:
             await self._gate.wait()
         if self._live is not None:
             await self._live.wait_ready()  # conflation needs every current event
+            await self._sync_index()  # now, not when the first report arrives and would wait for it
         delay = 0.2
         while True:
             try:
