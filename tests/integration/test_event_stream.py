@@ -51,8 +51,11 @@ def test_stream_snapshot_then_changes_and_resume(hub: TestClient) -> None:
     second = hub.post("/api/v1/closures", json=closure_body("SSE-2"), headers=auth(KEYS.lille)).json()["id"]
     hub.delete(f"/api/v1/closures/{second}", headers=auth(KEYS.lille))
     # resuming from the reset's id gives exactly what happened since, in order
-    wait_until(lambda: hub.get(f"/api/v1/events/{second}", headers=auth(KEYS.operator)).json()
-               ["properties"]["status"] == "cancelled")
+    def cancelled() -> bool:  # 404 until the normaliser has written the event
+        response = hub.get(f"/api/v1/events/{second}", headers=auth(KEYS.operator))
+        return response.status_code == 200 and response.json()["properties"]["status"] == "cancelled"
+
+    wait_until(cancelled)
     missed = read_events(hub, 2, {"Last-Event-ID": resume_from})
     assert [(e["event"], e["data"]["id"]) for e in missed] == [("created", second), ("updated", second)]
     assert missed[1]["data"]["event"]["properties"]["status"] == "cancelled"
