@@ -226,6 +226,11 @@ class RoadNetwork:
         return np.round(self.lonlat, DECIMALS)
 
     @cached_property
+    def lonlat_points(self) -> list[tuple[float, float]]:
+        """:attr:`lonlat_rounded` as Python tuples, for building published lines without numpy calls."""
+        return [(x, y) for x, y in self.lonlat_rounded.tolist()]
+
+    @cached_property
     def vertices(self) -> FloatArray:
         """Every vertex as (x, y, lon, lat), lon/lat as published (see :mod:`geo.polyline`)."""
         return np.hstack([self.xy, self.lonlat_rounded])
@@ -287,4 +292,5 @@ class RoadNetwork:
         with self._lock:
             _ = (self.index, self.grid, self.name_keys, self.core_keys, self.lists)
             _ = (self.directed, self.both_ways, self.bbox_lonlat, self.lonlat_rounded, self.vertices)
+            _ = self.lonlat_points
         return self

@@ -124,22 +124,18 @@ def _split_long(info: _Edges, group: list[Hop]) -> list[list[Hop]]:
 
 
 def _polylines(net: RoadNetwork, info: _Edges, groups: list[list[Hop]]) -> list[list[tuple[float, float]]]:
-    """Stored lon/lat vertices of each run's edges in travel order, rounded, repeats dropped (one
-    numpy lookup for all the runs of a closure)."""
-    vertices: list[int] = []
-    counts: list[int] = []
-    for group in groups:
-        before = len(vertices)
-        for e, against, _ in group:
-            vertices.extend(reversed(info.span[e]) if against else info.span[e])
-        counts.append(len(vertices) - before)
-    points: list[tuple[float, float]] = [(x, y) for x, y in net.lonlat_rounded[vertices].tolist()]
+    """Stored lon/lat vertices of each run's edges in travel order, rounded, repeats dropped."""
+    points = net.lonlat_points
     out: list[list[tuple[float, float]]] = []
-    lo = 0
-    for count in counts:
-        mine = points[lo : lo + count]
-        out.append([p for i, p in enumerate(mine) if i == 0 or p != mine[i - 1]])
-        lo += count
+    for group in groups:
+        line: list[tuple[float, float]] = []
+        for e, against, _ in group:
+            span = info.span[e]
+            vertices = points[span.start : span.stop]
+            for point in reversed(vertices) if against else vertices:
+                if not line or point != line[-1]:
+                    line.append(point)
+        out.append(line)
     return out
 
 
