@@ -61,15 +61,20 @@ def _reports_near(draw: st.DrawFn, events: list[Event]) -> tuple[IncidentReport,
     return report, placement
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.data(), st.lists(_indexed_events(), min_size=1, max_size=8, unique_by=lambda e: e.id))
-def test_find_answers_as_every_nearby_event_would(data: st.DataObject, events: list[Event]) -> None:
+def _assert_find_agrees(data: st.DataObject, events: list[Event]) -> None:
+    """`find` over an index of `events` answers as the decode-everything reference, for reports nearby."""
     index = EventIndex()
     for event in events:
         index.put(event.id, event)
     for _ in range(5):
         report, placement = data.draw(_reports_near(events))
         assert index.find(report, placement, NOW) == _reference(index, report, placement, NOW)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data(), st.lists(_indexed_events(), min_size=1, max_size=8, unique_by=lambda e: e.id))
+def test_find_answers_as_every_nearby_event_would(data: st.DataObject, events: list[Event]) -> None:
+    _assert_find_agrees(data, events)
 
 
 @st.composite
@@ -95,12 +100,7 @@ def _crowd(draw: st.DrawFn) -> list[Event]:
 @settings(max_examples=60, deadline=None)
 @given(st.data(), _crowd())
 def test_find_chooses_the_nearest_and_breaks_ties_by_id(data: st.DataObject, events: list[Event]) -> None:
-    index = EventIndex()
-    for event in events:
-        index.put(event.id, event)
-    for _ in range(5):
-        report, placement = data.draw(_reports_near(events))
-        assert index.find(report, placement, NOW) == _reference(index, report, placement, NOW)
+    _assert_find_agrees(data, events)
 
 
 def test_a_report_on_a_current_event_matches_it() -> None:

@@ -17,6 +17,7 @@ from prometheus_client import Counter
 from traffic_hub.api.deps import FEED_READERS, authenticate, check_role
 from traffic_hub.api.fastfeeds import FEED_PATHS, feed_key
 from traffic_hub.api.feedpoll import Poll, read_poll
+from traffic_hub.api.feeds import gzip_etag
 from traffic_hub.errors import TrafficHubError
 from traffic_hub.metrics import Metrics
 from traffic_hub.runtime import Hub
@@ -51,7 +52,7 @@ class _Head:
     @classmethod
     def of(cls, version: FeedVersion) -> _Head:
         etag = version.etag.encode("latin-1")
-        gzip_etag = etag[:-1] + b'-gzip"'
+        gzipped_etag = gzip_etag(version.etag).encode("latin-1")
         last_modified = format_datetime(version.last_modified, usegmt=True).encode("latin-1")
         rest = (
             b"last-modified: " + last_modified + b"\r\n"
@@ -63,10 +64,10 @@ class _Head:
             version=version,
             key=(version.etag, version.last_modified, version.items),
             etag=etag,
-            gzip_etag=gzip_etag,
+            gzip_etag=gzipped_etag,
             last_modified=last_modified,
             plain=b"etag: " + etag + b"\r\n" + rest,
-            gzipped=b"etag: " + gzip_etag + b"\r\n" + rest,
+            gzipped=b"etag: " + gzipped_etag + b"\r\n" + rest,
         )
 
     def not_modified(self, poll: Poll) -> bool:

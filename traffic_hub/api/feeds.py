@@ -34,7 +34,8 @@ PUBLIC_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _gzip_etag(etag: str) -> str:
+def gzip_etag(etag: str) -> str:
+    """The ETag of the gzip variant of a feed version."""
     return etag[:-1] + '-gzip"'
 
 
@@ -42,7 +43,7 @@ def _not_modified(request: Request, feed: Rendered) -> bool:
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
         tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-        return "*" in tags or feed.etag in tags or _gzip_etag(feed.etag) in tags
+        return "*" in tags or feed.etag in tags or gzip_etag(feed.etag) in tags
     since = request.headers.get("if-modified-since")
     if since is not None:
         try:
@@ -72,7 +73,7 @@ def serve(request: Request, feed: Rendered | None) -> Response:
         raise Unavailable("the feed is being built; retry shortly", retry_after_s=1)
     gzip = "gzip" in request.headers.get("accept-encoding", "").lower()
     headers = {
-        "ETag": _gzip_etag(feed.etag) if gzip else feed.etag,
+        "ETag": gzip_etag(feed.etag) if gzip else feed.etag,
         "Last-Modified": format_datetime(feed.last_modified, usegmt=True),
         "Cache-Control": "private, no-cache",
         "Vary": "Accept-Encoding, Authorization",

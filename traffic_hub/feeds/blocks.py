@@ -242,10 +242,6 @@ class FeedBody:
             for block in self.blocks
         ]
 
-    @property
-    def plain_bytes(self) -> int:
-        return sum(len(block.plain) for block in self.blocks if block.plain is not None)
-
     def texts(self) -> Iterator[bytes]:
         for block in self.blocks:
             if block.has_content:

@@ -61,9 +61,9 @@ def shift(length: int) -> int:
     return p
 
 
-def crc32_combine(crc1: int, crc2: int, length2: int, op: int | None = None) -> int:
-    """CRC-32 of A + B from crc32(A), crc32(B) and len(B) (`op` = `shift(len(B))` if already known)."""
-    return _multmodp(shift(length2) if op is None else op, crc1) ^ crc2
+def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
+    """CRC-32 of A + B from crc32(A), crc32(B) and len(B)."""
+    return _multmodp(shift(length2), crc1) ^ crc2
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,9 +45,6 @@ class Timeline:
         self._last: dict[str, datetime] = {}
         self._latest: list[tuple[float, str]] = []  # max-heap of (-timestamp, event id), lazily cleaned
 
-    def __len__(self) -> int:
-        return len(self._last)
-
     def track(self, event_id: str, event: Event | None, now: datetime) -> None:
         """Remember when `event` (None: gone) next changes by itself, and its newest passed moment."""
         if event is None:
