@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
-import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.kafkarun import delete_run_topics, run_name
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "ops" / "kafka" / "kafka-local.sh"
@@ -24,21 +26,21 @@ def kafka_answers() -> bool:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    """The real broker's bootstrap address; `make test` starts it, this starts it if it is not running."""
+def kafka_bootstrap() -> Iterator[str]:
+    """The real broker's bootstrap address; `make test` starts it, this starts it if it is not running.
+
+    At the end of the run, the topics this run created are deleted (see `tests.kafkarun`).
+    """
     if not kafka_answers():
-        subprocess.run(["bash", str(KAFKA_SCRIPT), "up"], check=True, timeout=600)
-    return kafka_bootstrap_address()
+        subprocess.run(["bash", str(KAFKA_SCRIPT), "up"], check=True, timeout=900)
+    bootstrap = kafka_bootstrap_address()
+    yield bootstrap
+    asyncio.run(delete_run_topics(bootstrap))
 
 
 @pytest.fixture
-def unique() -> Callable[[str], str]:
-    return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def topic_prefix(unique: Callable[[str], str]) -> str:
-    return unique("test")
+def topic_prefix() -> str:
+    return run_name("test")
 
 
 def free_port() -> int:

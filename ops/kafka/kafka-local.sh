@@ -19,7 +19,10 @@
 #   TRAFFIC_HUB_KAFKA_LIBS             jar folder      (default ${XDG_CACHE_HOME:-$HOME/.cache}/traffic-hub/kafka-VERSION/libs)
 #   TRAFFIC_HUB_KAFKA_RUN_DIR          config, data, logs, pid  (default ${TMPDIR:-/tmp}/traffic-hub-kafka-UID-PORT)
 #   TRAFFIC_HUB_KAFKA_HEAP_OPTS        broker heap                             (default "-Xms256m -Xmx768m")
-#   TRAFFIC_HUB_KAFKA_START_TIMEOUT    seconds to wait for readiness           (default 120)
+#   TRAFFIC_HUB_KAFKA_START_TIMEOUT    seconds the broker may stay silent while starting (default 120): the
+#                                      start fails when server.log has not grown for that long
+#   TRAFFIC_HUB_KAFKA_START_MAX        seconds a start may take while its log keeps growing (default 900):
+#                                      recovering thousands of partitions after a crash takes minutes
 #   TRAFFIC_HUB_KAFKA_STOP_TIMEOUT     seconds before SIGKILL                  (default 30)
 #   TRAFFIC_HUB_KAFKA_MVN_ARGS         extra mvn arguments for fetch (e.g. "-o" or "-s settings.xml")
 #   TRAFFIC_HUB_KAFKA_PERF_PROPS       extra producer properties for perf, e.g. "linger.ms=20 batch.size=65536"
@@ -34,6 +37,7 @@ LIBS="${TRAFFIC_HUB_KAFKA_LIBS:-${XDG_CACHE_HOME:-$HOME/.cache}/traffic-hub/kafk
 RUN_DIR="${TRAFFIC_HUB_KAFKA_RUN_DIR:-${TMPDIR:-/tmp}/traffic-hub-kafka-$(id -u)-$PORT}"
 HEAP_OPTS="${TRAFFIC_HUB_KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
 START_TIMEOUT="${TRAFFIC_HUB_KAFKA_START_TIMEOUT:-120}"
+START_MAX="${TRAFFIC_HUB_KAFKA_START_MAX:-900}"
 STOP_TIMEOUT="${TRAFFIC_HUB_KAFKA_STOP_TIMEOUT:-30}"
 BOOTSTRAP="127.0.0.1:$PORT"
 
@@ -253,9 +257,27 @@ start_failed() {
     | grep -qE 'Exiting Kafka due to fatal exception|Fatal error during (broker|controller) startup'
 }
 
+log_bytes() { { stat -c %s "$LOG_DIR"/server.log* 2>/dev/null || true; } | awk '{ s += $1 } END { print s + 0 }'; }
+
+# Ready when the broker answers ApiVersions. A start that keeps logging (loading and recovering partition
+# logs) may take up to START_MAX seconds; one that logs nothing for START_TIMEOUT seconds has failed.
 wait_ready() {  # $1 = pid, $2 = start time, $3 = size of server.log before the start
-  local deadline=$(( $(date +%s) + START_TIMEOUT ))
+  local now_s last_size size last_note
+  now_s="$(date +%s)"
+  local deadline=$(( now_s + START_MAX )) quiet_until=$(( now_s + START_TIMEOUT ))
+  last_size="$(log_bytes)"
+  last_note="$now_s"
   while ! probe "$PORT"; do
+    now_s="$(date +%s)"
+    size="$(log_bytes)"
+    if [ "$size" != "$last_size" ]; then
+      last_size="$size"
+      quiet_until=$(( now_s + START_TIMEOUT ))
+    fi
+    if [ $(( now_s - last_note )) -ge 30 ]; then
+      last_note="$now_s"
+      log "still starting after $(since "$2")s, $(find "$DATA_DIR" -mindepth 1 -maxdepth 1 -type d | wc -l) partitions to load; last log line: $(tail -n 1 "$LOG_DIR/server.log" 2>/dev/null | cut -c1-160)"
+    fi
     if ! kill -0 "$1" 2>/dev/null; then
       show_log_tail "${3:-0}"
       die "the broker process (pid $1) died during start"
@@ -265,12 +287,12 @@ wait_ready() {  # $1 = pid, $2 = start time, $3 = size of server.log before the 
       stop_pid "$1"
       die "the broker failed to start (pid $1 stopped)"
     fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
+    if [ "$now_s" -ge "$quiet_until" ] || [ "$now_s" -ge "$deadline" ]; then
       show_log_tail "${3:-0}"
       stop_pid "$1"
-      die "the broker did not answer on $BOOTSTRAP within ${START_TIMEOUT}s"
+      die "the broker did not answer on $BOOTSTRAP (silent for ${START_TIMEOUT}s or over ${START_MAX}s)"
     fi
-    sleep 0.2
+    sleep 0.5
   done
   log "Kafka $VERSION ready on $BOOTSTRAP (pid $1, $(since "$2")s)"
 }
@@ -318,7 +340,7 @@ cmd_up() {
   require_tools
   mkdir -p "$RUN_DIR" "$LOG_DIR"
   exec 9> "$RUN_DIR/.lock"          # serialise concurrent `up`/`down` on the same run dir
-  flock -w "$START_TIMEOUT" 9 || die "could not lock $RUN_DIR/.lock"
+  flock -w "$START_MAX" 9 || die "could not lock $RUN_DIR/.lock"
   local pid p
   if pid="$(our_pid)"; then          # started by a concurrent `up`, or still starting
     wait_ready "$pid" "$(now)"
@@ -348,7 +370,7 @@ stop_pid() {
 cmd_down() {
   [ -d "$RUN_DIR" ] || { log "not running (no $RUN_DIR)"; return 0; }
   exec 9> "$RUN_DIR/.lock"
-  flock -w "$START_TIMEOUT" 9 || die "could not lock $RUN_DIR/.lock"
+  flock -w "$START_MAX" 9 || die "could not lock $RUN_DIR/.lock"
   local pid t0
   if pid="$(our_pid)"; then
     t0="$(now)"

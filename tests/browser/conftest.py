@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tests.browser.server import Served, serve
 from tests.integration.hubs import write_principals
+from tests.kafkarun import run_name
 from traffic_hub.api.app import create_app
 from traffic_hub.auth import Principals
 from traffic_hub.runtime import Role
@@ -39,7 +39,7 @@ def browser() -> Iterator[Browser]:
 def hub(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """One hub (API + normaliser, own topics) for the module's tests."""
     directory = tmp_path_factory.mktemp("browser-hub")
-    prefix = f"browser-{uuid.uuid4().hex[:10]}"
+    prefix = run_name("browser")
     settings = Settings(
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap),
         topic_prefix=prefix,

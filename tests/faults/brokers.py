@@ -21,7 +21,10 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def _run(self, command: str, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
-        env = {**os.environ, "TRAFFIC_HUB_KAFKA_PORT": str(self.port)}
+        # Its own port, controller port and run dir (the script's defaults for that port), whatever the
+        # environment sets for the shared broker.
+        shared = {"TRAFFIC_HUB_KAFKA_RUN_DIR", "TRAFFIC_HUB_KAFKA_CONTROLLER_PORT"}
+        env = {k: v for k, v in os.environ.items() if k not in shared} | {"TRAFFIC_HUB_KAFKA_PORT": str(self.port)}
         args = ["bash", str(SCRIPT), command]
         return subprocess.run(args, env=env, capture_output=True, timeout=timeout, check=False)
 

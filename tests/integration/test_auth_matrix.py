@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.integration.hubs import KEYS, auth, closure_body, running_hub, settings_for, wait_until, write_principals
+from tests.kafkarun import run_name
 
 pytestmark = pytest.mark.kafka
 
@@ -62,7 +63,7 @@ CALLERS = {ROADWORKS: KEYS.lille, PARTNER: KEYS.partner, OPERATOR: KEYS.operator
 @pytest.fixture(scope="module")
 def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, str]]:
     tmp = tmp_path_factory.mktemp("auth")
-    settings = settings_for(kafka_bootstrap, f"auth-{tmp.name}", write_principals(tmp))
+    settings = settings_for(kafka_bootstrap, run_name("auth"), write_principals(tmp))
     with running_hub(settings) as hub:
         cid = hub.post("/api/v1/closures", json=closure_body("AUTH-1"), headers=auth(KEYS.lille)).json()["id"]
         wait_until(lambda: hub.get(f"/api/v1/events/{cid}", headers=auth(KEYS.admin)).status_code == 200)

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -20,6 +19,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, UnknownTopicOrPartitionError
+
+from tests.kafkarun import run_name
 
 pytestmark = pytest.mark.kafka
 
@@ -32,7 +33,7 @@ Record = tuple[bytes | None, bytes | None]
 
 
 def unique(prefix: str) -> str:
-    return f"test-{prefix}-{uuid.uuid4().hex[:12]}"
+    return run_name(f"test-{prefix}")
 
 
 @pytest.fixture
