@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -20,7 +20,7 @@ import shapely
 from geo import hmm
 from geo.errors import GeoError
 from geo.network import RoadNetwork
-from geo.polyline import Polyline, part_line, states_line
+from geo.polyline import Polyline, part_length, part_line, states_line
 from geo.routing import Layer
 from geo.shapes import line_from_coords, looks_swapped
 
@@ -41,7 +41,8 @@ class MatchResult:
     ``path`` lists the edges travelled, in travel order (``against[i]`` is true when a one-way
     edge was travelled against its direction, possible only for ``BOTH_DIRECTIONS``);
     ``edge_ids`` lists every directed edge affected (the path, then the opposite carriageway of
-    each piece when ``BOTH_DIRECTIONS``). ``geometry`` is lon/lat on the road, in travel order.
+    each piece when ``BOTH_DIRECTIONS``). ``geometry`` is lon/lat on the road, in travel order
+    (empty when it was not asked for, see :func:`match_lines`).
     ``covered_m[i]`` is how much of path edge ``i`` the input actually covers (partial at the
     ends of a drawn line, whole in between).
     """
@@ -59,6 +60,8 @@ class MatchResult:
     against: tuple[bool, ...] = ()
     covered_m: tuple[float, ...] = ()
     length_m: float = 0.0
+    rows: tuple[int, ...] = field(default=(), compare=False, repr=False)
+    """Network rows of ``path`` (empty when the result was built from edge ids only)."""
 
     @property
     def matched(self) -> bool:
@@ -76,11 +79,13 @@ def _by_length(values: Sequence[str], lengths: Sequence[float]) -> str | None:
     for value, length in zip(values, lengths, strict=True):
         if value:
             weight[value] = weight.get(value, 0.0) + length
-    return max(sorted(weight), key=lambda k: weight[k]) if weight else None
+    if len(weight) <= 1:
+        return next(iter(weight), None)
+    return max(sorted(weight), key=weight.__getitem__)
 
 
 def _unique(values: Sequence[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(v for v in values if v))
+    return tuple(dict.fromkeys([v for v in values if v]))
 
 
 def _length(xy: FloatArray | Polyline) -> float:
@@ -108,31 +113,35 @@ def result_from_states(
 ) -> MatchResult:
     """Assemble a :class:`MatchResult` from travelled states and their road geometry (metres, or a
     :class:`Polyline` that already carries its lon/lat)."""
-    net_lists, state_lists = net.lists, layer.lists
-    edges = [state_lists.edge[s] for s in states]
-    against = tuple(state_lists.reverse[s] for s in states)
-    twins = [net_lists.twin[e] for e in edges]
-    if all(t < 0 for t in twins) and not any(against):
+    lists, state_edge, state_reverse = net.lists, layer.lists.edge, layer.lists.reverse
+    twin, ids = lists.twin, lists.edge_ids
+    edges = [state_edge[s] for s in states]
+    against = tuple([state_reverse[s] for s in states])
+    twins = [twin[e] for e in edges]
+    if not any(against) and max(twins, default=-1) < 0:
         direction = "ONE_DIRECTION"
     affected = list(dict.fromkeys(edges))
     if direction == "BOTH_DIRECTIONS":
         affected = list(dict.fromkeys(affected + [t for t in twins if t >= 0]))
-    lengths = [net_lists.length[e] for e in edges]
-    names = [net_lists.name[e] for e in edges]
+    length, name = lists.length, lists.name
+    lengths = [length[e] for e in edges]
+    names = [name[e] for e in edges]
+    commune = lists.commune
     return MatchResult(
-        edge_ids=tuple(net_lists.edge_ids[e] for e in affected),
+        edge_ids=tuple([ids[e] for e in affected]),
         street=_by_length(names, lengths),
         streets=_unique(names),
-        commune=_by_length([net_lists.commune[e] for e in edges], lengths),
+        commune=_by_length([commune[e] for e in edges], lengths),
         direction=direction,
         geometry=xy.lonlat if isinstance(xy, Polyline) else _lonlat(net, xy),
         matched_share=round(share, 4),
         confidence=round(confidence, 4),
         unmatched_reason=reason,
-        path=tuple(net_lists.edge_ids[e] for e in edges),
+        path=tuple([ids[e] for e in edges]),
         against=against,
-        covered_m=tuple(round(c, 2) for c in covered) if covered is not None else tuple(lengths),
+        covered_m=tuple([round(c, 2) for c in covered]) if covered is not None else tuple(lengths),
         length_m=_length(xy),
+        rows=tuple(edges),
     )
 
 
@@ -158,14 +167,41 @@ def match_traces(
     k: int = 6,
 ) -> list[MatchResult]:
     """:func:`match_trace` for many traces at once (one vectorised Viterbi pass per batch)."""
+    return _match_batch(net, traces, direction, radius_m, k, drawn=False, geometry=True)
+
+
+def _match_batch(
+    net: RoadNetwork,
+    traces: Sequence[FloatArray],
+    direction: Direction,
+    radius_m: float,
+    k: int,
+    *,
+    drawn: bool,
+    geometry: bool,
+) -> list[MatchResult]:
     layer = net.directed if direction == "ONE_DIRECTION" else net.both_ways
     found = hmm.match_batch(net, layer, list(traces), radius_m, k)
-    return [_assemble(net, layer, xy, parts, direction, radius_m) for xy, parts in zip(traces, found, strict=True)]
+    return [
+        _assemble(net, layer, xy, parts, direction, radius_m, drawn=drawn, geometry=geometry)
+        for xy, parts in zip(traces, found, strict=True)
+    ]
 
 
 def _assemble(
-    net: RoadNetwork, layer: Layer, xy: FloatArray, parts: list[list[hmm.Step]], direction: Direction, radius_m: float
+    net: RoadNetwork,
+    layer: Layer,
+    xy: FloatArray,
+    parts: list[list[hmm.Step]],
+    direction: Direction,
+    radius_m: float,
+    *,
+    drawn: bool = False,
+    geometry: bool = True,
 ) -> MatchResult:
+    """The result of one trace's matched parts; with ``drawn``, the confidence also falls with the
+    difference between the drawn length and the road length (see :func:`_detour`); without
+    ``geometry``, the road line of a one-part match is measured but not built."""
     if not parts:
         return unmatched(NO_ROAD.format(radius=radius_m), direction)
     states: list[int] = []
@@ -174,7 +210,10 @@ def _assemble(
     for part in parts:
         part_states = hmm.part_states(layer, part)
         cover = hmm.part_cover(layer, part, part_states)
-        lines.append(part_line(net, layer, part, part_states))
+        if geometry or len(parts) > 1:
+            lines.append(part_line(net, layer, part, part_states))
+        else:
+            lines.append(Polyline([], [], part_length(net, layer, part, part_states)))
         lo, hi = _trim(cover)
         states.extend(part_states[lo:hi])
         covered.extend(cover[lo:hi])
@@ -185,11 +224,14 @@ def _assemble(
     reason = None
     if share < 1.0 or len(parts) > 1:
         reason = f"{len(xy) - len(steps)} of {len(xy)} points off the network; matched in {len(parts)} part(s)"
+    line = Polyline.join(lines)
+    if drawn and states:
+        confidence = _detour(round(confidence, 4), round(line.length, 2), xy)
     return result_from_states(
         net,
         layer,
         states,
-        Polyline.join(lines),
+        line,
         direction,
         share=share,
         confidence=confidence,
@@ -243,12 +285,16 @@ def match_lines(
     directions: Sequence[Direction],
     *,
     radius_m: float = 40.0,
+    geometry: bool = True,
 ) -> list[MatchResult | GeoError]:
     """:func:`match_line` for many lon/lat lines at once, each result (or its ``GeoError``) in order.
 
     Why: a closure's line has a handful of vertices, so matching it alone is mostly the fixed cost
     of a few hundred small numpy calls; lines matched together share one reprojection, one
-    candidate search and one Viterbi pass per direction. Results equal :func:`match_line`'s."""
+    candidate search and one Viterbi pass per direction. Results equal :func:`match_line`'s.
+    Without ``geometry``, results leave ``geometry`` empty (unless matched in several parts):
+    placing a closure needs its edges and runs, not the road line under it, which is a fifth of
+    the cost of a result."""
     out: list[MatchResult | GeoError] = [GeoError("internal", "not matched")] * len(lines)
     valid: list[int] = []
     coords: list[FloatArray] = []
@@ -267,19 +313,19 @@ def match_lines(
     for direction in ("ONE_DIRECTION", "BOTH_DIRECTIONS"):
         mine = [i for i in valid if directions[i] == direction]
         if mine:
-            found = match_traces(net, [xys[i] for i in mine], direction=direction, radius_m=radius_m, k=6)
+            found = _match_batch(net, [xys[i] for i in mine], direction, radius_m, 6, drawn=True, geometry=geometry)
             for i, result in zip(mine, found, strict=True):
-                out[i] = _with_detour(result, xys[i])
+                out[i] = result
     return out
 
 
-def _with_detour(result: MatchResult, xy: FloatArray) -> MatchResult:
-    """Lower the confidence of a match whose road length differs from the drawn length."""
-    if not result.matched or result.length_m <= 0:
-        return result
+def _detour(confidence: float, road_m: float, xy: FloatArray) -> float:
+    """``confidence`` lowered for a match whose road length differs from the drawn length."""
+    if road_m <= 0:
+        return confidence
     drawn = math.fsum(math.dist(a, b) for a, b in itertools.pairwise(xy.tolist()))
-    detour = min(drawn, result.length_m) / max(drawn, result.length_m)
-    return _with(result, confidence=round(result.confidence * detour**0.5, 4))
+    detour = min(drawn, road_m) / max(drawn, road_m)
+    return round(confidence * math.sqrt(detour), 4)
 
 
 def _with(result: MatchResult, **changes: object) -> MatchResult:

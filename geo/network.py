@@ -24,6 +24,7 @@ import pyarrow.feather as feather
 import shapely
 
 from geo.crs import Reprojector
+from geo.edgeshapes import EdgeShapes
 from geo.errors import GeoError
 from geo.names import core, normalise
 from geo.nearby import SegmentGrid
@@ -231,9 +232,9 @@ class RoadNetwork:
         return [(x, y) for x, y in self.lonlat_rounded.tolist()]
 
     @cached_property
-    def vertices(self) -> FloatArray:
-        """Every vertex as (x, y, lon, lat), lon/lat as published (see :mod:`geo.polyline`)."""
-        return np.hstack([self.xy, self.lonlat_rounded])
+    def shapes(self) -> EdgeShapes:
+        """Each edge's geometry as Python lists, built on first use (see :mod:`geo.edgeshapes`)."""
+        return EdgeShapes(self.xy, self.lonlat_rounded, self.lists.offsets)
 
     @cached_property
     def geoms(self) -> npt.NDArray[np.object_]:
@@ -291,6 +292,6 @@ class RoadNetwork:
         """Build every lazy index now (call once at start-up, before sharing between threads)."""
         with self._lock:
             _ = (self.index, self.grid, self.name_keys, self.core_keys, self.lists)
-            _ = (self.directed, self.both_ways, self.bbox_lonlat, self.lonlat_rounded, self.vertices)
+            _ = (self.directed, self.both_ways, self.bbox_lonlat, self.lonlat_rounded, self.shapes)
             _ = self.lonlat_points
         return self

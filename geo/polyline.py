@@ -13,11 +13,10 @@ import itertools
 import math
 from dataclasses import dataclass
 
+from geo.edgeshapes import EPS_M, EdgeShape
 from geo.hmm import Step
 from geo.network import DECIMALS, RoadNetwork
 from geo.routing import Layer
-
-Vertex = list[float]  # x, y (CC50 metres), lon, lat
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,8 @@ class Polyline:
     @classmethod
     def join(cls, lines: list[Polyline]) -> Polyline:
         """Parts one after the other (a gap between parts counts as a straight jump)."""
+        if len(lines) == 1:
+            return lines[0]
         gaps = math.fsum(math.dist(a.xy[-1], b.xy[0]) for a, b in itertools.pairwise(lines))
         return cls(
             [p for line in lines for p in line.xy],
@@ -40,69 +41,94 @@ class Polyline:
         )
 
 
-def _vertices(net: RoadNetwork, layer: Layer, states: list[int]) -> tuple[list[Vertex], list[int]]:
-    """Vertices of consecutive states in travel order (junctions repeated), and each state's count."""
-    offsets, edge, reverse = net.lists.offsets, layer.lists.edge, layer.lists.reverse
-    index: list[int] = []
-    counts: list[int] = []
-    for s in states:
-        lo, hi = offsets[edge[s]], offsets[edge[s] + 1]
-        index.extend(range(hi - 1, lo - 1, -1) if reverse[s] else range(lo, hi))
-        counts.append(hi - lo)
-    return net.vertices[index].tolist(), counts
+def _shapes(net: RoadNetwork, layer: Layer, states: list[int]) -> list[EdgeShape]:
+    return net.shapes.path(layer.lists.edge, layer.lists.reverse, states)
 
 
-def _cumlen(points: list[Vertex]) -> list[float]:
-    cum = [0.0]
-    for a, b in itertools.pairwise(points):
-        cum.append(cum[-1] + math.hypot(b[0] - a[0], b[1] - a[1]))
-    return cum
+def _edge_at(starts: list[float], t: float) -> int:
+    """The edge a distance ``t`` along the path falls on (the earlier one at a junction)."""
+    return min(max(bisect.bisect_left(starts, t) - 1, 0), len(starts) - 2)
 
 
-def _at(points: list[Vertex], cum: list[float], t: float) -> Vertex:
-    """The point ``t`` metres along the polyline (``0 ≤ t ≤ cum[-1]``), lon/lat rounded."""
+def _at(shape: EdgeShape, t: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The point ``t`` metres along one edge (``0 ≤ t ≤ length``), in metres and lon/lat (rounded)."""
+    cum = shape.cum
     i = bisect.bisect_left(cum, t)
     if i == 0:
-        return points[0]
+        return shape.xy[0], shape.lonlat[0]
     if i >= len(cum):
-        return points[-1]
+        return shape.xy[-1], shape.lonlat[-1]
     span = cum[i] - cum[i - 1]
     f = (t - cum[i - 1]) / span if span > 0 else 1.0
-    a, b = points[i - 1], points[i]
-    lon, lat = round(a[2] + f * (b[2] - a[2]), DECIMALS), round(a[3] + f * (b[3] - a[3]), DECIMALS)
-    return [a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1]), lon, lat]
+    (ax, ay), (bx, by) = shape.xy[i - 1], shape.xy[i]
+    (alon, alat), (blon, blat) = shape.lonlat[i - 1], shape.lonlat[i]
+    lonlat = (round(alon + f * (blon - alon), DECIMALS), round(alat + f * (blat - alat), DECIMALS))
+    return (ax + f * (bx - ax), ay + f * (by - ay)), lonlat
 
 
-def _cut(points: list[Vertex], cum: list[float], t0: float, t1: float, *, dedupe: bool = True) -> Polyline:
-    """The piece between ``t0 ≤ t1`` metres from the start (consecutive repeats dropped if ``dedupe``)."""
-    total = cum[-1]
+def _same(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return abs(a[0] - b[0]) <= EPS_M and abs(a[1] - b[1]) <= EPS_M
+
+
+def _cut(shapes: list[EdgeShape], starts: list[float], t0: float, t1: float, *, dedupe: bool = True) -> Polyline:
+    """The piece of the path between ``t0 ≤ t1`` metres from its start: the two cut points, and every
+    vertex strictly between them (consecutive repeats, such as junctions, dropped if ``dedupe``)."""
+    total = starts[-1]
     t0, t1 = min(max(t0, 0.0), total), min(max(t1, 0.0), total)
-    inner = points[bisect.bisect_right(cum, t0) : bisect.bisect_left(cum, t1)]  # t0 < cum < t1 (cum never falls)
-    kept = [_at(points, cum, t0), *inner, _at(points, cum, t1)]
-    if dedupe:
-        eps = 1e-9
-        kept = [
-            p
-            for i, p in enumerate(kept)
-            if i == 0 or abs(p[0] - kept[i - 1][0]) > eps or abs(p[1] - kept[i - 1][1]) > eps
-        ]
-    return Polyline([(p[0], p[1]) for p in kept], [(p[2], p[3]) for p in kept], max(t1 - t0, 0.0))
+    k0, k1 = _edge_at(starts, t0), _edge_at(starts, t1)
+    xy0, ll0 = _at(shapes[k0], t0 - starts[k0])
+    xy, lonlat = [xy0], [ll0]
+    for k in range(k0, k1 + 1):
+        shape = shapes[k]
+        if k0 < k < k1:  # a whole edge
+            lo, hi = 0, len(shape.cum)
+        else:
+            base = starts[k]
+            lo, hi = bisect.bisect_right(shape.cum, t0 - base), bisect.bisect_left(shape.cum, t1 - base)
+            if lo >= hi:
+                continue
+        if dedupe and _same(shape.xy[lo], xy[-1]):
+            lo += 1
+        xy += shape.xy[lo:hi]
+        lonlat += shape.lonlat[lo:hi]
+    xy1, ll1 = _at(shapes[k1], t1 - starts[k1])
+    if not (dedupe and _same(xy1, xy[-1])):
+        xy.append(xy1)
+        lonlat.append(ll1)
+    return Polyline(xy, lonlat, max(t1 - t0, 0.0))
+
+
+def _starts(shapes: list[EdgeShape]) -> list[float]:
+    return list(itertools.accumulate((shape.length for shape in shapes), initial=0.0))
+
+
+def _bounds(shapes: list[EdgeShape], starts: list[float], part: list[Step]) -> tuple[float, float]:
+    """Where a matched part starts and ends along its path, in metres (its first and last point)."""
+    first, last = part[0], part[-1]
+    if len(shapes) == 1:
+        return first.offset, max(first.offset, last.offset)
+    return min(first.offset, shapes[0].length), starts[-2] + min(last.offset, shapes[-1].length)
 
 
 def part_line(net: RoadNetwork, layer: Layer, part: list[Step], states: list[int]) -> Polyline:
     """Road geometry of a matched part, from its first to its last matched point."""
-    first, last = part[0], part[-1]
-    points, counts = _vertices(net, layer, states)
-    cum = _cumlen(points)
-    if len(states) == 1:
-        return _cut(points, cum, first.offset, max(first.offset, last.offset), dedupe=False)
-    first_ends, last_starts = cum[counts[0] - 1], cum[len(points) - counts[-1]]
-    end = last_starts + min(last.offset, cum[-1] - last_starts)
-    return _cut(points, cum, min(first.offset, first_ends), end)
+    shapes = _shapes(net, layer, states)
+    starts = _starts(shapes)
+    t0, t1 = _bounds(shapes, starts, part)
+    return _cut(shapes, starts, t0, t1, dedupe=len(states) > 1)
+
+
+def part_length(net: RoadNetwork, layer: Layer, part: list[Step], states: list[int]) -> float:
+    """``part_line(...).length`` without building the line."""
+    shapes = _shapes(net, layer, states)
+    starts = _starts(shapes)
+    t0, t1 = _bounds(shapes, starts, part)
+    total = starts[-1]
+    return max(min(max(t1, 0.0), total) - min(max(t0, 0.0), total), 0.0)
 
 
 def states_line(net: RoadNetwork, layer: Layer, states: list[int]) -> Polyline:
     """Whole states one after the other (junction repeats dropped)."""
-    points, _ = _vertices(net, layer, states)
-    cum = _cumlen(points)
-    return _cut(points, cum, 0.0, cum[-1])
+    shapes = _shapes(net, layer, states)
+    starts = _starts(shapes)
+    return _cut(shapes, starts, 0.0, starts[-1])

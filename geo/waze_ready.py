@@ -19,13 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from geo.matching import Direction, MatchResult
-from geo.network import RoadNetwork
+from geo.network import EdgeLists, RoadNetwork
 
 MIN_RUN_M = 35.0
 MAX_RUN_M = 10_000.0
 MIN_SPILL_M = 15.0
 
-Hop = tuple[int, bool, float]  # edge, travelled against its direction, metres covered
+Hop = tuple[int, bool, float]  # edge row, travelled against its direction, metres covered
 
 
 @dataclass(frozen=True)
@@ -39,130 +39,93 @@ class WazeRun:
     direction: Direction
 
 
-@dataclass(frozen=True)
-class _Edges:
-    """The attributes of a closure's path edges (and their twins) as plain dicts: a handful of
-    edges, where Python lookups are faster than numpy element access."""
-
-    name: dict[int, str]
-    length: dict[int, float]
-    twin: dict[int, int]
-    ends: dict[int, tuple[int, int]]
-    span: dict[int, range]  # vertex rows
-    ids: dict[int, str]  # edge ids, twins included
-
-    @classmethod
-    def of(cls, net: RoadNetwork, edges: list[int]) -> _Edges:
-        lists = net.lists
-        twins = [lists.twin[e] for e in edges]
-        ids = edges + [t for t in twins if t >= 0]
-        return cls(
-            {e: lists.name[e] for e in edges},
-            {e: lists.length[e] for e in edges},
-            dict(zip(edges, twins, strict=True)),
-            {e: (lists.u[e], lists.v[e]) for e in edges},
-            {e: range(lists.offsets[e], lists.offsets[e + 1]) for e in edges},
-            {e: lists.edge_ids[e] for e in ids},
-        )
-
-
-def _hops(net: RoadNetwork, match: MatchResult) -> tuple[list[Hop], _Edges]:
-    hops = [
-        (net.edge(eid), against, cover)
-        for eid, against, cover in zip(
-            match.path, match.against or (False,) * len(match.path), match.covered_m, strict=False
-        )
-    ]
-    info = _Edges.of(net, [e for e, _, _ in hops])
+def _hops(net: RoadNetwork, match: MatchResult) -> list[Hop]:
+    rows = match.rows or tuple(net.edge(eid) for eid in match.path)
+    against = match.against or (False,) * len(rows)
+    hops = list(zip(rows, against, match.covered_m, strict=False))
+    length = net.lists.length
     lo, hi = 0, len(hops)
-    while lo < hi and _spill(info, hops[lo]):
+    while lo < hi and _spill(length, hops[lo]):
         lo += 1
-    while hi > lo and _spill(info, hops[hi - 1]):
+    while hi > lo and _spill(length, hops[hi - 1]):
         hi -= 1
-    return hops[lo:hi], info
+    return hops[lo:hi]
 
 
-def _spill(info: _Edges, hop: Hop) -> bool:
+def _spill(length: list[float], hop: Hop) -> bool:
     edge, _, cover = hop
-    return cover < MIN_SPILL_M and cover < 0.5 * info.length[edge]
+    return cover < MIN_SPILL_M and cover < 0.5 * length[edge]
 
 
-def _ends(info: _Edges, hop: Hop) -> tuple[int, int]:
-    edge, against, _ = hop
-    a, b = info.ends[edge]
-    return (b, a) if against else (a, b)
-
-
-def _groups(info: _Edges, hops: list[Hop]) -> list[list[Hop]]:
+def _groups(lists: EdgeLists, hops: list[Hop]) -> list[list[Hop]]:
+    """Hops split where the name changes, the path jumps, or one-way and two-way meet."""
+    name, twin, u, v = lists.name, lists.twin, lists.u, lists.v
     groups: list[list[Hop]] = []
+    end = -1  # node where the previous hop ended
     for hop in hops:
+        edge, against, _ = hop
+        start, stop = (v[edge], u[edge]) if against else (u[edge], v[edge])
         if groups:
-            prev = groups[-1][-1]
-            same = (
-                info.name[prev[0]] == info.name[hop[0]]
-                and _ends(info, prev)[1] == _ends(info, hop)[0]
-                and (info.twin[prev[0]] < 0) == (info.twin[hop[0]] < 0)
-            )
-            if same:
+            prev = groups[-1][-1][0]
+            if name[prev] == name[edge] and end == start and (twin[prev] < 0) == (twin[edge] < 0):
                 groups[-1].append(hop)
+                end = stop
                 continue
         groups.append([hop])
+        end = stop
     return groups
 
 
-def _split_long(info: _Edges, group: list[Hop]) -> list[list[Hop]]:
-    pieces: list[list[Hop]] = [[]]
+def _split_long(length: list[float], group: list[Hop]) -> list[tuple[list[Hop], float]]:
+    """Pieces of at most MAX_RUN_M (cut at junctions), each with its length."""
+    pieces: list[tuple[list[Hop], float]] = []
+    piece: list[Hop] = []
     total = 0.0
     for hop in group:
-        length = info.length[hop[0]]
-        if pieces[-1] and total + length > MAX_RUN_M:
-            pieces.append([])
-            total = 0.0
-        pieces[-1].append(hop)
-        total += length
+        edge_length = length[hop[0]]
+        if piece and total + edge_length > MAX_RUN_M:
+            pieces.append((piece, total))
+            piece, total = [], 0.0
+        piece.append(hop)
+        total += edge_length
+    pieces.append((piece, total))
     return pieces
 
 
-def _polylines(net: RoadNetwork, info: _Edges, groups: list[list[Hop]]) -> list[list[tuple[float, float]]]:
-    """Stored lon/lat vertices of each run's edges in travel order, rounded, repeats dropped."""
-    points = net.lonlat_points
-    out: list[list[tuple[float, float]]] = []
-    for group in groups:
-        line: list[tuple[float, float]] = []
-        for e, against, _ in group:
-            span = info.span[e]
-            vertices = points[span.start : span.stop]
-            for point in reversed(vertices) if against else vertices:
-                if not line or point != line[-1]:
-                    line.append(point)
-        out.append(line)
-    return out
+def _polyline(net: RoadNetwork, piece: list[Hop]) -> list[tuple[float, float]]:
+    """Published lon/lat vertices of a run's edges in travel order, repeats dropped."""
+    shape = net.shapes.shape
+    line: list[tuple[float, float]] = []
+    for edge, against, _ in piece:
+        points = shape(edge, against).distinct
+        line += points[1:] if line and points[0] == line[-1] else points
+    return line
 
 
-def _travel_order(info: _Edges, group: list[Hop]) -> list[Hop]:
+def _travel_order(twin: list[int], piece: list[Hop]) -> list[Hop]:
     """A one-way street's run follows the street's own direction."""
-    if info.twin[group[0][0]] < 0 and group[0][1]:
-        return [(e, False, c) for e, _, c in reversed(group)]
-    return group
+    if twin[piece[0][0]] < 0 and piece[0][1]:
+        return [(e, False, c) for e, _, c in reversed(piece)]
+    return piece
 
 
-def _run(info: _Edges, group: list[Hop], polyline: list[tuple[float, float]], direction: Direction) -> WazeRun:
-    oneway = info.twin[group[0][0]] < 0
-    edges = [e for e, _, _ in group]
+def _run(net: RoadNetwork, piece: list[Hop], length: float, direction: Direction) -> WazeRun:
+    lists = net.lists
+    twin, ids = lists.twin, lists.edge_ids
+    oneway = twin[piece[0][0]] < 0
+    edges = [e for e, _, _ in piece]
     if direction == "BOTH_DIRECTIONS" and not oneway:
-        edges += [info.twin[e] for e in edges]
+        edges += [twin[e] for e in edges]
     return WazeRun(
-        street=info.name[group[0][0]],
-        polyline=polyline,
-        length_m=round(sum(info.length[e] for e, _, _ in group), 2),
-        edge_ids=tuple(info.ids[e] for e in edges),
+        street=lists.name[piece[0][0]],
+        polyline=_polyline(net, piece),
+        length_m=round(length, 2),
+        edge_ids=tuple([ids[e] for e in edges]),
         direction="ONE_DIRECTION" if oneway else direction,
     )
 
 
-def _withhold(info: _Edges, group: list[Hop]) -> str | None:
-    name = info.name[group[0][0]]
-    length = sum(info.length[e] for e, _, _ in group)
+def _withhold(name: str, length: float) -> str | None:
     if not name:
         return f"{length:.0f} m of unnamed road: a Waze closure needs a street name"
     if length < MIN_RUN_M:
@@ -176,18 +139,16 @@ def waze_runs(net: RoadNetwork, match: MatchResult) -> tuple[list[WazeRun], list
     """Waze-ready runs of a matched closure, and the reasons for whatever was withheld."""
     if not match.path:
         return [], [match.unmatched_reason or "the closure is not on the road network"]
-    pieces: list[list[Hop]] = []
+    lists = net.lists
+    runs: list[WazeRun] = []
     reasons: list[str] = []
-    hops, info = _hops(net, match)
-    for group in _groups(info, hops):
-        for piece in _split_long(info, group):
-            reason = _withhold(info, piece)
+    for group in _groups(lists, _hops(net, match)):
+        for piece, length in _split_long(lists.length, group):
+            reason = _withhold(lists.name[piece[0][0]], length)
             if reason is None:
-                pieces.append(_travel_order(info, piece))
+                runs.append(_run(net, _travel_order(lists.twin, piece), length, match.direction))
             else:
                 reasons.append(reason)
-    lines = _polylines(net, info, pieces)
-    runs = [_run(info, piece, line, match.direction) for piece, line in zip(pieces, lines, strict=True)]
     if not runs and not reasons:
         reasons.append("the closure covers too little of any road to be a Waze incident")
     return runs, reasons

@@ -45,10 +45,7 @@ class NetworkPlacer:
     def place_closure(self, closure: ClosureState) -> Placement:
         if closure.geometry is None:
             return Placement(Normalised(matched=False, confidence=0.0, reason="no geometry"), [], ["no geometry"])
-        try:
-            match = match_line(self._net, lonlat_pairs(closure.geometry), direction=_direction(closure))
-        except GeoError as exc:
-            return self._placed(closure, exc)
+        match = match_lines(self._net, [lonlat_pairs(closure.geometry)], [_direction(closure)], geometry=False)[0]
         return self._placed(closure, match)
 
     def place_closures(self, closures: Sequence[ClosureState]) -> list[Placement]:
@@ -59,7 +56,7 @@ class NetworkPlacer:
         placement fails in the batch is placed again on its own, where it fails as it would alone."""
         drawn = [i for i, closure in enumerate(closures) if closure.geometry is not None]
         lines = [lonlat_pairs(g) for i in drawn if (g := closures[i].geometry) is not None]
-        matches = match_lines(self._net, lines, [_direction(closures[i]) for i in drawn])
+        matches = match_lines(self._net, lines, [_direction(closures[i]) for i in drawn], geometry=False)
         found = dict(zip(drawn, matches, strict=True))
         out: list[Placement] = []
         for i, closure in enumerate(closures):
