@@ -22,7 +22,7 @@ from geo.errors import GeoError
 from geo.network import RoadNetwork
 from geo.polyline import Polyline, part_length, part_line, states_line
 from geo.routing import Layer
-from geo.shapes import line_from_coords, looks_swapped
+from geo.shapes import lines_from_coords
 
 Direction = Literal["ONE_DIRECTION", "BOTH_DIRECTIONS"]
 FloatArray = npt.NDArray[np.float64]
@@ -252,11 +252,17 @@ def _trim(cover: list[float], eps: float = 0.5) -> tuple[int, int]:
 
 def check_line(net: RoadNetwork, coords: Sequence[Sequence[float]]) -> shapely.LineString:
     """Validate a lon/lat line (NaN, too few points, self-crossing, degenerate, lat/lon order)."""
+    line = check_lines(net, [coords])[0]
+    if isinstance(line, GeoError):
+        raise line
+    return line
+
+
+def check_lines(net: RoadNetwork, lines: Sequence[Sequence[Sequence[float]]]) -> list[shapely.LineString | GeoError]:
+    """:func:`check_line` of many lines at once, each line or its ``GeoError``."""
     lo_lon, lo_lat, hi_lon, hi_lat = net.bbox_lonlat
     box = (min(lo_lon, MEL_BBOX[0]), min(lo_lat, MEL_BBOX[1]), max(hi_lon, MEL_BBOX[2]), max(hi_lat, MEL_BBOX[3]))
-    if looks_swapped(coords, box):
-        raise GeoError("swapped-coordinates", "positions look like [lat, lon]; GeoJSON order is [lon, lat]")
-    return line_from_coords(coords)
+    return lines_from_coords(lines, swapped_in=box)
 
 
 def match_line(
@@ -298,12 +304,11 @@ def match_lines(
     out: list[MatchResult | GeoError] = [GeoError("internal", "not matched")] * len(lines)
     valid: list[int] = []
     coords: list[FloatArray] = []
-    for i, line in enumerate(lines):
-        try:
-            coords.append(shapely.get_coordinates(check_line(net, line)))
-        except GeoError as exc:
-            out[i] = exc
+    for i, line in enumerate(check_lines(net, lines)):
+        if isinstance(line, GeoError):
+            out[i] = line
             continue
+        coords.append(shapely.get_coordinates(line))
         valid.append(i)
     if not valid:
         return out

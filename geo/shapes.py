@@ -20,7 +20,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from functools import cache
-from typing import TypeGuard
+from typing import TypeGuard, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -67,18 +67,78 @@ def line_from_coords(coords: object) -> shapely.LineString:
     Repeated consecutive positions are collapsed (they carry no shape); the elevation is dropped.
     Raises :class:`GeoError` with one of the codes listed in the module docstring.
     """
-    points = _pairs(coords, 2, MAX_POINTS)
+    line = lines_from_coords([coords])[0]
+    if isinstance(line, GeoError):
+        raise line
+    return line
+
+
+def swapped_error() -> GeoError:
+    return GeoError("swapped-coordinates", "positions look like [lat, lon]; GeoJSON order is [lon, lat]")
+
+
+Checked = shapely.LineString | GeoError
+
+
+def lines_from_coords(lines: Sequence[object], swapped_in: BBox | None = None) -> list[Checked]:
+    """:func:`line_from_coords` of many lines, each line or its :class:`GeoError`, in order.
+
+    With ``swapped_in``, a line given as ``[lat, lon]`` (see :func:`looks_swapped`) is refused first
+    with ``swapped-coordinates``. Why a batch: the normaliser checks the closures of a Kafka poll
+    together, with one shapely call for all of them instead of a few per line."""
+    out: list[Checked | None] = [None] * len(lines)
+    points: dict[int, list[tuple[float, float]]] = {}
+    for i, coords in enumerate(lines):
+        try:
+            points[i] = _distinct_points(coords, swapped_in)
+        except GeoError as exc:
+            out[i] = exc
+    if points:
+        _check_shapes(points, out)
+    return cast(list[Checked], out)  # every entry is set by now
+
+
+def _check_shapes(points: dict[int, list[tuple[float, float]]], out: list[Checked | None]) -> None:
+    """Build every line of ``points`` at once and check it is simple and long enough, into ``out``."""
+    counts = [len(p) for p in points.values()]
+    flat = np.asarray([xy for p in points.values() for xy in p], dtype=np.float64)
+    geoms: list[shapely.LineString] = np.asarray(
+        shapely.linestrings(flat, indices=np.repeat(np.arange(len(counts)), counts))
+    ).tolist()
+    closed: list[bool] = np.asarray(shapely.is_closed(geoms)).tolist()
+    simple: list[bool] = np.asarray(shapely.is_simple(geoms)).tolist()
+    for line, is_closed, is_simple, (i, pts) in zip(geoms, closed, simple, points.items(), strict=True):
+        try:
+            _check_simple_flags(is_closed, is_simple)
+            _check_length(line, pts)
+        except GeoError as exc:
+            out[i] = exc
+            continue
+        out[i] = line
+
+
+def _distinct_points(coords: object, swapped_in: BBox | None) -> list[tuple[float, float]]:
+    """Parsed, range-checked positions without consecutive repeats (at least 2); parsed once."""
+    try:
+        points = _pairs(coords, 1, MAX_POINTS)
+    except GeoError:
+        points = []
+    if swapped_in is not None and points and _swapped(points, swapped_in):
+        raise swapped_error()
+    if len(points) < 2:
+        points = _pairs(coords, 2, MAX_POINTS)  # raises the error a single line check would
     _check_range(points)
     points = _drop_repeats(points)
     if len(points) < 2:
         raise GeoError("too-few-points", "a line needs at least 2 distinct points; all positions are equal")
-    line = shapely.LineString(points)
-    _check_simple(line)
+    return points
+
+
+def _check_length(line: shapely.LineString, points: list[tuple[float, float]]) -> None:
     if _rough_length_m(points) < _ROUGH_SURE_M:
         length = length_m(line)
         if length < MIN_LENGTH_M:
             raise GeoError("degenerate", f"the line is {length:.2f} m long: at least {MIN_LENGTH_M:g} m is needed")
-    return line
 
 
 _EARTH_M = 6_371_008.8
@@ -104,8 +164,10 @@ def looks_swapped(coords: object, bbox: BBox) -> bool:
         points = _points(coords)
     except GeoError:
         return False
-    if len(points) == 0:
-        return False
+    return len(points) > 0 and _swapped(points, bbox)
+
+
+def _swapped(points: list[tuple[float, float]], bbox: BBox) -> bool:
     min_x, min_y, max_x, max_y = bbox
     given_inside = any(min_x <= x <= max_x and min_y <= y <= max_y for x, y in points)
     swapped_inside = all(min_x <= y <= max_x and min_y <= x <= max_y for x, y in points)
@@ -178,8 +240,8 @@ def _drop_repeats(points: list[tuple[float, float]]) -> list[tuple[float, float]
     return [p for i, p in enumerate(points) if i == 0 or p != points[i - 1]]
 
 
-def _check_simple(line: shapely.LineString) -> None:
-    if line.is_closed:
+def _check_simple_flags(closed: bool, simple: bool) -> None:
+    if closed:
         raise GeoError("self-crossing", "the line ends where it starts (a closed ring): give it as an open line")
-    if not line.is_simple:
+    if not simple:
         raise GeoError("self-crossing", "the line crosses or touches itself: split it into simple lines")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from geo.crs import Reprojector
 from geo.errors import GeoError
-from geo.shapes import MAX_POINTS, length_m, line_from_coords, looks_swapped, parse_positions
+from geo.shapes import MAX_POINTS, length_m, line_from_coords, lines_from_coords, looks_swapped, parse_positions
 
 # The example from the contract: a closure in central Lille (Rue Nationale area).
 CONTRACT_LINE = [[3.0561, 50.6301], [3.0509, 50.6279]]
@@ -229,3 +229,37 @@ def test_looks_swapped_on_the_contract_example_and_odd_input() -> None:
     assert not looks_swapped([], MEL_BBOX)
     # partly swapped: not called swapped (the line is just wrong)
     assert not looks_swapped([CONTRACT_LINE[0], swapped[1]], MEL_BBOX)
+
+
+def _one_at_a_time(value: object, box: tuple[float, float, float, float]) -> GeoError | shapely.LineString:
+    """What checking one line alone gives: swapped first, then line_from_coords."""
+    if looks_swapped(value, box):
+        return GeoError("swapped-coordinates", "")
+    return _outcome(value)
+
+
+def _same(a: GeoError | shapely.LineString, b: GeoError | shapely.LineString) -> bool:
+    if isinstance(a, GeoError) or isinstance(b, GeoError):
+        return isinstance(a, GeoError) and isinstance(b, GeoError) and (a.code, a.position) == (b.code, b.position)
+    return bool(a.equals_exact(b, 0.0))
+
+
+line_values = st.one_of(
+    json_values,
+    monotone_lines(),
+    monotone_lines().map(lambda line: [[p[1], p[0], *p[2:]] for p in line]),  # swapped
+    st.just([[3.0, 50.6], [3.01, 50.61], [3.0, 50.61], [3.01, 50.6]]),  # self-crossing
+    st.lists(st.tuples(lon_in_mel, lat_in_mel), min_size=1, max_size=8).map(
+        lambda points: [[lat, lon] for lon, lat in points]  # swapped, in MEL
+    ),
+    st.lists(st.tuples(lon_in_mel, lat_in_mel), min_size=1, max_size=8).map(lambda points: [list(p) for p in points]),
+)
+
+
+@settings(deadline=None)  # the machine is shared: no timing assertions
+@given(st.lists(line_values, max_size=6))
+def test_checking_lines_together_is_checking_each_alone(values: list[object]) -> None:
+    together = lines_from_coords(values, swapped_in=MEL_BBOX)
+    assert len(together) == len(values)
+    for value, outcome in zip(values, together, strict=True):
+        assert _same(outcome, _one_at_a_time(value, MEL_BBOX))
