@@ -225,11 +225,12 @@ def _forward(emis: FloatArray, trans: FloatArray) -> tuple[IntArray, FloatArray]
     scores = np.empty((rows, n, width))
     scores[:, 0] = emis[:, 0]
     start = 0
+    t = np.empty((rows, width, width))
     while start < n - 1:
         for j in range(start, n - 1):
-            t = step[:, j] + scores[:, j, :, None]
-            back[:, j + 1] = t.argmax(axis=1)
-            scores[:, j + 1] = t.max(axis=1)
+            np.add(step[:, j], scores[:, j, :, None], out=t)
+            t.argmax(axis=1, out=back[:, j + 1])
+            t.max(axis=1, out=scores[:, j + 1])
         dead = scores[:, start + 1 :].max(axis=2) == -np.inf
         if not dead.any():
             break
@@ -248,13 +249,17 @@ def _backtrack(c: Candidates, g: _Batch, scores: FloatArray, back: IntArray) -> 
     state, so every row can start from the last column; a part starts where ``back`` is -1."""
     rows, n, _ = scores.shape
     ar = np.arange(rows)
-    chosen = np.empty((rows, n), dtype=np.int64)
-    cur = scores[:, n - 1].argmax(axis=1)
-    chosen[:, n - 1] = cur
-    for j in range(n - 1, 0, -1):
-        prev = back[ar, j, cur]
-        cur = np.where(prev < 0, scores[:, j - 1].argmax(axis=1), prev)
-        chosen[:, j - 1] = cur
+    best = scores.argmax(axis=2)  # best state of every column: where a part ends
+    if rows == 1:  # one trace: a walk over Python ints beats a few numpy calls per column
+        chosen = np.asarray([_walk_back(back[0].tolist(), best[0].tolist())], dtype=np.int64)
+    else:
+        chosen = np.empty((rows, n), dtype=np.int64)
+        cur = best[:, n - 1]
+        chosen[:, n - 1] = cur
+        for j in range(n - 1, 0, -1):
+            prev = back[ar, j, cur]
+            cur = np.where(prev < 0, best[:, j - 1], prev)
+            chosen[:, j - 1] = cur
     real = np.arange(n)[None, :] < g.size[:, None]
     row = np.broadcast_to(ar[:, None], (rows, n))[real]
     col = np.broadcast_to(np.arange(n)[None, :], (rows, n))[real]
@@ -270,6 +275,17 @@ def _backtrack(c: Candidates, g: _Batch, scores: FloatArray, back: IntArray) -> 
         out.append([steps[a:b] for a, b in itertools.pairwise(bounds)])
         lo = hi
     return out
+
+
+def _walk_back(back: list[list[int]], best: list[int]) -> list[int]:
+    """One row of :func:`_backtrack`: from the last column's best state back along ``back``."""
+    n = len(best)
+    chosen = [0] * n
+    cur = chosen[n - 1] = best[n - 1]
+    for j in range(n - 1, 0, -1):
+        prev = back[j][cur]
+        cur = chosen[j - 1] = best[j - 1] if prev < 0 else prev
+    return chosen
 
 
 def part_states(layer: Layer, part: list[Step]) -> list[int]:
