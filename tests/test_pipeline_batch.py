@@ -119,3 +119,34 @@ def test_a_closure_failing_in_the_batch_is_placed_alone_and_the_others_kept(netw
     flaky = _FlakyOnce(network, closures[5].id)
     assert flaky.place_closures(closures) == expected
     assert flaky.failing is None  # it was placed alone
+
+
+class _Poison(NetworkPlacer):
+    """Breaks on one closure, in the batch and alone: a report nobody foresaw."""
+
+    def __init__(self, network: RoadNetwork, poison: str) -> None:
+        super().__init__(network)
+        self.poison = poison
+
+    def _placed(self, closure: ClosureState, match: MatchResult | GeoError) -> Placement:
+        if closure.id == self.poison:
+            raise ZeroDivisionError("a bug")
+        return super()._placed(closure, match)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_report_that_breaks_the_normaliser_is_dead_lettered_and_the_others_kept(
+    network: RoadNetwork, batched: bool
+) -> None:
+    closures = _closures(network)
+    items = _items(closures)
+    poison = closures[4].id
+    pipeline = Pipeline(Topics("t"), _Poison(network, poison))
+    got = pipeline.process_many(items) if batched else [r for k, raw in items for r in pipeline.process(k, raw)]
+    expected = [r for r in _one_by_one(network, items) if r.key != poison.encode()]
+    assert _comparable([r for r in got if r.key != poison.encode()]) == _comparable(expected)
+    dead = [json.loads(r.value or b"{}") for r in got if r.topic == "t.deadletter" and r.key == poison.encode()]
+    assert len(dead) == 1
+    assert "ZeroDivisionError('a bug')" in dead[0]["reason"]
+    assert dead[0]["stage"] == "normaliser"
+    assert not any(r.topic == "t.events" and r.key == poison.encode() for r in got)

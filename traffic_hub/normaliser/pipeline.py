@@ -49,7 +49,7 @@ class Pipeline:
         self._clock = clock
 
     def process(self, key: str, raw: bytes) -> list[Record]:
-        return self._process(key, raw, _parse(raw), None)
+        return self._guarded(key, raw, _parse(raw), None)
 
     def process_many(self, items: Sequence[tuple[str, bytes]]) -> list[Record]:
         """:meth:`process` of each (key, raw report) in order, the batch's closures placed together.
@@ -61,8 +61,21 @@ class Pipeline:
         placements = self._place_closures(reports)
         out: list[Record] = []
         for (key, raw), report, placement in zip(items, reports, placements, strict=True):
-            out.extend(self._process(key, raw, report, placement))
+            out.extend(self._guarded(key, raw, report, placement))
         return out
+
+    def _guarded(
+        self, key: str, raw: bytes, report: Report | ValidationError, placement: Placement | None
+    ) -> list[Record]:
+        """:meth:`_process`, with a report that breaks it (a bug, or input nobody foresaw) turned into
+        a dead letter: one poison report must not stop the normaliser, which would then fail on it
+        again after every restart, and hold back every report behind it."""
+        try:
+            return self._process(key, raw, report, placement)
+        except Exception as exc:
+            log.exception("normalising report %r failed; dead-lettered", key)
+            source = report.source if isinstance(report, Report) else "reports"
+            return [self._dead(source, f"the normaliser failed on this report: {exc!r}", raw, key)]
 
     def _place_closures(self, reports: list[Report | ValidationError]) -> list[Placement | None]:
         """Placements of the closure reports (None elsewhere, and for all if the batch fails:
