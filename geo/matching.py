@@ -139,7 +139,7 @@ def result_from_states(
         unmatched_reason=reason,
         path=tuple([ids[e] for e in edges]),
         against=against,
-        covered_m=tuple([round(c, 2) for c in covered]) if covered is not None else tuple(lengths),
+        covered_m=tuple(covered) if covered is not None else tuple(lengths),
         length_m=_length(xy),
         rows=tuple(edges),
     )
