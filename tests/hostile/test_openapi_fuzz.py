@@ -14,6 +14,7 @@ from schemathesis import checks
 
 from tests.faults.hubprocess import HubProcess
 from tests.integration.hubs import KEYS, auth, write_principals
+from tests.kafkarun import run_name
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def hub(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     tmp = tmp_path_factory.mktemp("fuzz")
-    hub = HubProcess(kafka_bootstrap, f"fuzz-{tmp.name}", write_principals(tmp), tmp / "hub.log")
+    hub = HubProcess(kafka_bootstrap, run_name("fuzz"), write_principals(tmp), tmp / "hub.log")
     hub.start("api")
     try:
         yield hub
