@@ -250,16 +250,9 @@ def _trim(cover: list[float], eps: float = 0.5) -> tuple[int, int]:
     return lo, hi
 
 
-def check_line(net: RoadNetwork, coords: Sequence[Sequence[float]]) -> shapely.LineString:
-    """Validate a lon/lat line (NaN, too few points, self-crossing, degenerate, lat/lon order)."""
-    line = check_lines(net, [coords])[0]
-    if isinstance(line, GeoError):
-        raise line
-    return line
-
-
 def check_lines(net: RoadNetwork, lines: Sequence[Sequence[Sequence[float]]]) -> list[shapely.LineString | GeoError]:
-    """:func:`check_line` of many lines at once, each line or its ``GeoError``."""
+    """Validate lon/lat lines (NaN, too few points, self-crossing, degenerate, lat/lon order): each
+    line, or its ``GeoError``."""
     lo_lon, lo_lat, hi_lon, hi_lat = net.bbox_lonlat
     box = (min(lo_lon, MEL_BBOX[0]), min(lo_lat, MEL_BBOX[1]), max(hi_lon, MEL_BBOX[2]), max(hi_lat, MEL_BBOX[3]))
     return lines_from_coords(lines, swapped_in=box)
@@ -276,7 +269,7 @@ def match_line(
     """The sequence of edges a drawn line follows (``ONE_DIRECTION`` follows the point order).
 
     ``coords_lonlat`` may be given in another CRS (EPSG:2154 Lambert-93, EPSG:3950 CC50) with
-    ``crs``. Raises ``GeoError`` for unusable geometry (see :func:`check_line`)."""
+    ``crs``. Raises ``GeoError`` for unusable geometry (see :func:`check_lines`)."""
     if crs != "EPSG:4326":
         coords_lonlat = net.reprojector.to_wgs84(coords_lonlat, crs)
     result = match_lines(net, [coords_lonlat], [direction], radius_m=radius_m)[0]

@@ -227,11 +227,6 @@ class RoadNetwork:
         return np.round(self.lonlat, DECIMALS)
 
     @cached_property
-    def lonlat_points(self) -> list[tuple[float, float]]:
-        """:attr:`lonlat_rounded` as Python tuples, for building published lines without numpy calls."""
-        return [(x, y) for x, y in self.lonlat_rounded.tolist()]
-
-    @cached_property
     def shapes(self) -> EdgeShapes:
         """Each edge's geometry as Python lists, built on first use (see :mod:`geo.edgeshapes`)."""
         return EdgeShapes(self.xy, self.lonlat_rounded, self.lists.offsets)
@@ -293,5 +288,4 @@ class RoadNetwork:
         with self._lock:
             _ = (self.index, self.grid, self.name_keys, self.core_keys, self.lists)
             _ = (self.directed, self.both_ways, self.bbox_lonlat, self.lonlat_rounded, self.shapes)
-            _ = self.lonlat_points
         return self

@@ -73,8 +73,7 @@ def _same(a: tuple[float, float], b: tuple[float, float]) -> bool:
 def _cut(shapes: list[EdgeShape], starts: list[float], t0: float, t1: float, *, dedupe: bool = True) -> Polyline:
     """The piece of the path between ``t0 ≤ t1`` metres from its start: the two cut points, and every
     vertex strictly between them (consecutive repeats, such as junctions, dropped if ``dedupe``)."""
-    total = starts[-1]
-    t0, t1 = min(max(t0, 0.0), total), min(max(t1, 0.0), total)
+    t0, t1 = _clamped(starts, t0, t1)
     k0, k1 = _edge_at(starts, t0), _edge_at(starts, t1)
     xy0, ll0 = _at(shapes[k0], t0 - starts[k0])
     xy, lonlat = [xy0], [ll0]
@@ -96,6 +95,12 @@ def _cut(shapes: list[EdgeShape], starts: list[float], t0: float, t1: float, *, 
         xy.append(xy1)
         lonlat.append(ll1)
     return Polyline(xy, lonlat, max(t1 - t0, 0.0))
+
+
+def _clamped(starts: list[float], t0: float, t1: float) -> tuple[float, float]:
+    """``t0`` and ``t1`` within the path (0 … its length)."""
+    total = starts[-1]
+    return min(max(t0, 0.0), total), min(max(t1, 0.0), total)
 
 
 def _starts(shapes: list[EdgeShape]) -> list[float]:
@@ -122,9 +127,8 @@ def part_length(net: RoadNetwork, layer: Layer, part: list[Step], states: list[i
     """``part_line(...).length`` without building the line."""
     shapes = _shapes(net, layer, states)
     starts = _starts(shapes)
-    t0, t1 = _bounds(shapes, starts, part)
-    total = starts[-1]
-    return max(min(max(t1, 0.0), total) - min(max(t0, 0.0), total), 0.0)
+    t0, t1 = _clamped(starts, *_bounds(shapes, starts, part))
+    return max(t1 - t0, 0.0)
 
 
 def states_line(net: RoadNetwork, layer: Layer, states: list[int]) -> Polyline:
