@@ -6,13 +6,16 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx2
 
 from tests.conftest import free_port
-from tests.integration.hubs import wait_until
+from tests.integration.hubs import wait_until, write_principals
+from tests.kafkarun import run_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,3 +67,14 @@ class HubProcess:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextmanager
+def started_hub(bootstrap: str, directory: Path, label: str, command: str = "run") -> Iterator[HubProcess]:
+    """A hub on run-scoped topics, with its keys and log in ``directory``, stopped on exit."""
+    hub = HubProcess(bootstrap, run_name(label), write_principals(directory), directory / "hub.log")
+    hub.start(command)
+    try:
+        yield hub
+    finally:
+        hub.stop()

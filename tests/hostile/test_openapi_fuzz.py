@@ -12,22 +12,16 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from tests.faults.hubprocess import HubProcess
-from tests.integration.hubs import KEYS, auth, write_principals
-from tests.kafkarun import run_name
+from tests.faults.hubprocess import HubProcess, started_hub
+from tests.integration.hubs import KEYS, auth
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def hub(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    tmp = tmp_path_factory.mktemp("fuzz")
-    hub = HubProcess(kafka_bootstrap, run_name("fuzz"), write_principals(tmp), tmp / "hub.log")
-    hub.start("api")
-    try:
+    with started_hub(kafka_bootstrap, tmp_path_factory.mktemp("fuzz"), "fuzz", "api") as hub:
         yield hub
-    finally:
-        hub.stop()
 
 
 # Cross-field rules (ends after starts, lies in MEL, on the road network) cannot be written in JSON Schema,

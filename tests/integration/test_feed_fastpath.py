@@ -35,9 +35,8 @@ from uvicorn.logging import AccessFormatter
 from uvicorn.server import ServerState
 
 from tests.conftest import free_port
-from tests.faults.hubprocess import HubProcess
-from tests.integration.hubs import KEYS, auth, closure_body, wait_until, write_principals
-from tests.kafkarun import run_name
+from tests.faults.hubprocess import HubProcess, started_hub
+from tests.integration.hubs import KEYS, auth, closure_body, wait_until
 from traffic_hub.api.fastproto import FeedProtocol
 from traffic_hub.api.feedlane import LANE, FeedLane
 from traffic_hub.api.feedpoll import read_poll
@@ -506,14 +505,9 @@ def test_the_reader_agrees_with_httptools(raw: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def hub(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    tmp = tmp_path_factory.mktemp("fastpath")
-    process = HubProcess(kafka_bootstrap, run_name("fastpath"), write_principals(tmp), tmp / "hub.log")
-    process.start("run")
-    try:
+    with started_hub(kafka_bootstrap, tmp_path_factory.mktemp("fastpath"), "fastpath") as process:
         wait_until(lambda: httpx2.get(process.url + CSV).status_code == 200, timeout=60)
         yield process
-    finally:
-        process.stop()
 
 
 def current_etag(hub: HubProcess, path: str = CIFS) -> str:
