@@ -426,10 +426,14 @@ def _schedules() -> st.SearchStrategy[Schedule | None]:
 def mel_events(draw: st.DrawFn, now: datetime) -> Event:
     """A random event that is current at `now` and that Waze should accept."""
     segments = draw(st.lists(mel_segments(), min_size=1, max_size=3))
-    start = now + timedelta(
+    # Steps in real time (UTC), shown in `now`'s zone: wall-clock steps can land in the hour a DST
+    # change skips, which makes a one-hour closure last no time at all.
+    utc = now.astimezone(UTC)
+    start_utc = utc + timedelta(
         seconds=draw(st.integers(-30 * 86400, 30 * 86400)), microseconds=draw(st.integers(0, 999_999))
     )
-    end = max(start, now) + timedelta(seconds=draw(st.integers(60, 60 * 86400)))
+    end_utc = max(start_utc, utc) + timedelta(seconds=draw(st.integers(60, 60 * 86400)))
+    start, end = start_utc.astimezone(now.tzinfo), end_utc.astimezone(now.tzinfo)
     event_type = draw(st.sampled_from([kind for kind in EventType if kind is not EventType.OTHER]))
     open_ended = event_type is not EventType.CLOSURE and draw(st.booleans())
     lanes = {"closed": 1, "total": 3, "side": draw(st.sampled_from(["LEFT", "MIDDLE", "RIGHT"]))}

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from traffic_hub.model.geometry import LineString
-from traffic_hub.model.validity import Schedule, Validity
+from traffic_hub.model.validity import Schedule, Validity, ends_after
 from traffic_hub.model.vocabulary import Cause, Direction
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
@@ -72,7 +72,7 @@ class _ClosureFields(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> _ClosureFields:
-        if self.ends_at <= self.starts_at:
+        if not ends_after(self.starts_at, self.ends_at):
             raise ValueError("ends_at must be after starts_at")
         if self.geometry is None and not (self.street and self.from_street and self.to_street):
             raise ValueError("give either geometry, or street with from_street and to_street")

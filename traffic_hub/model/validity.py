@@ -88,6 +88,13 @@ def _to_minutes(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
+def ends_after(starts_at: datetime, ends_at: datetime) -> bool:
+    """``ends_at`` is a later instant than ``starts_at``. Compared as timestamps: Python compares two
+    datetimes that share a tzinfo by their wall clock, and 02:00 and 03:00 Europe/Paris on the
+    spring-forward night are one and the same instant."""
+    return ends_at.timestamp() > starts_at.timestamp()
+
+
 class Validity(BaseModel):
     """Overall period [starts_at, ends_at) and optional weekly windows inside it."""
 
@@ -99,7 +106,7 @@ class Validity(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> Validity:
-        if self.ends_at is not None and self.ends_at <= self.starts_at:
+        if self.ends_at is not None and not ends_after(self.starts_at, self.ends_at):
             raise ValueError("ends_at must be after starts_at")
         return self
 
