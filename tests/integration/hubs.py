@@ -12,6 +12,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from connectors.config import ConnectorConfig
+from tests.clock import paris_iso
 from traffic_hub.api.app import create_app
 from traffic_hub.auth import Principals, hash_key
 from traffic_hub.runtime import Role
@@ -99,8 +100,9 @@ def closure_body(reference: str = "LILLE-2026-0042", **changes: Any) -> dict[str
         # Rue Nationale, Lille (OpenStreetMap way geometry)
         "geometry": {"type": "LineString", "coordinates": [[3.052176, 50.632626], [3.053887, 50.633345]]},
         "direction": "BOTH_DIRECTIONS",
-        "starts_at": "2026-12-01T08:00:00+01:00",
-        "ends_at": "2036-12-05T18:00:00+01:00",
+        # from the clock: tomorrow 08:00 to four weeks later, Lille time (see tests/clock.py)
+        "starts_at": paris_iso(1, "08:00"),
+        "ends_at": paris_iso(29, "18:00"),
     }
     body.update(changes)
     return {k: v for k, v in body.items() if v is not None}
