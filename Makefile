@@ -8,12 +8,15 @@ NODE_STAMP := node_modules/.installed-$(shell sha1sum package-lock.json | cut -c
 KAFKA := bash ops/kafka/kafka-local.sh
 NETWORK := geo/data/lille_centre.network.arrow
 
-.PHONY: help install run test lint typecheck unit kafka-up kafka-down bench network clean
+.PHONY: help install system-packages run test test-future lint typecheck unit kafka-up kafka-down bench network clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(STAMP) $(NODE_STAMP) ## .venv with the project and its dev tools, and the map's npm packages (idempotent)
+install: system-packages $(STAMP) $(NODE_STAMP) ## system packages if missing, .venv with the project and its dev tools, the npm packages (idempotent)
+
+system-packages: ## java, maven, chromium, node, nginx: installed when missing (root + apt), else the exact command to run
+	@bash ops/system-packages.sh
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +46,12 @@ lint: install ## ruff and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install kafka-up lint ## every test: unit, integration against the real broker, browser
+test: install kafka-up lint ## every test: unit, integration against the real broker, browser; then test-future
 	$(BIN)/pytest
+	@$(MAKE) --no-print-directory test-future
+
+test-future: install ## the tests that depend on "now", again with the clock 400 days ahead (own broker)
+	bash ops/test-future.sh -q
 
 bench: install kafka-up ## the benchmarks under loadtests/, writes loadtests/RESULTS.md
 	$(BIN)/python -m loadtests

@@ -26,6 +26,8 @@
 #   TRAFFIC_HUB_KAFKA_STOP_TIMEOUT     seconds before SIGKILL                  (default 30)
 #   TRAFFIC_HUB_KAFKA_MVN_ARGS         extra mvn arguments for fetch (e.g. "-o" or "-s settings.xml")
 #   TRAFFIC_HUB_KAFKA_PERF_PROPS       extra producer properties for perf, e.g. "linger.ms=20 batch.size=65536"
+#   TRAFFIC_HUB_KAFKA_EXTRA_CONFIG     extra broker properties, space-separated key=value, appended to
+#                                      server.properties (ops/test-future.sh uses it)
 #   JAVA_HOME                          java to use (Kafka 4.x needs Java 17+; default: `java` on PATH)
 set -euo pipefail
 
@@ -183,6 +185,8 @@ log.cleaner.threads=1
 log.cleaner.dedupe.buffer.size=8388608
 log.cleaner.backoff.ms=1000
 EOF
+  local prop
+  for prop in ${TRAFFIC_HUB_KAFKA_EXTRA_CONFIG:-}; do echo "$prop" >> "$CONF"; done
 
   # Broker log: server.log, rolled at 20 MB, 3 files kept.
   cat > "$RUN_DIR/log4j2.properties" <<'EOF'
