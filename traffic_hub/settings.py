@@ -83,3 +83,5 @@ class Settings(BaseSettings):
     retention_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
     # which hub instance this is, for consumer-group member ids and logs
     instance: str = "hub"
+    # local state of `make run` (the demo principals and their keys, stable across restarts)
+    run_dir: Path = Path(".run")

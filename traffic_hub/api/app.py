@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,6 +19,7 @@ from traffic_hub.api.fastfeeds import FeedFastPath
 from traffic_hub.api.feedlane import LANE, FeedLane
 from traffic_hub.api.limits import BodyLimit
 from traffic_hub.auth import DemoKey, Principals
+from traffic_hub.keys import watching
 from traffic_hub.metrics import Metrics
 from traffic_hub.runtime import Hub, Role, open_hub
 from traffic_hub.settings import Settings
@@ -42,6 +43,15 @@ def _rendered(hub: Hub) -> list[tuple[str, Any]]:
     from traffic_hub.runtime import FEEDS
 
     return [(name, feed) for name in FEEDS if (feed := hub.feeds.get(name)) is not None]
+
+
+def _principals_of(hub: Hub) -> Callable[[Principals], None]:
+    """Swaps the hub's principals in one assignment: a request sees the old set or the new one."""
+
+    def use(principals: Principals) -> None:
+        hub.principals = principals
+
+    return use
 
 
 class RequestMetrics:
@@ -84,7 +94,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with open_hub(settings, principals, active_roles, demo_keys, connectors=connectors) as hub:
+        async with (
+            open_hub(settings, principals, active_roles, demo_keys, connectors=connectors) as hub,
+            watching(settings.auth_file, _principals_of(hub)),  # `traffic-hub keys` changes, without a restart
+        ):
             metrics.watch(lambda: _gauges(hub))
             metrics.registry.register(ConnectorsCollector(lambda: hub.connectors.states() if hub.connectors else []))
             app.state.hub = hub
