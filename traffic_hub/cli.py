@@ -30,6 +30,7 @@ from traffic_hub.keys import (
     read_principals,
     revoke_principal,
 )
+from traffic_hub.logs import quiet_start
 from traffic_hub.runtime import Role, open_hub
 from traffic_hub.settings import Settings
 
@@ -208,7 +209,8 @@ async def _headless(settings: Settings, roles: set[Role], connectors: list[Conne
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with open_hub(settings, Principals.of([]), roles, connectors=connectors):
+    async with quiet_start() as quiet, open_hub(settings, Principals.of([]), roles, connectors=connectors) as hub:
+        quiet.ready_when(lambda: hub.ready)
         log.info("running roles: %s", ", ".join(sorted(r.value for r in roles)))
         await stop.wait()
 

@@ -20,6 +20,7 @@ from traffic_hub.api.feedlane import LANE, FeedLane
 from traffic_hub.api.limits import BodyLimit
 from traffic_hub.auth import DemoKey, Principals
 from traffic_hub.keys import watching
+from traffic_hub.logs import quiet_start
 from traffic_hub.metrics import Metrics
 from traffic_hub.runtime import Hub, Role, open_hub
 from traffic_hub.settings import Settings
@@ -95,9 +96,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with (
+            quiet_start() as quiet,  # expected start-up states are logged at INFO, not WARNING/ERROR
             open_hub(settings, principals, active_roles, demo_keys, connectors=connectors) as hub,
-            watching(settings.auth_file, _principals_of(hub)),  # `traffic-hub keys` changes, without a restart
+            watching(settings.auth_file, _principals_of(hub)),  # `traffic-hub keys` changes, no restart
         ):
+            quiet.ready_when(lambda: hub.ready)
             metrics.watch(lambda: _gauges(hub))
             metrics.registry.register(ConnectorsCollector(lambda: hub.connectors.states() if hub.connectors else []))
             app.state.hub = hub
