@@ -52,3 +52,11 @@ def test_a_bad_port_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch, po
     with pytest.raises(ValueError, match="TRAFFIC_HUB_KAFKA_PORT"):
         local_bootstrap()
     assert main(["api"]) == 2  # refused before anything starts
+
+
+def test_public_url_follows_the_http_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).public_url == "http://127.0.0.1:8000"
+    monkeypatch.setenv("TRAFFIC_HUB_HTTP_PORT", "8001")
+    assert Settings(_env_file=None).public_url == "http://127.0.0.1:8001"  # a second hub's feeds link to itself
+    monkeypatch.setenv("TRAFFIC_HUB_PUBLIC_URL", "https://trafic.lillemetropole.fr")
+    assert Settings(_env_file=None).public_url == "https://trafic.lillemetropole.fr"

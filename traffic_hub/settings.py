@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_KAFKA_PORT = 19092  # ops/kafka/kafka-local.sh's default
@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     demo: bool = False
     timezone: str = "Europe/Paris"
     publisher: str = "Métropole Européenne de Lille"
+    # the hub's public address, used in feeds; default: this host and port (a second hub on 8001 says 8001)
     public_url: str = "http://127.0.0.1:8000"
     # raster tile URL for the operator map in production ("https://…/{z}/{x}/{y}.png"); none = offline network only
     map_tiles: str | None = None
@@ -85,3 +86,11 @@ class Settings(BaseSettings):
     instance: str = "hub"
     # local state of `make run` (the demo principals and their keys, stable across restarts)
     run_dir: Path = Path(".run")
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_port(self) -> Settings:
+        if "public_url" not in self.model_fields_set:
+            host = "127.0.0.1" if self.http_host in {"0.0.0.0", "::", ""} else self.http_host  # noqa: S104
+            host = f"[{host}]" if ":" in host else host
+            self.public_url = f"http://{host}:{self.http_port}"
+        return self
