@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.config import ConnectorConfig
 from connectors.state import ConnectorsCollector
-from traffic_hub.api import actions, closures, events, feeds, health, problems, stream, whoami
+from traffic_hub.api import actions, closures, docs, events, feeds, health, problems, stream, whoami
 from traffic_hub.api import connectors as connector_routes
 from traffic_hub.api import map as map_routes
 from traffic_hub.api.fastfeeds import FeedFastPath
@@ -111,9 +111,11 @@ def create_app(
         version="0.1.0",
         summary="Road-works closures and incidents in, partner feeds out, through Apache Kafka.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from traffic_hub.api.docs, with local assets
+        redoc_url=None,
     )
     problems.install(app)
-    for module in (closures, stream, actions, events, feeds, connector_routes, health, whoami, map_routes):
+    for module in (closures, stream, actions, events, feeds, connector_routes, health, whoami, map_routes, docs):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
