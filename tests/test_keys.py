@@ -215,3 +215,14 @@ async def test_watcher_follows_the_file_and_keeps_the_last_good_one(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_a_symlinked_file_is_edited_at_its_target(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    target = tmp_path / "conf" / "principals.toml"
+    target.write_text(principals_toml(), encoding="utf-8")
+    link = tmp_path / "principals.toml"
+    link.symlink_to(target)
+    key = add(capsys, link, "new-partner", "--role", "partner")
+    assert link.is_symlink()
+    assert Principals.load(target).authenticate(key) is not None

@@ -99,8 +99,9 @@ def principal_toml(principal: Principal) -> str:
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Serialise concurrent `keys` commands on one file by locking its folder (no lock file left behind)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.parent, os.O_RDONLY)
+    folder = path.resolve().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -109,16 +110,24 @@ def locked(path: Path) -> Iterator[None]:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one rename: a reader sees the old file or the new one, never half."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else NEW_FILE_MODE
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Replace `path` with `text` in one rename: a reader sees the old file or the new one, never half.
+
+    A symlinked file is replaced at its target (the link stays); mode and, when allowed, owner are kept,
+    so a hub running as another user can still read the file after root edited it.
+    """
+    target = path.resolve()
+    old = target.stat() if target.exists() else None
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.chmod(tmp, old.st_mode & 0o777 if old else NEW_FILE_MODE)
+        if old is not None and (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
+            with contextlib.suppress(PermissionError):
+                os.chown(tmp, old.st_uid, old.st_gid)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
