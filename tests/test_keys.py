@@ -17,8 +17,9 @@ import pytest
 
 from tests.integration.hubs import principals_toml
 from traffic_hub.auth import Principals
-from traffic_hub.cli import main
+from traffic_hub.cli import _principals, main
 from traffic_hub.keys import PrincipalsWatcher, demo_keys
+from traffic_hub.settings import Settings
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -226,3 +227,12 @@ def test_a_symlinked_file_is_edited_at_its_target(capsys: pytest.CaptureFixture[
     key = add(capsys, link, "new-partner", "--role", "partner")
     assert link.is_symlink()
     assert Principals.load(target).authenticate(key) is not None
+
+
+def test_make_run_demo_uses_the_run_dir_file_and_the_same_keys_after_a_restart(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, demo=True, run_dir=tmp_path / ".run")
+    first_settings, first, first_keys = _principals(settings)
+    again_settings, again, again_keys = _principals(settings)  # the next `make run`
+    assert first_settings.auth_file == again_settings.auth_file == tmp_path / ".run" / "principals.toml"
+    assert [k.key for k in first_keys] == [k.key for k in again_keys]
+    assert first.by_hash == again.by_hash

@@ -163,12 +163,14 @@ def _print_demo_keys(keys: list[DemoKey], settings: Settings) -> None:
         communes = communes if codes else ""
         lines.append(f"  {k.principal.role.value:10} {k.principal.name:22} key={k.key}{communes}")
     base = settings.public_url
-    admin = next((k.key for k in keys if k.principal.role.value == "roadworks"), "")
+    by_role = {k.principal.role.value: k.key for k in reversed(keys)}  # the first key of each role
     lines += [
         "",
-        "Try:",
-        f"  curl -H 'Authorization: Bearer {admin}' {base}/api/v1/closures",
-        f"  curl '{base}/feeds/waze/cifs.xml?key={keys[3].key if len(keys) > 3 else ''}'",
+        "Try (these links keep working after a restart):",
+        f"  curl -H 'Authorization: Bearer {by_role.get('roadworks', '')}' {base}/api/v1/closures",
+        f"  curl '{base}/feeds/waze/cifs.xml?key={by_role.get('partner', '')}'",
+        f"  operator map: {base}/map/#key={by_role.get('operator', '')}",
+        f"  API docs: {base}/docs",
         "",
     ]
     print("\n".join(lines), flush=True)
