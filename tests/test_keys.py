@@ -236,3 +236,14 @@ def test_make_run_demo_uses_the_run_dir_file_and_the_same_keys_after_a_restart(t
     assert first_settings.auth_file == again_settings.auth_file == tmp_path / ".run" / "principals.toml"
     assert [k.key for k in first_keys] == [k.key for k in again_keys]
     assert first.by_hash == again.by_hash
+
+
+def test_demo_without_a_writable_run_dir_still_starts_with_keys_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("", encoding="utf-8")
+    settings, principals, keys = _principals(Settings(_env_file=None, demo=True, run_dir=blocker / ".run"))
+    assert settings.auth_file is None
+    assert all(principals.authenticate(k.key) == k.principal for k in keys)
+    assert "not kept across restarts" in caplog.text

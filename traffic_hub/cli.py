@@ -18,7 +18,7 @@ from connectors.config import ConnectorConfig, ConnectorsFileError, load_connect
 from geo.communes import Communes
 from traffic_hub.api.app import create_app
 from traffic_hub.api.fastproto import FeedProtocol
-from traffic_hub.auth import AuthFileError, DemoKey, Principal, Principals
+from traffic_hub.auth import AuthFileError, DemoKey, Principal, Principals, demo_principals
 from traffic_hub.auth import Role as AuthRole
 from traffic_hub.demo.sources import replay_configs
 from traffic_hub.keys import (
@@ -143,7 +143,13 @@ def _principals(settings: Settings) -> tuple[Settings, Principals, list[DemoKey]
     if settings.auth_file is not None:
         return settings, Principals.load(settings.auth_file), []
     if settings.demo:
-        path, keys = demo_keys(settings.run_dir, {c.insee for c in Communes.load()})
+        communes = {c.insee for c in Communes.load()}
+        try:
+            path, keys = demo_keys(settings.run_dir, communes)
+        except OSError as exc:  # e.g. a read-only working directory in a container
+            log.warning("demo keys are not kept across restarts: %s (set TRAFFIC_HUB_RUN_DIR)", exc)
+            keys = demo_principals(communes)
+            return settings, Principals.of([k.principal for k in keys]), keys
         return settings.model_copy(update={"auth_file": path}), Principals.load(path), keys
     log.warning("no TRAFFIC_HUB_AUTH_FILE and not in demo mode: every request will get 401")
     return settings, Principals.of([]), []
