@@ -27,8 +27,16 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
     TRAFFIC_HUB_HTTP_HOST=0.0.0.0 TRAFFIC_HUB_HTTP_PORT=8000
 RUN useradd --system --uid 10001 --home /nonexistent hub
 COPY --from=build /opt/venv /opt/venv
-# the map's JavaScript (MapLibre) is served from node_modules next to the package (see traffic_hub/api/map.py)
-COPY --from=map /src/node_modules /opt/venv/lib/python3.11/site-packages/node_modules
+# browser assets are served from node_modules next to the package, never from a CDN: the map's MapLibre
+# (traffic_hub/api/map.py) and the API docs' Swagger UI and ReDoc (traffic_hub/api/docs.py); only the
+# served files and their licences are copied (ReDoc's build dependencies stay in the build stage)
+ARG NM=/opt/venv/lib/python3.11/site-packages/node_modules
+COPY --from=map /src/node_modules/maplibre-gl/dist $NM/maplibre-gl/dist
+COPY --from=map /src/node_modules/maplibre-gl/LICENSE.txt $NM/maplibre-gl/
+COPY --from=map /src/node_modules/swagger-ui-dist/swagger-ui-bundle.js /src/node_modules/swagger-ui-dist/swagger-ui.css \
+     /src/node_modules/swagger-ui-dist/favicon-32x32.png /src/node_modules/swagger-ui-dist/LICENSE $NM/swagger-ui-dist/
+COPY --from=map /src/node_modules/redoc/bundles/redoc.standalone.js $NM/redoc/bundles/
+COPY --from=map /src/node_modules/redoc/LICENSE $NM/redoc/
 USER hub
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \

@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from traffic_hub.kafka import ensure_topics
+from traffic_hub.settings import bootstrap_servers
 from traffic_hub.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ PERF_SUMMARY = re.compile(
 
 def bootstrap() -> str:
     """The broker the benchmarks use (the hub's own setting, loopback by default)."""
-    return os.environ.get("TRAFFIC_HUB_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    return bootstrap_servers()
 
 
 def bench_prefix(name: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -14,13 +13,15 @@ import pytest
 import time_machine
 
 from tests.kafkarun import delete_run_topics, run_name
+from traffic_hub.settings import bootstrap_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "ops" / "kafka" / "kafka-local.sh"
 
 
 def kafka_bootstrap_address() -> str:
-    return os.environ.get("TRAFFIC_HUB_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    """TRAFFIC_HUB_KAFKA__BOOTSTRAP_SERVERS, else the broker `kafka-local.sh` runs on TRAFFIC_HUB_KAFKA_PORT."""
+    return bootstrap_servers()
 
 
 def kafka_answers() -> bool:

@@ -41,7 +41,7 @@ class Principal(BaseModel):
 class _PrincipalsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    principals: list[Principal]
+    principals: list[Principal] = []  # an empty file (every key revoked) is valid: everybody gets 401
 
 
 def hash_key(key: str) -> str:
@@ -66,13 +66,24 @@ class Principals:
     @classmethod
     def load(cls, path: Path) -> Principals:
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-            parsed = _PrincipalsFile.model_validate(data)
-        except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
             raise AuthFileError(f"principals file {path}: {exc}") from exc
+        return cls.parse(text, source=str(path))
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> Principals:
+        """The principals of a file's text; AuthFileError says what is wrong (never echoing a hash)."""
+        try:
+            parsed = _PrincipalsFile.model_validate(tomllib.loads(text))
+        except (tomllib.TOMLDecodeError, ValidationError) as exc:
+            raise AuthFileError(f"principals file {source}: {exc}") from exc
         names = [p.name for p in parsed.principals]
-        if len(set(names)) != len(names):
-            raise AuthFileError(f"principals file {path}: duplicate principal names")
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise AuthFileError(f"principals file {source}: duplicate principal names: {', '.join(duplicates)}")
+        if len({p.key_sha256 for p in parsed.principals}) != len(names):
+            raise AuthFileError(f"principals file {source}: two principals share one key hash")
         return cls.of(parsed.principals)
 
 
@@ -82,8 +93,11 @@ class DemoKey:
     key: str
 
 
-def demo_principals(known_communes: set[str]) -> list[DemoKey]:
-    """Fresh random keys for a demo run; they exist only in this process's memory."""
+DEMO_KEY_PREFIX = "demo-"
+
+
+def demo_principals(known_communes: set[str], stored: dict[str, str] | None = None) -> list[DemoKey]:
+    """The demo principals, with the `stored` keys (name → key) where there are some, else fresh random ones."""
     specs = [
         ("demo-voirie-lille", Role.ROADWORKS, {"59350"}),
         ("demo-voirie-roubaix", Role.ROADWORKS, {"59512"}),
@@ -94,7 +108,7 @@ def demo_principals(known_communes: set[str]) -> list[DemoKey]:
     ]
     out: list[DemoKey] = []
     for name, role, communes in specs:
-        key = f"demo-{secrets.token_urlsafe(18)}"
+        key = (stored or {}).get(name) or f"{DEMO_KEY_PREFIX}{secrets.token_urlsafe(18)}"
         principal = Principal(name=name, role=role, communes=frozenset(communes), key_sha256=hash_key(key))
         out.append(DemoKey(principal, key))
     return out

@@ -1,4 +1,4 @@
-"""`traffic-hub`: run the hub (all roles or one), or build a road network."""
+"""`traffic-hub`: run the hub (all roles or one), build a road network, manage API keys."""
 
 from __future__ import annotations
 
@@ -18,8 +18,19 @@ from connectors.config import ConnectorConfig, ConnectorsFileError, load_connect
 from geo.communes import Communes
 from traffic_hub.api.app import create_app
 from traffic_hub.api.fastproto import FeedProtocol
-from traffic_hub.auth import AuthFileError, DemoKey, Principals, demo_principals
+from traffic_hub.auth import AuthFileError, DemoKey, Principal, Principals, demo_principals
+from traffic_hub.auth import Role as AuthRole
 from traffic_hub.demo.sources import replay_configs
+from traffic_hub.keys import (
+    KeysError,
+    add_principal,
+    demo_keys,
+    make_principal,
+    new_key,
+    read_principals,
+    revoke_principal,
+)
+from traffic_hub.logs import quiet_start
 from traffic_hub.runtime import Role, open_hub
 from traffic_hub.settings import Settings
 
@@ -39,35 +50,133 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("source", type=Path, help="OSM extract (.osm.pbf)")
     build.add_argument("-o", "--output", type=Path, required=True, help="network file to write")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _keys_parser(sub)
     return parser
 
 
-def _principals(settings: Settings) -> tuple[Principals, list[DemoKey]]:
+def _keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = sub.add_parser(
+        "keys",
+        help="API keys: add, list, revoke principals in the principals file",
+        description="Edit the principals file (--file, else TRAFFIC_HUB_AUTH_FILE); a running hub picks changes "
+        "up within seconds. Keys are shown once and never stored, only their SHA-256.",
+    )
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    file_help = "principals file (default: TRAFFIC_HUB_AUTH_FILE; under `make run`: .run/principals.toml)"
+    add = keys_sub.add_parser("add", help="make a key for a new principal; prints the key once, last")
+    add.add_argument("name", help="principal name: letters, digits, '.', '_', '-' (e.g. voirie-lille, waze)")
+    add.add_argument("--role", required=True, choices=[r.value for r in AuthRole], help="what the key may do")
+    add.add_argument(
+        "--commune", dest="communes", nargs="+", action="extend", default=[], metavar="INSEE",
+        help="roadworks only (and required): INSEE codes of the MEL communes it acts in, e.g. 59350 (Lille)",
+    )
+    add.add_argument("--file", type=Path, help=file_help)
+    listing = keys_sub.add_parser("list", help="names, roles and communes (never keys, never whole hashes)")
+    listing.add_argument("--file", type=Path, help=file_help)
+    revoke = keys_sub.add_parser("revoke", help="remove a principal: its key gets 401 within seconds")
+    revoke.add_argument("name")
+    revoke.add_argument("--file", type=Path, help=file_help)
+
+
+def _keys_file(args: argparse.Namespace) -> Path:
+    if args.file is not None:
+        return Path(args.file)
+    auth_file = Settings().auth_file
+    if auth_file is None:
+        raise KeysError(
+            "which principals file? pass --file PATH or set TRAFFIC_HUB_AUTH_FILE "
+            "(the hub started by `make run` uses .run/principals.toml)"
+        )
+    return auth_file
+
+
+def _keys(args: argparse.Namespace) -> int:
+    try:
+        path = _keys_file(args)
+        if args.keys_command == "add":
+            return _keys_add(path, args)
+        if args.keys_command == "revoke":
+            revoked = revoke_principal(path, args.name)
+            print(f"revoked {revoked.role.value} principal {revoked.name!r} in {path}; "
+                  "a running hub answers 401 to its key within seconds")
+            return 0
+        print(_keys_table(path, read_principals(path)))
+        return 0
+    except (KeysError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _keys_add(path: Path, args: argparse.Namespace) -> int:
+    communes = Communes.load()
+    key = new_key()
+    principal = make_principal(args.name, AuthRole(args.role), args.communes, key, {c.insee for c in communes})
+    add_principal(path, principal)
+    where = f" for {_commune_names(principal.communes, communes)}" if principal.communes else ""
+    print(f"added {principal.role.value} principal {principal.name!r}{where} to {path}")
+    print("a running hub accepts it within seconds; this key is shown only now (only its SHA-256 is stored):")
+    print(key)
+    return 0
+
+
+def _commune_names(codes: frozenset[str], communes: Communes) -> str:
+    named = [f"{code} {c.name}" if (c := communes.get(code)) else code for code in sorted(codes)]
+    return ", ".join(named) if len(named) <= 4 else f"{len(named)} communes ({', '.join(named[:3])}, …)"
+
+
+def _keys_table(path: Path, principals: list[Principal]) -> str:
+    if not principals:
+        return f"no principals in {path}"
+    communes = Communes.load()
+    rows = [("NAME", "ROLE", "KEY SHA-256", "COMMUNES")]
+    rows += [
+        (p.name, p.role.value, p.key_sha256[:8] + "…", _commune_names(p.communes, communes) if p.communes else "-")
+        for p in principals
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{r[0]:{widths[0]}}  {r[1]:{widths[1]}}  {r[2]:{widths[2]}}  {r[3]}".rstrip() for r in rows]
+    return "\n".join([f"{path}: {len(principals)} principals", *lines])
+
+
+def _principals(settings: Settings) -> tuple[Settings, Principals, list[DemoKey]]:
+    """The principals to start with, and the settings naming the file the hub then follows."""
     if settings.auth_file is not None:
-        return Principals.load(settings.auth_file), []
+        return settings, Principals.load(settings.auth_file), []
     if settings.demo:
-        keys = demo_principals({c.insee for c in Communes.load()})
-        return Principals.of([k.principal for k in keys]), keys
+        communes = {c.insee for c in Communes.load()}
+        try:
+            path, keys = demo_keys(settings.run_dir, communes)
+        except OSError as exc:  # e.g. a read-only working directory in a container
+            log.warning("demo keys are not kept across restarts: %s (set TRAFFIC_HUB_RUN_DIR)", exc)
+            keys = demo_principals(communes)
+            return settings, Principals.of([k.principal for k in keys]), keys
+        return settings.model_copy(update={"auth_file": path}), Principals.load(path), keys
     log.warning("no TRAFFIC_HUB_AUTH_FILE and not in demo mode: every request will get 401")
-    return Principals.of([]), []
+    return settings, Principals.of([]), []
 
 
 def _print_demo_keys(keys: list[DemoKey], settings: Settings) -> None:
     if not keys:
         return
-    lines = ["", "Demo principals (valid for this run only, demo mode):"]
+    lines = [
+        "",
+        f"Demo principals (kept across restarts in {settings.run_dir / 'demo-keys.toml'}; delete it for new keys).",
+        f"More keys: traffic-hub keys add NAME --role partner --file {settings.auth_file}",
+    ]
     for k in keys:
         codes = sorted(k.principal.communes)
         communes = f" communes={','.join(codes)}" if len(codes) < 5 else f" communes=all {len(codes)}"
         communes = communes if codes else ""
         lines.append(f"  {k.principal.role.value:10} {k.principal.name:22} key={k.key}{communes}")
     base = settings.public_url
-    admin = next((k.key for k in keys if k.principal.role.value == "roadworks"), "")
+    by_role = {k.principal.role.value: k.key for k in reversed(keys)}  # the first key of each role
     lines += [
         "",
-        "Try:",
-        f"  curl -H 'Authorization: Bearer {admin}' {base}/api/v1/closures",
-        f"  curl '{base}/feeds/waze/cifs.xml?key={keys[3].key if len(keys) > 3 else ''}'",
+        "Try (these links keep working after a restart):",
+        f"  curl -H 'Authorization: Bearer {by_role.get('roadworks', '')}' {base}/api/v1/closures",
+        f"  curl '{base}/feeds/waze/cifs.xml?key={by_role.get('partner', '')}'",
+        f"  operator map: {base}/map/#key={by_role.get('operator', '')}",
+        f"  API docs: {base}/docs",
         "",
     ]
     print("\n".join(lines), flush=True)
@@ -86,7 +195,7 @@ def _connectors(settings: Settings, roles: set[Role]) -> list[ConnectorConfig]:
 
 
 def _serve(settings: Settings, roles: set[Role]) -> int:
-    principals, demo_keys = _principals(settings)
+    settings, principals, demo_keys = _principals(settings)
     connectors = _connectors(settings, roles)
     _print_demo_keys(demo_keys, settings)
     app = create_app(settings, principals, roles, demo_keys, connectors)
@@ -108,7 +217,8 @@ async def _headless(settings: Settings, roles: set[Role], connectors: list[Conne
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with open_hub(settings, Principals.of([]), roles, connectors=connectors):
+    async with quiet_start() as quiet, open_hub(settings, Principals.of([]), roles, connectors=connectors) as hub:
+        quiet.ready_when(lambda: hub.ready)
         log.info("running roles: %s", ", ".join(sorted(r.value for r in roles)))
         await stop.wait()
 
@@ -126,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "network":
         return _build_network(args)
+    if args.command == "keys":
+        return _keys(args)
     try:
         settings = Settings()
     except ValueError as exc:

@@ -1,19 +1,44 @@
 """Configuration: one typed object, read from the environment (prefix TRAFFIC_HUB_) and `.env`.
 
-Built in `cli.main()` and handed down; nothing reads the environment anywhere else.
+Built in `cli.main()` and handed down; nothing reads the environment anywhere else, except
+`local_bootstrap`: the one place that turns `TRAFFIC_HUB_KAFKA_PORT` (the port `make kafka-up` starts
+the local broker on) into the default Kafka address, so that moving the broker moves the hub, the
+tests and the benchmarks with it instead of leaving them on another broker that happens to answer.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_KAFKA_PORT = 19092  # ops/kafka/kafka-local.sh's default
+
+
+def local_bootstrap(environ: Mapping[str, str] | None = None) -> str:
+    """The Kafka address when none is configured: `127.0.0.1:${TRAFFIC_HUB_KAFKA_PORT:-19092}`.
+
+    `TRAFFIC_HUB_KAFKA__BOOTSTRAP_SERVERS` still wins over it (callers read that first).
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get("TRAFFIC_HUB_KAFKA_PORT", "").strip() or str(LOCAL_KAFKA_PORT)
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ValueError(f"TRAFFIC_HUB_KAFKA_PORT must be a port number (1-65535), not {raw!r}")
+    return f"127.0.0.1:{int(raw)}"
+
+
+def bootstrap_servers(environ: Mapping[str, str] | None = None) -> str:
+    """Kafka for tools outside `Settings` (tests, benchmarks): the explicit setting, else the local broker."""
+    env = os.environ if environ is None else environ
+    return env.get("TRAFFIC_HUB_KAFKA__BOOTSTRAP_SERVERS") or local_bootstrap(env)
 
 
 class KafkaSettings(BaseModel):
-    bootstrap_servers: str = "127.0.0.1:19092"
+    bootstrap_servers: str = Field(default_factory=local_bootstrap)
     # how long a write may wait for the broker before the API answers 503 (contract: within 2 s)
     write_timeout_s: Annotated[float, Field(gt=0, le=10)] = 1.5
     partitions: Annotated[int, Field(ge=1, le=256)] = 3
@@ -41,8 +66,8 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, Field(ge=1, le=65535)] = 8000
-    kafka: KafkaSettings = KafkaSettings()
-    feeds: FeedSettings = FeedSettings()
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)  # built per Settings: reads TRAFFIC_HUB_KAFKA_PORT now
+    feeds: FeedSettings = Field(default_factory=FeedSettings)
     topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "traffic"
     auth_file: Path | None = None
     connectors_file: Path | None = None
@@ -50,6 +75,7 @@ class Settings(BaseSettings):
     demo: bool = False
     timezone: str = "Europe/Paris"
     publisher: str = "Métropole Européenne de Lille"
+    # the hub's public address, used in feeds; default: this host and port (a second hub on 8001 says 8001)
     public_url: str = "http://127.0.0.1:8000"
     # raster tile URL for the operator map in production ("https://…/{z}/{x}/{y}.png"); none = offline network only
     map_tiles: str | None = None
@@ -58,3 +84,13 @@ class Settings(BaseSettings):
     retention_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
     # which hub instance this is, for consumer-group member ids and logs
     instance: str = "hub"
+    # local state of `make run` (the demo principals and their keys, stable across restarts)
+    run_dir: Path = Path(".run")
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_port(self) -> Settings:
+        if "public_url" not in self.model_fields_set:
+            host = "127.0.0.1" if self.http_host in {"0.0.0.0", "::", ""} else self.http_host  # noqa: S104
+            host = f"[{host}]" if ":" in host else host
+            self.public_url = f"http://{host}:{self.http_port}"
+        return self

@@ -21,7 +21,7 @@ from traffic_hub.api.app import create_app
 from traffic_hub.auth import DemoKey, Principals, Role, demo_principals
 from traffic_hub.demo.sources import replay_configs
 from traffic_hub.runtime import Role as HubRole
-from traffic_hub.settings import KafkaSettings, Settings
+from traffic_hub.settings import KafkaSettings, Settings, bootstrap_servers
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "screenshots"
@@ -69,7 +69,8 @@ def _drawing_view(page: Page, url: str, key: str) -> None:
     page.screenshot(path=str(OUT / "drawing.png"))
 
 
-def main(bootstrap: str = "127.0.0.1:19092") -> None:
+def main(bootstrap: str | None = None) -> None:
+    bootstrap = bootstrap or bootstrap_servers()  # the local broker, wherever TRAFFIC_HUB_KAFKA_PORT puts it
     OUT.mkdir(parents=True, exist_ok=True)
     prefix = f"screens-{uuid.uuid4().hex[:8]}"
     keys = demo_principals({c.insee for c in Communes.load()})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 
@@ -21,10 +20,10 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, UnknownTopicOrPartitionError
 
 from tests.kafkarun import run_name
+from traffic_hub.settings import bootstrap_servers
 
 pytestmark = pytest.mark.kafka
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 NO_ERROR = 0
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 DEADLINE_S = 15.0  # upper bound for polling loops; the happy path takes well under a second
@@ -38,7 +37,7 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture
 def bootstrap() -> str:
-    return os.environ.get("TRAFFIC_HUB_KAFKA__BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP)
+    return bootstrap_servers()
 
 
 @pytest_asyncio.fixture

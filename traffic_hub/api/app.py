@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,13 +12,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.config import ConnectorConfig
 from connectors.state import ConnectorsCollector
-from traffic_hub.api import actions, closures, events, feeds, health, problems, stream, whoami
+from traffic_hub.api import actions, closures, docs, events, feeds, health, problems, stream, whoami
 from traffic_hub.api import connectors as connector_routes
 from traffic_hub.api import map as map_routes
 from traffic_hub.api.fastfeeds import FeedFastPath
 from traffic_hub.api.feedlane import LANE, FeedLane
 from traffic_hub.api.limits import BodyLimit
 from traffic_hub.auth import DemoKey, Principals
+from traffic_hub.keys import watching
+from traffic_hub.logs import quiet_start
 from traffic_hub.metrics import Metrics
 from traffic_hub.runtime import Hub, Role, open_hub
 from traffic_hub.settings import Settings
@@ -42,6 +44,15 @@ def _rendered(hub: Hub) -> list[tuple[str, Any]]:
     from traffic_hub.runtime import FEEDS
 
     return [(name, feed) for name in FEEDS if (feed := hub.feeds.get(name)) is not None]
+
+
+def _principals_of(hub: Hub) -> Callable[[Principals], None]:
+    """Swaps the hub's principals in one assignment: a request sees the old set or the new one."""
+
+    def use(principals: Principals) -> None:
+        hub.principals = principals
+
+    return use
 
 
 class RequestMetrics:
@@ -84,7 +95,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with open_hub(settings, principals, active_roles, demo_keys, connectors=connectors) as hub:
+        async with (
+            quiet_start() as quiet,  # expected start-up states are logged at INFO, not WARNING/ERROR
+            open_hub(settings, principals, active_roles, demo_keys, connectors=connectors) as hub,
+            watching(settings.auth_file, _principals_of(hub)),  # `traffic-hub keys` changes, no restart
+        ):
+            quiet.ready_when(lambda: hub.ready)
             metrics.watch(lambda: _gauges(hub))
             metrics.registry.register(ConnectorsCollector(lambda: hub.connectors.states() if hub.connectors else []))
             app.state.hub = hub
@@ -95,9 +111,11 @@ def create_app(
         version="0.1.0",
         summary="Road-works closures and incidents in, partner feeds out, through Apache Kafka.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from traffic_hub.api.docs, with local assets
+        redoc_url=None,
     )
     problems.install(app)
-    for module in (closures, stream, actions, events, feeds, connector_routes, health, whoami, map_routes):
+    for module in (closures, stream, actions, events, feeds, connector_routes, health, whoami, map_routes, docs):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
