@@ -50,5 +50,5 @@ def audited(principal: Principal, action: str, **fields: Any) -> Iterator[dict[s
         entry["result"] = 500
         raise
     finally:
-        action_name, result = entry.pop("action"), entry.pop("result")
-        record(principal, action_name, result, **entry)
+        fields = {k: v for k, v in entry.items() if k not in ("action", "result")}
+        record(principal, entry["action"], entry["result"], **fields)
