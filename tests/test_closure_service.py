@@ -185,5 +185,5 @@ def test_differences_compare_instants_and_positions_not_text() -> None:
     same = _state(starts_at=state.starts_at.astimezone(UTC),
                   geometry={"type": "LineString", "coordinates": [[x + 1e-9, y] for x, y in NATIONALE]})
     assert differences(state, same) == []
-    moved = _state(geometry={"type": "LineString", "coordinates": [[x + 1e-4, y] for x, y in NATIONALE]})
+    moved = _state(geometry={"type": "LineString", "coordinates": [[x + 2e-5, y] for x, y in NATIONALE]})
     assert [d["field"] for d in differences(state, moved)] == ["geometry"]

@@ -23,8 +23,10 @@ YEAR = timedelta(days=365)
 LATE_START = timedelta(hours=1)
 """A start further in the past than this is worth saying: the closure is in force at once."""
 SHORT_NOTICE = timedelta(hours=1)
-SAME_POSITION_DEG = 1e-7
-"""Positions closer than this (≈ 1 cm) are the same point (the same line sent in another CRS)."""
+SAME_POSITION_DEG = 5e-6
+"""Positions closer than this (≈ 0.35 m east-west, 0.55 m north-south here) are the same point: the same
+line sent again in Lambert-93 or CC50 rounded to the decimetre. Far below what any feed shows (Waze: 6
+decimals), far above the float noise of reprojection."""
 
 COMPARED = (
     "description", "geometry", "street", "from_street", "to_street", "direction", "cause", "starts_at", "ends_at",
