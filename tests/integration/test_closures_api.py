@@ -352,6 +352,7 @@ def test_a_corrected_repost_is_409_naming_what_differs_and_how_to_change_it(hub:
     assert corrected.headers["content-type"] == "application/problem+json"
     problem = corrected.json()
     assert problem["status"] == 409
+    assert problem["type"] == "urn:traffic-hub:problem:reference-taken"
     assert problem["closure_id"] == cid
     assert problem["version"] == 1
     assert problem["etag"] == '"1"'

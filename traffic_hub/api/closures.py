@@ -24,6 +24,8 @@ router = APIRouter(prefix="/api/v1/closures", tags=["closures"])
 
 IfMatch = Annotated[str | None, Header(description="the closure's ETag; the write fails with 412 if it changed")]
 PROBLEMS = WRITE
+REFERENCE_TAKEN = "urn:traffic-hub:problem:reference-taken"
+"""RFC 9457 `type` of the 409 a re-post with another body gets (other 409s are `about:blank`)."""
 CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **PROBLEMS,
     200: {"model": ClosureOut, "description": "the reference is already live with this very body: that closure"},
@@ -54,7 +56,7 @@ def _reference_taken(request: Request, exc: ReferenceTaken) -> JSONResponse:
     current = exc.current
     path = str(request.url_for("read_closure", closure_id=current.id).path)
     answer = problem(
-        409, "Reference already used", exc.detail,
+        409, "Reference already used", exc.detail, type=REFERENCE_TAKEN,
         reference=current.reference, closure_id=current.id, version=current.version, etag=etag(current),
         location=path, differences=exc.differences,
         how_to_change={"PUT": path, "PATCH": path, "If-Match": etag(current)},
@@ -73,8 +75,9 @@ async def create_closure(
     - The same reference with the same body again (a retry): `200` with that closure, never a duplicate.
       Bodies are compared as data: the same instant written with another UTC offset, or the same line
       in another CRS, is the same body.
-    - The same reference with another body while the closure is live: `409` problem naming the fields
-      that differ, with the closure's id and version; POST never changes a closure: use
+    - The same reference with another body while the closure is live: `409` problem
+      (`type` `urn:traffic-hub:problem:reference-taken`) naming the fields that differ (`differences`),
+      with the closure's `closure_id`, `version` and `etag`; POST never changes a closure: use
       `PUT`/`PATCH /api/v1/closures/{id}` with `If-Match: "<version>"`.
     - The reference of a deleted (cancelled) closure: the closure is **re-opened** with this body as its
       next version, same id (`201`); it is back in every feed within 2 s.
