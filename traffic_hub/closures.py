@@ -3,6 +3,11 @@
 The events topic is the truth; a closure read comes from the event view. Between the broker's
 acknowledgement and the normaliser's event, the closure is kept in a short-lived pending map so a
 team reads its own write at once.
+
+A team's `reference` names one closure for good: posting it again with the same body is a retry
+(the same closure), with another body a conflict that says how to change it (never a silent drop),
+and after a delete it re-opens the closure as its next version. Who may act on a closure is decided
+by one rule, :meth:`geo.communes.Communes.in_scope`, the same at creation and on every later access.
 """
 
 from __future__ import annotations
@@ -186,21 +191,22 @@ class ClosureService:
             existing, _ = self.book.get(cid)
             if existing is not None:
                 self._check_may_see(principal, existing)
-            now = self._clock()
-            version = existing.version + 1 if existing is not None else 1
-            created_at = existing.created_at if existing is not None else now
-            build = functools.partial(
-                self._build, owner=principal.name, version=version, created_at=created_at, now=now
-            )
-            state = await asyncio.to_thread(build, principal, cid, body)  # geometry work stays off the event loop
+            state = await self._next(principal, cid, body, existing)
             if existing is not None and not existing.cancelled:
-                changed = closure_checks.differences(existing, state)
-                if changed:
-                    raise ReferenceTaken(existing, changed)
-                return Written(existing, "unchanged")
-            closure_checks.check_ends_in_future(state.ends_at, now)
+                return _repost(existing, state)
+            closure_checks.check_ends_in_future(state.ends_at, state.updated_at)
             await self._record(state)
             return Written(state, "created" if existing is None else "reopened")
+
+    async def _next(
+        self, principal: Principal, cid: str, body: ClosureIn, existing: ClosureState | None
+    ) -> ClosureState:
+        """What the POSTed body makes of the reference: its first version, or the next one."""
+        now = self._clock()
+        version = existing.version + 1 if existing is not None else 1
+        created_at = existing.created_at if existing is not None else now
+        build = functools.partial(self._build, owner=principal.name, version=version, created_at=created_at, now=now)
+        return await asyncio.to_thread(build, principal, cid, body)  # geometry work stays off the event loop
 
     async def replace(self, principal: Principal, cid: str, body: ClosureIn, if_match: str | None) -> Written:
         async with self._lock(cid):
@@ -365,6 +371,14 @@ class ClosureService:
         )
         await self._publisher.send(Record(self._topics.reports, state.id.encode(), report.model_dump_json().encode()))
         self.book.remember(state)
+
+
+def _repost(existing: ClosureState, posted: ClosureState) -> Written:
+    """A live reference posted again: the same closure when nothing differs, else a 409."""
+    changed = closure_checks.differences(existing, posted)
+    if changed:
+        raise ReferenceTaken(existing, changed)
+    return Written(existing, "unchanged")
 
 
 def _require_writer(principal: Principal) -> None:
