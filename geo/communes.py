@@ -6,12 +6,20 @@ are simplified to ~1 m vertices and a closure drawn along a border may stray a f
 Everything costly (union, buffer, prepared geometry, spatial index) is built once at load;
 unions of a principal's communes are built on first use and cached.
 
+Scope is decided in one place, :meth:`Communes.in_scope`, for creating, reading, listing, changing
+and deleting alike: a geometry is in the scope of a set of communes when it lies within their
+union grown by the tolerance *and* its own communes (:meth:`Communes.scope`, computed with the
+same tolerance) include one of them. So a line straying a few metres over a border stays its
+commune's, a line wholly inside the neighbour (however close to the border) is the neighbour's,
+and a line in no commune (outside MEL) has no commune at all and is nobody's.
+
 GEOS prepared geometries build internal indexes lazily and are not thread-safe (GEOS issue #825),
 so every predicate on a prepared geometry runs under one lock; such a call costs microseconds.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Collection, Iterator
@@ -67,6 +75,8 @@ class Communes:
         self._metric = np.array([self._reprojector.geometry_to_metric(p) for p in polygons], dtype=object)
         self._tree = shapely.STRtree(self._polygons)
         self._metric_tree = shapely.STRtree(self._metric)
+        # each commune shrunk by the tolerance: a geometry reaching into it is in the commune for sure
+        self._cores = shapely.STRtree(shapely.buffer(self._metric, -tolerance_m, quad_segs=4))
         self._lock = threading.Lock()
         self._zones: dict[frozenset[str], shapely.Geometry] = {}
         self._mel_zone = self._zone(frozenset(self._index))
@@ -149,6 +159,30 @@ class Communes:
         """INSEE codes of the communes the lon/lat geometry lies in, largest share first."""
         return [insee for insee, _ in self.shares(geom)]
 
+    def scope(self, geom: shapely.Geometry) -> list[str]:
+        """The communes the lon/lat geometry lies in, computed with the tolerance, largest share first.
+
+        Those it reaches more than the tolerance into; when it reaches that far into none (a short
+        line along a border), those it overlaps at all. Empty only when it lies in no commune
+        (outside MEL)."""
+        shares = self.shares(geom)
+        if not shares:
+            return []
+        metric = self._reprojector.geometry_to_metric(geom)
+        deep = {self._communes[int(c)].insee for c in self._cores.query(metric, predicate="intersects")}
+        inside = [insee for insee, _ in shares if insee in deep]
+        return inside or [insee for insee, _ in shares]
+
+    def in_scope(self, geom: shapely.Geometry, insee_codes: Collection[str]) -> bool:
+        """The one scope rule: the geometry lies within those communes (within the tolerance) and
+        is not wholly in other communes (one of its :meth:`scope` communes is theirs)."""
+        codes = set(insee_codes)
+        return bool(codes & set(self.scope(geom))) and self.within(geom, codes)
+
+    def names(self, insee_codes: Collection[str]) -> str:
+        """Codes with their names, e.g. "Roubaix (59512), Lille (59350)", for messages people read."""
+        return ", ".join(f"{c.name} ({code})" if (c := self.get(code)) else code for code in insee_codes)
+
     def in_mel(self, geom: shapely.Geometry) -> bool:
         """True when the lon/lat geometry lies inside MEL (within the tolerance)."""
         return self._covers(self._mel_zone, geom)
@@ -183,6 +217,13 @@ class Communes:
                 self._zones.pop(next(iter(self._zones)))
             self._zones[codes] = zone
         return zone
+
+
+@functools.cache
+def bundled_names() -> dict[str, str]:
+    """INSEE code → name of the bundled MEL communes (properties only, no geometry work)."""
+    text = resources.files("geo").joinpath("data", _DATA_FILE).read_text(encoding="utf-8")
+    return {c.insee: c.name for c in (_commune(f["properties"]) for f in json.loads(text)["features"])}
 
 
 def _commune(properties: dict[str, object]) -> Commune:

@@ -34,6 +34,8 @@ FORMAT = "traffic-hub-network/1"
 DEFAULT_FILE = "lille_centre.network.arrow"
 DECIMALS = 7
 """Decimals of published lon/lat (1 cm; Waze wants at least 6)."""
+COVERAGE_MARGIN_M = 50.0
+"""How far beyond the outermost road of the network a place still counts as covered by it."""
 
 _float_list = pa.list_(pa.float64())
 SCHEMA = pa.schema(
@@ -263,6 +265,23 @@ class RoadNetwork:
         return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
     @cached_property
+    def coverage(self) -> shapely.Geometry:
+        """Where the network has roads at all (metric): the convex hull of its vertices grown by
+        :data:`COVERAGE_MARGIN_M`. Outside it, "no road nearby" means "this network stops before
+        here", not "there is no road here" (e.g. a Roubaix closure on the central-Lille network)."""
+        return shapely.MultiPoint(self.xy).convex_hull.buffer(COVERAGE_MARGIN_M, quad_segs=4)
+
+    @cached_property
+    def communes_covered(self) -> frozenset[str]:
+        """INSEE codes of the communes the network has at least one edge in (some only in part)."""
+        return frozenset(str(code) for code in np.unique(self.commune.astype(str)).tolist() if code)
+
+    def covers(self, xy: npt.ArrayLike) -> bool:
+        """Whether the metric points (N, 2) all lie where the network has roads (see :attr:`coverage`)."""
+        points = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        return bool(np.all(shapely.covers(self.coverage, shapely.points(points))))
+
+    @cached_property
     def name_keys(self) -> ObjArray:
         """Normalised name of every edge ('' for unnamed)."""
         return _per_name(self.name, normalise)
@@ -288,4 +307,5 @@ class RoadNetwork:
         with self._lock:
             _ = (self.index, self.grid, self.name_keys, self.core_keys, self.lists)
             _ = (self.directed, self.both_ways, self.bbox_lonlat, self.lonlat_rounded, self.shapes)
+            _ = (self.coverage, self.communes_covered)
         return self

@@ -3,6 +3,11 @@
 The events topic is the truth; a closure read comes from the event view. Between the broker's
 acknowledgement and the normaliser's event, the closure is kept in a short-lived pending map so a
 team reads its own write at once.
+
+A team's `reference` names one closure for good: posting it again with the same body is a retry
+(the same closure), with another body a conflict that says how to change it (never a silent drop),
+and after a delete it re-opens the closure as its next version. Who may act on a closure is decided
+by one rule, :meth:`geo.communes.Communes.in_scope`, the same at creation and on every later access.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import base64
 import functools
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import shapely
 from pydantic import ValidationError
@@ -24,10 +31,12 @@ from geo.communes import Communes
 from geo.crs import Reprojector
 from geo.errors import GeoError
 from geo.shapes import line_from_coords, looks_swapped
+from traffic_hub import closure_checks
 from traffic_hub.auth import Principal, Role
 from traffic_hub.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from traffic_hub.kafka.publisher import Publisher, Record
 from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState, Event, Report, ReportKind
+from traffic_hub.model.closure import ClosureWarning
 from traffic_hub.model.geometry import LineString
 from traffic_hub.normaliser.placement import Placement, Placer
 from traffic_hub.topics import Topics
@@ -35,6 +44,7 @@ from traffic_hub.view import EventView
 
 CLOSURE_NAMESPACE = uuid.UUID("5d7f5a64-7c2b-4f44-9a5b-3b8e7e0c1a42")
 PENDING_TTL_S = 120.0
+_SCOPE_CACHE = 10_000
 
 StreetResolver = Callable[[str, str, str], list[tuple[float, float]]]
 
@@ -86,6 +96,32 @@ class ClosureBook:
         return sorted(states.values(), key=lambda s: (s.created_at, s.id))
 
 
+Outcome = Literal["created", "unchanged", "reopened", "replaced", "patched", "deleted"]
+
+
+@dataclass(frozen=True)
+class Written:
+    """A write's result: the closure as it now stands, and what the write did to it."""
+
+    state: ClosureState
+    outcome: Outcome
+
+
+class ReferenceTaken(Conflict):
+    """A POST of a reference the team already used, with another body: never silently dropped."""
+
+    def __init__(self, current: ClosureState, changed: list[dict[str, Any]]) -> None:
+        fields = ", ".join(d["field"] for d in changed)
+        super().__init__(
+            f"reference {current.reference} already names closure {current.id} (version {current.version}), "
+            f"which differs in: {fields}. POST never changes a closure; to change it, "
+            f"PUT /api/v1/closures/{current.id} (the whole closure) or PATCH /api/v1/closures/{current.id} "
+            f"(only the fields to change) with If-Match: {etag(current)}"
+        )
+        self.current = current
+        self.differences = changed
+
+
 class ClosureService:
     def __init__(
         self,
@@ -106,6 +142,16 @@ class ClosureService:
         self._reprojector = reprojector
         self._resolve_street = resolve_street
         self._clock = clock
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._scopes: dict[tuple[str, int, frozenset[str]], bool] = {}
+
+    def now(self) -> datetime:
+        """The service's clock (injected in tests)."""
+        return self._clock()
+
+    def warnings(self, state: ClosureState, tz: ZoneInfo) -> list[ClosureWarning]:
+        """What is unusual about a closure just written (see :mod:`traffic_hub.closure_checks`)."""
+        return closure_checks.warnings(state, self._clock(), tz)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -117,7 +163,7 @@ class ClosureService:
         return state, event
 
     def list(self, principal: Principal, limit: int, cursor: str | None) -> tuple[list[ClosureState], str | None]:
-        states = [s for s in self.book.all() if _lists(principal, s)]
+        states = [s for s in self.book.all() if self._lists(principal, s)]
         start = _decode_cursor(cursor)
         if start is not None:
             states = [s for s in states if (s.created_at.isoformat(), s.id) > start]
@@ -135,44 +181,78 @@ class ClosureService:
 
     # -- writes --------------------------------------------------------------------------------
 
-    async def create(self, principal: Principal, body: ClosureIn) -> tuple[ClosureState, bool]:
+    async def create(self, principal: Principal, body: ClosureIn) -> Written:
+        """Post a closure once (201). The same body again: the same closure (200). Another body for
+        a live reference: :class:`ReferenceTaken` (409). After a DELETE: re-opened with this body as
+        the closure's next version (201)."""
         _require_writer(principal)
         cid = closure_id(principal.name, body.reference)
-        existing, _ = self.book.get(cid)
-        if existing is not None:
-            return existing, False
-        now = self._clock()
-        build = functools.partial(self._build, owner=principal.name, version=1, created_at=now, now=now)
-        state = await asyncio.to_thread(build, principal, cid, body)  # geometry work stays off the event loop
-        await self._record(state)
-        return state, True
+        async with self._lock(cid):
+            existing, _ = self.book.get(cid)
+            if existing is not None:
+                self._check_may_see(principal, existing)
+            state = await self._next(principal, cid, body, existing)
+            if existing is not None and not existing.cancelled:
+                return _repost(existing, state)
+            closure_checks.check_ends_in_future(state.ends_at, state.updated_at)
+            await self._record(state)
+            return Written(state, "created" if existing is None else "reopened")
 
-    async def replace(self, principal: Principal, cid: str, body: ClosureIn, if_match: str | None) -> ClosureState:
+    async def _next(
+        self, principal: Principal, cid: str, body: ClosureIn, existing: ClosureState | None
+    ) -> ClosureState:
+        """What the POSTed body makes of the reference: its first version, or the next one."""
+        now = self._clock()
+        version = existing.version + 1 if existing is not None else 1
+        created_at = existing.created_at if existing is not None else now
+        build = functools.partial(self._build, owner=principal.name, version=version, created_at=created_at, now=now)
+        return await asyncio.to_thread(build, principal, cid, body)  # geometry work stays off the event loop
+
+    async def replace(self, principal: Principal, cid: str, body: ClosureIn, if_match: str | None) -> Written:
+        async with self._lock(cid):
+            return await self._replace(principal, cid, body, if_match, "replaced")
+
+    async def patch(self, principal: Principal, cid: str, patch: ClosurePatch, if_match: str | None) -> Written:
+        async with self._lock(cid):
+            current = self._writable(principal, cid, if_match)
+            merged = _merge(current, patch)
+            return await self._replace(principal, cid, merged, if_match, "patched")
+
+    async def cancel(self, principal: Principal, cid: str, if_match: str | None) -> Written:
+        async with self._lock(cid):
+            current = self._writable(principal, cid, if_match, allow_cancelled=True)
+            if current.cancelled:
+                return Written(current, "unchanged")
+            now = self._clock()
+            update = {"cancelled": True, "version": current.version + 1, "updated_at": now}
+            state = current.model_copy(update=update)
+            await self._record(state)
+            return Written(state, "deleted")
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _replace(
+        self, principal: Principal, cid: str, body: ClosureIn, if_match: str | None, outcome: Outcome
+    ) -> Written:
         current = self._writable(principal, cid, if_match)
         if body.reference != current.reference:
             raise InvalidInput("reference", "the reference of a closure cannot change")
+        now = self._clock()
+        closure_checks.check_ends_in_future(body.ends_at, now)
         build = functools.partial(
-            self._build, owner=current.owner, version=current.version + 1, created_at=current.created_at,
-            now=self._clock(),
+            self._build, owner=current.owner, version=current.version + 1, created_at=current.created_at, now=now,
         )
         state = await asyncio.to_thread(build, principal, cid, body)
         await self._record(state)
-        return state
+        return Written(state, outcome)
 
-    async def patch(self, principal: Principal, cid: str, patch: ClosurePatch, if_match: str | None) -> ClosureState:
-        current = self._writable(principal, cid, if_match)
-        merged = _merge(current, patch)
-        return await self.replace(principal, cid, merged, if_match)
-
-    async def cancel(self, principal: Principal, cid: str, if_match: str | None) -> None:
-        current = self._writable(principal, cid, if_match, allow_cancelled=True)
-        if current.cancelled:
-            return
-        now = self._clock()
-        update = {"cancelled": True, "version": current.version + 1, "updated_at": now}
-        await self._record(current.model_copy(update=update))
-
-    # -- helpers -------------------------------------------------------------------------------
+    def _lock(self, cid: str) -> asyncio.Lock:
+        """One write at a time per closure in this process: two PUTs with the same If-Match, or two
+        first POSTs of one reference, cannot both pass their check and both write."""
+        lock = self._locks.get(cid)
+        if lock is None:
+            lock = self._locks[cid] = asyncio.Lock()
+        return lock
 
     def _writable(
         self, principal: Principal, cid: str, if_match: str | None, allow_cancelled: bool = False
@@ -185,15 +265,38 @@ class ClosureService:
         if if_match is not None and if_match.strip() not in ("*", etag(current), f"W/{etag(current)}"):
             raise PreconditionFailed(f"If-Match {if_match} does not match the current version {etag(current)}")
         if current.cancelled and not allow_cancelled:
-            raise Conflict("the closure was deleted; post a new reference")
+            raise Conflict(
+                f"the closure was deleted; POST its reference {current.reference} again to re-open it "
+                "with a new body"
+            )
         return current
 
-    def _check_may_see(self, principal: Principal, state: ClosureState) -> None:
+    def _in_scope(self, principal: Principal, state: ClosureState) -> bool:
+        """Admins and operators see every closure; a road-works team those in its communes, by the
+        one rule of :meth:`geo.communes.Communes.in_scope` (the same at creation)."""
         if principal.role in (Role.ADMIN, Role.OPERATOR):
-            return
-        if principal.role is Role.ROADWORKS and set(state.communes) <= principal.communes:
-            return
-        raise Forbidden("this closure lies outside your communes")
+            return True
+        if principal.role is not Role.ROADWORKS or state.geometry is None or not state.communes:
+            return False
+        key = (state.id, state.version, principal.communes)
+        known = self._scopes.get(key)
+        if known is None:
+            line = shapely.linestrings(state.geometry.coordinates)
+            known = self._communes.in_scope(line, principal.communes)
+            if len(self._scopes) >= _SCOPE_CACHE:
+                self._scopes.pop(next(iter(self._scopes)))
+            self._scopes[key] = known
+        return known
+
+    def _check_may_see(self, principal: Principal, state: ClosureState) -> None:
+        if not self._in_scope(principal, state):
+            raise Forbidden(f"this closure lies outside your communes ({', '.join(sorted(principal.communes))})")
+
+    def _lists(self, principal: Principal, state: ClosureState) -> bool:
+        """Admins and operators list every closure; a team lists its own (those still in its scope)."""
+        if principal.role in (Role.ADMIN, Role.OPERATOR):
+            return True
+        return state.owner == principal.name and self._in_scope(principal, state)
 
     def _build(
         self,
@@ -207,10 +310,14 @@ class ClosureService:
         now: datetime,
     ) -> ClosureState:
         line = self._line(body)
-        if not self._communes.in_mel(line):
+        communes = self._communes.scope(line)
+        if not communes or not self._communes.in_mel(line):
             raise InvalidInput("geometry", "the closure lies outside the Métropole Européenne de Lille")
-        if principal.role is Role.ROADWORKS and not self._communes.within(line, principal.communes):
-            raise Forbidden(f"the closure is outside your communes ({', '.join(sorted(principal.communes))})")
+        if principal.role is Role.ROADWORKS and not self._communes.in_scope(line, principal.communes):
+            raise Forbidden(
+                f"the closure lies in {self._communes.names(communes)}, outside your communes "
+                f"({self._communes.names(sorted(principal.communes))})"
+            )
         coords = [list(c) for c in shapely.get_coordinates(line).tolist()]
         fields: dict[str, Any] = body.model_dump(exclude={"geometry", "crs"})
         return ClosureState(
@@ -221,7 +328,7 @@ class ClosureService:
             id=cid,
             owner=owner,
             owner_communes=sorted(principal.communes),
-            communes=self._communes.covering(line),
+            communes=communes,
             version=version,
             created_at=created_at,
             updated_at=now,
@@ -266,13 +373,17 @@ class ClosureService:
         self.book.remember(state)
 
 
+def _repost(existing: ClosureState, posted: ClosureState) -> Written:
+    """A live reference posted again: the same closure when nothing differs, else a 409."""
+    changed = closure_checks.differences(existing, posted)
+    if changed:
+        raise ReferenceTaken(existing, changed)
+    return Written(existing, "unchanged")
+
+
 def _require_writer(principal: Principal) -> None:
     if principal.role not in (Role.ROADWORKS, Role.ADMIN):
         raise Forbidden(f"role {principal.role.value} cannot write closures")
-
-
-def _lists(principal: Principal, state: ClosureState) -> bool:
-    return principal.role in (Role.ADMIN, Role.OPERATOR) or state.owner == principal.name
 
 
 def _merge(current: ClosureState, patch: ClosurePatch) -> ClosureIn:

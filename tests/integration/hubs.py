@@ -23,6 +23,7 @@ from traffic_hub.settings import KafkaSettings, Settings
 class Keys:
     lille: str = "key-voirie-lille"
     roubaix: str = "key-voirie-roubaix"
+    villeneuve: str = "key-voirie-villeneuve"
     mel: str = "key-mel-voirie"
     partner: str = "key-waze"
     operator: str = "key-operator"
@@ -36,6 +37,7 @@ def principals_toml() -> str:
     rows = [
         ("voirie-lille", "roadworks", ["59350"], KEYS.lille),
         ("voirie-roubaix", "roadworks", ["59512"], KEYS.roubaix),
+        ("voirie-villeneuve", "roadworks", ["59009"], KEYS.villeneuve),
         ("mel-voirie", "roadworks", ["59350", "59512", "59360", "59009"], KEYS.mel),
         ("waze", "partner", [], KEYS.partner),
         ("salle-trafic", "operator", [], KEYS.operator),

@@ -60,7 +60,9 @@ def test_unknown_street_names_are_422_naming_the_field(
     assert response.json()["field"] == field
 
 
-def test_inside_mel_but_off_the_network_is_accepted_unmatched_and_withheld_from_waze(hub: TestClient) -> None:
+def test_a_place_beyond_the_loaded_network_is_withheld_saying_so_and_how_to_fix_it(hub: TestClient) -> None:
+    """A Roubaix closure on a real street (Grand-Rue): the bundled network covers central Lille only.
+    The reason used to be "no drivable road of the network within 40 m", which is false."""
     body = closure_body(
         "ROUBAIX-1",
         street="Grand-Rue",
@@ -72,11 +74,26 @@ def test_inside_mel_but_off_the_network_is_accepted_unmatched_and_withheld_from_
     normalised = closure["normalised"]
     assert isinstance(normalised, dict)
     assert normalised["matched"] is False
-    assert "road network" in str(normalised["reason"])
+    truth = "the loaded road network does not cover this place (commune Roubaix, 59512)"
+    assert str(normalised["reason"]).startswith(truth)
+    assert "traffic-hub network build" in str(normalised["reason"])
+    assert "within 40 m" not in str(normalised["reason"])
     publication = closure["publication"]
     assert isinstance(publication, dict)
     assert publication["waze"]["status"] == "withheld"
-    assert "road network" in publication["waze"]["reason"]
+    assert publication["waze"]["reason"].startswith(truth)
+    preview = hub.post("/api/v1/closures/preview", json=body, headers=auth(KEYS.roubaix)).json()
+    assert preview["withheld"][0].startswith(truth)
+
+
+def test_off_the_roads_inside_the_network_keeps_the_matching_reason(hub: TestClient) -> None:
+    # the lawn of the Jardin Vauban, inside the network's extent: the network does cover the place
+    lawn = {"type": "LineString", "coordinates": [[3.04655, 50.63775], [3.04745, 50.63805]]}
+    created = hub.post("/api/v1/closures", json=closure_body("LILLE-PARC", geometry=lawn), headers=auth(KEYS.lille))
+    assert created.status_code == 201, created.text
+    reason = str(normalised_closure(hub, created.json()["id"])["normalised"]["reason"])  # type: ignore[index]
+    assert "no drivable road of the network within 40 m" in reason
+    assert "does not cover" not in reason
 
 
 def test_self_crossing_line_is_422(hub: TestClient) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi.testclient import TestClient
 from lxml import etree
 
-from tests.clock import paris_iso
+from tests.clock import paris_day, paris_iso
 from tests.integration.hubs import KEYS, auth, closure_body, running_hub, settings_for, wait_until, write_principals
+from traffic_hub.auth import hash_key
 from traffic_hub.topics import Topics
 
 pytestmark = pytest.mark.kafka
@@ -332,3 +335,127 @@ def test_nan_and_control_characters_are_422(hub: TestClient, change: dict[str, A
     response = hub.post("/api/v1/closures", content=raw, headers=headers)
     assert response.status_code == 422, response.text
     assert response.json()["field"].startswith(field)
+
+
+def test_a_corrected_repost_is_409_naming_what_differs_and_how_to_change_it(hub: TestClient) -> None:
+    first = post(hub, closure_body("LILLE-FIX"))
+    assert first.status_code == 201
+    cid = first.json()["id"]
+    # the same closure with its times written in UTC and in Lambert-93: the same body, 200
+    utc = closure_body("LILLE-FIX", starts_at=paris_day(1, "08:00").astimezone(UTC).isoformat())
+    assert post(hub, utc).status_code == 200
+    in_lambert93 = {"type": "LineString", "coordinates": [[703697.7, 7059518.1], [703818.9, 7059598.3]]}
+    lambert = closure_body("LILLE-FIX", crs="EPSG:2154", geometry=in_lambert93)
+    assert post(hub, lambert).status_code == 200
+    corrected = post(hub, closure_body("LILLE-FIX", description="Chaussée rétrécie", ends_at=paris_iso(30, "18:00")))
+    assert corrected.status_code == 409, corrected.text
+    assert corrected.headers["content-type"] == "application/problem+json"
+    problem = corrected.json()
+    assert problem["status"] == 409
+    assert problem["type"] == "urn:traffic-hub:problem:reference-taken"
+    assert problem["closure_id"] == cid
+    assert problem["version"] == 1
+    assert problem["etag"] == '"1"'
+    assert [d["field"] for d in problem["differences"]] == ["description", "ends_at"]
+    assert problem["differences"][0]["posted"] == "Chaussée rétrécie"
+    assert f"/api/v1/closures/{cid}" in problem["detail"]
+    assert 'If-Match: "1"' in problem["detail"]
+    assert corrected.headers["location"] == f"/api/v1/closures/{cid}"
+    # following the advice works, and the recorded closure was untouched until then
+    assert hub.get(f"/api/v1/closures/{cid}", headers=auth(KEYS.lille)).json()["description"] == "Travaux de voirie"
+    patched = hub.patch(f"/api/v1/closures/{cid}", json={"description": "Chaussée rétrécie"},
+                        headers={**auth(KEYS.lille), "If-Match": problem["etag"]})
+    assert patched.status_code == 200
+    assert patched.json()["version"] == 2
+
+
+def test_a_deleted_reference_reopens_and_is_back_in_the_waze_feed(hub: TestClient) -> None:
+    cid = post(hub, closure_body("LILLE-REOPEN")).json()["id"]
+    wait_until(lambda: cid in feed_ids(hub))
+    assert hub.delete(f"/api/v1/closures/{cid}", headers=auth(KEYS.lille)).status_code == 204
+    wait_until(lambda: cid not in feed_ids(hub))
+    reopened = post(hub, closure_body("LILLE-REOPEN", description="Reprise des travaux"))
+    assert reopened.status_code == 201, reopened.text
+    assert reopened.json()["id"] == cid
+    assert reopened.json()["version"] == 3
+    assert reopened.json()["status"] == "planned"
+    assert reopened.headers["etag"] == '"3"'
+    wait_until(lambda: cid in feed_ids(hub), timeout=2.0)
+    xml = hub.get("/feeds/waze/cifs.xml", headers=auth(KEYS.partner)).content
+    assert b"Reprise des travaux" in xml
+    assert post(hub, closure_body("LILLE-REOPEN", description="Reprise des travaux")).status_code == 200
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_an_end_in_the_past_is_422_on_ends_at_on_every_write(
+    hub: TestClient, kafka_bootstrap: str, topic_prefix: str, method: str
+) -> None:
+    past = {"starts_at": paris_iso(-10, "08:00"), "ends_at": paris_iso(-3, "18:00")}
+    if method == "POST":
+        response = post(hub, closure_body("LILLE-PAST", **past))
+        assert reports_written(kafka_bootstrap, topic_prefix) == 0
+    else:
+        cid = post(hub, closure_body("LILLE-PAST")).json()["id"]
+        url = f"/api/v1/closures/{cid}"
+        response = (hub.put(url, json=closure_body("LILLE-PAST", **past), headers=auth(KEYS.lille)) if method == "PUT"
+                    else hub.patch(url, json=past, headers=auth(KEYS.lille)))
+        assert hub.get(url, headers=auth(KEYS.lille)).json()["version"] == 1
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "ends_at"
+    assert "past" in response.json()["detail"]
+
+
+def test_unusual_input_is_accepted_with_warnings(hub: TestClient) -> None:
+    long = post(hub, closure_body("LILLE-LONG", ends_at=paris_iso(500, "18:00")))
+    assert long.status_code == 201
+    assert [(w["code"], w["field"]) for w in long.json()["warnings"]] == [("long-duration", "ends_at")]
+    ahead = post(hub, closure_body("LILLE-AHEAD", starts_at=paris_iso(400), ends_at=paris_iso(401)))
+    assert [w["code"] for w in ahead.json()["warnings"]] == ["far-future-start"]
+    utc = post(hub, closure_body("LILLE-UTC", starts_at=paris_day(1, "08:00").astimezone(UTC).isoformat()))
+    assert [w["code"] for w in utc.json()["warnings"]] == ["not-local-time"]
+    usual = post(hub, closure_body("LILLE-USUAL"))
+    assert usual.json()["warnings"] == []
+    assert post(hub, closure_body("LILLE-USUAL")).json()["warnings"] == []  # a retry has nothing new to say
+    read = hub.get(f"/api/v1/closures/{long.json()['id']}", headers=auth(KEYS.lille))
+    assert read.json()["warnings"] == []  # warnings answer a write
+
+
+def audit_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "traffic_hub.audit"]
+
+
+def test_every_write_and_operator_action_is_audited_without_secrets(
+    hub: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="traffic_hub.audit")
+    cid = post(hub, closure_body("LILLE-AUDIT")).json()["id"]
+    url = f"/api/v1/closures/{cid}"
+    post(hub, closure_body("LILLE-AUDIT", description="Autre"))  # 409
+    stale = {**auth(KEYS.lille), "If-Match": '"9"'}
+    hub.put(url, json=closure_body("LILLE-AUDIT", description="Nouveau"), headers=stale)
+    hub.patch(url, json={"description": "Fermeture totale"}, headers=auth(KEYS.lille))
+    assert hub.delete(url, headers=auth(KEYS.roubaix)).status_code == 403
+    hub.delete(url, headers=auth(KEYS.lille))
+    post(hub, closure_body("LILLE-AUDIT"))  # re-open
+    wait_until(lambda: hub.get(f"/api/v1/events/{cid}", headers=auth(KEYS.operator)).status_code == 200)
+    hub.post(f"/api/v1/events/{cid}/actions", json={"action": "confirm"}, headers=auth(KEYS.operator))
+    hub.post("/api/v1/events/nope/actions", json={"action": "dismiss"}, headers=auth(KEYS.operator))
+    lines = audit_lines(caplog)
+    seen = [(line["principal"], line["action"], line.get("version"), line["result"]) for line in lines]
+    assert seen == [
+        ("voirie-lille", "create", 1, 201),
+        ("voirie-lille", "create", 1, 409),
+        ("voirie-lille", "replace", None, 412),
+        ("voirie-lille", "patch", 2, 200),
+        ("voirie-roubaix", "delete", None, 403),
+        ("voirie-lille", "delete", 3, 204),
+        ("voirie-lille", "reopen", 4, 201),
+        ("salle-trafic", "confirm", None, 202),
+        ("salle-trafic", "dismiss", None, 404),
+    ]
+    assert all(line["closure_id"] == cid and line["reference"] == "LILLE-AUDIT" for line in lines[:7])
+    assert lines[7]["event_id"] == cid
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    for key in vars(KEYS).values():
+        assert key not in text
+        assert hash_key(key) not in text

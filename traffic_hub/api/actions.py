@@ -1,4 +1,4 @@
-"""Operator actions on events, recorded in Kafka with who and when."""
+"""Operator actions on events, recorded in Kafka with who and when, and in the audit log."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 
 from traffic_hub.api.deps import HubDep, Operator
 from traffic_hub.api.responses import WRITE
+from traffic_hub.audit import audited
 from traffic_hub.errors import InvalidInput, NotFound
 from traffic_hub.kafka.publisher import Record
 from traffic_hub.model import ActionIn, OperatorAction, Report, ReportKind
@@ -21,17 +22,19 @@ async def act_on_event(event_id: str, body: ActionIn, principal: Operator, hub: 
 
     Dismissed and ended events leave the partner feeds; a merged event ends and its sources join the other.
     """
-    if hub.live.events.get(event_id) is None:
-        raise NotFound(f"no event {event_id}")
-    if body.into is not None and (body.into == event_id or hub.live.events.get(body.into) is None):
-        raise InvalidInput("into", "merge into another existing event")
-    action = OperatorAction(**body.model_dump(), event_id=event_id, by=principal.name, at=datetime.now(UTC))
-    report = Report(
-        key=event_id,
-        kind=ReportKind.OPERATOR,
-        source="operator",
-        received_at=action.at,
-        payload=action.model_dump(mode="json"),
-    )
-    await hub.publisher.send(Record(hub.topics.reports, event_id.encode(), report.model_dump_json().encode()))
+    with audited(principal, body.action, event_id=event_id, into=body.into) as entry:
+        if hub.live.events.get(event_id) is None:
+            raise NotFound(f"no event {event_id}")
+        if body.into is not None and (body.into == event_id or hub.live.events.get(body.into) is None):
+            raise InvalidInput("into", "merge into another existing event")
+        action = OperatorAction(**body.model_dump(), event_id=event_id, by=principal.name, at=datetime.now(UTC))
+        report = Report(
+            key=event_id,
+            kind=ReportKind.OPERATOR,
+            source="operator",
+            received_at=action.at,
+            payload=action.model_dump(mode="json"),
+        )
+        await hub.publisher.send(Record(hub.topics.reports, event_id.encode(), report.model_dump_json().encode()))
+        entry["result"] = status.HTTP_202_ACCEPTED
     return action

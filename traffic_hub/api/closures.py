@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from traffic_hub.api.deps import ClosureReader, HubDep, MetricsDep, Writer
+from traffic_hub.api.problems import problem
 from traffic_hub.api.resources import ClosureOut, ClosurePage, closure_out
 from traffic_hub.api.responses import WRITE
-from traffic_hub.closures import etag
+from traffic_hub.audit import audited
+from traffic_hub.closures import ReferenceTaken, closure_id, etag
 from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState, Normalised
+from traffic_hub.model.closure import ClosureWarning
 from traffic_hub.model.geometry import LineString
 from traffic_hub.runtime import Hub
 
@@ -21,34 +24,84 @@ router = APIRouter(prefix="/api/v1/closures", tags=["closures"])
 
 IfMatch = Annotated[str | None, Header(description="the closure's ETag; the write fails with 412 if it changed")]
 PROBLEMS = WRITE
+REFERENCE_TAKEN = "urn:traffic-hub:problem:reference-taken"
+"""RFC 9457 `type` of the 409 a re-post with another body gets (other 409s are `about:blank`)."""
+CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **PROBLEMS,
+    200: {"model": ClosureOut, "description": "the reference is already live with this very body: that closure"},
+    409: {
+        **PROBLEMS[409],
+        "description": "the reference is already live with another body: the problem names the fields that "
+        "differ (`differences`), the closure's `closure_id` and `version`, and how to change it (PUT or PATCH "
+        "with If-Match)",
+    },
+}
 
 
-def _out(hub: Hub, state: ClosureState) -> ClosureOut:
-    now = datetime.now(UTC)
+def _out(hub: Hub, state: ClosureState, warnings: list[ClosureWarning] | None = None) -> ClosureOut:
+    now = hub.closures.now()
     _, event = hub.closures.book.get(state.id)
     publication = hub.feeds.publication(event, now) if event is not None else {}
-    return closure_out(state, event, publication, now)
+    return closure_out(state, event, publication, now, warnings or [])
 
 
-def _send(response: Response, hub: Hub, state: ClosureState) -> ClosureOut:
+def _send(
+    response: Response, hub: Hub, state: ClosureState, warnings: list[ClosureWarning] | None = None
+) -> ClosureOut:
     response.headers["ETag"] = etag(state)
-    return _out(hub, state)
+    return _out(hub, state, warnings)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={200: {"model": ClosureOut}, **PROBLEMS})
+def _reference_taken(request: Request, exc: ReferenceTaken) -> JSONResponse:
+    current = exc.current
+    path = str(request.url_for("read_closure", closure_id=current.id).path)
+    answer = problem(
+        409, "Reference already used", exc.detail, type=REFERENCE_TAKEN,
+        reference=current.reference, closure_id=current.id, version=current.version, etag=etag(current),
+        location=path, differences=exc.differences,
+        how_to_change={"PUT": path, "PATCH": path, "If-Match": etag(current)},
+    )
+    answer.headers["Location"] = path
+    return answer
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ClosureOut, responses=CREATE_RESPONSES)
 async def create_closure(
     body: ClosureIn, principal: Writer, hub: HubDep, metrics: MetricsDep, request: Request, response: Response
-) -> ClosureOut:
-    """Post a closure once. The same `reference` again returns the same closure (200), never a duplicate.
+) -> ClosureOut | JSONResponse:
+    """Post a closure. The `reference` is the team's own id for it; the closure id derives from it.
 
-    A 201 means the closure is durable in Kafka (acks=all) and will be in every feed within 2 s.
+    - A new reference: `201`, the closure is durable in Kafka (acks=all) and in every feed within 2 s.
+    - The same reference with the same body again (a retry): `200` with that closure, never a duplicate.
+      Bodies are compared as data: the same instant written with another UTC offset, or the same line
+      in another CRS, is the same body.
+    - The same reference with another body while the closure is live: `409` problem
+      (`type` `urn:traffic-hub:problem:reference-taken`) naming the fields that differ (`differences`),
+      with the closure's `closure_id`, `version` and `etag`; POST never changes a closure: use
+      `PUT`/`PATCH /api/v1/closures/{id}` with `If-Match: "<version>"`.
+    - The reference of a deleted (cancelled) closure: the closure is **re-opened** with this body as its
+      next version, same id (`201`); it is back in every feed within 2 s.
+
+    `ends_at` in the past is refused (422 naming `ends_at`). Unusual input is accepted with `warnings`
+    (each with a `code`, the `field` and a `message`): longer than a year, starting more than a year
+    ahead, started over an hour ago, ending within the hour, a time written with another UTC offset than
+    Lille's, a schedule that never falls inside the period.
     """
-    state, created = await hub.closures.create(principal, body)
-    if created:
-        metrics.closure_writes.labels("create").inc()
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    cid = closure_id(principal.name, body.reference)
+    with audited(principal, "create", closure_id=cid, reference=body.reference) as entry:
+        try:
+            written = await hub.closures.create(principal, body)
+        except ReferenceTaken as exc:
+            entry.update(version=exc.current.version, result=409, outcome="reference-taken")
+            return _reference_taken(request, exc)
+        state, fresh = written.state, written.outcome != "unchanged"
+        entry.update(action="reopen" if written.outcome == "reopened" else "create", version=state.version,
+                     outcome=written.outcome, result=201 if fresh else 200)
+    if fresh:
+        metrics.closure_writes.labels(entry["action"]).inc()
+    response.status_code = status.HTTP_201_CREATED if fresh else status.HTTP_200_OK
     response.headers["Location"] = str(request.url_for("read_closure", closure_id=state.id).path)
-    return _send(response, hub, state)
+    return _send(response, hub, state, hub.closures.warnings(state, hub.tz) if fresh else [])
 
 
 class ClosurePreviewIn(ClosureIn):
@@ -115,14 +168,23 @@ async def read_closure(closure_id: str, principal: ClosureReader, hub: HubDep, r
     return _send(response, hub, state)
 
 
+def _reference(hub: Hub, cid: str) -> str | None:
+    """The closure's reference for the audit line, also when the write is refused."""
+    state, _ = hub.closures.book.get(cid)
+    return state.reference if state is not None else None
+
+
 @router.put("/{closure_id}", responses=PROBLEMS)
 async def replace_closure(
     closure_id: str, body: ClosureIn, principal: Writer, hub: HubDep, metrics: MetricsDep, response: Response,
     if_match: IfMatch = None,
 ) -> ClosureOut:
-    state = await hub.closures.replace(principal, closure_id, body, if_match)
+    """Replace the whole closure (its next version). `ends_at` in the past: 422. Answers with `warnings`."""
+    with audited(principal, "replace", closure_id=closure_id, reference=_reference(hub, closure_id)) as entry:
+        written = await hub.closures.replace(principal, closure_id, body, if_match)
+        entry["version"] = written.state.version
     metrics.closure_writes.labels("replace").inc()
-    return _send(response, hub, state)
+    return _send(response, hub, written.state, hub.closures.warnings(written.state, hub.tz))
 
 
 @router.patch("/{closure_id}", responses=PROBLEMS)
@@ -130,16 +192,23 @@ async def patch_closure(
     closure_id: str, body: ClosurePatch, principal: Writer, hub: HubDep, metrics: MetricsDep, response: Response,
     if_match: IfMatch = None,
 ) -> ClosureOut:
-    state = await hub.closures.patch(principal, closure_id, body, if_match)
+    """Change some fields (the closure's next version). `ends_at` in the past: 422. Answers with `warnings`."""
+    with audited(principal, "patch", closure_id=closure_id, reference=_reference(hub, closure_id)) as entry:
+        written = await hub.closures.patch(principal, closure_id, body, if_match)
+        entry["version"] = written.state.version
     metrics.closure_writes.labels("patch").inc()
-    return _send(response, hub, state)
+    return _send(response, hub, written.state, hub.closures.warnings(written.state, hub.tz))
 
 
 @router.delete("/{closure_id}", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
 async def delete_closure(
     closure_id: str, principal: Writer, hub: HubDep, metrics: MetricsDep, if_match: IfMatch = None
 ) -> Response:
-    """Cancel the closure: it leaves every feed. Deleting twice is harmless."""
-    await hub.closures.cancel(principal, closure_id, if_match)
-    metrics.closure_writes.labels("delete").inc()
+    """Cancel the closure: it leaves every feed. Deleting twice is harmless. POSTing its reference again
+    re-opens it (see POST)."""
+    with audited(principal, "delete", closure_id=closure_id, reference=_reference(hub, closure_id)) as entry:
+        written = await hub.closures.cancel(principal, closure_id, if_match)
+        entry.update(version=written.state.version, outcome=written.outcome, result=204)
+    if written.outcome == "deleted":
+        metrics.closure_writes.labels("delete").inc()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from traffic_hub.feeds.engine import Publication
 from traffic_hub.model import ClosureState, Event, Normalised, Status
-from traffic_hub.model.closure import Lanes
+from traffic_hub.model.closure import ClosureWarning, Lanes
 from traffic_hub.model.geometry import LineString
 from traffic_hub.model.validity import Schedule
 from traffic_hub.model.vocabulary import Cause, Direction
@@ -44,6 +44,10 @@ class ClosureOut(BaseModel):
     updated_at: datetime
     normalised: Normalised | None
     publication: dict[str, PublicationOut]
+    warnings: list[ClosureWarning] = Field(
+        default_factory=list,
+        description="on a write's answer: what is unusual about the input (accepted all the same); empty on reads",
+    )
 
 
 class ClosurePage(BaseModel):
@@ -60,7 +64,11 @@ def status_of(state: ClosureState, now: datetime) -> Status:
 
 
 def closure_out(
-    state: ClosureState, event: Event | None, publication: dict[str, Publication], now: datetime
+    state: ClosureState,
+    event: Event | None,
+    publication: dict[str, Publication],
+    now: datetime,
+    warnings: list[ClosureWarning] | None = None,
 ) -> ClosureOut:
     """The closure as its team sees it; normalisation and publication only once the event caught up."""
     current = event is not None and event.closure is not None and event.closure.version == state.version
@@ -80,4 +88,5 @@ def closure_out(
         status=status_of(state, now),
         normalised=event.normalised if current and event is not None else None,
         publication=pub,
+        warnings=warnings or [],
     )

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from traffic_hub.auth import DemoKey, Principal
+from traffic_hub.closures import ReferenceTaken, Written
 from traffic_hub.errors import TrafficHubError, Unavailable
 from traffic_hub.model import ClosureIn
 from traffic_hub.runtime import Hub
@@ -78,12 +79,19 @@ async def seed(hub: Hub, keys: list[DemoKey]) -> None:
 async def _post(hub: Hub, principal: Principal, body: ClosureIn, attempts: int = 20) -> None:
     for _ in range(attempts):
         try:
-            state, created = await hub.closures.create(principal, body)
+            written = await _post_or_refresh(hub, principal, body)
         except Unavailable:
             await asyncio.sleep(0.5)
             continue
         except TrafficHubError as exc:
             log.warning("demo closure %s not posted: %s", body.reference, exc.detail)
             return
-        log.info("demo closure %s %s (%s)", state.reference, "posted" if created else "already there", state.id)
+        log.info("demo closure %s %s (%s)", body.reference, written.outcome, written.state.id)
         return
+
+
+async def _post_or_refresh(hub: Hub, principal: Principal, body: ClosureIn) -> Written:
+    try:
+        return await hub.closures.create(principal, body)
+    except ReferenceTaken as taken:  # an earlier run's demo closure: bring its dates up to date
+        return await hub.closures.replace(principal, taken.current.id, body, None)

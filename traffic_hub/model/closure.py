@@ -109,6 +109,16 @@ class ClosurePatch(BaseModel):
     lanes: Lanes | None = None
 
 
+class ClosureWarning(BaseModel):
+    """Accepted, but worth a second look: unusual input a team would rather hear about now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    field: str
+    message: str
+
+
 class ClosureState(_ClosureFields):
     """What the hub records of a closure: the submission as accepted, plus bookkeeping.
 

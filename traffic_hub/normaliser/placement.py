@@ -6,10 +6,13 @@ onto the road network and splits them into Waze-ready runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import numpy as np
+
+from geo.communes import bundled_names
 from geo.errors import GeoError
 from geo.matching import MatchResult, decode_openlr, match_line, match_lines, match_point
 from geo.network import RoadNetwork
@@ -34,13 +37,24 @@ class Placer(Protocol):
 
 
 POINT_NOT_FOR_WAZE = "a point, not a stretch of road: Waze needs a line of 35 m to 10 km"
+LOAD_MEL_NETWORK = (
+    "load a network that covers MEL: traffic-hub network build <MEL OpenStreetMap extract .osm.pbf> "
+    "-o mel.network.arrow, then run the hub with TRAFFIC_HUB_NETWORK=mel.network.arrow"
+)
+
+
+def not_covered(communes: Sequence[str], names: Mapping[str, str]) -> str:
+    """The true reason when a place lies beyond the loaded network, and how to fix it."""
+    where = ", ".join(f"commune {names.get(code, code)}, {code}" for code in communes)
+    return f"the loaded road network does not cover this place{f' ({where})' if where else ''}; {LOAD_MEL_NETWORK}"
 
 
 class NetworkPlacer:
     """Closures mapped onto the road network, split into Waze-ready single-street runs."""
 
-    def __init__(self, network: RoadNetwork) -> None:
+    def __init__(self, network: RoadNetwork, names: Mapping[str, str] | None = None) -> None:
         self._net = network
+        self._names = names if names is not None else bundled_names()
 
     def place_closure(self, closure: ClosureState) -> Placement:
         if closure.geometry is None:
@@ -68,11 +82,11 @@ class NetworkPlacer:
         return out
 
     def _placed(self, closure: ClosureState, match: MatchResult | GeoError) -> Placement:
-        if isinstance(match, GeoError):
-            reason = f"not placed on the road network: {match.reason}"
-            return Placement(_unmatched(closure, reason), [], [reason])
-        if not match.matched:
-            reason = f"not on the road network ({match.unmatched_reason}); withheld from Waze"
+        if isinstance(match, GeoError) or not match.matched:
+            reason = self._beyond(closure) or (
+                f"not placed on the road network: {match.reason}" if isinstance(match, GeoError)
+                else f"not on the road network ({match.unmatched_reason}); withheld from Waze"
+            )
             return Placement(_unmatched(closure, reason), [], [reason])
         segments, withheld = self._segments(match)
         return Placement(_normalised(closure, match), segments, withheld)
@@ -90,16 +104,28 @@ class NetworkPlacer:
                 match = match_line(self._net, coords, direction="ONE_DIRECTION" if one_way else "BOTH_DIRECTIONS")
                 method = "line"
         except GeoError as exc:
-            reason = f"not placed on the road network: {exc.reason}"
+            reason = self._beyond_points(coords, []) or f"not placed on the road network: {exc.reason}"
             return Placement(_incident_unmatched(report, reason), [], [reason])
         if not match.matched:
-            reason = f"not on the road network ({match.unmatched_reason})"
+            reason = self._beyond_points(coords, []) or f"not on the road network ({match.unmatched_reason})"
             return Placement(_incident_unmatched(report, reason), [], [reason])
         normalised = _from_match(match, method, None)
         if method == "point":
             return Placement(normalised, [], [POINT_NOT_FOR_WAZE])
         segments, withheld = self._segments(match)
         return Placement(normalised, segments, withheld)
+
+    def _beyond(self, closure: ClosureState) -> str | None:
+        """The coverage reason when the closure lies (partly) beyond the loaded network, else None."""
+        if closure.geometry is None:
+            return None
+        return self._beyond_points(lonlat_pairs(closure.geometry), closure.communes)
+
+    def _beyond_points(self, lonlat: Sequence[tuple[float, float]], communes: Sequence[str]) -> str | None:
+        if not lonlat or self._net.covers(self._net.reprojector.to_metric(np.asarray(lonlat, dtype=np.float64))):
+            return None
+        missing = [code for code in communes if code not in self._net.communes_covered]
+        return not_covered(missing or communes, self._names)
 
     def _segments(self, match: MatchResult) -> tuple[list[Segment], list[str]]:
         runs, withheld = waze_runs(self._net, match)
