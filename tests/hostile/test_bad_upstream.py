@@ -14,14 +14,12 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,10 +28,11 @@ from connectors.config import ConnectorConfig
 from connectors.fetch import make_client
 from connectors.runner import ConnectorRunner
 from tests.connectors.httpserver import LocalServer, Route, local_server
+from tests.hostile.kafkalog import read_topic, wait_for
 from tests.integration.hubs import KEYS, auth, closure_body, running_hub, settings_for, wait_until, write_principals
 from traffic_hub.deadletter import MAX_ENCODED_BYTES, dead_letter
 from traffic_hub.errors import WriteRejected
-from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
+from traffic_hub.kafka import Publisher
 from traffic_hub.kafka.publisher import MAX_RECORD_BYTES, Record
 from traffic_hub.model import EventType, IncidentReport, Point, Validity
 from traffic_hub.topics import Topics
@@ -64,35 +63,6 @@ def server() -> Iterator[LocalServer]:
 def source(name: str, url: str, **extra: Any) -> ConnectorConfig:
     data = {"name": name, "kind": "geojson", "url": url, "interval_s": 0.3, "allow_private": True, **extra}
     return ConnectorConfig.model_validate(data, context={"testing": True})
-
-
-async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
-    """Every record value of the topic up to its current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = sorted((await consumer._client.fetch_all_metadata()).partitions_for_topic(topic) or [])
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: list[bytes] = []
-        async with asyncio.timeout(30):
-            while sum(ends.values()) > len(out):
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    out.extend(r.value for r in records if r.value is not None)
-        return out
-    finally:
-        await consumer.stop()
-
-
-async def wait_for(predicate: Callable[[], bool], within: float) -> None:
-    """Poll plain attributes (no event to wait on) until `predicate` holds."""
-    async with asyncio.timeout(within):
-        while True:
-            if predicate():
-                return
-            await asyncio.sleep(0.05)
 
 
 def restarts(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -162,19 +132,6 @@ class HugeReportParser:
             validity=Validity(starts_at=ctx.received_at),
         )
         return Parsed(incidents=[incident])
-
-
-@pytest_asyncio.fixture
-async def publisher(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[tuple[Publisher, Topics]]:
-    topics = Topics(topic_prefix)
-    async with asyncio.timeout(30):
-        await ensure_topics(kafka_bootstrap, topics, partitions=1, replication=1)
-    async with (
-        BrokerProbe(kafka_bootstrap, 0.5) as probe,
-        Publisher(kafka_bootstrap, probe, 5.0, f"{topic_prefix}-producer") as running,
-    ):
-        await wait_for(lambda: running.ready, within=30)
-        yield running, topics
 
 
 @pytest.mark.kafka
