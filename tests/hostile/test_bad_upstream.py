@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +32,7 @@ from tests.connectors.httpserver import LocalServer, Route, local_server
 from tests.hostile.kafkalog import read_topic, wait_for
 from tests.integration.hubs import KEYS, auth, closure_body, running_hub, settings_for, wait_until, write_principals
 from traffic_hub.deadletter import MAX_ENCODED_BYTES, dead_letter
-from traffic_hub.errors import WriteRejected
+from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.kafka import Publisher
 from traffic_hub.kafka.publisher import MAX_RECORD_BYTES, Record
 from traffic_hub.model import EventType, IncidentReport, Point, Validity
@@ -223,3 +224,48 @@ def test_small_payloads_are_kept_whole_and_big_ones_fit(chunk: bytes, repeat: in
     if not body["raw_truncated"]:
         kept = body["raw"].encode() if body["raw_encoding"] == "utf-8" else None
         assert kept is None or kept == raw
+
+
+@pytest.mark.kafka
+async def test_a_record_the_broker_refuses_despite_the_check_is_rejected_once_then_refused_before_sending(
+    publisher: tuple[Publisher, Topics], kafka_bootstrap: str, topic_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A topic configured below the record limit: the broker's refusal is `WriteRejected`, not retried.
+
+    That one refusal leaves a gap in the idempotent producer's numbering, so the producer restarts once
+    and the publisher lowers its record limit; the next such record is refused before it is sent.
+    """
+    producer, _ = publisher
+    small = f"{topic_prefix}-small"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(small, 1, 1, topic_configs={"max.message.bytes": "100000"})])
+    finally:
+        await admin.close()
+    caplog.set_level(logging.INFO)
+    await wait_for_write(producer, Record(small, b"k", b"first"))
+    big = Record(small, b"k", b"x" * 200_000)
+
+    with pytest.raises(WriteRejected) as refused:
+        await producer.send_many([big])
+    assert refused.value.indexes == (0,)
+    assert producer.max_record_bytes < big.size
+
+    await wait_for_write(producer, Record(small, b"k", b"after"))  # the restarted producer writes again
+    with pytest.raises(WriteRejected, match="record limit"):
+        await producer.send_many([big])  # refused before sending now: no second restart
+    assert len(restarts(caplog)) == 1
+
+
+async def wait_for_write(producer: Publisher, record: Record) -> None:
+    """Write `record`, retrying while the producer is (re)starting."""
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                await producer.send(record)
+                return
+            except WriteRejected:
+                raise
+            except Unavailable:
+                await asyncio.sleep(0.1)

@@ -13,12 +13,11 @@ Kafka errors are classified here, by what retrying can do, never by how an API w
   *before* anything is sent: aiokafka's idempotent producer numbers its batches, and a batch the broker
   refuses leaves a gap in that numbering that breaks every later write to the partition
   (OutOfOrderSequenceNumber) until the producer is restarted, so the broker must never see them;
-- the producer's own state (fenced, out-of-order sequence, closed): the shared producer is restarted
-  and the write is `Unavailable`. A record the broker refuses despite the size check (a topic
-  configured with a smaller `max.message.bytes`) is reported as `WriteRejected` and also restarts the
-  producer, for the reason above; the publisher then lowers its record limit below that record's size;
-- anything else that is not retriable (authorisation, unknown topic configuration) is `Unavailable`
-  without a restart: a new producer would meet the same refusal.
+- anything else that is not retriable (fenced, out-of-order sequence, a sender that died): the shared
+  producer is restarted and the write is `Unavailable`. A record the broker refuses despite the size
+  check (a topic configured with a smaller `max.message.bytes`) is reported as `WriteRejected` and also
+  restarts the producer, for the reason above; the publisher then lowers its record limit below that
+  record's size, so it happens once, not for every such record.
 """
 
 from __future__ import annotations
@@ -135,32 +134,32 @@ class Publisher:
             index = len(futures)
             raise WriteRejected(f"the producer refused record {index}: {type(exc).__name__}", (index,)) from exc
         except KafkaError as exc:
-            raise self._classified([(len(futures), exc)], records) from exc
+            raise self._classified(producer, [(len(futures), exc)], records) from exc
         failures = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, BaseException)]
         if failures:
-            raise self._classified(failures, records) from failures[0][1]
+            raise self._classified(producer, failures, records) from failures[0][1]
         return [outcome for outcome in outcomes if isinstance(outcome, RecordMetadata)]
 
-    def _classified(self, failures: list[tuple[int, BaseException]], records: Sequence[Record]) -> Unavailable:
+    def _classified(
+        self, producer: AIOKafkaProducer, failures: list[tuple[int, BaseException]], records: Sequence[Record]
+    ) -> Unavailable:
         """The one error to raise for a write's failures (see the module docstring); restarts when needed."""
         for _, exc in failures:
             if not isinstance(exc, KafkaError):
                 raise exc
         names = sorted({type(exc).__name__ for _, exc in failures})
-        if any(isinstance(exc, PRODUCER_ERRORS) for _, exc in failures):
-            log.error("producer error %s: restarting the producer", names)
-            self._broken.set()
-            return Unavailable(f"the event log (Kafka) refused the write: {', '.join(names)}", 2)
         refused = tuple(index for index, exc in failures if isinstance(exc, RECORD_ERRORS))
-        if refused:
+        others = [exc for _, exc in failures if not isinstance(exc, RECORD_ERRORS)]
+        if refused and not any(isinstance(exc, PRODUCER_ERRORS) for exc in others):
             sizes = [records[index].size for index, exc in failures if isinstance(exc, SIZE_ERRORS)]
-            self._refused_by_broker(len(refused), sizes)
+            self._refused_by_broker(producer, len(refused), sizes)
             return WriteRejected(f"the event log (Kafka) refused {len(refused)} record(s): {', '.join(names)}", refused)
-        if not all(getattr(exc, "retriable", False) for _, exc in failures):
-            log.error("producer error %s (not retriable; the producer is kept)", names)
+        if not all(getattr(exc, "retriable", False) for exc in others):
+            log.error("producer error %s: restarting the producer", names)
+            self._restart(producer)
         return Unavailable(f"the event log (Kafka) refused the write: {', '.join(names)}", 2)
 
-    def _refused_by_broker(self, count: int, sizes: list[int]) -> None:
+    def _refused_by_broker(self, producer: AIOKafkaProducer, count: int, sizes: list[int]) -> None:
         """The broker refused records: its numbering now has a gap, so the producer restarts (see above)."""
         if sizes:
             self.max_record_bytes = max(RECORD_OVERHEAD_BYTES + 1, min(self.max_record_bytes, min(sizes) - 1))
@@ -169,7 +168,7 @@ class Publisher:
             count,
             self.max_record_bytes,
         )
-        self._broken.set()
+        self._restart(producer)
 
     async def _start_producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
@@ -195,8 +194,9 @@ class Publisher:
         delay = 0.2
         while True:
             await self._probe.wait_up()
+            producer: AIOKafkaProducer | None = None
             try:
-                self._producer = await self._start_producer()
+                self._producer = producer = await self._start_producer()
                 delay = 0.2
                 log.info("kafka producer started")
                 await self._broken.wait()
@@ -207,9 +207,15 @@ class Publisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                producer, self._producer = self._producer, None
+                self._producer = None
                 if producer is not None:
                     await _stop_quietly(producer)
+
+    def _restart(self, producer: AIOKafkaProducer) -> None:
+        """Retire `producer` (once: later errors of a retired producer are ignored); the supervisor restarts."""
+        if producer is self._producer:
+            self._producer = None  # no further write goes to it: they get a fast Unavailable meanwhile
+            self._broken.set()
 
     async def __aenter__(self) -> Publisher:
         self._supervisor = asyncio.create_task(self._supervise(), name="kafka-publisher")
