@@ -16,7 +16,7 @@ import logging
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -36,6 +36,8 @@ from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.kafka import Publisher
 from traffic_hub.kafka.publisher import MAX_RECORD_BYTES, Record
 from traffic_hub.model import EventType, IncidentReport, Point, Validity
+from traffic_hub.normaliser.placement import Placer
+from traffic_hub.normaliser.service import Normaliser
 from traffic_hub.topics import Topics
 
 BAD_BODY = random.Random(14).randbytes(1_000_000)  # ~1 MB, not UTF-8
@@ -269,3 +271,18 @@ async def wait_for_write(producer: Publisher, record: Record) -> None:
                 raise
             except Unavailable:
                 await asyncio.sleep(0.1)
+
+
+@pytest.mark.kafka
+async def test_the_normaliser_dead_letters_an_event_kafka_cannot_take_instead_of_retrying_forever(
+    publisher: tuple[Publisher, Topics], kafka_bootstrap: str
+) -> None:
+    producer, topics = publisher
+    normaliser = Normaliser(kafka_bootstrap, topics, producer, cast(Placer, None), "normaliser-test")
+    huge = Record(topics.events, b"event-1", b'{"description": "' + b"x" * MAX_RECORD_BYTES + b'"}')
+
+    await asyncio.wait_for(normaliser._publish([Record(topics.events, b"event-0", b"{}"), huge]), 30)
+
+    (letter,) = [orjson.loads(value) for value in await read_topic(kafka_bootstrap, topics.deadletter)]
+    assert (letter["stage"], letter["key"], letter["raw_truncated"]) == ("normaliser", "event-1", True)
+    assert "refused by Kafka" in letter["reason"]
