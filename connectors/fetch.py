@@ -165,7 +165,8 @@ def _next_hop(cfg: ConnectorConfig, current: httpx2.URL, response: httpx2.Respon
     if current.scheme == "https" and target.scheme == "http":
         raise Refused(f"HTTP {status} redirect from https down to http ({shown}) refused")
     host = target.host.lower().rstrip(".")
-    if host != current.host.lower().rstrip(".") and host not in cfg.allow_redirect_hosts:
+    configured = (httpx2.URL(cfg.url).host.lower().rstrip("."), *cfg.allow_redirect_hosts)
+    if host != current.host.lower().rstrip(".") and host not in configured:
         raise Refused(
             f"HTTP {status} redirect to another host ({host}) refused; "
             "list it in allow_redirect_hosts to follow it (configured headers are not sent there)"
