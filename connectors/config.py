@@ -11,6 +11,9 @@ max_bytes = 20971520          # the body is abandoned beyond this
 enabled = true
 headers = { Authorization = "Bearer …" }   # secrets: never logged, never shown
 options = { }                 # handed to the parser (e.g. a GeoJSON field mapping)
+follow_redirects = true       # follow redirects on the same host (false: a redirect is an error)
+allow_redirect_hosts = []     # other hosts a redirect may lead to (configured headers are never sent there)
+allow_private = false         # true: the source may be on loopback / a private or link-local network
 ```
 
 `file://` URLs are refused unless the caller allows them (the bundled demo replays local files).
@@ -52,6 +55,20 @@ class ConnectorConfig(BaseModel):
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+    follow_redirects: bool = True
+    allow_redirect_hosts: list[str] = Field(default_factory=list)
+    allow_private: bool = False
+
+    @field_validator("allow_redirect_hosts")
+    @classmethod
+    def _redirect_hosts(cls, value: list[str]) -> list[str]:
+        hosts = []
+        for host in value:
+            name = host.strip().lower().rstrip(".")
+            if not name or not all(c.isalnum() or c in ".-:[]" for c in name):
+                raise ValueError(f"{host!r} is not a host name (write the host only, without scheme or path)")
+            hosts.append(name)
+        return hosts
 
     @field_validator("interval_s")
     @classmethod

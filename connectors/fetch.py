@@ -4,6 +4,14 @@ The body is read chunk by chunk (after content decoding, so a gzip bomb is cut o
 read stops as soon as it passes `max_bytes`. Validators (ETag / Last-Modified) from the last
 successful fetch make the request conditional; `304` is "not modified". `file://` URLs (the demo)
 get the same treatment, with validators made from the file's size and modification time.
+
+Redirects are followed here, hop by hop, not by the HTTP client, so each hop is checked against the
+connector's policy (`connectors.config`): a redirect to the same host is followed (at most
+`MAX_REDIRECTS`, never from https down to http) unless `follow_redirects = false`; a redirect to another
+host only when that host is listed in `allow_redirect_hosts`. As soon as a hop leaves the origin
+(scheme, host, port) of the configured URL, none of the configured headers (API keys, Authorization,
+any custom header) is sent any more. Every connection goes through `connectors.netguard`, which refuses
+loopback, private and link-local addresses unless the connector says `allow_private = true`.
 """
 
 from __future__ import annotations
@@ -18,10 +26,14 @@ from urllib.parse import unquote, urlsplit
 
 import httpx2
 
+from connectors import logmask
 from connectors.config import ConnectorConfig
+from connectors.netguard import ALLOW_PRIVATE, AddressRefused, GuardedTransport
 
 USER_AGENT = "traffic-hub/0.1 (Metropole Europeenne de Lille; connector runner)"  # ASCII: a header
 HEAD_BYTES = 64 * 1024  # how much of an oversized body is kept for the dead-letter record
+MAX_REDIRECTS = 5
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +82,23 @@ class TooLarge(FetchError):
     """The body passed `max_bytes`: the whole payload is refused (dead-lettered with its head)."""
 
 
+class Refused(FetchError):
+    """The connector's policy refuses the address or the redirect: nothing was read from it."""
+
+
 def make_client(*, trust_env: bool = True) -> httpx2.AsyncClient:
     """The one HTTP client a runner shares between its connectors (timeouts are set per request).
 
-    `trust_env` honours the operator's HTTP(S)_PROXY / NO_PROXY / SSL_CERT_FILE settings.
+    Its connections go through `connectors.netguard` (address checks). `trust_env` honours the
+    operator's SSL_CERT_FILE / SSL_CERT_DIR; HTTP(S)_PROXY is not used (see `connectors.netguard`).
     """
+    logmask.install()
+    limits = httpx2.Limits(max_connections=50, max_keepalive_connections=10)
     return httpx2.AsyncClient(
-        follow_redirects=True,
-        max_redirects=5,
+        follow_redirects=False,
         headers={"User-Agent": USER_AGENT},
-        limits=httpx2.Limits(max_connections=50, max_keepalive_connections=10),
+        limits=limits,
+        transport=GuardedTransport(limits=limits, trust_env=trust_env),
         trust_env=trust_env,
     )
 
@@ -94,28 +113,83 @@ async def fetch(client: httpx2.AsyncClient, cfg: ConnectorConfig, validators: Va
             return await _get(client, cfg, validators, started)
     except TimeoutError:
         raise FetchError(f"timed out after {cfg.timeout_s:g} s") from None
+    except AddressRefused as exc:
+        raise Refused(f"address refused: {exc.reason}") from None
     except httpx2.TimeoutException as exc:
         raise FetchError(f"timed out after {cfg.timeout_s:g} s ({type(exc).__name__})") from None
     except httpx2.HTTPError as exc:
-        raise FetchError(f"HTTP request failed: {type(exc).__name__}: {exc}") from None
+        raise FetchError(logmask.mask_secrets(f"HTTP request failed: {type(exc).__name__}: {exc}")) from None
 
 
 async def _get(client: httpx2.AsyncClient, cfg: ConnectorConfig, validators: Validators, started: float) -> FetchResult:
+    url = httpx2.URL(cfg.url)
+    origin = _origin(url)
     headers = {**cfg.request_headers(), **validators.request_headers()}
-    async with client.stream("GET", cfg.url, headers=headers, timeout=cfg.timeout_s) as response:
-        if response.status_code == 304:
-            return FetchResult(304, b"", _merge(validators, response.headers), None, time.monotonic() - started)
-        if not 200 <= response.status_code < 300:
-            raise FetchError(
-                f"HTTP {response.status_code} {response.reason_phrase}".strip(),
-                status=response.status_code,
-                retry_after_s=_retry_after(response.headers.get("Retry-After")),
-            )
-        _refuse_declared_size(response.headers.get("Content-Length"), cfg.max_bytes)
-        body = await _read_limited(response, cfg.max_bytes)
-        found = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
-        content_type = response.headers.get("Content-Type")
-        return FetchResult(response.status_code, body, found, content_type, time.monotonic() - started)
+    for _hop in range(MAX_REDIRECTS + 1):
+        if _origin(url) != origin:  # never the configured credentials outside the configured origin
+            headers = validators.request_headers()
+        request = client.build_request(
+            "GET", url, headers=headers, timeout=cfg.timeout_s, extensions={ALLOW_PRIVATE: cfg.allow_private}
+        )
+        response = await client.send(request, stream=True, follow_redirects=False)
+        try:
+            if response.status_code in REDIRECTS:
+                url = _next_hop(cfg, url, response)
+                continue
+            return await _answer(response, cfg, validators, started)
+        finally:
+            await response.aclose()
+    raise FetchError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _origin(url: httpx2.URL) -> tuple[str, str, int | None]:
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    return (url.scheme, url.host.lower().rstrip("."), port)
+
+
+def _next_hop(cfg: ConnectorConfig, current: httpx2.URL, response: httpx2.Response) -> httpx2.URL:
+    """Where a redirect leads, or Refused when the connector's policy does not allow it."""
+    location = response.headers.get("Location")
+    status = response.status_code
+    if not location:
+        raise FetchError(f"HTTP {status} redirect without a Location")
+    try:
+        target = current.join(location)
+    except httpx2.InvalidURL:
+        raise FetchError(f"HTTP {status} redirect to an invalid URL") from None
+    shown = logmask.mask_secrets(str(target.copy_with(query=None, fragment=None)))
+    if not cfg.follow_redirects:
+        raise Refused(f"HTTP {status} redirect to {shown} refused: follow_redirects = false for this connector")
+    if target.scheme not in ("http", "https"):
+        raise Refused(f"HTTP {status} redirect to a {target.scheme!r} URL refused")
+    if current.scheme == "https" and target.scheme == "http":
+        raise Refused(f"HTTP {status} redirect from https down to http ({shown}) refused")
+    host = target.host.lower().rstrip(".")
+    configured = (httpx2.URL(cfg.url).host.lower().rstrip("."), *cfg.allow_redirect_hosts)
+    if host != current.host.lower().rstrip(".") and host not in configured:
+        raise Refused(
+            f"HTTP {status} redirect to another host ({host}) refused; "
+            "list it in allow_redirect_hosts to follow it (configured headers are not sent there)"
+        )
+    return target
+
+
+async def _answer(
+    response: httpx2.Response, cfg: ConnectorConfig, validators: Validators, started: float
+) -> FetchResult:
+    if response.status_code == 304:
+        return FetchResult(304, b"", _merge(validators, response.headers), None, time.monotonic() - started)
+    if not 200 <= response.status_code < 300:
+        raise FetchError(
+            f"HTTP {response.status_code} {response.reason_phrase}".strip(),
+            status=response.status_code,
+            retry_after_s=_retry_after(response.headers.get("Retry-After")),
+        )
+    _refuse_declared_size(response.headers.get("Content-Length"), cfg.max_bytes)
+    body = await _read_limited(response, cfg.max_bytes)
+    found = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
+    content_type = response.headers.get("Content-Type")
+    return FetchResult(response.status_code, body, found, content_type, time.monotonic() - started)
 
 
 def _refuse_declared_size(declared: str | None, limit: int) -> None:

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import ParseContext, Parsed, PayloadError
 from connectors.coords import LonLat, crs_code, geometry, to_lonlat
-from connectors.items import collect, json_raw
+from connectors.items import collect, finite_only, json_raw
 from connectors.json_safety import parse_json
 from connectors.values import ItemError, as_dict, as_list, number, optional_time, small, text
 from traffic_hub.model import Cause, Direction, EventType, IncidentReport, Validity
@@ -100,7 +100,7 @@ class GeoJsonParser:
 
     def parse(self, payload: bytes, ctx: ParseContext) -> Parsed:
         mapping = mapping_from(ctx.options)
-        document = parse_json(payload)
+        document = parse_json(payload, non_finite=True)
         if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
             raise PayloadError("not a GeoJSON FeatureCollection")
         features = document.get("features")
@@ -110,8 +110,9 @@ class GeoJsonParser:
             code = crs_code(mapping.crs or _document_crs(document))
         except ItemError as exc:
             raise PayloadError(str(exc)) from None
-        build = partial(_feature, ctx=ctx, mapping=mapping, code=code)
-        incidents, rejects = collect(features, build, json_raw, partial(_feature_id, mapping=mapping))
+        build = finite_only(partial(_feature, ctx=ctx, mapping=mapping, code=code))
+        ident = partial(_feature_id, mapping=mapping)
+        incidents, rejects = collect(features, build, json_raw, ident, label="feature")
         return Parsed(incidents=incidents, rejects=rejects, snapshot=mapping.snapshot)
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
 
 from connectors.base import Reject
+from connectors.json_safety import first_non_finite
 from traffic_hub.model import IncidentReport
 
 ItemT = TypeVar("ItemT")
@@ -22,15 +25,46 @@ def collect(
     build: Callable[[ItemT], IncidentReport],
     raw: Callable[[ItemT], bytes],
     ident: Callable[[ItemT], str],
+    label: str | None = None,
 ) -> tuple[list[IncidentReport], list[Reject]]:
+    """Build every item; a bad one becomes a Reject (its reason prefixed `{label} #{index}: ` when labelled)."""
     incidents: list[IncidentReport] = []
     rejects: list[Reject] = []
-    for item in items:
+    for index, item in enumerate(items):
         try:
             incidents.append(build(item))
         except ITEM_ERRORS as exc:
-            rejects.append(Reject(reason=_reason(exc), raw=raw(item)[:MAX_RAW], source_id=_safe_id(ident, item)))
+            reason = _reason(exc) if label is None else f"{label} #{index}: {_reason(exc)}"
+            rejects.append(Reject(reason=reason, raw=raw(item)[:MAX_RAW], source_id=_safe_id(ident, item)))
     return incidents, rejects
+
+
+def finite_only(build: Callable[[Any], IncidentReport]) -> Callable[[Any], IncidentReport]:
+    """`build` for a GeoJSON feature read leniently: NaN / Infinity in the geometry reject the feature;
+    elsewhere (properties) they mean "no value", as pandas / GeoPandas write them, and become null."""
+
+    def checked(item: Any) -> IncidentReport:
+        if not isinstance(item, dict):
+            return build(item)
+        where = first_non_finite(item.get("geometry"), "geometry")
+        if where is not None:
+            raise ValueError(f"non-finite number (NaN or Infinity) at {where}")
+        if first_non_finite(item) is None:
+            return build(item)
+        return build(nulled(item))
+
+    return checked
+
+
+def nulled(value: Any) -> Any:
+    """A copy of a decoded JSON value with every NaN or infinite number replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: nulled(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [nulled(child) for child in value]
+    return value
 
 
 def _reason(exc: BaseException) -> str:
@@ -51,10 +85,12 @@ def _safe_id(ident: Callable[[ItemT], str], item: ItemT) -> str:
 
 
 def json_raw(item: object) -> bytes:
-    """The item re-encoded as JSON, for the dead-letter topic."""
+    """The item re-encoded as JSON, for the dead-letter topic (NaN / Infinity kept as written)."""
     try:
+        if first_non_finite(item) is not None:
+            return json.dumps(item, ensure_ascii=False).encode("utf-8", "replace")
         return orjson.dumps(item)
-    except (TypeError, orjson.JSONEncodeError):
+    except (TypeError, ValueError, RecursionError):
         return repr(item).encode("utf-8", "replace")
 
 

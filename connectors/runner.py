@@ -7,7 +7,10 @@ A cycle of one connector:
    (unchanged items are not re-sent; items gone from a snapshot get an `ended` report);
 3. the batch (FETCH report, incident reports, dead letters) is written; only once Kafka
    acknowledged it does the connector's memory and state move on. When Kafka is unavailable the
-   same batch is retried later, with backoff.
+   same batch is retried later, with backoff. A record Kafka refuses for good (`WriteRejected`: too
+   large, invalid) is never retried: it is replaced by a dead letter (capped in size, so it fits), or
+   dropped with a logged reason when even that is refused, and the batch goes on, so one bad
+   payload can never hold a connector on the same batch forever.
 
 Failures (HTTP errors, timeouts, a body over the limit, a payload the parser refuses, a parser that
 crashes) are recorded in the connector's state and retried with exponential backoff and jitter; a
@@ -39,7 +42,7 @@ from connectors.fetch import FetchError, FetchResult, TooLarge, Validators, fetc
 from connectors.registry import parser_for as registry_parser_for
 from connectors.state import ConnectorState, public_url
 from traffic_hub.deadletter import dead_letter
-from traffic_hub.errors import Unavailable
+from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.kafka.publisher import Record
 from traffic_hub.model import IncidentReport, Report, ReportKind
 from traffic_hub.topics import Topics
@@ -241,6 +244,8 @@ class _Batch:
     validators: Validators
     body_bytes: int
     sent: int = 0
+    refused: int = 0  # records Kafka refused for good, replaced by dead letters
+    dropped: int = 0  # records dropped because even their dead letter was refused
 
 
 @dataclass
@@ -342,7 +347,7 @@ class ConnectorRunner:
                 state.not_modified += 1
                 return self._succeeded(worker)
         try:
-            await self._write(worker.pending)
+            await self._write(worker.pending, worker.cfg.name)
         except Unavailable as exc:  # retried no later than the next regular run would have been
             limit = max(worker.cfg.interval_s, KAFKA_RETRY_CAP_S)
             return self._failed(worker, f"Kafka unavailable, batch kept for retry: {exc.detail}", limit_s=limit)
@@ -350,6 +355,10 @@ class ConnectorRunner:
         self._commit(worker, batch)
         if batch.plan.error is not None:
             return self._failed(worker, batch.plan.error)
+        if batch.refused or batch.dropped:  # written, but not as planned: shown as a failure of this cycle
+            reason = f"Kafka refused {batch.refused + batch.dropped} record(s) for good: "
+            reason += f"{batch.refused} dead-lettered, {batch.dropped} dropped"
+            return self._failed(worker, reason)
         return self._succeeded(worker)
 
     async def _fetch_and_plan(self, worker: _Worker) -> _Batch | None:
@@ -372,12 +381,35 @@ class ConnectorRunner:
             )
         return _Batch(plan, result.validators, len(result.body))
 
-    async def _write(self, batch: _Batch) -> None:
+    async def _write(self, batch: _Batch, source: str) -> None:
         records = batch.plan.records
         while batch.sent < len(records):
             chunk = records[batch.sent : batch.sent + CHUNK]
-            await self._publisher.send_many(chunk)
+            try:
+                await self._publisher.send_many(chunk)
+            except WriteRejected as exc:
+                self._replace_refused(batch, source, exc)
+                continue
             batch.sent += len(chunk)
+
+    def _replace_refused(self, batch: _Batch, source: str, exc: WriteRejected) -> None:
+        """Refused records of the current chunk become dead letters; refused dead letters are dropped."""
+        records = batch.plan.records
+        for index in sorted(exc.indexes, reverse=True):
+            position = batch.sent + index
+            record = records[position]
+            if record.topic == self._topics.deadletter:
+                del records[position]
+                batch.dropped += 1
+                log.error("connector %s: dead letter dropped, Kafka refused it too: %s", source, exc.detail)
+                continue
+            reason = f"record for {record.topic} (key {record.key[:200]!r}) refused by Kafka: {exc.detail}"
+            raw = record.value or b""
+            records[position] = dead_letter(
+                self._topics, stage="connector", source=source, reason=reason, raw=raw, key=source
+            )
+            batch.refused += 1
+            log.warning("connector %s: %s; dead-lettered", source, reason)
 
     def _commit(self, worker: _Worker, batch: _Batch) -> None:
         """The batch is acknowledged: the connector's memory and counts move on."""
@@ -389,6 +421,8 @@ class ConnectorRunner:
         state.ended_published += plan.ended
         state.rejects += plan.rejects
         state.bytes_fetched += batch.body_bytes
+        state.refused_records += batch.refused
+        state.dropped_records += batch.dropped
         state.tracked_items = len(plan.memory.seen)
         if plan.error is not None:  # the whole payload was refused and dead-lettered
             state.payload_errors += 1

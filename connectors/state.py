@@ -24,6 +24,8 @@ COUNTERS: dict[str, str] = {
     "rejects": "Items dead-lettered by the parser",
     "payload_errors": "Whole payloads dead-lettered",
     "bytes_fetched": "Payload bytes fetched",
+    "refused_records": "Records Kafka refused for good (too large, invalid), dead-lettered instead",
+    "dropped_records": "Records dropped because even their dead letter was refused (reason logged)",
 }
 
 
@@ -59,6 +61,8 @@ class ConnectorState:
     rejects: int = 0
     payload_errors: int = 0
     bytes_fetched: int = 0
+    refused_records: int = 0
+    dropped_records: int = 0
     tracked_items: int = 0  # items of the last good payload still considered current
 
     @property

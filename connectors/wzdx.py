@@ -8,7 +8,7 @@ from typing import Any
 
 from connectors.base import ParseContext, Parsed, PayloadError
 from connectors.coords import LonLat, geometry
-from connectors.items import collect, json_id, json_raw
+from connectors.items import collect, finite_only, json_id, json_raw
 from connectors.json_safety import parse_json
 from connectors.values import ItemError, as_dict, as_list, boolean, number, optional_time, parse_time, small, text
 from traffic_hub.model import Cause, Direction, EventType, IncidentReport, Validity
@@ -33,7 +33,7 @@ class WzdxParser:
     kind = KIND
 
     def parse(self, payload: bytes, ctx: ParseContext) -> Parsed:
-        document = parse_json(payload)
+        document = parse_json(payload, non_finite=True)
         if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
             raise PayloadError("not a WZDx feed: no GeoJSON FeatureCollection")
         info = document.get("feed_info", document.get("road_event_feed_info"))
@@ -45,7 +45,8 @@ class WzdxParser:
         features = document.get("features")
         if not isinstance(features, list):
             raise PayloadError("features is not a list")
-        incidents, rejects = collect(features, partial(_feature, ctx=ctx, version=version), json_raw, json_id("id"))
+        build = finite_only(partial(_feature, ctx=ctx, version=version))
+        incidents, rejects = collect(features, build, json_raw, json_id("id"), label="feature")
         return Parsed(incidents=incidents, rejects=rejects, snapshot=True)
 
 

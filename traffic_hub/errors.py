@@ -9,6 +9,13 @@
      ├── PreconditionFailed  412  If-Match does not match the current version
      ├── PayloadTooLarge     413
      └── Unavailable         503  Kafka cannot take a write now (retry after a moment)
+          └── WriteRejected  503  Kafka refused these records for good (too large, invalid): never retry them
+
+Kafka errors are classified where they are raised (`traffic_hub.kafka.publisher`): a retriable one
+(broker down, leader moving, timeout) is a plain `Unavailable` and the same write may succeed later; a
+permanent one for the records themselves is `WriteRejected`, naming which records, so a caller that
+writes data it did not make (the connector runner) dead-letters them and moves on instead of retrying
+forever. `WriteRejected` stays an `Unavailable` so callers that only know 503 keep working.
 """
 
 from __future__ import annotations
@@ -70,3 +77,15 @@ class Unavailable(TrafficHubError):
     def __init__(self, detail: str, retry_after_s: int = 1) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class WriteRejected(Unavailable):
+    """Kafka (or the producer before sending) refused some records permanently; retrying them cannot succeed.
+
+    `indexes` are the positions of the refused records in the sequence given to `send_many`; the other
+    records of that call were not written (the caller may send them again).
+    """
+
+    def __init__(self, detail: str, indexes: tuple[int, ...]) -> None:
+        super().__init__(detail, retry_after_s=2)
+        self.indexes = indexes

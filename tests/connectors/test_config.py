@@ -137,3 +137,30 @@ def test_query_secrets_never_reach_the_state(secret: str) -> None:
     state = ConnectorState(name=cfg.name, kind=cfg.kind, url=public_url(cfg.url))
 
     assert secret not in str(state.as_dict())
+
+
+def test_sources_are_public_and_redirects_same_host_unless_the_file_says_otherwise() -> None:
+    default, internal = parse_connectors(
+        """
+[[connectors]]
+name = "public"
+kind = "geojson"
+url = "https://opendata.example.org/chantiers.geojson"
+
+[[connectors]]
+name = "internal"
+kind = "datex2"
+url = "http://10.0.0.5/situations.xml"
+allow_private = true
+follow_redirects = true
+allow_redirect_hosts = ["Mirror.Example.org"]
+"""
+    )
+
+    assert (default.allow_private, default.follow_redirects, default.allow_redirect_hosts) == (False, True, [])
+    assert (internal.allow_private, internal.allow_redirect_hosts) == (True, ["mirror.example.org"])
+    with pytest.raises(ConnectorsFileError, match="allow_redirect_hosts"):
+        parse_connectors(
+            '[[connectors]]\nname = "x"\nkind = "geojson"\nurl = "https://a.example/"\n'
+            'allow_redirect_hosts = ["https://b.example/path"]\n'
+        )

@@ -20,7 +20,7 @@ BODY = b'{"items": [{"id": "a", "text": "Travaux rue Nationale"}]}'
 
 
 def config(url: str, **extra: Any) -> ConnectorConfig:
-    data = {"name": "test-source", "kind": "geojson", "url": url, "interval_s": 0.2, **extra}
+    data = {"name": "test-source", "kind": "geojson", "url": url, "interval_s": 0.2, "allow_private": True, **extra}
     return ConnectorConfig.model_validate(data, context={"testing": True, "allow_file": True})
 
 

@@ -91,6 +91,7 @@ def feed(*items: dict[str, Any], snapshot: bool = True) -> bytes:
 
 def config(name: str, url: str, **extra: Any) -> ConnectorConfig:
     data = {"name": name, "kind": "geojson", "url": url, "interval_s": 0.2, "timeout_s": 2, **extra}
+    data.setdefault("allow_private", True)  # the test servers are on 127.0.0.1
     return ConnectorConfig.model_validate(data, context={"testing": True})
 
 

@@ -89,7 +89,7 @@ def test_real_samples_land_in_kafka(kafka_bootstrap: str, topic_prefix: str) -> 
         for name, kind, path in SAMPLES:
             server.set(f"/{name}", Route(body=(SOURCES / path).read_bytes()))
             configs.append(ConnectorConfig.model_validate(
-                {"name": name, "kind": kind, "url": server.url(f"/{name}"), "interval_s": 60},
+                {"name": name, "kind": kind, "url": server.url(f"/{name}"), "interval_s": 60, "allow_private": True},
             ))
         states = asyncio.run(run_connectors(kafka_bootstrap, topics, configs))
     reports = [Report.model_validate_json(r.value) for r in asyncio.run(read_all(kafka_bootstrap, topics.reports))]

@@ -4,6 +4,20 @@ A write is acknowledged to a client only after the broker acknowledged it. When 
 answer, `send` raises `Unavailable` within the write timeout instead of hanging (aiokafka waits
 forever with idempotence on, aio-libs/aiokafka#1101). A send that timed out may still land later:
 that is why every write is keyed by a deterministic id, so a client's retry is harmless.
+
+Kafka errors are classified here, by what retrying can do, never by how an API would show them:
+- retriable (broker down, leader moving, no answer in time): `Unavailable`; the same write may succeed
+  later and the producer is kept;
+- the records themselves (too large, corrupt, bad timestamp): `WriteRejected` naming them; retrying
+  cannot succeed, so the caller dead-letters or drops them. Records over `MAX_RECORD_BYTES` are refused
+  *before* anything is sent: aiokafka's idempotent producer numbers its batches, and a batch the broker
+  refuses leaves a gap in that numbering that breaks every later write to the partition
+  (OutOfOrderSequenceNumber) until the producer is restarted, so the broker must never see them;
+- anything else that is not retriable (fenced, out-of-order sequence, a sender that died): the shared
+  producer is restarted and the write is `Unavailable`. A record the broker refuses despite the size
+  check (a topic configured with a smaller `max.message.bytes`) is reported as `WriteRejected` and also
+  restarts the producer, for the reason above; the publisher then lowers its record limit below that
+  record's size, so it happens once, not for every such record.
 """
 
 from __future__ import annotations
@@ -16,13 +30,48 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+    ProducerFenced,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 from aiokafka.structs import RecordMetadata
 
-from traffic_hub.errors import Unavailable
+from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.kafka.probe import BrokerProbe
 
 log = logging.getLogger(__name__)
+
+# Below Kafka's default `message.max.bytes` (1,048,588): the broker, and every topic the hub creates,
+# takes any record under this size. Key + value + this margin for the record and batch headers.
+MAX_RECORD_BYTES = 1_000_000
+RECORD_OVERHEAD_BYTES = 512
+
+RECORD_ERRORS: tuple[type[KafkaError], ...] = (  # the records are at fault: retrying them cannot succeed
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    CorruptRecordException,
+    InvalidTimestampError,
+    UnsupportedForMessageFormatError,
+)
+SIZE_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+PRODUCER_ERRORS: tuple[type[KafkaError], ...] = (  # the producer's state is broken: only a restart helps
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerClosed,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +79,11 @@ class Record:
     topic: str
     key: bytes
     value: bytes | None  # None is a tombstone
+
+    @property
+    def size(self) -> int:
+        """What the record weighs against the broker's record limit (key, value, headers margin)."""
+        return len(self.key) + len(self.value or b"") + RECORD_OVERHEAD_BYTES
 
 
 class Publisher:
@@ -43,6 +97,7 @@ class Publisher:
         self._producer: AIOKafkaProducer | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._broken = asyncio.Event()
+        self.max_record_bytes = MAX_RECORD_BYTES  # lowered if the broker refuses a smaller record
 
     @property
     def ready(self) -> bool:
@@ -53,21 +108,67 @@ class Publisher:
         return (await self.send_many([record]))[0]
 
     async def send_many(self, records: Sequence[Record]) -> list[RecordMetadata]:
-        """Write records durably, in order per partition, or raise Unavailable."""
+        """Write records durably, in order per partition; raise Unavailable, or WriteRejected for bad records."""
+        oversized = tuple(index for index, record in enumerate(records) if record.size > self.max_record_bytes)
+        if oversized:  # refused before sending: the producer and the other writers are untouched
+            largest = max(records[index].size for index in oversized)
+            raise WriteRejected(
+                f"{len(oversized)} record(s) over the {self.max_record_bytes}-byte record limit (largest {largest})",
+                oversized,
+            )
         producer = self._producer
         if producer is None or not self._probe.up:
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly", retry_after_s=2)
+        futures: list[asyncio.Future[RecordMetadata]] = []
         try:
             async with asyncio.timeout(self._timeout):
-                futures = [await producer.send(r.topic, value=r.value, key=r.key) for r in records]
-                return list(await asyncio.gather(*futures))
+                for record in records:
+                    futures.append(await producer.send(record.topic, value=record.value, key=record.key))
+                outcomes = await asyncio.gather(*futures, return_exceptions=True)
         except TimeoutError as exc:
             raise Unavailable("the event log (Kafka) did not acknowledge in time; retry", retry_after_s=2) from exc
+        except RECORD_ERRORS as exc:  # refused by the producer before sending (a size check of aiokafka's)
+            with contextlib.suppress(TimeoutError):  # what was queued before it is written (keyed: harmless)
+                async with asyncio.timeout(self._timeout):
+                    await asyncio.gather(*futures, return_exceptions=True)
+            index = len(futures)
+            raise WriteRejected(f"the producer refused record {index}: {type(exc).__name__}", (index,)) from exc
         except KafkaError as exc:
-            log.error("producer error: %r", exc)
-            if not getattr(exc, "retriable", False):
-                self._broken.set()
-            raise Unavailable(f"the event log (Kafka) refused the write: {type(exc).__name__}", 2) from exc
+            raise self._classified(producer, [(len(futures), exc)], records) from exc
+        failures = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, BaseException)]
+        if failures:
+            raise self._classified(producer, failures, records) from failures[0][1]
+        return [outcome for outcome in outcomes if isinstance(outcome, RecordMetadata)]
+
+    def _classified(
+        self, producer: AIOKafkaProducer, failures: list[tuple[int, BaseException]], records: Sequence[Record]
+    ) -> Unavailable:
+        """The one error to raise for a write's failures (see the module docstring); restarts when needed."""
+        for _, exc in failures:
+            if not isinstance(exc, KafkaError):
+                raise exc
+        names = sorted({type(exc).__name__ for _, exc in failures})
+        refused = tuple(index for index, exc in failures if isinstance(exc, RECORD_ERRORS))
+        others = [exc for _, exc in failures if not isinstance(exc, RECORD_ERRORS)]
+        if refused and not any(isinstance(exc, PRODUCER_ERRORS) for exc in others):
+            sizes = [records[index].size for index, exc in failures if isinstance(exc, SIZE_ERRORS)]
+            self._refused_by_broker(producer, len(refused), sizes)
+            return WriteRejected(f"the event log (Kafka) refused {len(refused)} record(s): {', '.join(names)}", refused)
+        if not all(getattr(exc, "retriable", False) for exc in others):
+            log.error("producer error %s: restarting the producer", names)
+            self._restart(producer)
+        return Unavailable(f"the event log (Kafka) refused the write: {', '.join(names)}", 2)
+
+    def _refused_by_broker(self, producer: AIOKafkaProducer, count: int, sizes: list[int]) -> None:
+        """The broker refused records: its numbering now has a gap, so the producer restarts (see above)."""
+        if sizes:
+            self.max_record_bytes = max(RECORD_OVERHEAD_BYTES + 1, min(self.max_record_bytes, min(sizes) - 1))
+        log.error(
+            "the broker refused %d record(s) for good; record limit %d bytes; restarting the producer",
+            count,
+            self.max_record_bytes,
+        )
+        self._restart(producer)
 
     async def _start_producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
@@ -93,8 +194,9 @@ class Publisher:
         delay = 0.2
         while True:
             await self._probe.wait_up()
+            producer: AIOKafkaProducer | None = None
             try:
-                self._producer = await self._start_producer()
+                self._producer = producer = await self._start_producer()
                 delay = 0.2
                 log.info("kafka producer started")
                 await self._broken.wait()
@@ -105,9 +207,15 @@ class Publisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                producer, self._producer = self._producer, None
+                self._producer = None
                 if producer is not None:
                     await _stop_quietly(producer)
+
+    def _restart(self, producer: AIOKafkaProducer) -> None:
+        """Retire `producer` (once: later errors of a retired producer are ignored); the supervisor restarts."""
+        if producer is self._producer:
+            self._producer = None  # no further write goes to it: they get a fast Unavailable meanwhile
+            self._broken.set()
 
     async def __aenter__(self) -> Publisher:
         self._supervisor = asyncio.create_task(self._supervise(), name="kafka-publisher")

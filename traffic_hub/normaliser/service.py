@@ -18,7 +18,8 @@ from typing import TypeAlias
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from traffic_hub.errors import Unavailable
+from traffic_hub.deadletter import dead_letter
+from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.kafka.publisher import Publisher, Record
 from traffic_hub.model import Event, Lifecycle
 from traffic_hub.normaliser.conflation import EventIndex
@@ -89,9 +90,27 @@ class Normaliser:
             try:
                 await self._publisher.send_many(records)
                 return
+            except WriteRejected as exc:  # never retried as is: dead-lettered (capped), or dropped if refused too
+                records = self._without_refused(records, exc)
             except Unavailable:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _without_refused(self, records: list[Record], exc: WriteRejected) -> list[Record]:
+        out = list(records)
+        for index in sorted(exc.indexes, reverse=True):
+            record = out[index]
+            if record.topic == self._topics.deadletter:
+                log.error("dead letter dropped, Kafka refused it too: %s", exc.detail)
+                del out[index]
+                continue
+            reason = f"record for {record.topic} refused by Kafka: {exc.detail}"
+            log.error("%s (key %r); dead-lettered", reason, record.key[:200])
+            out[index] = dead_letter(
+                self._topics, stage="normaliser", source="normaliser", reason=reason, raw=record.value or b"",
+                key=record.key.decode("utf-8", "replace"),
+            )
+        return out
 
     async def _handle(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[KafkaRecord]]) -> None:
         for tp, records in batches.items():
