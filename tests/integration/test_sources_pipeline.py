@@ -163,7 +163,9 @@ def test_operator_actions_are_recorded_and_change_the_feeds(
         assert prop(b, "publication")["waze"] == {"status": "withheld", "reason": "dismissed by an operator"}
         assert act(b, action="merge", into=a).status_code == 202
         wait_until(lambda: prop(b, "status") == "ended")
-        assert any(s["source"] == "roadworks:voirie-lille" and s["source_id"] == "OPS-B" for s in prop(a, "sources"))
+        # b ends and a gains its source in two event writes: wait for the second too
+        wait_until(lambda: any(
+            s["source"] == "roadworks:voirie-lille" and s["source_id"] == "OPS-B" for s in prop(a, "sources")))
         assert act(a, action="end").status_code == 202
         wait_until(lambda: not in_waze_feed(a))
         assert prop(a, "status") == "ended"
