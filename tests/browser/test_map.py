@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import OpenPage
 from tests.browser.server import Served
@@ -209,3 +210,121 @@ def test_a_roadworks_team_draws_and_submits_a_closure(open_map: Opener, hub: Ser
     assert closure["schedule"]["monday"] == ["08:00-17:00"]
     assert closure["starts_at"] < closure["ends_at"]
     assert opened.console.errors == []
+
+
+def rendered(page: Page, layer: str) -> list[dict[str, Any]]:
+    """Properties of the features MapLibre drew in `layer` (symbols only once their glyphs are placed)."""
+    found: list[dict[str, Any]] = page.evaluate(
+        "layer => window.trafficHubMap.queryRenderedFeatures({layers: [layer]}).map(f => f.properties)", layer)
+    return found
+
+
+def jump(page: Page, lon: float, lat: float, zoom: float) -> None:
+    page.evaluate("([lon, lat, zoom]) => window.trafficHubMap.jumpTo({center: [lon, lat], zoom})", [lon, lat, zoom])
+    page.wait_for_function("() => window.trafficHubMap.loaded()", timeout=15_000)
+
+
+def glyph_loads(page: Page) -> dict[str, int]:
+    """Every glyph range the page fetched, with its HTTP status."""
+    loads: dict[str, int] = page.evaluate(
+        """() => Object.fromEntries(performance.getEntriesByType("resource")
+             .filter(e => e.name.includes("/map/fonts/"))
+             .map(e => [decodeURIComponent(new URL(e.name).pathname), e.responseStatus]))""")
+    return loads
+
+
+def test_street_names_and_communes_are_drawn_offline(open_map: Opener, hub: Served) -> None:
+    opened = open_map(KEYS.operator)
+    page = opened.page
+    # close in: the street names come from the loaded network, drawn with the bundled glyphs
+    jump(page, 3.0532, 50.6330, 16.5)
+    wait_until(lambda: "Rue Nationale" in {p.get("name") for p in rendered(page, "street-names")}, timeout=10)
+    assert len({p["name"] for p in rendered(page, "street-names")}) >= 5
+    # far out: the 95 communes of MEL with their names, well beyond the network of central Lille
+    jump(page, 3.10, 50.66, 10.6)
+    wait_until(lambda: {"Lille", "Roubaix", "Tourcoing"} <= {p["name"] for p in rendered(page, "commune-labels")},
+               timeout=10)
+    boundaries = {p["insee"] for p in rendered(page, "commune-lines")}
+    assert len(boundaries) > 50, boundaries
+    loads = glyph_loads(page)
+    assert loads.get("/map/fonts/Noto Sans Regular/0-255.pbf") == 200, loads
+    assert loads.get("/map/fonts/Noto Sans Medium/0-255.pbf") == 200, loads
+    assert all(status == 200 for status in loads.values()), loads
+    assert opened.console.errors == []
+
+
+NATIONALE_MIDDLE = (3.053032, 50.632986)
+
+
+def test_overlapping_closures_are_side_by_side_and_a_click_chooses(open_map: Opener, hub: Served) -> None:
+    line = {"type": "LineString", "coordinates": NATIONALE}
+    first = post_closure(hub, KEYS.lille, active(
+        "BROWSER-OVERLAP-A", geometry=line, description="Réfection des trottoirs côté pair"))
+    second = post_closure(hub, KEYS.mel, active(
+        "BROWSER-OVERLAP-B", geometry=line, description="Pose de fibre optique, chaussée fermée"))
+    opened = open_map(KEYS.operator)
+    page = opened.page
+    # the list says what each one is and who reported it
+    item = page.locator(f'#event-list li[data-id="{first}"]')
+    expect(item).to_contain_text("Réfection des trottoirs côté pair")
+    expect(item).to_contain_text("roadworks:voirie-lille")
+    expect(page.locator(f'#event-list li[data-id="{second}"]')).to_contain_text("roadworks:mel-voirie")
+    jump(page, *NATIONALE_MIDDLE, 17.5)
+    wait_until(lambda: on_map(page, first) and on_map(page, second), timeout=5)
+    # drawn side by side, not on top of each other
+    offsets = {p["id"]: p["offset"] for p in rendered(page, "event-lines") if p["id"] in (first, second)}
+    assert set(offsets) == {first, second}
+    assert offsets[first] != offsets[second], offsets
+    # a click on the street lists every event under it; picking one opens its details
+    click_on(page, *NATIONALE_MIDDLE)
+    chooser = page.locator("#chooser")
+    expect(chooser).to_be_visible()
+    picks = set(chooser.locator("button.pick").evaluate_all("buttons => buttons.map(b => b.dataset.id)"))
+    assert {first, second} <= picks, picks
+    expect(chooser).to_contain_text("Pose de fibre optique")
+    chooser.locator(f'button.pick[data-id="{second}"]').click()
+    expect(chooser).to_have_count(0)
+    expect(page.locator("#details-description")).to_have_text("Pose de fibre optique, chaussée fermée")
+    expect(page.locator("#details-source")).to_contain_text("roadworks:mel-voirie")
+    expect(page.locator(f'#event-list li[data-id="{second}"]')).to_have_attribute("aria-selected", "true")
+    assert opened.console.errors == []
+
+
+@pytest.mark.parametrize(
+    ("locale", "languages", "title"),
+    [
+        ("fr-FR", None, "Carte des incidents"),
+        ("en-US", None, "Incident map"),
+        ("de-DE", None, "Carte des incidents"),  # neither French nor English: French, the operators' language
+        ("de-DE", ["de-DE", "en-GB", "fr-FR"], "Incident map"),  # the first language the page speaks
+        ("en-US", ["nl-BE", "fr-BE", "en-US"], "Carte des incidents"),
+    ],
+)
+def test_the_page_follows_the_browser_language_french_first(
+    browser: Browser, hub: Served, locale: str, languages: list[str] | None, title: str
+) -> None:
+    context = browser.new_context(locale=locale, viewport={"width": 1200, "height": 760})
+    try:
+        if languages is not None:
+            context.add_init_script(
+                f"Object.defineProperty(navigator, 'languages', {{get: () => {json.dumps(languages)}}});")
+        page = context.new_page()
+        page.goto(f"{hub.url}/map/")
+        french = title.startswith("Carte")
+        expect(page.locator("h1")).to_have_text(title)
+        expect(page.locator("#login-title")).to_have_text("Clé d'accès" if french else "Access key")
+        expect(page.locator("html")).to_have_attribute("lang", "fr" if french else "en")
+        # the switch in the key dialog, then in the bar, wins over the browser, and is remembered
+        switched = "Incident map" if french else "Carte des incidents"
+        page.click("#login-lang")
+        expect(page.locator("h1")).to_have_text(switched)
+        page.fill("#key-input", KEYS.operator)
+        page.click("#login-form button[type=submit]")
+        expect(page.locator("#live")).to_contain_text("Live" if french else "En direct")
+        page.reload()
+        expect(page.locator("#live")).to_contain_text("Live" if french else "En direct")
+        expect(page.locator("h1")).to_have_text(switched)
+        page.click("#lang")
+        expect(page.locator("h1")).to_have_text(title)
+    finally:
+        context.close()

@@ -948,12 +948,14 @@ async function deleteClosure(closure) {
 // ------------------------------------------------------------------ start-up
 
 function wireUi() {
-  $("lang").addEventListener("click", () => {
+  const switchLanguage = () => {
     setLanguage(language() === "fr" ? "en" : "fr", { remember: true });
-    $("lang").textContent = language() === "fr" ? "EN" : "FR";
+    showLanguageSwitch();
     renderLegend();
     if (state.who) render();
-  });
+  };
+  $("lang").addEventListener("click", switchLanguage);
+  $("login-lang").addEventListener("click", switchLanguage);
   $("logout").addEventListener("click", () => {
     localStorage.removeItem("traffic-hub-key");
     location.reload();
@@ -972,9 +974,15 @@ function wireUi() {
   }
 }
 
+/** The switch names the other language: "EN" in the bar, "English" in the key dialog (and back). */
+function showLanguageSwitch() {
+  $("lang").textContent = language() === "fr" ? "EN" : "FR";
+  $("login-lang").textContent = language() === "fr" ? "English" : "Français";
+}
+
 async function main() {
   setLanguage(initialLanguage());
-  $("lang").textContent = language() === "fr" ? "EN" : "FR";
+  showLanguageSwitch();
   applyLabels(document);
   renderLegend();
   wireUi();
