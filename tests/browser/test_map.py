@@ -12,11 +12,13 @@ from typing import Any
 
 import httpx2
 import pytest
+import shapely
 from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.browser.conftest import Console, OpenPage
 from tests.browser.server import Served
 from tests.integration.hubs import KEYS, auth, closure_body, wait_until
+from traffic_hub.api.map import tile_config
 
 pytestmark = [pytest.mark.kafka, pytest.mark.browser]
 
@@ -363,3 +365,49 @@ def test_the_map_works_under_a_strict_content_security_policy(browser: Browser, 
         assert console.errors == []
     finally:
         context.close()
+
+
+def test_the_background_data_is_served_public_and_offline(hub: Served) -> None:
+    communes = httpx2.get(f"{hub.url}/api/v1/communes.geojson", timeout=10)
+    assert communes.status_code == 200
+    assert communes.headers["content-type"] == "application/geo+json"
+    features = communes.json()["features"]
+    areas = {f["properties"]["insee"]: f for f in features if f["properties"]["kind"] == "area"}
+    labels = {f["properties"]["insee"]: f["geometry"] for f in features if f["properties"]["kind"] == "label"}
+    assert len(areas) == len(labels) == 95
+    assert areas["59350"]["properties"]["name"] == "Lille"
+    for insee, area in areas.items():  # each name inside its commune, even a concave one
+        assert shapely.geometry.shape(area["geometry"]).contains(shapely.geometry.shape(labels[insee])), insee
+    again = httpx2.get(f"{hub.url}/api/v1/communes.geojson", headers={"If-None-Match": communes.headers["etag"]})
+    assert again.status_code == 304
+    glyphs = httpx2.get(f"{hub.url}/map/fonts/Noto Sans Regular/0-255.pbf", timeout=10)
+    assert glyphs.status_code == 200
+    assert glyphs.headers["content-type"] == "application/x-protobuf"
+    assert len(glyphs.content) > 10_000
+    # a range that is not bundled draws nothing rather than failing the whole label layer
+    rare = httpx2.get(f"{hub.url}/map/fonts/Noto Sans Regular/12288-12543.pbf", timeout=10)
+    assert rare.status_code == 200
+    assert rare.content == b""
+    for bad in ("Noto Sans Regular/0-256.pbf", "Noto Sans Regular/1-256.pbf", "Arial/0-255.pbf",
+                "Noto Sans Regular/..%2F..%2Fapp.js"):
+        assert httpx2.get(f"{hub.url}/map/fonts/{bad}", timeout=10).status_code == 404, bad
+    config = httpx2.get(f"{hub.url}/map/config.json", timeout=10).json()
+    assert config["basemap"] is None
+    assert config["glyphs"] == "/map/fonts/{fontstack}/{range}.pbf"
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("https://tile.example.org/{z}/{x}/{y}.png", "raster"),
+        ("https://tiles.example.org/styles/positron/style.json", "style"),
+        ("https://tiles.example.org/styles/positron/style.json?key=abc", "style"),
+        ("https://tile.example.org/tiles.png", None),  # no {z}/{x}/{y}: ignored, the offline map stays
+        ("", None),
+    ],
+)
+def test_the_tile_setting_is_an_xyz_template_or_a_style(url: str, kind: str | None) -> None:
+    config = tile_config(url, None)
+    assert (config or {}).get("kind") == kind
+    if config is not None:
+        assert config["attribution"]  # always credited: the configured one, else OpenStreetMap's
