@@ -281,6 +281,11 @@ function refreshFilterOptions() {
 
 // ------------------------------------------------------------------ list (keyboard: arrows, Home/End, Enter)
 
+/** "Source : x" in French (a space before the colon), "Source: x" in English. */
+function labelled(label, value) {
+  return `${label}${language() === "fr" ? " :" : ":"} ${value}`;
+}
+
 function sourceNames(p) {
   return [...new Set((p.sources || []).filter((s) => s.source !== "operator").map((s) => s.source))];
 }
@@ -304,7 +309,7 @@ function listItem(feature, index) {
     h("strong", {}, headline(feature)),
     h("span", { class: "desc" }, p.description || t("no_description")),
     h("span", { class: "meta" }, [communeName(p.commune), t(`status_${p.status}`)].filter(Boolean).join(" · ")),
-    h("span", { class: "meta src" }, `${t("source")} : ${sourceNames(p).join(", ") || "operator"}`)),
+    h("span", { class: "meta src" }, labelled(t("source"), sourceNames(p).join(", ") || "operator"))),
   p.verification === "confirmed" ? h("span", { class: "badge ok" }, "✓") : null);
 }
 
@@ -700,8 +705,8 @@ function cells(geometry) {
 }
 
 /**
- * Line events that run along the same stretch of road (sharing at least 3 cells, i.e. ~30 m, or half of
- * the shorter one; a crossing street shares one or two) are grouped, and each gets a pixel offset so the
+ * Line events that run along the same stretch of road (sharing at least 3 cells, i.e. ~30 m, or 2 that are
+ * half of the shorter one; a crossing street shares one or two) are grouped, and each gets a pixel offset so the
  * group is drawn side by side, in a stable order (by id), centred on the road.
  */
 function sideBySide(features) {
@@ -722,7 +727,9 @@ function sideBySide(features) {
   const find = (i) => (parent[i] === i ? i : (parent[i] = find(parent[i])));
   for (const [key, count] of shared) {
     const [a, b] = key.split(":").map(Number);
-    if (count >= 3 || count * 2 >= Math.min(cellSets[a].size, cellSets[b].size)) parent[find(a)] = find(b);
+    if (count >= 3 || (count === 2 && count * 2 >= Math.min(cellSets[a].size, cellSets[b].size))) {
+      parent[find(a)] = find(b);
+    }
   }
   const groups = new Map();
   lines.forEach((f, i) => groups.set(find(i), [...(groups.get(find(i)) || []), f.id]));
