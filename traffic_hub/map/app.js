@@ -356,6 +356,7 @@ function closeDetails() {
   const id = state.selected;
   state.selected = null;
   $("details").hidden = true;
+  for (const li of $("event-list").querySelectorAll("li")) li.setAttribute("aria-selected", "false");
   refreshMapData();
   if (id) document.getElementById(`ev-${id}`)?.focus();
 }
