@@ -269,11 +269,12 @@ def test_overlapping_closures_are_side_by_side_and_a_click_chooses(open_map: Ope
     page = opened.page
     # the list says what each one is and who reported it
     item = page.locator(f'#event-list li[data-id="{first}"]')
+    page.wait_for_selector(f'#event-list li[data-id="{second}"]', timeout=15_000)  # generous: a loaded machine
     expect(item).to_contain_text("Réfection des trottoirs côté pair")
     expect(item).to_contain_text("roadworks:voirie-lille")
     expect(page.locator(f'#event-list li[data-id="{second}"]')).to_contain_text("roadworks:mel-voirie")
     jump(page, *NATIONALE_MIDDLE, 17.5)
-    wait_until(lambda: on_map(page, first) and on_map(page, second), timeout=5)
+    wait_until(lambda: on_map(page, first) and on_map(page, second), timeout=15)
     # drawn side by side, not on top of each other
     offsets = {p["id"]: p["offset"] for p in rendered(page, "event-lines") if p["id"] in (first, second)}
     assert set(offsets) == {first, second}
@@ -281,7 +282,7 @@ def test_overlapping_closures_are_side_by_side_and_a_click_chooses(open_map: Ope
     # a click on the street lists every event under it; picking one opens its details
     click_on(page, *NATIONALE_MIDDLE)
     chooser = page.locator("#chooser")
-    expect(chooser).to_be_visible()
+    expect(chooser).to_be_visible(timeout=10_000)
     picks = set(chooser.locator("button.pick").evaluate_all("buttons => buttons.map(b => b.dataset.id)"))
     assert {first, second} <= picks, picks
     expect(chooser).to_contain_text("Pose de fibre optique")
