@@ -78,6 +78,9 @@ const LABELS = {
 export const LANGUAGES = Object.keys(LABELS);
 
 let current = "fr";
+// only a choice made with the switch is kept; the old "traffic-hub-lang" was saved on every visit (the
+// browser's language as guessed then, English for any non-French browser) and is ignored
+const CHOSEN = "traffic-hub-lang-chosen";
 
 /**
  * The page's language: the one chosen with the FR/EN switch (kept in this browser), else the first of the
@@ -85,7 +88,7 @@ let current = "fr";
  * operators are French: a German or Dutch browser gets French, not English).
  */
 export function initialLanguage() {
-  const saved = localStorage.getItem("traffic-hub-lang");
+  const saved = localStorage.getItem(CHOSEN);
   if (saved && LABELS[saved]) return saved;
   const preferred = navigator.languages?.length ? navigator.languages : [navigator.language || ""];
   for (const tag of preferred) {
@@ -103,7 +106,7 @@ export function locale() {
 /** Switch language; `remember` (the FR/EN button) keeps the choice over the browser's preference. */
 export function setLanguage(lang, { remember = false } = {}) {
   current = LABELS[lang] ? lang : "fr";
-  if (remember) localStorage.setItem("traffic-hub-lang", current);
+  if (remember) localStorage.setItem(CHOSEN, current);
   document.documentElement.lang = current;
   applyLabels(document);
 }
