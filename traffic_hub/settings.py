@@ -77,8 +77,11 @@ class Settings(BaseSettings):
     publisher: str = "Métropole Européenne de Lille"
     # the hub's public address, used in feeds; default: this host and port (a second hub on 8001 says 8001)
     public_url: str = "http://127.0.0.1:8000"
-    # raster tile URL for the operator map in production ("https://…/{z}/{x}/{y}.png"); none = offline network only
+    # operator map basemap in production: a raster XYZ template ("https://…/{z}/{x}/{y}.png") or a MapLibre
+    # style JSON URL ("https://…/style.json"); none = the offline background (network, street names, communes)
     map_tiles: str | None = None
+    # attribution shown for those tiles (their provider's terms), e.g. "© OpenStreetMap contributors"
+    map_tiles_attribution: str | None = None
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
     # ended and cancelled events stay readable this long, then are removed from the events topic
     retention_days: Annotated[float, Field(gt=0, le=3650)] = 7.0

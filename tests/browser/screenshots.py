@@ -1,8 +1,10 @@
 """Regenerate the README screenshots from the Lille demo: `.venv/bin/python -m tests.browser.screenshots`.
 
 Starts a demo hub (demo closures and replayed sample sources, own topics) on the local broker, opens
-the map as the demo operator and as a road-works team drawing a closure, and writes
-`docs/screenshots/map.png` and `docs/screenshots/drawing.png`.
+the map as the demo operator and as a road-works team drawing a closure, and writes to `docs/screenshots/`:
+`map.png` (central Lille with street names, an event's details), `map-chooser.png` (a click on events
+drawn side by side on one street), `map-communes.png` (the whole metropole with its communes) and
+`drawing.png`.
 """
 
 from __future__ import annotations
@@ -44,10 +46,43 @@ def _operator_view(page: Page, url: str, key: str) -> None:
     _map_idle(page)
     page.locator("#event-list li", has_text="Rue Nationale").first.click()
     page.wait_for_timeout(600)
-    lille_centre = [[3.046, 50.6295], [3.0705, 50.6365]]
-    page.evaluate("b => window.trafficHubMap.fitBounds(b, {padding: 30, duration: 0})", lille_centre)
+    lille_centre = [[3.0465, 50.6293], [3.0665, 50.6357]]
+    page.evaluate("b => window.trafficHubMap.fitBounds(b, {padding: 10, duration: 0})", lille_centre)
     _map_idle(page)
     page.screenshot(path=str(OUT / "map.png"))
+
+
+# the middle of the longest stretch where two events are drawn side by side (events with an offset)
+SIDE_BY_SIDE = """async () => {
+  const data = await window.trafficHubMap.getSource("events").getData();
+  const lines = data.features.filter(f => f.properties.offset && f.geometry.type === "LineString");
+  lines.sort((a, b) => b.geometry.coordinates.length - a.geometry.coordinates.length);
+  const c = lines[0].geometry.coordinates;
+  const [a, b] = [c[Math.floor((c.length - 1) / 2)], c[Math.floor((c.length - 1) / 2) + 1]];
+  return [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2];
+}"""
+
+
+def _chooser_view(page: Page) -> None:
+    page.click("#details-close")
+    lon, lat = page.evaluate(SIDE_BY_SIDE)
+    page.evaluate("c => window.trafficHubMap.jumpTo({center: c, zoom: 17.2})", [lon, lat])
+    _map_idle(page)
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    point = page.evaluate("c => window.trafficHubMap.project(c)", [lon, lat])
+    page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
+    page.wait_for_selector("#chooser", timeout=5_000)
+    page.mouse.move(box["x"] + 20, box["y"] + 20)
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(OUT / "map-chooser.png"))
+
+
+def _communes_view(page: Page) -> None:
+    page.keyboard.press("Escape")
+    page.evaluate("() => window.trafficHubMap.jumpTo({center: [3.105, 50.665], zoom: 10.75})")
+    _map_idle(page)
+    page.screenshot(path=str(OUT / "map-communes.png"))
 
 
 def _drawing_view(page: Page, url: str, key: str) -> None:
@@ -84,10 +119,13 @@ def main(bootstrap: str | None = None) -> None:
         context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris",
                                       viewport={"width": 1440, "height": 860})
         operator = next(k for k in keys if k.principal.role is Role.OPERATOR)
-        _operator_view(context.new_page(), hub.url, operator.key)
+        page = context.new_page()
+        _operator_view(page, hub.url, operator.key)
+        _chooser_view(page)
+        _communes_view(page)
         _drawing_view(context.new_page(), hub.url, _key(keys, "demo-voirie-lille"))
         browser.close()
-    print(f"wrote {OUT / 'map.png'} and {OUT / 'drawing.png'}")
+    print(f"wrote map.png, map-chooser.png, map-communes.png and drawing.png in {OUT}")
 
 
 if __name__ == "__main__":

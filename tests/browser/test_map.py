@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -10,11 +12,13 @@ from typing import Any
 
 import httpx2
 import pytest
-from playwright.sync_api import Page, expect
+import shapely
+from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.browser.conftest import OpenPage
+from tests.browser.conftest import Console, OpenPage
 from tests.browser.server import Served
 from tests.integration.hubs import KEYS, auth, closure_body, wait_until
+from traffic_hub.api.map import tile_config
 
 pytestmark = [pytest.mark.kafka, pytest.mark.browser]
 
@@ -209,3 +213,202 @@ def test_a_roadworks_team_draws_and_submits_a_closure(open_map: Opener, hub: Ser
     assert closure["schedule"]["monday"] == ["08:00-17:00"]
     assert closure["starts_at"] < closure["ends_at"]
     assert opened.console.errors == []
+
+
+def rendered(page: Page, layer: str) -> list[dict[str, Any]]:
+    """Properties of the features MapLibre drew in `layer` (symbols only once their glyphs are placed)."""
+    found: list[dict[str, Any]] = page.evaluate(
+        "layer => window.trafficHubMap.queryRenderedFeatures({layers: [layer]}).map(f => f.properties)", layer)
+    return found
+
+
+def jump(page: Page, lon: float, lat: float, zoom: float) -> None:
+    page.evaluate("([lon, lat, zoom]) => window.trafficHubMap.jumpTo({center: [lon, lat], zoom})", [lon, lat, zoom])
+    page.wait_for_function("() => window.trafficHubMap.loaded()", timeout=15_000)
+
+
+def glyph_loads(page: Page) -> dict[str, int]:
+    """Every glyph range the page fetched, with its HTTP status."""
+    loads: dict[str, int] = page.evaluate(
+        """() => Object.fromEntries(performance.getEntriesByType("resource")
+             .filter(e => e.name.includes("/map/fonts/"))
+             .map(e => [decodeURIComponent(new URL(e.name).pathname), e.responseStatus]))""")
+    return loads
+
+
+def test_street_names_and_communes_are_drawn_offline(open_map: Opener, hub: Served) -> None:
+    opened = open_map(KEYS.operator)
+    page = opened.page
+    # close in: the street names come from the loaded network, drawn with the bundled glyphs
+    jump(page, 3.0532, 50.6330, 16.5)
+    wait_until(lambda: "Rue Nationale" in {p.get("name") for p in rendered(page, "street-names")}, timeout=10)
+    assert len({p["name"] for p in rendered(page, "street-names")}) >= 5
+    # far out: the 95 communes of MEL with their names, well beyond the network of central Lille
+    jump(page, 3.10, 50.66, 10.6)
+    wait_until(lambda: {"Lille", "Roubaix", "Tourcoing"} <= {p["name"] for p in rendered(page, "commune-labels")},
+               timeout=10)
+    boundaries = {p["insee"] for p in rendered(page, "commune-lines")}
+    assert len(boundaries) > 50, boundaries
+    loads = glyph_loads(page)
+    assert loads.get("/map/fonts/Noto Sans Regular/0-255.pbf") == 200, loads
+    assert loads.get("/map/fonts/Noto Sans Medium/0-255.pbf") == 200, loads
+    assert all(status == 200 for status in loads.values()), loads
+    assert opened.console.errors == []
+
+
+NATIONALE_MIDDLE = (3.053032, 50.632986)
+
+
+def test_overlapping_closures_are_side_by_side_and_a_click_chooses(open_map: Opener, hub: Served) -> None:
+    line = {"type": "LineString", "coordinates": NATIONALE}
+    first = post_closure(hub, KEYS.lille, active(
+        "BROWSER-OVERLAP-A", geometry=line, description="Réfection des trottoirs côté pair"))
+    second = post_closure(hub, KEYS.mel, active(
+        "BROWSER-OVERLAP-B", geometry=line, description="Pose de fibre optique, chaussée fermée"))
+    opened = open_map(KEYS.operator)
+    page = opened.page
+    # the list says what each one is and who reported it
+    item = page.locator(f'#event-list li[data-id="{first}"]')
+    page.wait_for_selector(f'#event-list li[data-id="{second}"]', timeout=15_000)  # generous: a loaded machine
+    expect(item).to_contain_text("Réfection des trottoirs côté pair")
+    expect(item).to_contain_text("roadworks:voirie-lille")
+    expect(page.locator(f'#event-list li[data-id="{second}"]')).to_contain_text("roadworks:mel-voirie")
+    jump(page, *NATIONALE_MIDDLE, 17.5)
+    wait_until(lambda: on_map(page, first) and on_map(page, second), timeout=15)
+    # drawn side by side, not on top of each other
+    offsets = {p["id"]: p["offset"] for p in rendered(page, "event-lines") if p["id"] in (first, second)}
+    assert set(offsets) == {first, second}
+    assert offsets[first] != offsets[second], offsets
+    # a click on the street lists every event under it; picking one opens its details
+    click_on(page, *NATIONALE_MIDDLE)
+    chooser = page.locator("#chooser")
+    expect(chooser).to_be_visible(timeout=10_000)
+    picks = set(chooser.locator("button.pick").evaluate_all("buttons => buttons.map(b => b.dataset.id)"))
+    assert {first, second} <= picks, picks
+    expect(chooser).to_contain_text("Pose de fibre optique")
+    chooser.locator(f'button.pick[data-id="{second}"]').click()
+    expect(chooser).to_have_count(0)
+    expect(page.locator("#details-description")).to_have_text("Pose de fibre optique, chaussée fermée")
+    expect(page.locator("#details-source")).to_contain_text("roadworks:mel-voirie")
+    expect(page.locator(f'#event-list li[data-id="{second}"]')).to_have_attribute("aria-selected", "true")
+    assert opened.console.errors == []
+
+
+@pytest.mark.parametrize(
+    ("locale", "languages", "title"),
+    [
+        ("fr-FR", None, "Carte des incidents"),
+        ("en-US", None, "Incident map"),
+        ("de-DE", None, "Carte des incidents"),  # neither French nor English: French, the operators' language
+        ("de-DE", ["de-DE", "en-GB", "fr-FR"], "Incident map"),  # the first language the page speaks
+        ("en-US", ["nl-BE", "fr-BE", "en-US"], "Carte des incidents"),
+    ],
+)
+def test_the_page_follows_the_browser_language_french_first(
+    browser: Browser, hub: Served, locale: str, languages: list[str] | None, title: str
+) -> None:
+    context = browser.new_context(locale=locale, viewport={"width": 1200, "height": 760})
+    try:
+        if languages is not None:
+            context.add_init_script(
+                f"Object.defineProperty(navigator, 'languages', {{get: () => {json.dumps(languages)}}});")
+        page = context.new_page()
+        page.goto(f"{hub.url}/map/")
+        french = title.startswith("Carte")
+        expect(page.locator("h1")).to_have_text(title)
+        expect(page.locator("#login-title")).to_have_text("Clé d'accès" if french else "Access key")
+        expect(page.locator("html")).to_have_attribute("lang", "fr" if french else "en")
+        # the switch in the key dialog, then in the bar, wins over the browser, and is remembered
+        switched = "Incident map" if french else "Carte des incidents"
+        page.click("#login-lang")
+        expect(page.locator("h1")).to_have_text(switched)
+        page.fill("#key-input", KEYS.operator)
+        page.click("#login-form button[type=submit]")
+        expect(page.locator("#live")).to_contain_text("Live" if french else "En direct")
+        page.reload()
+        expect(page.locator("#live")).to_contain_text("Live" if french else "En direct")
+        expect(page.locator("h1")).to_have_text(switched)
+        page.click("#lang")
+        expect(page.locator("h1")).to_have_text(title)
+    finally:
+        context.close()
+
+
+# stricter than what issue 14.9 plans for every response (no blob: workers, no inline styles): the map needs
+# no inline script or style attribute, no data: image, no CDN; MapLibre's worker is its own module file
+STRICT_CSP = "default-src 'self'; frame-ancestors 'none'"
+
+
+def with_csp(route: Route) -> None:
+    response = route.fetch()
+    route.fulfill(response=response, headers={**response.headers, "content-security-policy": STRICT_CSP})
+
+
+def test_the_map_works_under_a_strict_content_security_policy(browser: Browser, hub: Served) -> None:
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1200, "height": 760})
+    try:
+        context.route(re.compile(r".*/map/(#.*)?$"), with_csp)
+        context.add_init_script("""window.cspViolations = [];
+            document.addEventListener("securitypolicyviolation",
+              e => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));""")
+        page = context.new_page()
+        console = Console()
+        page.on("console", console.on_message)
+        page.on("pageerror", console.on_error)
+        response = page.goto(f"{hub.url}/map/#key={KEYS.operator}")
+        assert response is not None
+        assert response.headers["content-security-policy"] == STRICT_CSP
+        page.wait_for_selector("body[data-map=ready]", timeout=15_000)
+        expect(page.locator("#live")).to_contain_text("En direct")
+        jump(page, 3.0532, 50.6330, 16.5)
+        wait_until(lambda: "Rue Nationale" in {p.get("name") for p in rendered(page, "street-names")}, timeout=10)
+        assert page.evaluate("() => window.cspViolations") == []
+        assert console.errors == []
+    finally:
+        context.close()
+
+
+def test_the_background_data_is_served_public_and_offline(hub: Served) -> None:
+    communes = httpx2.get(f"{hub.url}/api/v1/communes.geojson", timeout=10)
+    assert communes.status_code == 200
+    assert communes.headers["content-type"] == "application/geo+json"
+    features = communes.json()["features"]
+    areas = {f["properties"]["insee"]: f for f in features if f["properties"]["kind"] == "area"}
+    labels = {f["properties"]["insee"]: f["geometry"] for f in features if f["properties"]["kind"] == "label"}
+    assert len(areas) == len(labels) == 95
+    assert areas["59350"]["properties"]["name"] == "Lille"
+    for insee, area in areas.items():  # each name inside its commune, even a concave one
+        assert shapely.geometry.shape(area["geometry"]).contains(shapely.geometry.shape(labels[insee])), insee
+    again = httpx2.get(f"{hub.url}/api/v1/communes.geojson", headers={"If-None-Match": communes.headers["etag"]})
+    assert again.status_code == 304
+    glyphs = httpx2.get(f"{hub.url}/map/fonts/Noto Sans Regular/0-255.pbf", timeout=10)
+    assert glyphs.status_code == 200
+    assert glyphs.headers["content-type"] == "application/x-protobuf"
+    assert len(glyphs.content) > 10_000
+    # a range that is not bundled draws nothing rather than failing the whole label layer
+    rare = httpx2.get(f"{hub.url}/map/fonts/Noto Sans Regular/12288-12543.pbf", timeout=10)
+    assert rare.status_code == 200
+    assert rare.content == b""
+    for bad in ("Noto Sans Regular/0-256.pbf", "Noto Sans Regular/1-256.pbf", "Arial/0-255.pbf",
+                "Noto Sans Regular/..%2F..%2Fapp.js"):
+        assert httpx2.get(f"{hub.url}/map/fonts/{bad}", timeout=10).status_code == 404, bad
+    config = httpx2.get(f"{hub.url}/map/config.json", timeout=10).json()
+    assert config["basemap"] is None
+    assert config["glyphs"] == "/map/fonts/{fontstack}/{range}.pbf"
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("https://tile.example.org/{z}/{x}/{y}.png", "raster"),
+        ("https://tiles.example.org/styles/positron/style.json", "style"),
+        ("https://tiles.example.org/styles/positron/style.json?key=abc", "style"),
+        ("https://tile.example.org/tiles.png", None),  # no {z}/{x}/{y}: ignored, the offline map stays
+        ("", None),
+    ],
+)
+def test_the_tile_setting_is_an_xyz_template_or_a_style(url: str, kind: str | None) -> None:
+    config = tile_config(url, None)
+    assert (config or {}).get("kind") == kind
+    if config is not None:
+        assert config["attribution"]  # always credited: the configured one, else OpenStreetMap's

@@ -1,8 +1,11 @@
-"""The operator map: the page, its own static files, MapLibre GL from npm, and the road network as GeoJSON.
+"""The operator map: the page, its own static files, MapLibre GL from npm, glyphs, and its background data.
 
 Nothing is fetched from the internet: MapLibre comes from `node_modules/maplibre-gl/dist/` (installed by
-`npm ci` in `make install`) and the background is the hub's own road network, unless a tile URL is
-configured for production.
+`npm ci` in `make install`), the text glyphs are bundled (`traffic_hub/map/fonts/SOURCES.md`), and the
+background is drawn from the hub's own open data (the road network with its street names, the MEL
+communes with their names), unless a tile URL or a style is configured for production
+(`TRAFFIC_HUB_MAP_TILES`). The background data is public like the open-data feed: OpenStreetMap (ODbL)
+and IGN/INSEE (Licence Ouverte); the events themselves stay behind the operator key.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import shapely
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
+from shapely.ops import polylabel
 
+from geo.communes import Communes
 from geo.network import RoadNetwork
 from traffic_hub.api.deps import HubDep
 from traffic_hub.errors import NotFound
@@ -39,6 +45,11 @@ MEDIA_TYPES = {
     ".svg": "image/svg+xml",
 }
 ATTRIBUTION = "© OpenStreetMap contributors (ODbL)"
+COMMUNES_ATTRIBUTION = "Communes : IGN Admin Express, INSEE (Licence Ouverte)"
+FONT_DIR = PAGE_DIR / "fonts"
+FONT_STACKS = frozenset({"Noto Sans Regular", "Noto Sans Medium"})
+GLYPH_RANGE = re.compile(r"^(\d{1,5})-(\d{1,5})\.pbf$")
+PBF = "application/x-protobuf"
 
 
 def _file(path: Path, cache: str) -> FileResponse:
@@ -74,13 +85,46 @@ async def map_vendor(name: str) -> FileResponse:
     return _file(path, "public, max-age=86400")
 
 
+def _glyph_range(name: str) -> tuple[int, int] | None:
+    """`0-255.pbf` → (0, 255): a range MapLibre asks for (256 code points from a multiple of 256)."""
+    match = GLYPH_RANGE.fullmatch(name)
+    if match is None:
+        return None
+    start, end = int(match[1]), int(match[2])
+    return (start, end) if start % 256 == 0 and end == start + 255 and end <= 0xFFFF else None
+
+
+@router.get("/map/fonts/{stack}/{name}", include_in_schema=False)
+async def map_glyphs(stack: str, name: str) -> Response:
+    """SDF glyphs for the map's labels; a range that is not bundled is an empty glyph set (nothing drawn)."""
+    if stack not in FONT_STACKS or _glyph_range(name) is None:
+        raise NotFound(f"no glyphs {stack}/{name}")
+    path = FONT_DIR / stack / name
+    if not path.is_file():
+        return Response(b"", media_type=PBF, headers={"Cache-Control": "public, max-age=86400"})
+    return FileResponse(path, media_type=PBF, headers={"Cache-Control": "public, max-age=86400"})
+
+
+def tile_config(url: str | None, attribution: str | None) -> dict[str, Any] | None:
+    """`TRAFFIC_HUB_MAP_TILES`: a raster XYZ template (`…/{z}/{x}/{y}.png`) or a MapLibre style JSON URL."""
+    if not url:
+        return None
+    kind = "style" if url.split("?", 1)[0].endswith(".json") else "raster"
+    if kind == "raster" and not all(part in url for part in ("{z}", "{x}", "{y}")):
+        return None
+    return {"url": url, "kind": kind, "attribution": attribution or ATTRIBUTION}
+
+
 @router.get("/map/config.json", include_in_schema=False)
 async def map_config(hub: HubDep) -> dict[str, Any]:
-    """What the page needs before any key: tile URL (if any), network extent, commune names."""
+    """What the page needs before any key: basemap (if any), network extent, commune names, glyphs."""
     network = _network(hub)
+    settings = hub.settings
     return {
-        "tiles": hub.settings.map_tiles,
+        "basemap": tile_config(settings.map_tiles, settings.map_tiles_attribution),
         "attribution": ATTRIBUTION,
+        "communes_attribution": COMMUNES_ATTRIBUTION,
+        "glyphs": "/map/fonts/{fontstack}/{range}.pbf",
         "bbox": list(network.bbox_lonlat) if network is not None else None,
         "communes": {c.insee: c.name for c in hub.communes},
     }
@@ -94,6 +138,7 @@ class _Encoded:
 
 
 _cache: weakref.WeakKeyDictionary[RoadNetwork, _Encoded] = weakref.WeakKeyDictionary()
+_commune_cache: weakref.WeakKeyDictionary[Communes, _Encoded] = weakref.WeakKeyDictionary()
 
 
 def _network(hub: Hub) -> RoadNetwork | None:
@@ -117,9 +162,39 @@ def network_features(network: RoadNetwork) -> dict[str, Any]:
     return {"type": "FeatureCollection", "attribution": ATTRIBUTION, "features": features}
 
 
-def _encode(network: RoadNetwork) -> _Encoded:
-    raw = orjson.dumps(network_features(network))
+def _label_point(polygon: shapely.Polygon | shapely.MultiPolygon) -> shapely.Point:
+    """Where the commune's name goes: the visual centre of its largest part (inside, even if concave)."""
+    largest = max(polygon.geoms, key=lambda part: part.area) if isinstance(polygon, shapely.MultiPolygon) else polygon
+    return polylabel(largest, tolerance=0.0005)
+
+
+def commune_features(communes: Communes) -> dict[str, Any]:
+    """Each commune twice: its boundary (`kind: area`) and a label point (`kind: label`), with INSEE code and name."""
+    features = []
+    for commune in communes:
+        polygon = communes.polygon(commune.insee)
+        if polygon is None:
+            continue
+        properties = {"insee": commune.insee, "name": commune.name, "population": commune.population}
+        label = _label_point(polygon)
+        features.append({"type": "Feature", "id": commune.insee, "geometry": shapely.geometry.mapping(polygon),
+                         "properties": {**properties, "kind": "area"}})
+        features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [
+            round(label.x, 5), round(label.y, 5)]}, "properties": {**properties, "kind": "label"}})
+    return {"type": "FeatureCollection", "attribution": COMMUNES_ATTRIBUTION, "features": features}
+
+
+def _encode_json(document: dict[str, Any]) -> _Encoded:
+    raw = orjson.dumps(document)
     return _Encoded(raw, gzip.compress(raw, 6), f'"{hashlib.sha256(raw).hexdigest()[:32]}"')
+
+
+def _encode(network: RoadNetwork) -> _Encoded:
+    return _encode_json(network_features(network))
+
+
+def _encode_communes(communes: Communes) -> _Encoded:
+    return _encode_json(commune_features(communes))
 
 
 async def _encoded(network: RoadNetwork) -> _Encoded:
@@ -128,6 +203,25 @@ async def _encoded(network: RoadNetwork) -> _Encoded:
         cached = await asyncio.to_thread(_encode, network)
         _cache[network] = cached
     return cached
+
+
+async def _encoded_communes(communes: Communes) -> _Encoded:
+    cached = _commune_cache.get(communes)
+    if cached is None:
+        cached = await asyncio.to_thread(_encode_communes, communes)
+        _commune_cache[communes] = cached
+    return cached
+
+
+def _geojson(encoded: _Encoded, request: Request) -> Response:
+    """The encoded document, gzipped if the client takes it, 304 when its ETag is unchanged."""
+    headers = {"ETag": encoded.etag, "Cache-Control": "public, max-age=3600", "Vary": "Accept-Encoding"}
+    if request.headers.get("if-none-match") == encoded.etag:
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(encoded.gzipped, media_type="application/geo+json", headers=headers)
+    return Response(encoded.raw, media_type="application/geo+json", headers=headers)
 
 
 @router.get(
@@ -142,11 +236,16 @@ async def network_geojson(hub: HubDep, request: Request) -> Response:
     network = _network(hub)
     if network is None:
         raise NotFound("this hub has no road network loaded")
-    encoded = await _encoded(network)
-    headers = {"ETag": encoded.etag, "Cache-Control": "public, max-age=3600", "Vary": "Accept-Encoding"}
-    if request.headers.get("if-none-match") == encoded.etag:
-        return Response(status_code=304, headers=headers)
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        return Response(encoded.gzipped, media_type="application/geo+json", headers=headers)
-    return Response(encoded.raw, media_type="application/geo+json", headers=headers)
+    return _geojson(await _encoded(network), request)
+
+
+@router.get(
+    "/api/v1/communes.geojson",
+    tags=["map"],
+    response_class=Response,
+    responses={200: {"content": {"application/geo+json": {}}}, 304: {"description": "not modified"}},
+)
+async def communes_geojson(hub: HubDep, request: Request) -> Response:
+    """The 95 MEL communes: boundary polygons (`kind: area`) and label points (`kind: label`) with INSEE code
+    and name. Public: IGN Admin Express / INSEE, Licence Ouverte."""
+    return _geojson(await _encoded_communes(hub.communes), request)

@@ -1,7 +1,7 @@
 // The operator map: live events (SSE), filters, details, operator actions, and road-works drawing.
 // Plain ES modules, no build step; MapLibre GL comes from npm, served by the hub under /map/vendor/.
 
-import { applyLabels, initialLanguage, language, setLanguage, t } from "/map/static/i18n.js";
+import { applyLabels, initialLanguage, language, locale, setLanguage, t } from "/map/static/i18n.js";
 
 const TYPES = ["closure", "lane_closure", "roadworks", "accident", "hazard", "jam", "weather", "police", "other"];
 const TYPE_COLOURS = {
@@ -10,13 +10,17 @@ const TYPE_COLOURS = {
 };
 const SOURCE_COLOURS = { roadworks: "#1b1b1b", waze: "#0fa3d1", datex2: "#6c3483", wzdx: "#117a65", cifs: "#1f618d" };
 const OTHER_SOURCE_COLOUR = "#7f8c8d";
+const FONT_STREETS = ["Noto Sans Regular"]; // bundled glyphs, served by the hub (traffic_hub/map/fonts/)
+const FONT_COMMUNES = ["Noto Sans Medium"];
+const EVENT_LAYERS = ["event-points", "event-lines", "jams"];
+const OFFSET_STEP_PX = 10; // events on one stretch of road are drawn side by side, this far apart
 const DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
 const GONE = new Set(["ended", "cancelled"]);
 
 const state = {
   key: null, who: null, config: { communes: {} }, events: new Map(), selected: null, mode: "events",
   map: null, mapReady: false, stream: null, draft: [], preview: null, previewTimer: null, previewSeq: 0,
-  closures: [], renderQueued: false,
+  closures: [], renderQueued: false, maplibre: null, chooser: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -27,6 +31,7 @@ function h(tag, attrs = {}, ...children) {
   for (const [name, value] of Object.entries(attrs)) {
     if (value === null || value === undefined || value === false) continue;
     if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (name === "style") el.style.cssText = value; // CSSOM, allowed by a CSP without inline styles
     else el.setAttribute(name, value === true ? "" : String(value));
   }
   for (const child of children.flat()) {
@@ -65,7 +70,7 @@ function communeName(code) {
 
 function when(iso) {
   if (!iso) return t("no_end");
-  return new Date(iso).toLocaleString(language() === "fr" ? "fr-FR" : "en-GB", {
+  return new Date(iso).toLocaleString(locale(), {
     dateStyle: "medium", timeStyle: "short",
   });
 }
@@ -158,6 +163,7 @@ function setMode(mode) {
     button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
   }
   if (mode === "draw") closeDetails();
+  closeChooser();
   refreshMapData();
 }
 
@@ -275,6 +281,21 @@ function refreshFilterOptions() {
 
 // ------------------------------------------------------------------ list (keyboard: arrows, Home/End, Enter)
 
+/** "Source : x" in French (a space before the colon), "Source: x" in English. */
+function labelled(label, value) {
+  return `${label}${language() === "fr" ? " :" : ":"} ${value}`;
+}
+
+function sourceNames(p) {
+  return [...new Set((p.sources || []).filter((s) => s.source !== "operator").map((s) => s.source))];
+}
+
+/** "Fermeture · Rue Nationale" (what and where), the line that names an event in the list and the chooser. */
+function headline(feature) {
+  const p = feature.properties;
+  return `${t(`type_${p.type}`)} · ${p.street || communeName(p.commune) || feature.id}`;
+}
+
 function listItem(feature, index) {
   const p = feature.properties;
   const selected = feature.id === state.selected;
@@ -285,10 +306,10 @@ function listItem(feature, index) {
   },
   h("span", { class: "swatch", style: `background:${TYPE_COLOURS[p.type] || TYPE_COLOURS.other}` }),
   h("span", { class: "main" },
-    h("strong", {}, t(`type_${p.type}`), " · ", p.street || p.description || feature.id),
-    h("span", { class: "meta" }, [communeName(p.commune), t(`status_${p.status}`),
-      [...new Set((p.sources || []).filter((s) => s.source !== "operator").map((s) => s.source))].join(", ")]
-      .filter(Boolean).join(" · "))),
+    h("strong", {}, headline(feature)),
+    h("span", { class: "desc" }, p.description || t("no_description")),
+    h("span", { class: "meta" }, [communeName(p.commune), t(`status_${p.status}`)].filter(Boolean).join(" · ")),
+    h("span", { class: "meta src" }, labelled(t("source"), sourceNames(p).join(", ") || "operator"))),
   p.verification === "confirmed" ? h("span", { class: "badge ok" }, "✓") : null);
 }
 
@@ -335,6 +356,7 @@ function closeDetails() {
   const id = state.selected;
   state.selected = null;
   $("details").hidden = true;
+  for (const li of $("event-list").querySelectorAll("li")) li.setAttribute("aria-selected", "false");
   refreshMapData();
   if (id) document.getElementById(`ev-${id}`)?.focus();
 }
@@ -392,8 +414,9 @@ function renderDetails(feature) {
   const noteValue = $("action-note")?.value || "";
   body.replaceChildren(
     h("h2", { id: "details-title" }, t(`type_${p.type}`), p.subtype ? ` (${p.subtype})` : ""),
-    h("p", { class: "desc" }, p.description || ""),
     h("dl", {},
+      h("dt", {}, t("description")), h("dd", { id: "details-description" }, p.description || t("no_description")),
+      h("dt", {}, t("source")), h("dd", { id: "details-source" }, sourceNames(p).join(", ") || "operator"),
       h("dt", {}, t("street")), h("dd", {}, p.street || "—"),
       h("dt", {}, t("commune")), h("dd", {}, communeName(p.commune) || "—"),
       h("dt", {}, t("f_status")), h("dd", {}, t(`status_${p.status}`)),
@@ -427,24 +450,71 @@ function webglAvailable() {
   return Boolean(canvas.getContext("webgl2") || canvas.getContext("webgl"));
 }
 
+/** The configured production basemap: {url, kind: "raster" | "style", attribution}, or null (offline). */
+function basemap() {
+  return state.config.basemap || null;
+}
+
+/**
+ * The offline background, drawn from the hub's own open data: MEL's communes (boundaries and names) and
+ * the road network with its street names. Over a raster basemap only the commune boundaries are kept
+ * (the tiles have their own streets and names); a style JSON basemap replaces this style (see initMap).
+ */
 function baseStyle() {
   const absolute = (path) => new URL(path, location.href).href;
+  const config = state.config;
+  const tiles = basemap()?.kind === "raster" ? basemap() : null;
   const sources = {
-    network: { type: "geojson", data: absolute("/api/v1/network.geojson"), attribution: state.config.attribution },
+    communes: { type: "geojson", data: absolute("/api/v1/communes.geojson"), attribution: config.communes_attribution },
   };
-  const layers = [{ id: "background", type: "background", paint: { "background-color": "#f4f1ea" } }];
-  if (state.config.tiles) {
-    sources.tiles = { type: "raster", tiles: [state.config.tiles], tileSize: 256, attribution: state.config.attribution };
+  const layers = [{ id: "background", type: "background", paint: { "background-color": tiles ? "#ffffff" : "#dcd8cf" } }];
+  if (tiles) {
+    sources.tiles = { type: "raster", tiles: [tiles.url], tileSize: 256, maxzoom: 19, attribution: tiles.attribution };
     layers.push({ id: "tiles", type: "raster", source: "tiles" });
+  } else {
+    sources.network = { type: "geojson", data: absolute("/api/v1/network.geojson"), attribution: config.attribution };
+    layers.push({ id: "communes-fill", type: "fill", source: "communes", filter: ["==", ["get", "kind"], "area"],
+      paint: { "fill-color": "#eeebe4" } });
   }
+  layers.push(...communeLines());
+  if (!tiles) layers.push(...networkLayers(), ...communeLabels());
+  return { version: 8, glyphs: `${location.origin}${config.glyphs}`, sources, layers };
+}
+
+function communeLines() {
+  return [{ id: "commune-lines", type: "line", source: "communes", filter: ["==", ["get", "kind"], "area"],
+    paint: { "line-color": "#6f5b8c", "line-opacity": 0.75, "line-dasharray": [4, 2],
+      "line-width": ["interpolate", ["linear"], ["zoom"], 9, 0.8, 14, 2] } }];
+}
+
+function communeLabels() {
+  return [{ id: "commune-labels", type: "symbol", source: "communes", filter: ["==", ["get", "kind"], "label"],
+    layout: { "text-field": ["get", "name"], "text-font": FONT_COMMUNES, "text-transform": "uppercase",
+      "text-letter-spacing": 0.06, "text-max-width": 8, "symbol-sort-key": ["-", ["get", "population"]],
+      "text-size": ["interpolate", ["linear"], ["zoom"], 9, 10, 12, 13, 16, 17] },
+    paint: { "text-color": "#4b3b63", "text-halo-color": "#ffffff", "text-halo-width": 2,
+      "text-opacity": ["interpolate", ["linear"], ["zoom"], 14, 1, 16.5, 0.45] } }];
+}
+
+function networkLayers() {
   const major = ["in", ["get", "highway"], ["literal", ["motorway", "trunk", "primary", "secondary", "trunk_link", "primary_link"]]];
-  layers.push(
+  return [
+    { id: "roads-casing", type: "line", source: "network", minzoom: 14, layout: { "line-cap": "round", "line-join": "round" },
+      paint: { "line-color": "#b3ac9e", "line-width": ["interpolate", ["linear"], ["zoom"], 14, 3.4, 18, 16.5] } },
     { id: "roads-minor", type: "line", source: "network", filter: ["!", major],
-      paint: { "line-color": "#b9b4aa", "line-width": ["interpolate", ["linear"], ["zoom"], 12, 0.6, 17, 4] } },
+      layout: { "line-cap": "round", "line-join": "round" },
+      paint: { "line-color": ["step", ["zoom"], "#a39d91", 14, "#ffffff"],
+        "line-width": ["interpolate", ["linear"], ["zoom"], 12, 0.8, 14, 2, 18, 14] } },
     { id: "roads-major", type: "line", source: "network", filter: major,
-      paint: { "line-color": "#8d8678", "line-width": ["interpolate", ["linear"], ["zoom"], 12, 1.2, 17, 7] } },
-  );
-  return { version: 8, sources, layers };
+      layout: { "line-cap": "round", "line-join": "round" },
+      paint: { "line-color": ["step", ["zoom"], "#c9a45c", 14, "#fbe3a4"],
+        "line-width": ["interpolate", ["linear"], ["zoom"], 12, 1.4, 14, 2.6, 18, 15] } },
+    { id: "street-names", type: "symbol", source: "network", minzoom: 13.5, filter: ["has", "name"],
+      layout: { "symbol-placement": "line", "text-field": ["get", "name"], "text-font": FONT_STREETS,
+        "text-size": ["interpolate", ["linear"], ["zoom"], 13.5, 10, 16, 12, 19, 15], "text-max-angle": 35,
+        "symbol-spacing": 220, "text-padding": 2 },
+      paint: { "text-color": "#2b2b2b", "text-halo-color": "#ffffff", "text-halo-width": 1.6 } },
+  ];
 }
 
 function colourBy(table, property, fallback) {
@@ -454,30 +524,46 @@ function colourBy(table, property, fallback) {
 function addOverlayLayers(map) {
   const empty = { type: "FeatureCollection", features: [] };
   for (const id of ["events", "closures", "draft", "snapped"]) map.addSource(id, { type: "geojson", data: empty });
+  // under the street and commune names, so a closed street keeps its name readable
+  const under = map.getLayer("street-names") ? "street-names" : undefined;
+  const add = (layer, before = under) => map.addLayer(layer, before);
   const lines = ["!=", ["geometry-type"], "Point"];
   const byType = colourBy(TYPE_COLOURS, "type", TYPE_COLOURS.other);
   const bySource = colourBy(SOURCE_COLOURS, "family", OTHER_SOURCE_COLOUR);
-  map.addLayer({ id: "jams", type: "line", source: "events", filter: ["all", lines, ["==", ["get", "type"], "jam"]],
-    layout: { "line-cap": "round" }, paint: { "line-color": TYPE_COLOURS.jam, "line-width": 7, "line-opacity": 0.45 } });
+  const offset = ["coalesce", ["get", "offset"], 0];
+  add({ id: "jams", type: "line", source: "events", filter: ["all", lines, ["==", ["get", "type"], "jam"]],
+    layout: { "line-cap": "round" },
+    paint: { "line-color": TYPE_COLOURS.jam, "line-width": 7, "line-opacity": 0.45, "line-offset": offset } });
   const notJam = ["!=", ["get", "type"], "jam"];
-  map.addLayer({ id: "event-casing", type: "line", source: "events", filter: ["all", lines, notJam],
-    layout: { "line-cap": "round" }, paint: { "line-color": bySource, "line-width": 9 } });
-  map.addLayer({ id: "event-lines", type: "line", source: "events", filter: ["all", lines, notJam],
-    layout: { "line-cap": "round" }, paint: { "line-color": byType, "line-width": 5,
+  add({ id: "event-casing", type: "line", source: "events", filter: ["all", lines, notJam],
+    layout: { "line-cap": "round" }, paint: { "line-color": bySource, "line-width": 9, "line-offset": offset } });
+  add({ id: "event-lines", type: "line", source: "events", filter: ["all", lines, notJam],
+    layout: { "line-cap": "round" }, paint: { "line-color": byType, "line-width": 5, "line-offset": offset,
       "line-dasharray": ["case", ["==", ["get", "status"], "planned"], ["literal", [2, 1]], ["literal", [1, 0]]] } });
-  map.addLayer({ id: "event-points", type: "circle", source: "events", filter: ["==", ["geometry-type"], "Point"],
+  add({ id: "event-points", type: "circle", source: "events", filter: ["==", ["geometry-type"], "Point"],
     paint: { "circle-color": byType, "circle-radius": 7, "circle-stroke-color": bySource, "circle-stroke-width": 3 } });
-  map.addLayer({ id: "selected-line", type: "line", source: "events",
+  add({ id: "selected-line", type: "line", source: "events",
     filter: ["all", lines, ["==", ["get", "selected"], true]],
-    paint: { "line-color": "#00e5ff", "line-width": 14, "line-opacity": 0.5 } }, "event-casing");
-  map.addLayer({ id: "closure-lines", type: "line", source: "closures",
+    paint: { "line-color": "#00e5ff", "line-width": 14, "line-opacity": 0.5, "line-offset": offset } }, "event-casing");
+  add({ id: "closure-lines", type: "line", source: "closures",
     layout: { "line-cap": "round" }, paint: { "line-color": TYPE_COLOURS.closure, "line-width": 5 } });
-  map.addLayer({ id: "snapped-line", type: "line", source: "snapped",
+  add({ id: "snapped-line", type: "line", source: "snapped",
     layout: { "line-cap": "round" }, paint: { "line-color": "#1e8449", "line-width": 8, "line-opacity": 0.8 } });
-  map.addLayer({ id: "draft-line", type: "line", source: "draft", filter: lines,
-    paint: { "line-color": "#1b1b1b", "line-width": 2, "line-dasharray": [2, 2] } });
-  map.addLayer({ id: "draft-points", type: "circle", source: "draft", filter: ["==", ["geometry-type"], "Point"],
-    paint: { "circle-color": "#ffffff", "circle-radius": 5, "circle-stroke-color": "#1b1b1b", "circle-stroke-width": 2 } });
+  add({ id: "draft-line", type: "line", source: "draft", filter: lines,
+    paint: { "line-color": "#1b1b1b", "line-width": 2, "line-dasharray": [2, 2] } }, undefined);
+  add({ id: "draft-points", type: "circle", source: "draft", filter: ["==", ["geometry-type"], "Point"],
+    paint: { "circle-color": "#ffffff", "circle-radius": 5, "circle-stroke-color": "#1b1b1b", "circle-stroke-width": 2 } },
+  undefined);
+}
+
+/** The events under a click (a small box around it, so a thin line or two side by side are easy to hit). */
+function eventsAt(point, radius = 8) {
+  const box = [[point.x - radius, point.y - radius], [point.x + radius, point.y + radius]];
+  const ids = [];
+  for (const hit of state.map.queryRenderedFeatures(box, { layers: EVENT_LAYERS })) {
+    if (!ids.includes(hit.properties.id) && state.events.has(hit.properties.id)) ids.push(hit.properties.id);
+  }
+  return ids;
 }
 
 function onMapClick(event) {
@@ -485,9 +571,38 @@ function onMapClick(event) {
     addDraftPoint([round6(event.lngLat.lng), round6(event.lngLat.lat)]);
     return;
   }
-  const box = [[event.point.x - 6, event.point.y - 6], [event.point.x + 6, event.point.y + 6]];
-  const hit = state.map.queryRenderedFeatures(box, { layers: ["event-points", "event-lines", "jams"] })[0];
-  if (hit) select(hit.properties.id);
+  closeChooser();
+  const ids = eventsAt(event.point);
+  if (ids.length === 1) select(ids[0]);
+  else if (ids.length > 1) openChooser(ids, event.lngLat);
+}
+
+/** A small popup listing the overlapping events under the click; picking one opens its details. */
+function openChooser(ids, lngLat) {
+  const pick = (id) => () => {
+    closeChooser();
+    select(id);
+  };
+  const items = ids.map((id) => {
+    const feature = state.events.get(id);
+    const p = feature.properties;
+    return h("li", {}, h("button", { type: "button", class: "pick", "data-id": id, onclick: pick(id) },
+      h("span", { class: "swatch", style: `background:${TYPE_COLOURS[p.type] || TYPE_COLOURS.other}` }),
+      h("span", { class: "main" }, h("strong", {}, headline(feature)),
+        h("span", { class: "desc" }, p.description || t("no_description")),
+        h("span", { class: "meta" }, `${t(`status_${p.status}`)} · ${sourceNames(p).join(", ") || "operator"}`))));
+  });
+  const content = h("div", { class: "chooser", id: "chooser", role: "dialog", "aria-label": t("pick_title", ids.length) },
+    h("p", { class: "chooser-title" }, t("pick_title", ids.length)), h("ul", {}, items));
+  content.addEventListener("keydown", (event) => { if (event.key === "Escape") closeChooser(); });
+  state.chooser = new state.maplibre.Popup({ maxWidth: "360px", focusAfterOpen: false, className: "chooser-popup" })
+    .setLngLat(lngLat).setDOMContent(content).addTo(state.map);
+  content.querySelector("button.pick")?.focus();
+}
+
+function closeChooser() {
+  state.chooser?.remove();
+  state.chooser = null;
 }
 
 async function initMap() {
@@ -498,21 +613,24 @@ async function initMap() {
   try {
     const maplibregl = await import("/map/vendor/maplibre-gl.mjs");
     const bbox = state.config.bbox || [2.96, 50.6, 3.12, 50.67];
+    state.maplibre = maplibregl;
+    const styleBasemap = basemap()?.kind === "style";
     const map = new maplibregl.Map({
-      container: "map", style: baseStyle(), bounds: [[bbox[0], bbox[1]], [bbox[2], bbox[3]]],
+      container: "map", style: styleBasemap ? basemap().url : baseStyle(), bounds: [[bbox[0], bbox[1]], [bbox[2], bbox[3]]],
       fitBoundsOptions: { padding: 20 }, attributionControl: { compact: false }, doubleClickZoom: false,
     });
     state.map = map;
     window.trafficHubMap = map; // for the browser tests and the console
     map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
     map.on("load", () => {
+      if (styleBasemap) addCommuneBoundaries(map);
       addOverlayLayers(map);
       state.mapReady = true;
       document.body.dataset.map = "ready";
       refreshMapData();
     });
     map.on("click", onMapClick);
-    for (const layer of ["event-points", "event-lines", "jams"]) {
+    for (const layer of EVENT_LAYERS) {
       map.on("mouseenter", layer, () => { map.getCanvas().style.cursor = "pointer"; });
       map.on("mouseleave", layer, () => { map.getCanvas().style.cursor = ""; });
     }
@@ -520,6 +638,13 @@ async function initMap() {
     console.warn("map unavailable", error);
     noMap();
   }
+}
+
+/** Over a style JSON basemap: the MEL commune boundaries on top of it (its own names and streets stay). */
+function addCommuneBoundaries(map) {
+  const url = new URL("/api/v1/communes.geojson", location.href).href;
+  map.addSource("communes", { type: "geojson", data: url, attribution: state.config.communes_attribution });
+  for (const layer of communeLines()) map.addLayer(layer);
 }
 
 function noMap() {
@@ -540,17 +665,81 @@ function flyTo(geometry) {
 
 function refreshMapData() {
   if (!state.mapReady) return;
-  const features = state.mode === "events" ? visibleEvents().map((f) => ({
+  const shown = state.mode === "events" ? visibleEvents() : [];
+  const offsets = sideBySide(shown);
+  const features = shown.map((f) => ({
     type: "Feature", geometry: f.geometry,
     properties: { id: f.id, type: f.properties.type, status: f.properties.status,
-      family: eventFamily(f.properties), selected: f.id === state.selected },
-  })) : [];
+      family: eventFamily(f.properties), selected: f.id === state.selected, offset: offsets.get(f.id) || 0 },
+  }));
   state.map.getSource("events").setData({ type: "FeatureCollection", features });
   state.map.setLayoutProperty("jams", "visibility", $("f-jams").checked ? "visible" : "none");
   const closures = state.mode === "draw" ? state.closures.filter((c) => c.geometry && !GONE.has(c.status))
     .map((c) => ({ type: "Feature", geometry: c.geometry, properties: { id: c.id } })) : [];
   state.map.getSource("closures").setData({ type: "FeatureCollection", features: closures });
   refreshDraftLayers();
+}
+
+// ------------------------------------------------------------------ overlapping events, side by side
+
+const CELL = [0.00015, 0.0001]; // ≈ 11 m × 11 m at Lille's latitude
+
+/** The grid cells a line passes through (sampled every ~5 m), or a point's cell. */
+function cells(geometry) {
+  const parts = geometry.type === "LineString" ? [geometry.coordinates]
+    : geometry.type === "MultiLineString" ? geometry.coordinates
+      : geometry.type === "Point" ? [[geometry.coordinates]] : [];
+  const out = new Set();
+  for (const line of parts) {
+    for (let i = 0; i < line.length; i += 1) {
+      const [x0, y0] = line[i];
+      const [x1, y1] = line[i + 1] || line[i];
+      const steps = Math.max(1, Math.ceil(Math.max(Math.abs(x1 - x0) / CELL[0], Math.abs(y1 - y0) / CELL[1]) * 2));
+      for (let k = 0; k <= steps; k += 1) {
+        const x = x0 + ((x1 - x0) * k) / steps;
+        const y = y0 + ((y1 - y0) * k) / steps;
+        out.add(`${Math.floor(x / CELL[0])}:${Math.floor(y / CELL[1])}`);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Line events that run along the same stretch of road (sharing at least 3 cells, i.e. ~30 m, or 2 that are
+ * half of the shorter one; a crossing street shares one or two) are grouped, and each gets a pixel offset so the
+ * group is drawn side by side, in a stable order (by id), centred on the road.
+ */
+function sideBySide(features) {
+  const lines = features.filter((f) => f.geometry && f.geometry.type !== "Point");
+  const cellSets = lines.map((f) => cells(f.geometry));
+  const byCell = new Map();
+  cellSets.forEach((set, i) => { for (const c of set) byCell.set(c, [...(byCell.get(c) || []), i]); });
+  const shared = new Map();
+  for (const owners of byCell.values()) {
+    for (let a = 0; a < owners.length; a += 1) {
+      for (let b = a + 1; b < owners.length; b += 1) {
+        const key = `${owners[a]}:${owners[b]}`;
+        shared.set(key, (shared.get(key) || 0) + 1);
+      }
+    }
+  }
+  const parent = lines.map((_, i) => i);
+  const find = (i) => (parent[i] === i ? i : (parent[i] = find(parent[i])));
+  for (const [key, count] of shared) {
+    const [a, b] = key.split(":").map(Number);
+    if (count >= 3 || (count === 2 && count * 2 >= Math.min(cellSets[a].size, cellSets[b].size))) {
+      parent[find(a)] = find(b);
+    }
+  }
+  const groups = new Map();
+  lines.forEach((f, i) => groups.set(find(i), [...(groups.get(find(i)) || []), f.id]));
+  const offsets = new Map();
+  for (const ids of groups.values()) {
+    ids.sort();
+    ids.forEach((id, k) => offsets.set(id, (k - (ids.length - 1) / 2) * OFFSET_STEP_PX));
+  }
+  return offsets;
 }
 
 function renderLegend() {
@@ -767,12 +956,14 @@ async function deleteClosure(closure) {
 // ------------------------------------------------------------------ start-up
 
 function wireUi() {
-  $("lang").addEventListener("click", () => {
-    setLanguage(language() === "fr" ? "en" : "fr");
-    $("lang").textContent = language() === "fr" ? "EN" : "FR";
+  const switchLanguage = () => {
+    setLanguage(language() === "fr" ? "en" : "fr", { remember: true });
+    showLanguageSwitch();
     renderLegend();
     if (state.who) render();
-  });
+  };
+  $("lang").addEventListener("click", switchLanguage);
+  $("login-lang").addEventListener("click", switchLanguage);
   $("logout").addEventListener("click", () => {
     localStorage.removeItem("traffic-hub-key");
     location.reload();
@@ -791,9 +982,15 @@ function wireUi() {
   }
 }
 
+/** The switch names the other language: "EN" in the bar, "English" in the key dialog (and back). */
+function showLanguageSwitch() {
+  $("lang").textContent = language() === "fr" ? "EN" : "FR";
+  $("login-lang").textContent = language() === "fr" ? "English" : "Français";
+}
+
 async function main() {
   setLanguage(initialLanguage());
-  $("lang").textContent = language() === "fr" ? "EN" : "FR";
+  showLanguageSwitch();
   applyLabels(document);
   renderLegend();
   wireUi();

@@ -34,6 +34,8 @@ const LABELS = {
     monday: "lundi", tuesday: "mardi", wednesday: "mercredi", thursday: "jeudi", friday: "vendredi",
     saturday: "samedi", sunday: "dimanche", no_webgl: "La carte ne peut pas s'afficher (WebGL indisponible) : la liste, les détails et la saisie par coordonnées restent utilisables.",
     delete: "Supprimer", deleted: "Fermeture supprimée.", length: "longueur",
+    source: "Source", no_description: "(sans description)",
+    pick_title: (n) => `${n} éléments à cet endroit : lequel ?`,
   },
   en: {
     title: "Incident map", skip_to_list: "Skip to the list", mode_events: "Incidents", mode_draw: "Road works",
@@ -68,22 +70,43 @@ const LABELS = {
     monday: "Monday", tuesday: "Tuesday", wednesday: "Wednesday", thursday: "Thursday", friday: "Friday",
     saturday: "Saturday", sunday: "Sunday", no_webgl: "The map cannot be drawn (no WebGL): the list, details and entry by coordinates still work.",
     delete: "Delete", deleted: "Closure deleted.", length: "length",
+    source: "Source", no_description: "(no description)",
+    pick_title: (n) => `${n} items here: which one?`,
   },
 };
 
 export const LANGUAGES = Object.keys(LABELS);
 
 let current = "fr";
+// only a choice made with the switch is kept; the old "traffic-hub-lang" was saved on every visit (the
+// browser's language as guessed then, English for any non-French browser) and is ignored
+const CHOSEN = "traffic-hub-lang-chosen";
 
+/**
+ * The page's language: the one chosen with the FR/EN switch (kept in this browser), else the first of the
+ * browser's preferred languages (navigator.languages, in order) that the page speaks, else French (the
+ * operators are French: a German or Dutch browser gets French, not English).
+ */
 export function initialLanguage() {
-  const saved = localStorage.getItem("traffic-hub-lang");
+  const saved = localStorage.getItem(CHOSEN);
   if (saved && LABELS[saved]) return saved;
-  return (navigator.language || "fr").toLowerCase().startsWith("fr") ? "fr" : "en";
+  const preferred = navigator.languages?.length ? navigator.languages : [navigator.language || ""];
+  for (const tag of preferred) {
+    const base = String(tag).toLowerCase().split(/[-_]/)[0];
+    if (LABELS[base]) return base;
+  }
+  return "fr";
 }
 
-export function setLanguage(lang) {
+/** The BCP 47 locale used to format dates in the current language. */
+export function locale() {
+  return current === "fr" ? "fr-FR" : "en-GB";
+}
+
+/** Switch language; `remember` (the FR/EN button) keeps the choice over the browser's preference. */
+export function setLanguage(lang, { remember = false } = {}) {
   current = LABELS[lang] ? lang : "fr";
-  localStorage.setItem("traffic-hub-lang", current);
+  if (remember) localStorage.setItem(CHOSEN, current);
   document.documentElement.lang = current;
   applyLabels(document);
 }
