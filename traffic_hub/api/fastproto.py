@@ -162,10 +162,17 @@ class FeedProtocol(HttpToolsProtocol):
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
+        if self.transport.is_closing():  # refused earlier in this same chunk
+            return
         self._head_open = False
         self._head_bytes = 0
         self._awaiting_body = True
         self._disarm()
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.max_header_bytes:  # a whole head in one chunk: the parser has it, the app must not
+            _warn("request head over %d bytes refused (431)", self.max_header_bytes)
+            self._refuse(431, f"the request head exceeds {self.max_header_bytes} bytes")
+            return
         if len(self.connections) > self.max_connections:
             _warn("over %d connections: requests answered 503", self.max_connections)
             app, self.app = self.app, overloaded(self.security)
@@ -176,7 +183,13 @@ class FeedProtocol(HttpToolsProtocol):
             return
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if not self.transport.is_closing():
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            return  # refused: no request to complete
         self._between_messages = not self.parser.should_upgrade()
         self._head_open = True
         self._head_bytes = 0

@@ -31,7 +31,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Request, Response
-from fastapi.sse import EventSourceResponse
+from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from traffic_hub.api.deps import FeedReader, HubDep
@@ -184,8 +184,14 @@ class Streams:
         return sse(kind, f"{self._hub.live.events.epoch}-{change.seq}", orjson.dumps(data))
 
 
-class EventStream(EventSourceResponse):
-    """The stream's response: gives its place back however the stream ends."""
+class EventStream(StreamingResponse):
+    """The stream's response (`text/event-stream`): gives its place back however the stream ends.
+
+    Not FastAPI's `EventSourceResponse`, which would re-encode every message per connection: the
+    messages here are encoded once and shared.
+    """
+
+    media_type = "text/event-stream"
 
     def __init__(self, content: AsyncIterator[bytes], streams: Streams, principal: Principal) -> None:
         super().__init__(content, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -232,7 +238,7 @@ async def _messages(hub: Hub, streams: Streams, audience: Audience, seq: int | N
             yield PING
 
 
-@router.get("/stream", response_class=EventSourceResponse, responses=STREAM_RESPONSES)
+@router.get("/stream", response_class=EventStream, responses=STREAM_RESPONSES)
 async def stream(
     principal: FeedReader,
     hub: HubDep,
