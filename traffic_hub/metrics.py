@@ -104,7 +104,7 @@ async def _answer(registry: CollectorRegistry, reader: asyncio.StreamReader, wri
     writer.write(
         b"HTTP/1.1 " + status + b"\r\ncontent-type: " + media_type
         + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
-        + (body if method == b"GET" else b"")
+        + (b"" if method == b"HEAD" else body)
     )
     with contextlib.suppress(ConnectionError):
         await writer.drain()

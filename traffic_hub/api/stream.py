@@ -238,7 +238,7 @@ async def _messages(hub: Hub, streams: Streams, audience: Audience, seq: int | N
             yield PING
 
 
-@router.get("/stream", response_class=EventStream, responses=STREAM_RESPONSES)
+@router.get("/stream", response_class=EventStream, status_code=200, responses=STREAM_RESPONSES)
 async def stream(
     principal: FeedReader,
     hub: HubDep,
