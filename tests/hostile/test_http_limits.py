@@ -9,6 +9,7 @@ the protocol carries the security headers.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -46,6 +47,8 @@ def app_reading_bodies(lane: FeedLane) -> Any:
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
+        if scope["path"] == "/slow":  # answers after longer than the head timeout
+            await asyncio.sleep(LIMITS.header_timeout_s * 2)
         body = b""
         while True:
             message = await receive()
@@ -138,6 +141,15 @@ def test_a_plain_request_is_answered_and_the_connection_kept(server: Server) -> 
         assert (reply.status, reply.body) == (200, b"read 0 bytes")
         conn.send(request("/anything", {"Content-Length": "5"}) + b"hello")
         assert conn.reply().body == b"read 5 bytes"
+    finally:
+        conn.close()
+
+
+def test_a_slow_answer_is_not_cut_by_the_request_deadlines(server: Server) -> None:
+    conn = server.connect()
+    try:
+        conn.send(request("/slow"))
+        assert conn.reply().status == 200  # the deadlines are the client's, never the app's
     finally:
         conn.close()
 

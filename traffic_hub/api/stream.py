@@ -4,9 +4,10 @@ Event ids are `<epoch>-<seq>`. A client that reconnects with `Last-Event-ID` fro
 exactly the changes it missed; from another process (restart, other replica) or too old, it gets a
 `reset` event with every current event first, then the live changes.
 
-A `reset` carries every current event (megabytes with a few thousand), so it is built once per view
-version and audience, in a worker thread, and the same bytes go to every connection that asks for it
-(`Streams.snapshot`); a stream open costs the event loop a dictionary look-up. Open streams are counted
+A `reset` carries every current event (megabytes with a few thousand), so it is built at most once per
+view version and audience, in a worker thread, and the same bytes go to every connection that asks for
+it (`Streams.snapshot`; a stream opened a few changes later gets the same snapshot and replays those
+changes); a stream open costs the event loop a dictionary look-up. Change messages are encoded once too. Open streams are counted
 per key and in all (`TRAFFIC_HUB_LIMITS__STREAMS_PER_KEY`, `…__STREAMS_TOTAL`): beyond the first, 429;
 beyond the second, 503 with Retry-After.
 
@@ -54,6 +55,7 @@ STREAMS = "streams"  # the `Streams` of the lifespan state
 PING = b": ping\n\n"
 PING_INTERVAL_S = 15.0
 SNAPSHOT_MAX_AGE_S = 30.0  # statuses (planned → active) are computed when a snapshot is built
+SNAPSHOT_REPLAY_MAX = 500  # changes a stream may replay after a shared snapshot rather than have one built
 RETRY_AFTER_S = 5
 CHANGES_KEPT = 4096  # encoded changes shared by connections (a connection behind re-encodes)
 STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -134,13 +136,15 @@ class Streams:
             del self._open[principal.name]
 
     async def snapshot(self, audience: Audience) -> tuple[int, bytes]:
-        """The `reset` message of the current view version for `audience` and the seq it stands for.
+        """A `reset` message for `audience` and the seq it stands for (the stream replays the changes since).
 
-        Built once per version (and at most every `SNAPSHOT_MAX_AGE_S`), in a worker thread.
+        Built in a worker thread, at most once per view version; a snapshot a few changes old is shared
+        rather than rebuilt (up to `SNAPSHOT_REPLAY_MAX` changes and `SNAPSHOT_MAX_AGE_S`), so a busy view
+        does not turn every open into a build.
         """
         view = self._hub.live.events
         entry = self._snapshots.get(audience)
-        if entry is None or entry[0] != view.seq or time.monotonic() - entry[1] > SNAPSHOT_MAX_AGE_S:
+        if entry is None or not self._usable(entry[0], entry[1]):
             now = datetime.now(UTC)
             records = view.current(now)  # the current records, taken now; decoded in the worker
             build = asyncio.ensure_future(asyncio.to_thread(self._build, audience, view.seq, records, now))
@@ -148,6 +152,16 @@ class Streams:
             entry = self._snapshots[audience] = (view.seq, time.monotonic(), build)
             self.snapshot_builds += 1
         return entry[0], await asyncio.shield(entry[2])
+
+    def _usable(self, seq: int, built_at: float) -> bool:
+        view = self._hub.live.events
+        if seq == view.seq:
+            return time.monotonic() - built_at <= SNAPSHOT_MAX_AGE_S
+        return (
+            view.seq - seq <= SNAPSHOT_REPLAY_MAX
+            and time.monotonic() - built_at <= SNAPSHOT_MAX_AGE_S
+            and view.changes_since(seq) is not None
+        )
 
     def _forget_failed(self, audience: Audience) -> Any:
         def done(build: asyncio.Future[bytes]) -> None:
