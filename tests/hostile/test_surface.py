@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import free_port
 from tests.integration.hubs import KEYS, auth, running_hub, settings_for, wait_until, write_principals
 from tests.kafkarun import run_name
-from traffic_hub.api.secheaders import content_security_policy
+from traffic_hub.api.secheaders import content_security_policy, inline_script_hashes
 from traffic_hub.settings import MetricsSettings
 
 pytestmark = pytest.mark.kafka
@@ -142,3 +144,24 @@ def test_a_body_that_is_not_utf8_is_422_naming_the_body(hub: TestClient) -> None
     response = hub.post("/api/v1/closures", content=b'{"reference": "\xff\xfe"}', headers=headers)
     assert response.status_code == 422, response.text
     assert response.json()["field"] == "body"
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_the_documentation_pages_may_run_exactly_their_own_inline_scripts(hub: TestClient, path: str) -> None:
+    response = hub.get(path)
+    assert response.status_code == 200
+    policy = response.headers["content-security-policy"]
+    directives = {d.split()[0]: d.split()[1:] for d in policy.split("; ")}
+    expected = [f"'sha256-{digest}'" for digest in inline_script_hashes(response.content)]
+    assert directives["script-src"] == ["'self'", *expected]
+    assert "'unsafe-inline'" not in directives["script-src"]
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_inline_script_hashes() -> None:
+    page = b'<script src="/a.js"></script><script>alert(1)</script><SCRIPT type="module">x()</SCRIPT>'
+    assert inline_script_hashes(page) == (
+        "bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI=",  # printf 'alert(1)' | sha256sum (base64)
+        base64.b64encode(hashlib.sha256(b"x()").digest()).decode(),
+    )

@@ -119,5 +119,5 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(FeedFastPath)  # feed polls skip everything else
-    app.add_middleware(SecurityHeaders, headers=headers)  # outermost: every response
+    app.add_middleware(SecurityHeaders, headers=headers, map_tiles=settings.map_tiles)  # outermost: every response
     return app

@@ -7,9 +7,9 @@ exactly the changes it missed; from another process (restart, other replica) or 
 A `reset` carries every current event (megabytes with a few thousand), so it is built at most once per
 view version and audience, in a worker thread, and the same bytes go to every connection that asks for
 it (`Streams.snapshot`; a stream opened a few changes later gets the same snapshot and replays those
-changes); a stream open costs the event loop a dictionary look-up. Change messages are encoded once too. Open streams are counted
-per key and in all (`TRAFFIC_HUB_LIMITS__STREAMS_PER_KEY`, `…__STREAMS_TOTAL`): beyond the first, 429;
-beyond the second, 503 with Retry-After.
+changes); a stream open costs the event loop a dictionary look-up. Change messages are encoded once too.
+Open streams are counted per key and in all (`TRAFFIC_HUB_LIMITS__STREAMS_PER_KEY`, `…__STREAMS_TOTAL`):
+beyond the first, 429; beyond the second, 503 with Retry-After.
 
 Audiences: operators and admins get every event with its sources (what each source said) and its
 publication per feed. Partners get what the open feeds carry and nothing more: the open-data feature
