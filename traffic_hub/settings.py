@@ -45,7 +45,7 @@ class LimitSettings(BaseModel):
     # open HTTP connections; a request beyond gets 503 with Retry-After and its connection is closed
     max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
     # open event streams (SSE) per key (429 beyond) and in all (503 with Retry-After beyond)
-    streams_per_key: Annotated[int, Field(ge=1, le=10_000)] = 4
+    streams_per_key: Annotated[int, Field(ge=1, le=10_000)] = 8  # a control room shares a key across screens
     streams_total: Annotated[int, Field(ge=1, le=100_000)] = 256
 
 
