@@ -56,6 +56,32 @@ class FeedSettings(BaseModel):
     gzip_level: Annotated[int, Field(ge=1, le=9)] = 6
 
 
+class LimitSettings(BaseModel):
+    """What one client may hold of the HTTP server (TRAFFIC_HUB_LIMITS__*); README "Guarantees" lists them."""
+
+    # request line + headers; a larger head gets 431 and the connection is closed
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 16 * 1024
+    # a request head must be complete this long after the connection opens or its first byte arrives (else 408)
+    header_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # a request body must be complete this long after its head (else the connection is closed)
+    body_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # an idle keep-alive connection is closed after this long
+    keep_alive_s: Annotated[int, Field(ge=1, le=300)] = 5
+    # open HTTP connections; a request beyond gets 503 with Retry-After and its connection is closed
+    max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    # open event streams (SSE) per key (429 beyond) and in all (503 with Retry-After beyond)
+    streams_per_key: Annotated[int, Field(ge=1, le=10_000)] = 8  # a control room shares a key across screens
+    streams_total: Annotated[int, Field(ge=1, le=100_000)] = 256
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics are served on their own listener, never on the public port (TRAFFIC_HUB_METRICS__*)."""
+
+    host: str = "127.0.0.1"
+    # 0: no metrics listener
+    port: Annotated[int, Field(ge=0, le=65535)] = 9108
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TRAFFIC_HUB_",
@@ -83,6 +109,8 @@ class Settings(BaseSettings):
     # attribution shown for those tiles (their provider's terms), e.g. "© OpenStreetMap contributors"
     map_tiles_attribution: str | None = None
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    limits: LimitSettings = LimitSettings()
+    metrics: MetricsSettings = MetricsSettings()
     # ended and cancelled events stay readable this long, then are removed from the events topic
     retention_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
     # which hub instance this is, for consumer-group member ids and logs

@@ -217,7 +217,8 @@ def test_a_matching_etag_gets_a_304_from_the_protocol_on_a_reused_connection(stu
         reply = conn.reply()
         assert reply.status == 304
         assert [n for n, _ in reply.headers] == [
-            "date", "server", "etag", "last-modified", "cache-control", "vary", "x-feed-items"
+            "date", "server", "etag", "last-modified", "cache-control", "vary", "x-feed-items",
+            "content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options",
         ]
         assert reply.header("etag") == ETAG
         assert reply.header("last-modified") == "Sat, 28 Nov 2026 16:00:00 GMT"
@@ -515,7 +516,7 @@ def current_etag(hub: HubProcess, path: str = CIFS) -> str:
 
 
 def fed_counter(hub: HubProcess, feed: str, partner: str) -> float:
-    text = httpx2.get(hub.url + "/metrics").text
+    text = httpx2.get(hub.metrics_url).text
     pattern = rf'traffic_hub_feed_requests_total\{{feed="{re.escape(feed)}",partner="{partner}",status="304"\}} (\S+)'
     found = re.search(pattern, text)
     return float(found[1]) if found else 0.0
