@@ -16,7 +16,6 @@ import uvicorn
 
 from connectors.config import ConnectorConfig, ConnectorsFileError, load_connectors
 from geo.communes import Communes
-from traffic_hub.api.app import create_app
 from traffic_hub.api.fastproto import feed_protocol
 from traffic_hub.auth import AuthFileError, DemoKey, Principal, Principals, demo_principals
 from traffic_hub.auth import Role as AuthRole
@@ -31,7 +30,7 @@ from traffic_hub.keys import (
     revoke_principal,
 )
 from traffic_hub.logs import quiet_start
-from traffic_hub.runtime import Role, open_hub
+from traffic_hub.runtime import Role, create_app, open_hub
 from traffic_hub.settings import Settings
 
 log = logging.getLogger("traffic_hub")

@@ -16,8 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import pytest
@@ -29,8 +28,8 @@ from tests.integration.hubs import KEYS, wait_until
 from tests.integration.test_feed_fastpath import ETAG, Conn, Feeds, poll, principals, request
 from traffic_hub.api.fastproto import feed_protocol
 from traffic_hub.api.feedlane import LANE, FeedLane
+from traffic_hub.auth import KeyStore
 from traffic_hub.metrics import Metrics
-from traffic_hub.runtime import Hub
 from traffic_hub.settings import LimitSettings
 
 LIMITS = LimitSettings(
@@ -75,7 +74,7 @@ class Server:
 
 @contextmanager
 def serving(limits: LimitSettings) -> Iterator[Server]:
-    lane = FeedLane(cast(Hub, SimpleNamespace(feeds=Feeds(), principals=principals())), Metrics())
+    lane = FeedLane(Feeds(), KeyStore(principals()), Metrics())
     port = free_port()
     config = uvicorn.Config(
         app_reading_bodies(lane),

@@ -32,12 +32,11 @@ from tests.conftest import free_port
 from tests.feeds import events as ev
 from tests.integration.hubs import KEYS, auth, closure_body, settings_for, wait_until, write_principals
 from tests.kafkarun import run_name
-from traffic_hub.api.app import create_app
 from traffic_hub.api.fastproto import feed_protocol
 from traffic_hub.auth import Principals
 from traffic_hub.feeds.opendata import COLUMNS
 from traffic_hub.model import Event, SourceReport
-from traffic_hub.runtime import Role
+from traffic_hub.runtime import Role, create_app
 from traffic_hub.settings import LimitSettings, MetricsSettings, Settings
 from traffic_hub.topics import Topics
 from traffic_hub.view import encode

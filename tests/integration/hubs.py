@@ -13,9 +13,8 @@ from fastapi.testclient import TestClient
 
 from connectors.config import ConnectorConfig
 from tests.clock import paris_iso
-from traffic_hub.api.app import create_app
 from traffic_hub.auth import Principals, hash_key
-from traffic_hub.runtime import Role
+from traffic_hub.runtime import Role, create_app
 from traffic_hub.settings import KafkaSettings, MetricsSettings, Settings
 
 

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, cast
 
 import httptools
@@ -40,9 +39,8 @@ from tests.integration.hubs import KEYS, auth, closure_body, wait_until
 from traffic_hub.api.fastproto import FeedProtocol
 from traffic_hub.api.feedlane import LANE, FeedLane
 from traffic_hub.api.feedpoll import read_poll
-from traffic_hub.auth import Principal, Principals, Role, hash_key
+from traffic_hub.auth import KeyStore, Principal, Principals, Role, hash_key
 from traffic_hub.metrics import Metrics
-from traffic_hub.runtime import Hub
 
 CIFS = "/feeds/waze/cifs.xml"
 CSV = "/feeds/geojson/events.csv"
@@ -175,7 +173,7 @@ def app_answering_everything(lane: FeedLane, seen: list[str]) -> Any:
 @pytest.fixture(scope="module")
 def stub() -> Iterator[Stub]:
     feeds, metrics, seen = Feeds(), Metrics(), list[str]()
-    lane = FeedLane(cast(Hub, SimpleNamespace(feeds=feeds, principals=principals())), metrics)
+    lane = FeedLane(feeds, KeyStore(principals()), metrics)
     port = free_port()
     config = uvicorn.Config(
         app_answering_everything(lane, seen),
@@ -375,7 +373,7 @@ class Transport:
 
 
 def test_the_access_log_line_is_uvicorns(caplog: pytest.LogCaptureFixture) -> None:
-    lane = FeedLane(cast(Hub, SimpleNamespace(feeds=Feeds(), principals=principals())), Metrics())
+    lane = FeedLane(Feeds(), KeyStore(principals()), Metrics())
     loop = asyncio.new_event_loop()
     try:
         config = uvicorn.Config(app_answering_everything(lane, []), http=FeedProtocol, log_config=None)

@@ -20,9 +20,9 @@ from traffic_hub.api.fastfeeds import FEED_PATHS, feed_key
 from traffic_hub.api.feedpoll import Poll, read_poll
 from traffic_hub.api.feeds import gzip_etag
 from traffic_hub.api.secheaders import header_lines, security_headers
+from traffic_hub.auth import KeyStore
 from traffic_hub.errors import TrafficHubError
 from traffic_hub.metrics import Metrics
-from traffic_hub.runtime import Hub
 
 LANE = "feed_lane"  # its key in the lifespan state
 NOT_MODIFIED = b"HTTP/1.1 304 Not Modified\r\n"
@@ -107,6 +107,12 @@ class _Answer:
         return self.response
 
 
+class FeedVersions(Protocol):
+    """What the lane reads: each feed's current rendered version (`FeedBook`)."""
+
+    def get(self, feed: str) -> FeedVersion | None: ...
+
+
 class FeedLane:
     """Answers conditional polls from the hub's current feeds with a 304, or None for the normal path.
 
@@ -117,8 +123,11 @@ class FeedLane:
     MAX_ANSWERS = 1024  # with requests of at most MAX_REMEMBERED bytes: 1 MiB at most
     MAX_REMEMBERED = 1024
 
-    def __init__(self, hub: Hub, metrics: Metrics, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        self._hub = hub
+    def __init__(
+        self, feeds: FeedVersions, keys: KeyStore, metrics: Metrics, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        self._feeds = feeds
+        self._keys = keys
         self._metrics = metrics
         self._trailer = header_lines(security_headers() if headers is None else headers)
         self._public = dict(FEED_PATHS.values())
@@ -142,7 +151,7 @@ class FeedLane:
         return known
 
     def _holds(self, known: _Answer) -> bool:
-        version = self._hub.feeds.get(known.feed)
+        version = self._feeds.get(known.feed)
         return version is known.head.version or (
             version is not None and known.head.key == (version.etag, version.last_modified, version.items)
         )
@@ -155,7 +164,7 @@ class FeedLane:
         if public is None or (poll.if_none_match is None and poll.if_modified_since is None):
             return None
         partner = "public" if public else self._reader(poll)
-        version = self._hub.feeds.get(poll.feed)
+        version = self._feeds.get(poll.feed)
         if partner is None or version is None:
             return None
         head = self._head(poll.feed, version)
@@ -173,7 +182,7 @@ class FeedLane:
         name = self._readers.get(key)
         if name is None:
             try:
-                name = check_role(authenticate(self._hub, key), FEED_READERS).name
+                name = check_role(authenticate(self._keys, key), FEED_READERS).name
             except TrafficHubError:
                 return None  # 401 / 403: the normal path words them
             self._readers[key] = name

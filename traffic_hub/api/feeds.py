@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.types import Receive, Scope, Send
 
-from traffic_hub.api.deps import FeedReader, HubDep, MetricsDep
+from traffic_hub.api.deps import FeedReader, FeedsDep, MetricsDep
 from traffic_hub.api.responses import AUTH
 from traffic_hub.errors import Unavailable
 from traffic_hub.feeds.engine import Rendered
@@ -87,8 +87,8 @@ def serve(request: Request, feed: Rendered | None) -> Response:
     return FeedResponse(feed.chunks, feed.length, feed.media_type, headers)
 
 
-def _serve_counted(request: Request, hub: HubDep, metrics: MetricsDep, name: str, partner: str) -> Response:
-    response = serve(request, hub.feeds.get(name))
+def _serve_counted(request: Request, feeds: FeedsDep, metrics: MetricsDep, name: str, partner: str) -> Response:
+    response = serve(request, feeds.get(name))
     metrics.feed_requests.labels(name, partner, str(response.status_code)).inc()
     return response
 
@@ -108,13 +108,13 @@ PUBLIC_FEEDS = frozenset({"geojson/events.geojson", "geojson/events.csv"})
 def _endpoint(feed: str) -> Callable[..., Awaitable[Response]]:
     if feed in PUBLIC_FEEDS:
 
-        async def public(request: Request, hub: HubDep, metrics: MetricsDep) -> Response:
-            return _serve_counted(request, hub, metrics, feed, "public")
+        async def public(request: Request, feeds: FeedsDep, metrics: MetricsDep) -> Response:
+            return _serve_counted(request, feeds, metrics, feed, "public")
 
         return public
 
-    async def keyed(request: Request, principal: FeedReader, hub: HubDep, metrics: MetricsDep) -> Response:
-        return _serve_counted(request, hub, metrics, feed, principal.name)
+    async def keyed(request: Request, principal: FeedReader, feeds: FeedsDep, metrics: MetricsDep) -> Response:
+        return _serve_counted(request, feeds, metrics, feed, principal.name)
 
     return keyed
 

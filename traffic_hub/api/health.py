@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from traffic_hub.api.deps import HubDep, MetricsDep, caller
+from traffic_hub.api.deps import MetricsDep, ReadinessDep, caller
 from traffic_hub.api.responses import AUTH
 from traffic_hub.auth import Principal, Role
 
@@ -25,15 +25,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "Kafka does not answer or the views are catching up"}})
-async def readyz(hub: HubDep, response: Response) -> dict[str, bool | str]:
+async def readyz(readiness: ReadinessDep, response: Response) -> dict[str, bool | str]:
     """200 only when Kafka answers and the event view has caught up; else 503."""
-    checks: dict[str, bool | str] = {
-        "kafka": hub.probe.up,
-        "topics": hub.topics_ready.is_set(),
-        "producer": hub.publisher.ready,
-        "view": hub.live.ready,
-        "feeds": hub.feeds.alive,
-    }
+    checks: dict[str, bool | str] = dict(readiness())
     ready = all(checks.values())
     checks["status"] = "ready" if ready else "not ready"
     if not ready:

@@ -29,23 +29,25 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Header, Request, Response
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from traffic_hub.api.deps import FeedReader, HubDep
+from traffic_hub.api.deps import EventsDep, FeedReader
 from traffic_hub.api.events import feature
 from traffic_hub.api.problems import problem
 from traffic_hub.api.responses import AUTH, _problem
 from traffic_hub.auth import Principal, Role
+from traffic_hub.feeds.context import ContextFactory
+from traffic_hub.feeds.engine import FeedBook
 from traffic_hub.feeds.items import feedable
 from traffic_hub.feeds.opendata import check_opendata, geometry_of, properties_of
 from traffic_hub.model import Event
-from traffic_hub.runtime import Hub, feed_context
 from traffic_hub.settings import LimitSettings
-from traffic_hub.view import Change
+from traffic_hub.view import Change, EventView
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +81,28 @@ def sse(kind: str, event_id: str, data: bytes) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + data + b"\nid: " + event_id.encode() + b"\n\n"
 
 
-def partner_feature(hub: Hub, event: Event, now: datetime) -> dict[str, Any] | None:
-    """The event as the open feeds carry it, or None when they do not carry it."""
-    ctx = feed_context(hub.settings)(now, now)
-    if feedable(event, now) is not None or check_opendata(event, ctx):
-        return None
-    return {
-        "type": "Feature",
-        "id": event.id,
-        "geometry": geometry_of(event.geometry),
-        "properties": properties_of(event, ctx, hub.tz),
-    }
+class Projection:
+    """How an event looks on the stream: in full for operators and admins, as the open feeds carry it for
+    partners (None when they do not carry it)."""
 
+    def __init__(self, feeds: FeedBook, context: ContextFactory, tz: ZoneInfo) -> None:
+        self._feeds = feeds
+        self._context = context
+        self._tz = tz
 
-def project(hub: Hub, audience: Audience, event: Event, now: datetime) -> dict[str, Any] | None:
-    return feature(hub, event, now) if audience is Audience.FULL else partner_feature(hub, event, now)
+    def __call__(self, audience: Audience, event: Event, now: datetime) -> dict[str, Any] | None:
+        return feature(self._feeds, event, now) if audience is Audience.FULL else self.partner(event, now)
+
+    def partner(self, event: Event, now: datetime) -> dict[str, Any] | None:
+        ctx = self._context(now, now)
+        if feedable(event, now) is not None or check_opendata(event, ctx):
+            return None
+        return {
+            "type": "Feature",
+            "id": event.id,
+            "geometry": geometry_of(event.geometry),
+            "properties": properties_of(event, ctx, self._tz),
+        }
 
 
 class TooManyStreams(Exception):
@@ -106,8 +115,9 @@ class TooManyStreams(Exception):
 class Streams:
     """What every open stream shares: the counts of open streams, the snapshots, the encoded changes."""
 
-    def __init__(self, hub: Hub, limits: LimitSettings) -> None:
-        self._hub = hub
+    def __init__(self, events: EventView, project: Projection, limits: LimitSettings) -> None:
+        self._view = events
+        self._project = project
         self._per_key = limits.streams_per_key
         self._total = limits.streams_total
         self._open: Counter[str] = Counter()
@@ -142,7 +152,7 @@ class Streams:
         rather than rebuilt (up to `SNAPSHOT_REPLAY_MAX` changes and `SNAPSHOT_MAX_AGE_S`), so a busy view
         does not turn every open into a build.
         """
-        view = self._hub.live.events
+        view = self._view
         entry = self._snapshots.get(audience)
         if entry is None or not self._usable(entry[0], entry[1]):
             now = datetime.now(UTC)
@@ -154,7 +164,7 @@ class Streams:
         return entry[0], await asyncio.shield(entry[2])
 
     def _usable(self, seq: int, built_at: float) -> bool:
-        view = self._hub.live.events
+        view = self._view
         if seq == view.seq:
             return time.monotonic() - built_at <= SNAPSHOT_MAX_AGE_S
         return (
@@ -173,10 +183,10 @@ class Streams:
         return done
 
     def _build(self, audience: Audience, seq: int, events: Iterable[Event], now: datetime) -> bytes:
-        projected = (project(self._hub, audience, event, now) for event in events)
+        projected = (self._project(audience, event, now) for event in events)
         features = [item for item in projected if item is not None]
         data = orjson.dumps({"kind": "reset", "type": "FeatureCollection", "features": features})
-        return sse("reset", f"{self._hub.live.events.epoch}-{seq}", data)
+        return sse("reset", f"{self._view.epoch}-{seq}", data)
 
     def change(self, change: Change, audience: Audience) -> bytes:
         """The message of `change` for `audience`, encoded once for every connection."""
@@ -190,12 +200,12 @@ class Streams:
 
     def _encode(self, change: Change, audience: Audience) -> bytes:
         event = change.event
-        projected = None if event is None else project(self._hub, audience, event, datetime.now(UTC))
+        projected = None if event is None else self._project(audience, event, datetime.now(UTC))
         kind = change.kind if projected is not None else "removed"
         data: dict[str, Any] = {"kind": kind, "id": change.event_id}
         if projected is not None:
             data["event"] = projected
-        return sse(kind, f"{self._hub.live.events.epoch}-{change.seq}", orjson.dumps(data))
+        return sse(kind, f"{self._view.epoch}-{change.seq}", orjson.dumps(data))
 
 
 class EventStream(StreamingResponse):
@@ -219,20 +229,19 @@ class EventStream(StreamingResponse):
             self._streams.release(self._principal)
 
 
-def _resume_point(hub: Hub, last_event_id: str | None) -> int | None:
+def _resume_point(view: EventView, last_event_id: str | None) -> int | None:
     """The sequence number to resume after, or None when the client must start from a snapshot."""
     if not last_event_id:
         return None
     epoch, _, seq = last_event_id.partition("-")
-    if epoch != hub.live.events.epoch or not seq.isdigit():
+    if epoch != view.epoch or not seq.isdigit():
         return None
-    if hub.live.events.changes_since(int(seq)) is None:
+    if view.changes_since(int(seq)) is None:
         return None
     return int(seq)
 
 
-async def _messages(hub: Hub, streams: Streams, audience: Audience, seq: int | None) -> AsyncIterator[bytes]:
-    view = hub.live.events
+async def _messages(view: EventView, streams: Streams, audience: Audience, seq: int | None) -> AsyncIterator[bytes]:
     if seq is None:
         seq, reset = await streams.snapshot(audience)
         yield reset
@@ -255,7 +264,7 @@ async def _messages(hub: Hub, streams: Streams, audience: Audience, seq: int | N
 @router.get("/stream", response_class=EventStream, status_code=200, responses=STREAM_RESPONSES)
 async def stream(
     principal: FeedReader,
-    hub: HubDep,
+    events: EventsDep,
     request: Request,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
@@ -270,7 +279,7 @@ async def stream(
         title = "Too Many Requests" if exc.status == 429 else "Service unavailable"
         return problem(exc.status, title, exc.detail, retry_after=RETRY_AFTER_S)
     try:
-        messages = _messages(hub, streams, audience_of(principal), _resume_point(hub, last_event_id))
+        messages = _messages(events, streams, audience_of(principal), _resume_point(events, last_event_id))
         return EventStream(messages, streams, principal)
     except BaseException:
         streams.release(principal)
