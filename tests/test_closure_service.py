@@ -20,9 +20,10 @@ from traffic_hub.closure_checks import differences, warnings
 from traffic_hub.closures import ClosureBook, ClosureService, ReferenceTaken, Written
 from traffic_hub.demo.closures import _post_or_refresh
 from traffic_hub.errors import Conflict, Forbidden, InvalidInput
-from traffic_hub.kafka.publisher import Publisher, Record
+from traffic_hub.kafka.publisher import Publisher
 from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState
 from traffic_hub.model.validity import WEEKDAYS
+from traffic_hub.publishing import Record
 from traffic_hub.topics import Topics
 from traffic_hub.view import EventView
 

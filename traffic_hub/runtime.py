@@ -41,13 +41,13 @@ from traffic_hub.feeds.opendata import OpenDataCsv, OpenDataGeoJson
 from traffic_hub.feeds.waze import CifsJson, CifsXml
 from traffic_hub.feeds.wzdx import WzdxWorkZones
 from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
-from traffic_hub.kafka.publisher import Record
 from traffic_hub.keys import watching
 from traffic_hub.logs import quiet_start
 from traffic_hub.metrics import Metrics, serve_metrics
 from traffic_hub.model import Report
 from traffic_hub.normaliser.placement import NetworkPlacer, Placer
 from traffic_hub.normaliser.service import Normaliser
+from traffic_hub.publishing import Record
 from traffic_hub.settings import Settings
 from traffic_hub.topics import Topics
 from traffic_hub.view import LiveView

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, status
 
+from traffic_hub.api.audit import audited
 from traffic_hub.api.deps import EventsDep, Operator, ReportWriterDep
 from traffic_hub.api.responses import WRITE
-from traffic_hub.audit import audited
 from traffic_hub.errors import InvalidInput, NotFound
 from traffic_hub.model import ActionIn, OperatorAction, Report, ReportKind
 

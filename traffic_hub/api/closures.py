@@ -9,11 +9,11 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from traffic_hub.api.audit import audited
 from traffic_hub.api.deps import ClosureReader, ClosuresDep, FeedsDep, MetricsDep, TimezoneDep, Writer
 from traffic_hub.api.problems import problem
 from traffic_hub.api.resources import ClosureOut, ClosurePage, closure_out
 from traffic_hub.api.responses import WRITE
-from traffic_hub.audit import audited
 from traffic_hub.closures import ClosureService, ReferenceTaken, closure_id, etag
 from traffic_hub.feeds.engine import FeedBook
 from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState, Normalised

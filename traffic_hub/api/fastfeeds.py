@@ -16,8 +16,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from traffic_hub.api.deps import FEED_READERS, authenticate, check_role, state_of
 from traffic_hub.api.feeds import FEED_DOCS, PUBLIC_FEEDS, serve
-from traffic_hub.api.problems import problem
-from traffic_hub.errors import TrafficHubError, Unavailable
+from traffic_hub.api.problems import hub_problem
+from traffic_hub.errors import TrafficHubError
 
 # path → (feed, public): the same feeds as the documented routes
 FEED_PATHS: dict[str, tuple[str, bool]] = {f"/feeds/{feed}": (feed, feed in PUBLIC_FEEDS) for feed in FEED_DOCS}
@@ -53,8 +53,7 @@ class FeedFastPath:
             partner = "public" if public else check_role(authenticate(parts["keys"], _key(request)), FEED_READERS).name
             response = serve(request, parts["feeds"].get(feed))
         except TrafficHubError as exc:
-            extra = {"retry_after": exc.retry_after_s} if isinstance(exc, Unavailable) else {}
-            await problem(exc.status, exc.title, exc.detail, **extra)(scope, receive, send)
+            await hub_problem(exc)(scope, receive, send)
             return
         parts["metrics"].feed_requests.labels(feed, partner, str(response.status_code)).inc()
         await response(scope, receive, send)

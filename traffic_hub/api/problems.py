@@ -11,11 +11,57 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from traffic_hub.errors import InvalidInput, TrafficHubError, Unavailable
+from traffic_hub.errors import (
+    BadInput,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    TrafficHubError,
+    Unauthenticated,
+    Unavailable,
+    WriteRejected,
+)
 
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
+
+# The one place a hub error becomes HTTP: the most specific class of an error wins (its MRO is walked).
+STATUS: dict[type[TrafficHubError], tuple[int, str]] = {
+    InvalidInput: (422, "Invalid input"),
+    PayloadTooLarge: (413, "Payload too large"),
+    BadInput: (422, "Invalid input"),
+    Unauthenticated: (401, "Authentication required"),
+    Forbidden: (403, "Forbidden"),
+    NotFound: (404, "Not found"),
+    PreconditionFailed: (412, "Precondition failed"),
+    Conflict: (409, "Conflict"),
+    Unavailable: (503, "Service unavailable"),
+    WriteRejected: (503, "Service unavailable"),  # the request was fine; the event log would not take it
+    TrafficHubError: (500, "Internal error"),
+}
+
+
+def status_of(exc: TrafficHubError) -> tuple[int, str]:
+    """The HTTP status and title of a hub error."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return STATUS[TrafficHubError]
+
+
+def hub_problem(exc: TrafficHubError) -> JSONResponse:
+    """The problem document of a hub error (also used by the fast paths, outside FastAPI's handlers)."""
+    status, title = status_of(exc)
+    if isinstance(exc, InvalidInput):
+        errors = [{"field": exc.field, "message": exc.reason}]
+        return problem(status, title, exc.detail, field=exc.field, errors=errors)
+    if isinstance(exc, Unavailable | WriteRejected):
+        return problem(status, title, exc.detail, retry_after=exc.retry_after_s)
+    return problem(status, title, exc.detail)
 UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's words when its JSON parser raises
 
 
@@ -61,12 +107,7 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 async def _on_hub_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, TrafficHubError):
         raise exc
-    if isinstance(exc, InvalidInput):
-        errors = [{"field": exc.field, "message": exc.reason}]
-        return problem(422, exc.title, exc.detail, field=exc.field, errors=errors)
-    if isinstance(exc, Unavailable):
-        return problem(503, exc.title, exc.detail, retry_after=exc.retry_after_s)
-    return problem(exc.status, exc.title, exc.detail)
+    return hub_problem(exc)
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:

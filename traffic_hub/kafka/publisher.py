@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
@@ -48,13 +47,13 @@ from aiokafka.structs import RecordMetadata
 
 from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.kafka.probe import BrokerProbe
+from traffic_hub.publishing import RECORD_OVERHEAD_BYTES, Record
 
 log = logging.getLogger(__name__)
 
 # Below Kafka's default `message.max.bytes` (1,048,588): the broker, and every topic the hub creates,
 # takes any record under this size. Key + value + this margin for the record and batch headers.
 MAX_RECORD_BYTES = 1_000_000
-RECORD_OVERHEAD_BYTES = 512
 
 RECORD_ERRORS: tuple[type[KafkaError], ...] = (  # the records are at fault: retrying them cannot succeed
     MessageSizeTooLargeError,
@@ -72,18 +71,6 @@ PRODUCER_ERRORS: tuple[type[KafkaError], ...] = (  # the producer's state is bro
     InvalidProducerIdMapping,
     ProducerClosed,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    topic: str
-    key: bytes
-    value: bytes | None  # None is a tombstone
-
-    @property
-    def size(self) -> int:
-        """What the record weighs against the broker's record limit (key, value, headers margin)."""
-        return len(self.key) + len(self.value or b"") + RECORD_OVERHEAD_BYTES
 
 
 class Publisher:
@@ -142,7 +129,7 @@ class Publisher:
 
     def _classified(
         self, producer: AIOKafkaProducer, failures: list[tuple[int, BaseException]], records: Sequence[Record]
-    ) -> Unavailable:
+    ) -> Unavailable | WriteRejected:
         """The one error to raise for a write's failures (see the module docstring); restarts when needed."""
         for _, exc in failures:
             if not isinstance(exc, KafkaError):

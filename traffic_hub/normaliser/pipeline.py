@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from traffic_hub.deadletter import dead_letter
-from traffic_hub.kafka.publisher import Record
 from traffic_hub.model import ClosureState, Event, IncidentReport, Lifecycle, OperatorAction, Report, ReportKind
 from traffic_hub.normaliser.actions import apply_action
 from traffic_hub.normaliser.closures import closure_event
@@ -29,6 +27,7 @@ from traffic_hub.normaliser.incidents import (
     with_source,
 )
 from traffic_hub.normaliser.placement import Placement, Placer
+from traffic_hub.publishing import Record, dead_letter
 from traffic_hub.topics import Topics
 from traffic_hub.view import encode
 

@@ -18,13 +18,13 @@ from typing import TypeAlias
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from traffic_hub.deadletter import dead_letter
 from traffic_hub.errors import Unavailable, WriteRejected
-from traffic_hub.kafka.publisher import Publisher, Record
+from traffic_hub.kafka.publisher import Publisher
 from traffic_hub.model import Event, Lifecycle
 from traffic_hub.normaliser.conflation import EventIndex
 from traffic_hub.normaliser.pipeline import Pipeline
 from traffic_hub.normaliser.placement import Placer
+from traffic_hub.publishing import Record, dead_letter
 from traffic_hub.topics import Topics
 from traffic_hub.view import Change, LiveView, Stored, micros
 
