@@ -235,7 +235,7 @@ def check_merged(events: dict[str, Event]) -> None:
             assert {(s.source, s.source_id) for s in event.sources} <= listed
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.permutations([key for key, sequence in enumerate(POLLS) for _ in sequence]), st.lists(st.integers(0, 40)))
 def test_the_events_are_the_same_in_any_order_of_arrival(order: list[int], cuts: list[int]) -> None:
     events = final_events(pipeline(), batched(interleave(POLLS, order), cuts))

@@ -87,6 +87,7 @@ class _Entry:
     type: EventType
     points: bytes  # lonlat_pairs(geometry), as float64 lon, lat, lon, lat...
     sources: tuple[str, ...]  # its `_source_key`s
+    absorbable: bool  # an incident event a closure may take in (not a closure, not merged into another)
 
     def lonlat(self) -> list[tuple[float, float]]:
         values = array("d")
@@ -143,7 +144,8 @@ class EventIndex:
         # an event merged into another no longer speaks for its sources: their next reports go to the other
         sources = () if event.merged_into else tuple(_source_key(s.source, s.source_id) for s in event.sources)
         points = lonlat_pairs(event.geometry)
-        self._entries[stored.id] = _Entry(stored, event.type, _packed(points), sources)
+        absorbable = event.closure is None and event.merged_into is None
+        self._entries[stored.id] = _Entry(stored, event.type, _packed(points), sources, absorbable)
         for key in sources:
             self._by_source[key] = stored.id
         for cell in _cells(points):
@@ -154,7 +156,7 @@ class EventIndex:
         entry = self._entries.get(stored.id)
         if entry is None or entry.stored.raw != stored.raw:
             return False
-        self._entries[stored.id] = _Entry(stored, entry.type, entry.points, entry.sources)
+        self._entries[stored.id] = _Entry(stored, entry.type, entry.points, entry.sources, entry.absorbable)
         return True
 
     def _forget(self, event_id: str) -> None:
@@ -217,12 +219,11 @@ class EventIndex:
         ranked: list[tuple[float, str]] = []
         for event_id in self._near(points):
             entry = self._entries[event_id]
-            if event_id != closure.id and period.may_match(entry.stored) and compatible(entry.type, closure.type):
+            if entry.absorbable and period.may_match(entry.stored) and compatible(entry.type, closure.type):
                 distance = metres.to(entry.lonlat())
                 if distance <= NEAR_M + 1.0:
                     ranked.append((distance, event_id))
-        events = [self._entries[event_id].stored.decode() for _, event_id in sorted(ranked)]
-        return [event for event in events if event.closure is None and event.merged_into is None]
+        return [self._entries[event_id].stored.decode() for _, event_id in sorted(ranked)]
 
 
 @dataclass(frozen=True, slots=True)
