@@ -236,8 +236,7 @@ class _Period:
 
     @classmethod
     def of(cls, validity: Validity, now: datetime) -> _Period:
-        ends = validity.ends_at
-        return cls(micros(now), micros(validity.starts_at), None if ends is None else micros(ends))
+        return cls(micros(now), *_span(validity))
 
     def may_match(self, event: Stored) -> bool:
         """False when `_same_incident` says None: the event is not current, or does not overlap (`_overlap`)."""
@@ -281,8 +280,14 @@ def _same_incident(
 
 def _overlap(a: Validity, b: Validity) -> bool:
     """The two periods share an instant (compared as instants, see the module's docstring)."""
-    first, second = _Period.of(a, a.starts_at), _Period.of(b, b.starts_at)
-    return (first.ends is None or second.starts < first.ends) and (second.ends is None or first.starts < second.ends)
+    (a_start, a_end), (b_start, b_end) = _span(a), _span(b)
+    return (a_end is None or b_start < a_end) and (b_end is None or a_start < b_end)
+
+
+def _span(validity: Validity) -> tuple[int, int | None]:
+    """The period as `micros`: start, and end (None: open-ended)."""
+    ends = validity.ends_at
+    return micros(validity.starts_at), None if ends is None else micros(ends)
 
 
 def _same_road(event: Event, report: IncidentReport, placement: Normalised) -> str | None:
