@@ -297,6 +297,21 @@ def test_the_next_poll_of_a_taken_in_report_goes_to_the_closure_also_after_a_res
     assert after[closure_report[0]].version > events[closure_report[0]].version
 
 
+class _Broken(EventIndex):
+    def absorbable(self, closure: Event, now: datetime) -> list[Event]:
+        raise ZeroDivisionError("a bug")
+
+
+def test_a_bug_in_taking_reports_in_does_not_cost_the_closure_its_event() -> None:
+    now = datetime.now(UTC)
+    closure_report, waze_report = _gambetta(now)
+    broken = Pipeline(Topics("t"), PLACER, index=_Broken(), clock=lambda: now)
+    events = final_events(broken, [[waze_report], [closure_report]])
+    assert len(events) == 2
+    assert events[closure_report[0]].closure is not None
+    assert all(e.merged_into is None and e.lifecycle is Lifecycle.OPEN for e in events.values())
+
+
 def test_a_closure_s_event_version_never_goes_back() -> None:
     """Reports folded into a closure count as versions: the team's next version must not undo them."""
     now = datetime.now(UTC)

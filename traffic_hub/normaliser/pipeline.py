@@ -55,7 +55,7 @@ class Pipeline:
     ) -> None:
         self._topics = topics
         self._placer = placer
-        self.index = index or EventIndex()
+        self.index = index if index is not None else EventIndex()  # an empty index is falsy (len 0)
         self._clock = clock
 
     def process(self, key: str, raw: bytes) -> list[Record]:
@@ -168,13 +168,17 @@ class Pipeline:
         event of its own, which the closure takes in here by the same test, so that the events are
         the same whatever the order of arrival (a driver's report of the works, or Waze's echo of
         our closure, often comes first)."""
-        now = self._clock()
+        now, alone = self._clock(), closure
         merged: list[Event] = []
-        for candidate in self.index.absorbable(closure, now):
-            moved = self._sources_about(closure, candidate, now)
-            if moved:
-                closure = closure.model_copy(update={"sources": [*closure.sources, *moved]})
-                merged.append(merged_event(candidate, closure.id, now))
+        try:
+            for candidate in self.index.absorbable(closure, now):
+                moved = self._sources_about(closure, candidate, now)
+                if moved:
+                    closure = closure.model_copy(update={"sources": [*closure.sources, *moved]})
+                    merged.append(merged_event(candidate, closure.id, now))
+        except Exception:  # a bug in taking reports in must not cost the team's closure its publication
+            log.exception("closure %s: taking in the events it is about failed; published alone", closure.id)
+            return [alone]
         return [closure, *merged]
 
     def _sources_about(self, closure: Event, candidate: Event, now: datetime) -> list[SourceReport]:
