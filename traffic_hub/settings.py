@@ -5,11 +5,16 @@ Built in `cli.main()` and handed down; nothing reads the environment anywhere el
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _host_name() -> str:
+    return socket.gethostname() or "hub"
 
 
 class KafkaSettings(BaseModel):
@@ -56,5 +61,7 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
     # ended and cancelled events stay readable this long, then are removed from the events topic
     retention_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
-    # which hub instance this is, for consumer-group member ids and logs
-    instance: str = "hub"
+    # which hub instance this is: client ids, logs, and the normaliser's static group member name (a
+    # process restarted under the same name takes its partitions back at once). Stable and unique per
+    # process; the default, the host name, is both for one process per host or container.
+    instance: Annotated[str, Field(min_length=1, max_length=200)] = Field(default_factory=_host_name)
