@@ -4,6 +4,13 @@ A write is acknowledged to a client only after the broker acknowledged it. When 
 answer, `send` raises `Unavailable` within the write timeout instead of hanging (aiokafka waits
 forever with idempotence on, aio-libs/aiokafka#1101). A send that timed out may still land later:
 that is why every write is keyed by a deterministic id, so a client's retry is harmless.
+
+The write timeout (1.5 s) is not a deadline for a busy broker, only for a silent one. A write not
+acknowledged by then goes on waiting as long as the broker keeps answering the probe's round trips
+sent during the write (`BrokerProbe.confirm`), up to `BUSY_LIMIT_S`; it is refused with a 503 as soon
+as a round trip goes unanswered. So a healthy broker under load is never refused (a fixed 1.5 s
+deadline refused the slowest writes of a burst), and a broker that is down still gets a 503 within
+the write timeout: the last check starts at most one probe round trip before it.
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -23,6 +32,12 @@ from traffic_hub.errors import Unavailable
 from traffic_hub.kafka.probe import BrokerProbe
 
 log = logging.getLogger(__name__)
+
+# A write the broker keeps answering for is still refused after this long: no request waits for ever.
+# (The producer's own request timeout is 10 s; past that it retries, and the write is not waited for.)
+BUSY_LIMIT_S = 10.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +72,18 @@ class Publisher:
         producer = self._producer
         if producer is None or not self._probe.up:
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly", retry_after_s=2)
+        started = time.monotonic()
+        write = asyncio.ensure_future(_write(producer, records))
         try:
-            async with asyncio.timeout(self._timeout):
-                futures = [await producer.send(r.topic, value=r.value, key=r.key) for r in records]
-                return list(await asyncio.gather(*futures))
-        except TimeoutError as exc:
-            raise Unavailable("the event log (Kafka) did not acknowledge in time; retry", retry_after_s=2) from exc
+            return await acknowledged(write, started, self._timeout, self._probe)
         except KafkaError as exc:
             log.error("producer error: %r", exc)
             if not getattr(exc, "retriable", False):
                 self._broken.set()
             raise Unavailable(f"the event log (Kafka) refused the write: {type(exc).__name__}", 2) from exc
+        finally:
+            if not write.done():
+                write.cancel()  # what was sent may still land: keyed by deterministic ids, a retry is harmless
 
     async def _start_producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
@@ -120,6 +136,36 @@ class Publisher:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
+
+
+async def acknowledged(write: asyncio.Future[T], started: float, timeout_s: float, probe: BrokerProbe) -> T:
+    """The write's outcome; waits past `timeout_s` only while the broker answers the probe.
+
+    The first check comes one probe round trip before the write timeout, so that a write sent to
+    a broker already down is refused within the timeout; then one check per round trip, each
+    wanting an answer to a round trip sent since the previous one (a write in flight when the
+    broker goes silent is refused at most a round trip or two after: about 2 s with the defaults).
+    Raises Unavailable; the caller cancels `write`.
+    """
+    step = probe.timeout_s
+    check_at = started + max(timeout_s - step, timeout_s / 2)
+    while True:
+        await asyncio.wait({write}, timeout=max(0.0, check_at - time.monotonic()))
+        if write.done():
+            return write.result()
+        now = time.monotonic()
+        answering = now - started < BUSY_LIMIT_S and await probe.confirm(since=max(started, now - step))
+        if write.done():
+            return write.result()
+        if not answering:
+            raise Unavailable("the event log (Kafka) did not acknowledge in time; retry", retry_after_s=2)
+        check_at = time.monotonic() + step
+
+
+async def _write(producer: AIOKafkaProducer, records: Sequence[Record]) -> list[RecordMetadata]:
+    """Hand every record to the producer (waiting for buffer room if need be), then wait for the acks."""
+    futures = [await producer.send(r.topic, value=r.value, key=r.key) for r in records]
+    return list(await asyncio.gather(*futures))
 
 
 async def _stop_quietly(producer: AIOKafkaProducer) -> None:
