@@ -64,11 +64,12 @@ class Publisher:
         return self._producer is not None and self._probe.up
 
     async def send(self, record: Record) -> RecordMetadata:
-        """Write one record durably or raise Unavailable (within the write timeout)."""
+        """Write one record durably or raise Unavailable (see `send_many`)."""
         return (await self.send_many([record]))[0]
 
     async def send_many(self, records: Sequence[Record]) -> list[RecordMetadata]:
-        """Write records durably, in order per partition, or raise Unavailable."""
+        """Write records durably, in order per partition, or raise Unavailable: at once when the probe says the
+        broker is down, within the write timeout when it stops answering, after `BUSY_LIMIT_S` at most."""
         producer = self._producer
         if producer is None or not self._probe.up:
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly", retry_after_s=2)
