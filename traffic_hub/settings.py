@@ -9,6 +9,7 @@ tests and the benchmarks with it instead of leaving them on another broker that 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
@@ -35,6 +36,10 @@ def bootstrap_servers(environ: Mapping[str, str] | None = None) -> str:
     """Kafka for tools outside `Settings` (tests, benchmarks): the explicit setting, else the local broker."""
     env = os.environ if environ is None else environ
     return env.get("TRAFFIC_HUB_KAFKA__BOOTSTRAP_SERVERS") or local_bootstrap(env)
+
+
+def _host_name() -> str:
+    return socket.gethostname() or "hub"
 
 
 class KafkaSettings(BaseModel):
@@ -113,8 +118,10 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     # ended and cancelled events stay readable this long, then are removed from the events topic
     retention_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
-    # which hub instance this is, for consumer-group member ids and logs
-    instance: str = "hub"
+    # which hub instance this is: client ids, logs, and the normaliser's static group member name (a
+    # process restarted under the same name takes its partitions back at once). Stable and unique per
+    # process; the default, the host name, is both for one process per host or container.
+    instance: Annotated[str, Field(min_length=1, max_length=200)] = Field(default_factory=_host_name)
     # local state of `make run` (the demo principals and their keys, stable across restarts)
     run_dir: Path = Path(".run")
 
