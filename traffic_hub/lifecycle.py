@@ -29,6 +29,9 @@ class Service:
     async def before_start(self) -> None:
         """Runs once at `start()`, before the tasks (e.g. a first check so state is known at once)."""
 
+    async def after_stop(self) -> None:
+        """Runs at `stop()`, after the tasks ended (e.g. cancel work a task started on demand)."""
+
     @property
     def running(self) -> bool:
         """Every task started and none has ended."""
@@ -48,6 +51,7 @@ class Service:
         for task in reversed(tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.after_stop()
 
     async def __aenter__(self) -> Self:
         return await self.start()

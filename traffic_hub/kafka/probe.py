@@ -18,8 +18,10 @@ import enum
 import logging
 import struct
 import time
-from collections.abc import AsyncIterator
-from types import TracebackType
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+from traffic_hub.lifecycle import Service
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +73,13 @@ def parse_bootstrap(servers: str) -> list[tuple[str, int]]:
     return out
 
 
-class BrokerProbe:
+class BrokerProbe(Service):
     """Background check of the bootstrap servers; `up` is True while one of them answers."""
 
     def __init__(self, bootstrap_servers: str, interval_s: float = 0.5) -> None:
+        super().__init__()
         self._servers = parse_bootstrap(bootstrap_servers)
         self._interval = interval_s
-        self._task: asyncio.Task[None] | None = None
         self._checking: asyncio.Task[Answer] | None = None
         self._up = asyncio.Event()
         self._timeouts = 0
@@ -143,21 +145,19 @@ class BrokerProbe:
     async def wait_up(self) -> None:
         await self._up.wait()
 
-    async def __aenter__(self) -> BrokerProbe:
+    def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
+        return {"kafka-probe": self._loop()}
+
+    async def before_start(self) -> None:
         self.up = await self.check()  # at start-up, no second chance: a timeout is "down" until proven up
         if self.up:
             self._up.set()
-        self._task = asyncio.create_task(self._loop(), name="kafka-probe")
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        for task in (self._task, self._checking):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    async def after_stop(self) -> None:
+        if self._checking is not None:
+            self._checking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checking
 
 
 @contextlib.asynccontextmanager

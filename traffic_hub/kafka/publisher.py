@@ -30,12 +30,10 @@ the write timeout: the last check starts at most one probe round trip before it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Sequence
-from types import TracebackType
-from typing import TypeVar
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -56,6 +54,7 @@ from aiokafka.structs import RecordMetadata
 
 from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.kafka.probe import BrokerProbe
+from traffic_hub.lifecycle import Service
 from traffic_hub.publishing import RECORD_OVERHEAD_BYTES, Record
 
 log = logging.getLogger(__name__)
@@ -87,16 +86,16 @@ PRODUCER_ERRORS: tuple[type[KafkaError], ...] = (  # the producer's state is bro
 )
 
 
-class Publisher:
+class Publisher(Service):
     """One producer per process, started when the broker answers and restarted after fatal errors."""
 
     def __init__(self, bootstrap_servers: str, probe: BrokerProbe, timeout_s: float, client_id: str) -> None:
+        super().__init__()
         self._bootstrap = bootstrap_servers
         self._probe = probe
         self._timeout = timeout_s
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
-        self._supervisor: asyncio.Task[None] | None = None
         self._broken = asyncio.Event()
         self.max_record_bytes = MAX_RECORD_BYTES  # lowered if the broker refuses a smaller record
 
@@ -216,17 +215,8 @@ class Publisher:
             self._producer = None  # no further write goes to it: they get a fast Unavailable meanwhile
             self._broken.set()
 
-    async def __aenter__(self) -> Publisher:
-        self._supervisor = asyncio.create_task(self._supervise(), name="kafka-publisher")
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+    def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
+        return {"kafka-publisher": self._supervise()}
 
 
 class _SendFailed(Exception):

@@ -18,16 +18,16 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.kafka.publisher import Publisher
+from traffic_hub.lifecycle import Service
 from traffic_hub.model import Event, Lifecycle
 from traffic_hub.normaliser.conflation import EventIndex
 from traffic_hub.normaliser.pipeline import Pipeline
@@ -80,7 +80,7 @@ class _Fencing:
             raise SharedInstanceName(member)
 
 
-class Normaliser:
+class Normaliser(Service):
     def __init__(
         self,
         bootstrap_servers: str,
@@ -93,9 +93,9 @@ class Normaliser:
         retention: timedelta = timedelta(days=7),
         sweep_every_s: float = 300.0,
     ) -> None:
+        super().__init__()
         self._retention = retention
         self._sweep_every_s = sweep_every_s
-        self._sweeper: asyncio.Task[None] | None = None
         self._gate = gate
         self._live = live
         self._view = live.events if live else None
@@ -108,7 +108,6 @@ class Normaliser:
         # the static member name: the client id is derived from the instance name (settings.instance,
         # `TRAFFIC_HUB_INSTANCE`), stable across restarts and unique per process by contract
         self._instance_id: str | None = client_id
-        self._task: asyncio.Task[None] | None = None
         self.processed = 0
         self.dead_lettered = 0
 
@@ -248,22 +247,8 @@ class Normaliser:
                     await self._publisher.send_many(tombstones)
                     log.info("removed %d events finished before the retention window", len(tombstones))
 
-    async def __aenter__(self) -> Normaliser:
-        self._task = asyncio.create_task(self.run(), name="normaliser")
-        self._sweeper = asyncio.create_task(self._sweep(), name="normaliser-sweep")
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
+        return {"normaliser": self.run(), "normaliser-sweep": self._sweep()}
 
 
 def _member_id(consumer: AIOKafkaConsumer) -> str | None:
