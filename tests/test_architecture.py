@@ -58,6 +58,23 @@ RULES = (
         ("connectors", "traffic_hub.kafka", "traffic_hub.api", "traffic_hub.runtime", "traffic_hub.cli"),
         why="renderers are pure: events in, bytes out",
     ),
+    Rule(
+        "traffic_hub.normaliser",
+        ("traffic_hub.api", "traffic_hub.feeds", "connectors", "traffic_hub.runtime", "traffic_hub.cli"),
+        why="reports in, events out: it knows neither the sources' formats nor the partners'",
+    ),
+    Rule(
+        "traffic_hub.kafka",
+        (
+            "traffic_hub.api",
+            "traffic_hub.feeds",
+            "traffic_hub.normaliser",
+            "connectors",
+            "traffic_hub.runtime",
+            "traffic_hub.cli",
+        ),
+        why="transport only: the roles use it, it uses none of them",
+    ),
     Rule("traffic_hub.api", ("traffic_hub.runtime", "connectors"), why="routes get narrow dependencies, not the hub"),
     Rule(
         "connectors",
