@@ -15,12 +15,13 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from traffic_hub.api.deps import FEED_READERS, authenticate, check_role, state_of
-from traffic_hub.api.feeds import FEED_DOCS, PUBLIC_FEEDS, serve
+from traffic_hub.api.feeds import serve
 from traffic_hub.api.problems import hub_problem
 from traffic_hub.errors import TrafficHubError
+from traffic_hub.feeds.registry import FEEDS
 
 # path → (feed, public): the same feeds as the documented routes
-FEED_PATHS: dict[str, tuple[str, bool]] = {f"/feeds/{feed}": (feed, feed in PUBLIC_FEEDS) for feed in FEED_DOCS}
+FEED_PATHS: dict[str, tuple[str, bool]] = {feed.url_path: (feed.path, feed.public) for feed in FEEDS}
 
 
 def feed_key(authorization: str, query_string: bytes) -> str | None:

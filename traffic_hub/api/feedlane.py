@@ -15,10 +15,10 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
+from traffic_hub.api.conditional import not_modified, validator_headers, wants_gzip
 from traffic_hub.api.deps import FEED_READERS, authenticate, check_role
 from traffic_hub.api.fastfeeds import FEED_PATHS, feed_key
 from traffic_hub.api.feedpoll import Poll, read_poll
-from traffic_hub.api.feeds import gzip_etag
 from traffic_hub.api.secheaders import header_lines, security_headers
 from traffic_hub.auth import KeyStore
 from traffic_hub.errors import TrafficHubError
@@ -45,42 +45,33 @@ class _Head:
 
     version: FeedVersion
     key: tuple[str, datetime, int]
-    etag: bytes
-    gzip_etag: bytes
     last_modified: bytes
     plain: bytes
     gzipped: bytes
 
     @classmethod
     def of(cls, version: FeedVersion, trailer: bytes = b"") -> _Head:
-        etag = version.etag.encode("latin-1")
-        gzipped_etag = gzip_etag(version.etag).encode("latin-1")
+        plain, gzipped = (
+            _lines(validator_headers(version.etag, version.last_modified, version.items, gzip=g)) + trailer
+            for g in (False, True)
+        )
+        key = (version.etag, version.last_modified, version.items)
         last_modified = format_datetime(version.last_modified, usegmt=True).encode("latin-1")
-        rest = (
-            b"last-modified: " + last_modified + b"\r\n"
-            b"cache-control: private, no-cache\r\n"
-            b"vary: Accept-Encoding, Authorization\r\n"
-            b"x-feed-items: " + str(version.items).encode("ascii") + b"\r\n" + trailer
-        )
-        return cls(
-            version=version,
-            key=(version.etag, version.last_modified, version.items),
-            etag=etag,
-            gzip_etag=gzipped_etag,
-            last_modified=last_modified,
-            plain=b"etag: " + etag + b"\r\n" + rest,
-            gzipped=b"etag: " + gzipped_etag + b"\r\n" + rest,
-        )
+        return cls(version=version, key=key, last_modified=last_modified, plain=plain, gzipped=gzipped)
 
     def not_modified(self, poll: Poll) -> bool:
-        """`feeds._not_modified`, answering True only where it does (anything unsure is False)."""
-        if poll.if_none_match is not None:
-            tags = poll.if_none_match
-            if tags in (self.etag, self.gzip_etag):
-                return True
-            listed = {tag.strip().removeprefix(b"W/") for tag in tags.split(b",")}
-            return b"*" in listed or self.etag in listed or self.gzip_etag in listed
-        return poll.if_modified_since == self.last_modified  # other dates: the normal path compares
+        """`conditional.not_modified`, the rule of every feed path; a date other than the version's own
+        goes to the normal path (it words the dates it cannot read)."""
+        if poll.if_none_match is None and poll.if_modified_since != self.last_modified:
+            return False
+        if_none_match = poll.if_none_match.decode("latin-1") if poll.if_none_match is not None else None
+        since = poll.if_modified_since.decode("latin-1") if poll.if_modified_since is not None else None
+        return not_modified(self.version.etag, self.version.last_modified, if_none_match, since)
+
+
+def _lines(headers: dict[str, str]) -> bytes:
+    """Header lines as uvicorn writes them (lower-case names)."""
+    return b"".join(f"{name.lower()}: {value}\r\n".encode("latin-1") for name, value in headers.items())
 
 
 class _Answer:
@@ -170,7 +161,7 @@ class FeedLane:
         head = self._head(poll.feed, version)
         if not head.not_modified(poll):
             return None
-        lines = head.gzipped if b"gzip" in poll.accept_encoding.lower() else head.plain
+        lines = head.gzipped if wants_gzip(poll.accept_encoding.decode("latin-1")) else head.plain
         counter = self._metrics.feed_requests.labels(poll.feed, partner, "304")
         return _Answer(poll.feed, head, lines, counter, poll.close)
 

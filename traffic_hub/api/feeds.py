@@ -17,15 +17,13 @@ from traffic_hub.api.deps import FeedReader, FeedsDep, MetricsDep
 from traffic_hub.api.responses import AUTH
 from traffic_hub.errors import Unavailable
 from traffic_hub.feeds.engine import Rendered
-from traffic_hub.feeds.registry import FEEDS, PREFIX, Feed, public_paths
+from traffic_hub.feeds.registry import FEEDS, PREFIX, Feed
 
-__all__ = ["FEED_DOCS", "PUBLIC_FEEDS", "FeedResponse", "gzip_etag", "router", "serve"]
+__all__ = ["FeedResponse", "gzip_etag", "router", "serve"]
 
 router = APIRouter(prefix=PREFIX, tags=["feeds"])
 
 # Derived from the registry, for `api.fastfeeds` until it reads `traffic_hub.feeds.registry` itself.
-FEED_DOCS: dict[str, str] = {feed.path: feed.docs for feed in FEEDS}
-PUBLIC_FEEDS = public_paths()
 
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "not modified since the ETag / date given"}}
 BUILDING: dict[int | str, dict[str, Any]] = {503: {"description": "the feed is being built; retry shortly"}}
