@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -14,8 +17,10 @@ from traffic_hub.api.deps import ClosureReader, ClosuresDep, FeedsDep, MetricsDe
 from traffic_hub.api.problems import problem
 from traffic_hub.api.resources import ClosureOut, ClosurePage, closure_out
 from traffic_hub.api.responses import WRITE
-from traffic_hub.closures import ClosureService, ReferenceTaken, closure_id, etag
+from traffic_hub.auth import Principal
+from traffic_hub.closures import ClosureService, ReferenceTaken, Written, closure_id, etag
 from traffic_hub.feeds.engine import FeedBook
+from traffic_hub.metrics import Metrics
 from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState, Normalised
 from traffic_hub.model.closure import ClosureWarning
 from traffic_hub.model.geometry import LineString
@@ -190,44 +195,52 @@ def _reference(closures: ClosureService, cid: str) -> str | None:
     return state.reference if state is not None else None
 
 
+@dataclass(frozen=True)
+class _Rewrite:
+    """What PUT and PATCH share: audited and counted alike, answered with the new version and its warnings."""
+
+    closures: ClosureService
+    feeds: FeedBook
+    tz: ZoneInfo
+    metrics: Metrics
+
+    async def __call__(
+        self, action: str, closure_id: str, principal: Principal, response: Response, write: Awaitable[Written]
+    ) -> ClosureOut:
+        reference = _reference(self.closures, closure_id)
+        with audited(principal, action, closure_id=closure_id, reference=reference) as entry:
+            written = await write
+            entry["version"] = written.state.version
+        self.metrics.closure_writes.labels(action).inc()
+        warnings = self.closures.warnings(written.state, self.tz)
+        return _send(response, self.closures, self.feeds, written.state, warnings)
+
+
+def _rewriting(closures: ClosuresDep, feeds: FeedsDep, tz: TimezoneDep, metrics: MetricsDep) -> _Rewrite:
+    return _Rewrite(closures, feeds, tz, metrics)
+
+
+Rewrite = Annotated[_Rewrite, Depends(_rewriting)]
+
+
 @router.put("/{closure_id}", responses=PROBLEMS)
 async def replace_closure(
-    closure_id: str,
-    body: ClosureIn,
-    principal: Writer,
-    closures: ClosuresDep,
-    feeds: FeedsDep,
-    tz: TimezoneDep,
-    metrics: MetricsDep,
-    response: Response,
+    closure_id: str, body: ClosureIn, principal: Writer, rewrite: Rewrite, response: Response,
     if_match: IfMatch = None,
 ) -> ClosureOut:
     """Replace the whole closure (its next version). `ends_at` in the past: 422. Answers with `warnings`."""
-    with audited(principal, "replace", closure_id=closure_id, reference=_reference(closures, closure_id)) as entry:
-        written = await closures.replace(principal, closure_id, body, if_match)
-        entry["version"] = written.state.version
-    metrics.closure_writes.labels("replace").inc()
-    return _send(response, closures, feeds, written.state, closures.warnings(written.state, tz))
+    write = rewrite.closures.replace(principal, closure_id, body, if_match)
+    return await rewrite("replace", closure_id, principal, response, write)
 
 
 @router.patch("/{closure_id}", responses=PROBLEMS)
 async def patch_closure(
-    closure_id: str,
-    body: ClosurePatch,
-    principal: Writer,
-    closures: ClosuresDep,
-    feeds: FeedsDep,
-    tz: TimezoneDep,
-    metrics: MetricsDep,
-    response: Response,
+    closure_id: str, body: ClosurePatch, principal: Writer, rewrite: Rewrite, response: Response,
     if_match: IfMatch = None,
 ) -> ClosureOut:
     """Change some fields (the closure's next version). `ends_at` in the past: 422. Answers with `warnings`."""
-    with audited(principal, "patch", closure_id=closure_id, reference=_reference(closures, closure_id)) as entry:
-        written = await closures.patch(principal, closure_id, body, if_match)
-        entry["version"] = written.state.version
-    metrics.closure_writes.labels("patch").inc()
-    return _send(response, closures, feeds, written.state, closures.warnings(written.state, tz))
+    write = rewrite.closures.patch(principal, closure_id, body, if_match)
+    return await rewrite("patch", closure_id, principal, response, write)
 
 
 @router.delete("/{closure_id}", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
