@@ -162,7 +162,8 @@ def test_a_renamed_fast_path_hook_keeps_the_limits_and_polls_take_the_normal_pat
     assert not issubclass(protocol, FeedProtocol)
     [line] = warnings_of(caplog)
     assert f"uvicorn {uvicorn.__version__} lacks pipeline" in line
-    assert "feed fast path off" in line and "limits kept" in line
+    assert "feed fast path off" in line
+    assert "limits kept" in line
     with serving(protocol, new_lane()) as port:
         polls_on_the_normal_path(port)
         conn = Conn(port)  # the limits still hold: an oversized head gets the hub's 431
@@ -179,10 +180,12 @@ def test_a_removed_limits_hook_falls_back_to_uvicorns_own_protocol_and_limits(
     monkeypatch.delattr(HttpToolsProtocol, "send_400_response")
     with caplog.at_level(logging.WARNING, logger=FASTPROTO):
         protocol = feed_protocol(LIMITS)
-    assert issubclass(protocol, StockProtocol) and issubclass(protocol, H11Protocol)
+    assert issubclass(protocol, StockProtocol)
+    assert issubclass(protocol, H11Protocol)
     [line] = warnings_of(caplog)
     assert f"uvicorn {uvicorn.__version__} lacks send_400_response" in line
-    assert "limit_concurrency=4" in line and "h11_max_incomplete_event_size=4096" in line
+    assert "limit_concurrency=4" in line
+    assert "h11_max_incomplete_event_size=4096" in line
     with serving(protocol, new_lane()) as port:
         polls_on_the_normal_path(port)
         conns = [Conn(port) for _ in range(LIMITS.max_connections + 1)]
