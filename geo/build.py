@@ -21,7 +21,7 @@ import argparse
 import itertools
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +59,9 @@ ONEWAY_BY_DEFAULT = frozenset({"motorway", "motorway_link"})
 
 CommuneLookup = Callable[[np.ndarray], list[str | None]]
 """(N, 2) lon/lat → INSEE code of the commune of each point (None outside)."""
+
+WayFilter = Callable[[np.ndarray, np.ndarray], bool]
+"""lon, lat of a drivable way's nodes → keep the way (whole) in the network; e.g. a clip to MEL."""
 
 
 @dataclass(frozen=True)
@@ -188,19 +191,26 @@ def split_way(nodes: list[tuple[int, float, float]], junctions: np.ndarray) -> l
     return [p for p in pieces if len({(n[1], n[2]) for n in p}) >= 2]
 
 
-def collect_edges(src: Path, junctions: np.ndarray, *, progress: bool) -> tuple[_Columns, int]:
-    """Pass 2: split every drivable way and collect its directed edges."""
+def collect_edges(
+    src: Path, junctions: np.ndarray, *, progress: bool, keep_way: WayFilter | None = None
+) -> tuple[_Columns, int]:
+    """Pass 2: split every drivable way (that ``keep_way`` keeps) and collect its directed edges."""
     cols = _Columns()
     ways = 0
     for way in tqdm(_ways(src, locations=True), desc="pass 2/2 ways", unit=" ways", disable=not progress):
         nodes = [(n.ref, n.lon, n.lat) for n in way.nodes if n.location.valid()]
-        if len(nodes) < 2:
+        if len(nodes) < 2 or (keep_way is not None and not _kept(keep_way, nodes)):
             continue
         ways += 1
         oneway = oneway_of(way.tags)
         for piece in split_way(nodes, junctions):
             cols.add(way, piece, oneway)
     return cols, ways
+
+
+def _kept(keep_way: WayFilter, nodes: list[tuple[int, float, float]]) -> bool:
+    coords = np.array(nodes, dtype=np.float64)
+    return keep_way(coords[:, 1], coords[:, 2])
 
 
 def _list_column(values: np.ndarray, offsets: np.ndarray) -> pa.ListArray:
@@ -246,13 +256,26 @@ def _default_communes() -> CommuneLookup:
     return Communes.load().locate_many
 
 
-def build_network(src: Path, out: Path, *, progress: bool, communes: CommuneLookup | None = None) -> BuildStats:
-    """Build ``out`` (Arrow IPC) from the OSM extract ``src``; communes default to MEL's."""
+def build_network(
+    src: Path,
+    out: Path,
+    *,
+    progress: bool,
+    communes: CommuneLookup | None = None,
+    keep_way: WayFilter | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> BuildStats:
+    """Build ``out`` (Arrow IPC) from the OSM extract ``src``; communes default to MEL's.
+
+    ``keep_way`` drops drivable ways it refuses (junctions are still found over the whole extract,
+    so a kept way is split where it meets a dropped one); ``metadata`` is added to the file's schema
+    metadata (e.g. where the extract was downloaded from and its checksum)."""
     start = time.perf_counter()
     junctions = find_junctions(src, progress=progress)
-    cols, ways = collect_edges(src, junctions, progress=progress)
+    cols, ways = collect_edges(src, junctions, progress=progress, keep_way=keep_way)
     table = to_table(cols, communes if communes is not None else _default_communes())
     meta = {
+        **{key.encode(): value.encode() for key, value in (metadata or {}).items()},
         b"format": FORMAT.encode(),
         b"source": src.name.encode(),
         b"licence": b"ODbL 1.0, (c) OpenStreetMap contributors",
