@@ -269,7 +269,7 @@ class Downloader:
                 desc="download", disable=not self._progress,
             ) as bar,
         ):
-            for chunk in response.iter_bytes(_CHUNK):
+            for chunk in response.iter_bytes():  # as received: a cut keeps all that came
                 out.write(chunk)
                 bar.update(len(chunk))
         if total is not None and part.stat().st_size < total:
@@ -462,4 +462,4 @@ def _unreachable(url: str, exc: BaseException) -> str:
 
 
 def _mib(size: int) -> str:
-    return f"{size / 1048576:.1f} MiB"
+    return f"{size / 1048576:.1f} MiB" if size >= 1048576 else f"{size:,} bytes"
