@@ -104,20 +104,35 @@ def oneway_of(tags: osmium.osm.TagList) -> int:
     return 1 if roundabout or tags.get("highway") in ONEWAY_BY_DEFAULT else 0
 
 
-def _ways(src: Path, *, locations: bool) -> Iterator[osmium.osm.Way]:
-    entities = osmium.osm.NODE | osmium.osm.WAY if locations else osmium.osm.WAY
-    proc = osmium.FileProcessor(str(src), entities)
+def _ways(src: Path, *, locations: bool, road_nodes: np.ndarray | None = None) -> Iterator[osmium.osm.Way]:
+    """The drivable ways, with their node locations if asked. Given ``road_nodes`` (the ids of their
+    nodes, from pass 1) the location index holds only those: a regional extract has many times more
+    nodes (buildings, land use) than its roads, and an index of them all costs gigabytes."""
+    handlers: list[object] = []
+    entities = osmium.osm.WAY
     if locations:
-        proc = proc.with_locations()
-    proc = proc.with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
-    proc = proc.with_filter(osmium.filter.KeyFilter("highway"))
-    for obj in proc:
-        if isinstance(obj, osmium.osm.Way) and is_drivable(obj.tags):
-            yield obj
+        index = osmium.NodeLocationsForWays(osmium.index.create_map("flex_mem"))
+        index.ignore_errors()
+        handlers, entities = [index], osmium.osm.NODE | osmium.osm.WAY
+    if locations and road_nodes is not None:
+        only_road_nodes = osmium.filter.IdFilter(road_nodes)
+        only_road_nodes.enable_for(osmium.osm.NODE)
+        handlers.insert(0, only_road_nodes)
+    filters = [osmium.filter.EntityFilter(osmium.osm.WAY), osmium.filter.KeyFilter("highway")]
+    with osmium.io.Reader(str(src), entities) as reader:
+        for obj in osmium.OsmFileIterator(reader, *handlers, *filters):
+            if isinstance(obj, osmium.osm.Way) and is_drivable(obj.tags):
+                yield obj
 
 
 def find_junctions(src: Path, *, progress: bool) -> np.ndarray:
     """Sorted OSM ids of nodes referenced twice or more by drivable ways (pass 1)."""
+    return find_road_nodes(src, progress=progress)[1]
+
+
+def find_road_nodes(src: Path, *, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted OSM ids of the nodes of drivable ways, and of those referenced twice or more: the
+    junctions (pass 1)."""
     chunks: list[np.ndarray] = []
     buf = array("q")
     for way in tqdm(_ways(src, locations=False), desc="pass 1/2 ways", unit=" ways", disable=not progress):
@@ -127,7 +142,7 @@ def find_junctions(src: Path, *, progress: bool) -> np.ndarray:
             buf = array("q")
     chunks.append(np.frombuffer(buf, dtype=np.int64).copy())
     ids, counts = np.unique(np.concatenate(chunks), return_counts=True)
-    return ids[counts >= 2]
+    return ids, ids[counts >= 2]
 
 
 @dataclass
@@ -192,12 +207,20 @@ def split_way(nodes: list[tuple[int, float, float]], junctions: np.ndarray) -> l
 
 
 def collect_edges(
-    src: Path, junctions: np.ndarray, *, progress: bool, keep_way: WayFilter | None = None
+    src: Path,
+    junctions: np.ndarray,
+    *,
+    progress: bool,
+    keep_way: WayFilter | None = None,
+    road_nodes: np.ndarray | None = None,
 ) -> tuple[_Columns, int]:
-    """Pass 2: split every drivable way (that ``keep_way`` keeps) and collect its directed edges."""
+    """Pass 2: split every drivable way (that ``keep_way`` keeps) and collect its directed edges.
+    ``road_nodes``: the node ids of the drivable ways (pass 1), so that only their locations are
+    indexed; without them every node of the extract is."""
     cols = _Columns()
     ways = 0
-    for way in tqdm(_ways(src, locations=True), desc="pass 2/2 ways", unit=" ways", disable=not progress):
+    located = _ways(src, locations=True, road_nodes=road_nodes)
+    for way in tqdm(located, desc="pass 2/2 ways", unit=" ways", disable=not progress):
         nodes = [(n.ref, n.lon, n.lat) for n in way.nodes if n.location.valid()]
         if len(nodes) < 2 or (keep_way is not None and not _kept(keep_way, nodes)):
             continue
@@ -271,8 +294,8 @@ def build_network(
     so a kept way is split where it meets a dropped one); ``metadata`` is added to the file's schema
     metadata (e.g. where the extract was downloaded from and its checksum)."""
     start = time.perf_counter()
-    junctions = find_junctions(src, progress=progress)
-    cols, ways = collect_edges(src, junctions, progress=progress, keep_way=keep_way)
+    road_nodes, junctions = find_road_nodes(src, progress=progress)
+    cols, ways = collect_edges(src, junctions, progress=progress, keep_way=keep_way, road_nodes=road_nodes)
     table = to_table(cols, communes if communes is not None else _default_communes())
     meta = {
         **{key.encode(): value.encode() for key, value in (metadata or {}).items()},
