@@ -30,6 +30,7 @@ This is an operator's command, not a connector: it talks to whatever URL the ope
 from __future__ import annotations
 
 import enum
+import fcntl
 import hashlib
 import json
 import os
@@ -164,8 +165,12 @@ class Downloader:
     def fetch(self, url: str) -> Downloaded:
         """The extract at ``url``, downloaded (or resumed) unless the cached copy is current."""
         target = self._cache / _file_name(url)
-        part = target.with_name(target.name + ".part")
         self._cache.mkdir(parents=True, exist_ok=True)
+        with _exclusive(target.with_name(target.name + ".lock"), url):
+            return self._fetch(url, target)
+
+    def _fetch(self, url: str, target: Path) -> Downloaded:
+        part = target.with_name(target.name + ".part")
         cached = _cached(target, url)
         if self._download(url, part, cached) is _Outcome.UNCHANGED and cached is not None:
             self._say(f"{url}: unchanged since the last fetch, using the cached copy {target}")
@@ -252,7 +257,12 @@ class Downloader:
         try:
             with self._client.stream("GET", url, headers=headers) as response:
                 yield response
-        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.UnsupportedProtocol) as exc:
+        except (httpx2.UnsupportedProtocol, httpx2.InvalidURL) as exc:
+            raise FetchError(
+                f"{url}: not an http(s) URL ({_why(exc)}); for a local file use "
+                "traffic-hub network build EXTRACT.osm.pbf -o NETWORK"
+            ) from None
+        except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
             raise Unreachable(_unreachable(url, exc)) from None
         except (httpx2.ReadError, httpx2.ReadTimeout, httpx2.RemoteProtocolError) as exc:
             raise _Interrupted(_why(exc)) from None
@@ -380,6 +390,23 @@ def fetch_network(
 def _file_name(url: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]", "_", urlsplit(url).path.rpartition("/")[2]).lstrip(".")
     return name or "extract.osm.pbf"
+
+
+@contextmanager
+def _exclusive(lock: Path, url: str) -> Iterator[None]:
+    """One fetch at a time per cached file (a cron job and an operator must not write one part)."""
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FetchError(
+                f"another traffic-hub network fetch is downloading {url} into {lock.parent}; "
+                "wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _sidecar(path: Path) -> Path:

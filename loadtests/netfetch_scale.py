@@ -17,7 +17,8 @@ import argparse
 import functools
 import hashlib
 import os
-import resource
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ NPDC_BBOX = (1.55, 49.96, 4.25, 51.09)
 DENSE_M, SPARSE_M, BLOCKS_PER_WAY = 120.0, 600.0, 10
 ID_BASE, ID_STEP = 1_000_000_000, 37
 _M_PER_DEG_LAT = 111_320.0
+TIME = "/usr/bin/time"  # GNU time, for the child's peak RSS
 
 
 @dataclass(frozen=True)
@@ -174,22 +176,21 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 
 def _fetch(url: str, out: Path, cache: Path) -> tuple[float, float, str]:
-    """Run `traffic-hub network fetch` as a child; wall seconds, peak RSS (MiB), its summary line."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
+    """Run `traffic-hub network fetch` as a child under GNU time; wall seconds, peak RSS (MiB), its
+    summary line. (getrusage of children would count this process's pages in a forked child.)"""
     cli = Path(sys.executable).with_name("traffic-hub")
-    done = subprocess.run(
-        [str(cli), "network", "fetch", "--url", url, "-o", str(out), "--cache-dir", str(cache), "--no-progress"],
-        capture_output=True, text=True, check=True,
-    )
+    fetch = [str(cli), "network", "fetch", "--url", url, "-o", str(out), "--cache-dir", str(cache), "--no-progress"]
+    started = time.perf_counter()
+    done = subprocess.run([TIME, "-f", "peak-rss-kib %M", *fetch], capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024, done.stdout.splitlines()[0]
+    peak = re.findall(r"^peak-rss-kib (\d+)$", done.stderr, re.MULTILINE)
+    return seconds, int(peak[-1]) / 1024, done.stdout.splitlines()[0]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buildings", type=int, default=1_500_000)
+    parser.add_argument("--extract", type=Path, help="serve this .osm.pbf instead of synthesizing one")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="netfetch-scale-") as tmp:
         root = Path(tmp)
@@ -197,7 +198,11 @@ def main(argv: list[str] | None = None) -> None:
         served.mkdir()
         pbf = served / "synthetic-npdc-latest.osm.pbf"
         started = time.perf_counter()
-        counts = synthesize(pbf, buildings=args.buildings)
+        if args.extract:
+            shutil.copyfile(args.extract, pbf)
+            counts = {"bytes": pbf.stat().st_size}
+        else:
+            counts = synthesize(pbf, buildings=args.buildings)
         md5 = hashlib.md5(pbf.read_bytes(), usedforsecurity=False).hexdigest()
         (served / (pbf.name + ".md5")).write_text(f"{md5}  {pbf.name}\n")
         print(f"synthetic extract: {counts} in {time.perf_counter() - started:.0f} s")

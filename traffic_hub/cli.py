@@ -277,6 +277,9 @@ def _fetch_network(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume the download", file=sys.stderr)
+        return 130
     stats = fetched.build
     print(
         f"{stats.out}: {stats.edges} directed edges from {stats.ways} ways, {stats.junctions} nodes, "

@@ -7,6 +7,7 @@ checksum. It records every request, so the tests can tell what was downloaded an
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import re
 import threading
@@ -207,7 +208,8 @@ def test_a_wrong_checksum_fails_clearly_and_keeps_no_network(
     assert hashlib.md5(EXTRACT, usedforsecurity=False).hexdigest() in err
     assert "Traceback" not in err
     assert not (tmp_path / "mel.network.arrow").exists()
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == []  # nothing half-trusted is kept
+    kept = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert kept == ["nord-pas-de-calais-latest.osm.pbf.lock"]  # nothing half-trusted is kept
 
 
 def test_a_wrong_checksum_leaves_the_previous_network_in_place(
@@ -302,3 +304,25 @@ def test_the_clip_keeps_the_ways_touching_the_zone_whole(tmp_path: Path) -> None
         rows = np.flatnonzero(full.way_id == way)
         points = np.concatenate([full.lonlat[full.offsets[i] : full.offsets[i + 1]] for i in rows])
         assert not shapely.intersects_xy(square, points[:, 0], points[:, 1]).any()
+
+
+def test_a_local_path_is_not_a_url_and_says_how_to_build_from_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _fetch(str(DATA / "lille_centre_2017_roads.osm.pbf"), tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "not an http(s) URL" in err
+    assert "traffic-hub network build" in err
+    assert err.count("\n") == 1
+
+
+def test_two_fetches_into_one_cache_do_not_mix(remote: tuple[Remote, str], tmp_path: Path) -> None:
+    _, url = remote
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with (cache / "nord-pas-de-calais-latest.osm.pbf.lock").open("a") as held, httpx2.Client(timeout=10) as client:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(FetchError, match="another traffic-hub network fetch is downloading"):
+            Downloader(client, cache).fetch(url)
+        fcntl.flock(held, fcntl.LOCK_UN)
+        assert Downloader(client, cache).fetch(url).path.read_bytes() == EXTRACT
