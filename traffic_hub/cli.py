@@ -266,6 +266,7 @@ def _fetch_network(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr)
 
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # our own lines say what was fetched
     try:
         fetched = fetch_network(
             args.url, args.output, cache_dir=args.cache_dir, margin_m=args.margin,
