@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 from tqdm import tqdm
 
+from geo.communes import Communes
 from geo.crs import Reprojector
 from geo.network import FORMAT, SCHEMA
 
@@ -274,8 +275,6 @@ def to_table(cols: _Columns, communes: CommuneLookup | None) -> pa.Table:
 
 
 def _default_communes() -> CommuneLookup:
-    from geo.communes import Communes
-
     return Communes.load().locate_many
 
 

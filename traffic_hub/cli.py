@@ -18,7 +18,7 @@ from connectors.config import ConnectorConfig, ConnectorsFileError, load_connect
 from geo.communes import Communes
 from geo.fetch import DEFAULT_URL, MARGIN_M, FetchError, default_cache_dir, fetch_network
 from traffic_hub.api.app import create_app
-from traffic_hub.api.fastproto import FeedProtocol
+from traffic_hub.api.fastproto import feed_protocol
 from traffic_hub.auth import AuthFileError, DemoKey, Principal, Principals, demo_principals
 from traffic_hub.auth import Role as AuthRole
 from traffic_hub.demo.sources import replay_configs
@@ -237,7 +237,10 @@ def _serve(settings: Settings, roles: set[Role]) -> int:
         log_level="info",
         proxy_headers=False,
         access_log=False,
-        http=FeedProtocol,  # conditional feed polls answered in the protocol, the rest as usual
+        # conditional feed polls answered in the protocol, the rest as usual; header, time and connection limits
+        http=feed_protocol(settings.limits, settings.map_tiles),
+        timeout_keep_alive=settings.limits.keep_alive_s,
+        h11_max_incomplete_event_size=settings.limits.max_header_bytes,  # should h11 ever be chosen
     )
     uvicorn.Server(config).run()
     return 0

@@ -24,12 +24,8 @@ from geo.network import RoadNetwork
 from traffic_hub.auth import DemoKey, Principals
 from traffic_hub.closures import ClosureBook, ClosureService, StreetResolver
 from traffic_hub.feeds.base import FeedContext, Renderer
-from traffic_hub.feeds.datex2 import Datex2Situations
-from traffic_hub.feeds.datex2_v2 import Datex2V2Situations
 from traffic_hub.feeds.engine import FeedBook
-from traffic_hub.feeds.opendata import OpenDataCsv, OpenDataGeoJson
-from traffic_hub.feeds.waze import CifsJson, CifsXml
-from traffic_hub.feeds.wzdx import WzdxWorkZones
+from traffic_hub.feeds.registry import renderer_factories
 from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
 from traffic_hub.normaliser.placement import NetworkPlacer, Placer
 from traffic_hub.normaliser.service import Normaliser
@@ -46,15 +42,7 @@ class Role(StrEnum):
     CONNECTORS = "connectors"
 
 
-FEEDS: dict[str, type[Renderer]] = {
-    "waze/cifs.xml": CifsXml,
-    "waze/cifs.json": CifsJson,
-    "datex2/v3/situations.xml": Datex2Situations,
-    "datex2/v2/situations.xml": Datex2V2Situations,
-    "wzdx/v4.2/workzones.geojson": WzdxWorkZones,
-    "geojson/events.geojson": OpenDataGeoJson,
-    "geojson/events.csv": OpenDataCsv,
-}
+FEEDS: dict[str, type[Renderer]] = renderer_factories()  # path → renderer, from traffic_hub.feeds.registry
 
 
 @dataclass

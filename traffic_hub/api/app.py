@@ -1,4 +1,9 @@
-"""The FastAPI application: one lifespan opens the hub, routes are thin."""
+"""The FastAPI application: one lifespan opens the hub, routes are thin.
+
+The lifespan also opens what the routes share beyond the hub: the event streams' snapshots and counts
+(`stream.Streams`), the protocol fast path's lane, and the metrics listener on its own loopback address.
+Every response carries the security headers (`secheaders`).
+"""
 
 from __future__ import annotations
 
@@ -18,10 +23,12 @@ from traffic_hub.api import map as map_routes
 from traffic_hub.api.fastfeeds import FeedFastPath
 from traffic_hub.api.feedlane import LANE, FeedLane
 from traffic_hub.api.limits import BodyLimit
+from traffic_hub.api.secheaders import SecurityHeaders, security_headers
+from traffic_hub.api.stream import STREAMS, Streams
 from traffic_hub.auth import DemoKey, Principals
 from traffic_hub.keys import watching
 from traffic_hub.logs import quiet_start
-from traffic_hub.metrics import Metrics
+from traffic_hub.metrics import Metrics, serve_metrics
 from traffic_hub.runtime import Hub, Role, open_hub
 from traffic_hub.settings import Settings
 
@@ -92,6 +99,7 @@ def create_app(
 ) -> FastAPI:
     metrics = Metrics()
     active_roles = roles if roles is not None else {Role.API}
+    headers = security_headers(settings.map_tiles)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -101,10 +109,19 @@ def create_app(
             watching(settings.auth_file, _principals_of(hub)),  # `traffic-hub keys` changes, no restart
         ):
             quiet.ready_when(lambda: hub.ready)
-            metrics.watch(lambda: _gauges(hub))
+            streams = Streams(hub, settings.limits)
+            metrics.watch(lambda: _gauges(hub) | streams.gauges())
             metrics.registry.register(ConnectorsCollector(lambda: hub.connectors.states() if hub.connectors else []))
             app.state.hub = hub
-            yield {"hub": hub, "metrics": metrics, LANE: FeedLane(hub, metrics)}  # LANE: for FeedProtocol
+            listener = None
+            if settings.metrics.port:
+                listener = await serve_metrics(metrics.registry, settings.metrics.host, settings.metrics.port)
+            try:
+                # LANE: for FeedProtocol
+                yield {"hub": hub, "metrics": metrics, STREAMS: streams, LANE: FeedLane(hub, metrics, headers)}
+            finally:
+                if listener is not None:
+                    listener.close()
 
     app = FastAPI(
         title="traffic-hub",
@@ -119,5 +136,6 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
-    app.add_middleware(FeedFastPath)  # outermost: feed polls skip everything else
+    app.add_middleware(FeedFastPath)  # feed polls skip everything else
+    app.add_middleware(SecurityHeaders, headers=headers, map_tiles=settings.map_tiles)  # outermost: every response
     return app

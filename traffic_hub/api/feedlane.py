@@ -2,7 +2,8 @@
 
 The rules are those of `api.feeds.serve` and `api.deps` (the same key sources, role and ETag tests),
 answering only where they give a 304; 401, 403, 503 and every 200 stay with the normal path, which
-words them. Nothing here reads a feed's bytes: a 304 needs only its ETag, date and item count.
+words them. Nothing here reads a feed's bytes: a 304 needs only its ETag, date and item count. The 304
+ends with the security headers (`secheaders`), where the normal path's middleware puts them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from traffic_hub.api.deps import FEED_READERS, authenticate, check_role
 from traffic_hub.api.fastfeeds import FEED_PATHS, feed_key
 from traffic_hub.api.feedpoll import Poll, read_poll
 from traffic_hub.api.feeds import gzip_etag
+from traffic_hub.api.secheaders import header_lines, security_headers
 from traffic_hub.errors import TrafficHubError
 from traffic_hub.metrics import Metrics
 from traffic_hub.runtime import Hub
@@ -50,7 +52,7 @@ class _Head:
     gzipped: bytes
 
     @classmethod
-    def of(cls, version: FeedVersion) -> _Head:
+    def of(cls, version: FeedVersion, trailer: bytes = b"") -> _Head:
         etag = version.etag.encode("latin-1")
         gzipped_etag = gzip_etag(version.etag).encode("latin-1")
         last_modified = format_datetime(version.last_modified, usegmt=True).encode("latin-1")
@@ -58,7 +60,7 @@ class _Head:
             b"last-modified: " + last_modified + b"\r\n"
             b"cache-control: private, no-cache\r\n"
             b"vary: Accept-Encoding, Authorization\r\n"
-            b"x-feed-items: " + str(version.items).encode("ascii") + b"\r\n"
+            b"x-feed-items: " + str(version.items).encode("ascii") + b"\r\n" + trailer
         )
         return cls(
             version=version,
@@ -115,9 +117,10 @@ class FeedLane:
     MAX_ANSWERS = 1024  # with requests of at most MAX_REMEMBERED bytes: 1 MiB at most
     MAX_REMEMBERED = 1024
 
-    def __init__(self, hub: Hub, metrics: Metrics) -> None:
+    def __init__(self, hub: Hub, metrics: Metrics, headers: list[tuple[bytes, bytes]] | None = None) -> None:
         self._hub = hub
         self._metrics = metrics
+        self._trailer = header_lines(security_headers() if headers is None else headers)
         self._public = dict(FEED_PATHS.values())
         self._readers: dict[str, str] = {}  # key → principal name; only keys allowed to read feeds
         self._heads: dict[str, _Head] = {}
@@ -181,5 +184,5 @@ class FeedLane:
         if head is None or (
             head.version is not version and head.key != (version.etag, version.last_modified, version.items)
         ):
-            head = self._heads[feed] = _Head.of(version)
+            head = self._heads[feed] = _Head.of(version, self._trailer)
         return head

@@ -1,11 +1,19 @@
-"""Liveness, readiness and metrics."""
+"""Liveness, readiness and metrics.
+
+Metrics name principals and connectors: Prometheus scrapes them on the separate loopback listener
+(`metrics.serve_metrics`); on the public port `/metrics` answers admins only.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from traffic_hub.api.deps import HubDep, MetricsDep
+from traffic_hub.api.deps import HubDep, MetricsDep, caller
+from traffic_hub.api.responses import AUTH
+from traffic_hub.auth import Principal, Role
 
 router = APIRouter(tags=["health"])
 
@@ -34,7 +42,10 @@ async def readyz(hub: HubDep, response: Response) -> dict[str, bool | str]:
     return checks
 
 
-@router.get("/metrics", response_class=Response)
-async def metrics(metrics: MetricsDep) -> Response:
-    """Prometheus text format."""
+Admin = Annotated[Principal, Depends(caller(Role.ADMIN))]
+
+
+@router.get("/metrics", response_class=Response, responses=AUTH)
+async def metrics(principal: Admin, metrics: MetricsDep) -> Response:
+    """Prometheus text format, for admins (Prometheus itself scrapes the loopback metrics listener)."""
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

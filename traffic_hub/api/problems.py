@@ -16,14 +16,15 @@ from traffic_hub.errors import InvalidInput, TrafficHubError, Unavailable
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
+UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's words when its JSON parser raises
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {}
-    if status == 503:
-        headers["Retry-After"] = str(extra.pop("retry_after", 1))
-        body.pop("retry_after", None)
+    retry_after = body.pop("retry_after", None)
+    if status == 503 or (status == 429 and retry_after is not None):
+        headers["Retry-After"] = str(retry_after if retry_after is not None else 1)
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="traffic-hub"'
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
@@ -71,7 +72,25 @@ async def _on_hub_error(request: Request, exc: Exception) -> JSONResponse:
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, HTTPException):
         raise exc
+    if exc.status_code == 400 and exc.detail == UNREADABLE_BODY and isinstance(exc.__cause__, Exception):
+        return _unreadable_body(exc.__cause__)
     return problem(exc.status_code, _title(exc.status_code), str(exc.detail))
+
+
+def _unreadable_body(cause: Exception) -> JSONResponse:
+    """FastAPI's 400 for a body its JSON parser gave up on: 422 naming the body, as for any invalid input.
+
+    A body nested thousands of levels deep exhausts the parser's recursion; bytes that are not UTF-8 are
+    not JSON text. Neither is the client's server error, nor a reason to leave the problem shape.
+    """
+    if isinstance(cause, RecursionError):
+        message = "the JSON body is nested too deeply"
+    elif isinstance(cause, UnicodeDecodeError):
+        message = "the body is not UTF-8 JSON"
+    else:
+        message = "the body is not JSON this API can read"
+    errors = [{"field": "body", "message": message}]
+    return problem(422, "Invalid input", f"body: {message}", field="body", errors=errors)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -25,6 +25,11 @@ Properties (flat, the same columns in the CSV):
 `lanes_closed`, `lanes_total`, `lanes_side` (LEFT, MIDDLE, RIGHT), `sources`, `verified`
 (an operator confirmed it), `version` (raised on every change), `created_at`, `updated_at`.
 The CSV adds `lon`, `lat` (the first point) and `wkt` (the geometry in WKT, lon lat order).
+
+The CSV is opened in spreadsheets, and its text comes from road-works teams and external sources: a
+text cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return would run as a formula (OWASP
+"CSV injection"). Such cells get a leading `'`, which spreadsheets show as text and keep the rest of;
+numbers (`lanes_*`, `version`, `lon`, `lat`, even negative) are written as numbers.
 """
 
 from __future__ import annotations
@@ -253,9 +258,20 @@ def render_csv(events: Sequence[Event], ctx: FeedContext) -> bytes:
     return OpenDataCsv().render(events, ctx)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
+    """A CSV cell: numbers as they are, text neutralised against formula injection (see the module doc)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if isinstance(value, int | float):
+        return str(value)
+    return text_cell(str(value))
+
+
+def text_cell(text: str) -> str:
+    """`text`, with a leading `'` when a spreadsheet would read it as a formula (OWASP CSV injection)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
