@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 from tqdm import tqdm
 
+from geo.arrays import FloatArray, IntArray
 from geo.communes import Communes
 from geo.crs import Reprojector
 from geo.network import FORMAT, SCHEMA
@@ -61,7 +62,7 @@ ONEWAY_BY_DEFAULT = frozenset({"motorway", "motorway_link"})
 CommuneLookup = Callable[[np.ndarray], list[str | None]]
 """(N, 2) lon/lat → INSEE code of the commune of each point (None outside)."""
 
-WayFilter = Callable[[np.ndarray, np.ndarray], bool]
+WayFilter = Callable[[FloatArray, FloatArray], bool]
 """lon, lat of a drivable way's nodes → keep the way (whole) in the network; e.g. a clip to MEL."""
 
 
@@ -105,7 +106,7 @@ def oneway_of(tags: osmium.osm.TagList) -> int:
     return 1 if roundabout or tags.get("highway") in ONEWAY_BY_DEFAULT else 0
 
 
-def _ways(src: Path, *, locations: bool, road_nodes: np.ndarray | None = None) -> Iterator[osmium.osm.Way]:
+def _ways(src: Path, *, locations: bool, road_nodes: IntArray | None = None) -> Iterator[osmium.osm.Way]:
     """The drivable ways, with their node locations if asked. Given ``road_nodes`` (the ids of their
     nodes, from pass 1) the location index holds only those: a regional extract has many times more
     nodes (buildings, land use) than its roads, and an index of them all costs gigabytes."""
@@ -131,7 +132,7 @@ def find_junctions(src: Path, *, progress: bool) -> np.ndarray:
     return find_road_nodes(src, progress=progress)[1]
 
 
-def find_road_nodes(src: Path, *, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+def find_road_nodes(src: Path, *, progress: bool) -> tuple[IntArray, IntArray]:
     """Sorted OSM ids of the nodes of drivable ways, and of those referenced twice or more: the
     junctions (pass 1)."""
     chunks: list[np.ndarray] = []
@@ -213,7 +214,7 @@ def collect_edges(
     *,
     progress: bool,
     keep_way: WayFilter | None = None,
-    road_nodes: np.ndarray | None = None,
+    road_nodes: IntArray | None = None,
 ) -> tuple[_Columns, int]:
     """Pass 2: split every drivable way (that ``keep_way`` keeps) and collect its directed edges.
     ``road_nodes``: the node ids of the drivable ways (pass 1), so that only their locations are

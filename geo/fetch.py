@@ -44,10 +44,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx2
-import numpy as np
 import shapely
 from tqdm import tqdm
 
+from geo.arrays import FloatArray
 from geo.build import BuildStats, WayFilter, build_network
 from geo.communes import Communes
 from geo.crs import Reprojector
@@ -336,7 +336,7 @@ class ZoneClip:
         shapely.prepare(zone)
         self._min_lon, self._min_lat, self._max_lon, self._max_lat = (float(b) for b in shapely.bounds(zone))
 
-    def __call__(self, lon: np.ndarray, lat: np.ndarray) -> bool:
+    def __call__(self, lon: FloatArray, lat: FloatArray) -> bool:
         if lon.max() < self._min_lon or lon.min() > self._max_lon:
             return False
         if lat.max() < self._min_lat or lat.min() > self._max_lat:

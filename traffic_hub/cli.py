@@ -15,6 +15,7 @@ from pathlib import Path
 import uvicorn
 
 from connectors.config import ConnectorConfig, ConnectorsFileError, load_connectors
+from geo.build import build_network
 from geo.communes import Communes
 from geo.fetch import DEFAULT_URL, MARGIN_M, FetchError, default_cache_dir, fetch_network
 from traffic_hub.api.app import create_app
@@ -258,8 +259,6 @@ async def _headless(settings: Settings, roles: set[Role], connectors: list[Conne
 
 
 def _build_network(args: argparse.Namespace) -> int:
-    from geo.build import build_network
-
     stats = build_network(args.source, args.output, progress=not args.no_progress)
     print(stats)
     return 0
