@@ -91,7 +91,6 @@ KNOWN_FORBIDDEN: dict[tuple[str, str], str] = {}
 
 # Modules with an import inside a function: (module, imported).
 KNOWN_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
-    ("traffic_hub.cli", "geo.build"): "import at the top (osmium is only needed by `network build`)",
     # the measured workloads are imported in the measured tree's process (`--against REV` runs another
     # revision's code in a temporary worktree): they stay inside the function on purpose
     ("loadtests.instructions", "geo.matching"): "imported by the measured tree, not by the driver",
