@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -87,11 +88,27 @@ def serving(protocol: type[Any], lane: FeedLane) -> Iterator[int]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_until(lambda: server.started, timeout=10)
+    SERVERS[port] = server
     try:
         yield port
     finally:
+        del SERVERS[port]
         server.should_exit = True
         thread.join(10)
+
+
+SERVERS: dict[int, uvicorn.Server] = {}
+
+
+def _holds(connections: set[Any], count: int) -> bool:
+    return len(connections) == count
+
+
+def wait_until_idle(port: int) -> None:
+    """Until the server has let go of every earlier connection (a client's close reaches it a moment later,
+    and until then uvicorn still counts that connection against `limit_concurrency`)."""
+    state = SERVERS[port].server_state
+    wait_until(lambda: not state.connections and not state.tasks, timeout=10)
 
 
 def exchange(port: int, *raw: bytes) -> list[tuple[int, str | None]]:
@@ -187,12 +204,16 @@ def test_a_removed_limits_hook_falls_back_to_uvicorns_own_protocol_and_limits(
     assert "h11_max_incomplete_event_size=4096" in line
     with serving(protocol, new_lane()) as port:
         polls_on_the_normal_path(port)
-        conns = [Conn(port) for _ in range(LIMITS.max_connections + 1)]
-        try:  # beyond max_connections, uvicorn's own 503
+        wait_until_idle(port)
+        state = SERVERS[port].server_state
+        conns: list[Conn] = []
+        try:  # beyond max_connections, uvicorn's own 503 (it counts the open connections when a request comes)
             statuses = []
-            for conn in conns:
-                conn.send(poll())
-                statuses.append(conn.reply().status)
+            for opened in range(1, LIMITS.max_connections + 2):
+                conns.append(Conn(port))
+                wait_until(partial(_holds, state.connections, opened), timeout=10)  # uvicorn has it
+                conns[-1].send(poll())
+                statuses.append(conns[-1].reply().status)
             assert statuses == [304] * LIMITS.max_connections + [503]
         finally:
             for conn in conns:

@@ -267,7 +267,9 @@ def _fetch_network(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr)
 
-    logging.getLogger("httpx2").setLevel(logging.WARNING)  # our own lines say what was fetched
+    http_log = logging.getLogger("httpx2")
+    level = http_log.level
+    http_log.setLevel(logging.WARNING)  # our own lines say what was fetched
     try:
         fetched = fetch_network(
             args.url, args.output, cache_dir=args.cache_dir, margin_m=args.margin,
@@ -282,6 +284,8 @@ def _fetch_network(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume the download", file=sys.stderr)
         return 130
+    finally:
+        http_log.setLevel(level)  # the command may run inside another program (tests): leave it as found
     stats = fetched.build
     print(
         f"{stats.out}: {stats.edges} directed edges from {stats.ways} ways, {stats.junctions} nodes, "

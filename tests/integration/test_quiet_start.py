@@ -20,7 +20,7 @@ from traffic_hub.auth import Principals
 from traffic_hub.demo.sources import replay_configs
 from traffic_hub.keys import demo_keys
 from traffic_hub.runtime import Role, create_app
-from traffic_hub.settings import KafkaSettings, Settings
+from traffic_hub.settings import KafkaSettings, MetricsSettings, Settings
 
 pytestmark = pytest.mark.kafka
 
@@ -37,6 +37,7 @@ def test_a_clean_start_logs_no_warning_or_error(
         demo=True,
         auth_file=auth_file,
         run_dir=tmp_path / "run",
+        metrics=MetricsSettings(port=0),  # another hub (a `make run`, a parallel run) may hold the default port
     )
     connectors = replay_configs(datetime.now(UTC), tmp_path)
     app = create_app(settings, Principals.load(auth_file), set(Role), keys, connectors)

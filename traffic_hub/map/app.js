@@ -20,7 +20,7 @@ const GONE = new Set(["ended", "cancelled"]);
 const state = {
   key: null, who: null, config: { communes: {} }, events: new Map(), selected: null, mode: "events",
   map: null, mapReady: false, stream: null, draft: [], preview: null, previewTimer: null, previewSeq: 0,
-  closures: [], renderQueued: false, maplibre: null, chooser: null,
+  closures: [], renderQueued: false, maplibre: null, chooser: null, widestOffset: 0,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -556,8 +556,9 @@ function addOverlayLayers(map) {
   undefined);
 }
 
-/** The events under a click (a small box around it, so a thin line or two side by side are easy to hit). */
-function eventsAt(point, radius = 8) {
+/** The events under a click: a small box around it, widened by the widest side-by-side offset drawn, so every
+ * line of a group on one stretch of road is under a click on the road itself (the chooser sorts them out). */
+function eventsAt(point, radius = 8 + (state.widestOffset || 0)) {
   const box = [[point.x - radius, point.y - radius], [point.x + radius, point.y + radius]];
   const ids = [];
   for (const hit of state.map.queryRenderedFeatures(box, { layers: EVENT_LAYERS })) {
@@ -667,6 +668,7 @@ function refreshMapData() {
   if (!state.mapReady) return;
   const shown = state.mode === "events" ? visibleEvents() : [];
   const offsets = sideBySide(shown);
+  state.widestOffset = Math.max(0, ...[...offsets.values()].map(Math.abs));
   const features = shown.map((f) => ({
     type: "Feature", geometry: f.geometry,
     properties: { id: f.id, type: f.properties.type, status: f.properties.status,
