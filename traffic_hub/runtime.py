@@ -31,6 +31,7 @@ from traffic_hub.feeds.opendata import OpenDataCsv, OpenDataGeoJson
 from traffic_hub.feeds.waze import CifsJson, CifsXml
 from traffic_hub.feeds.wzdx import WzdxWorkZones
 from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
+from traffic_hub.kafka.admin import Replication, check_replication
 from traffic_hub.normaliser.placement import NetworkPlacer, Placer
 from traffic_hub.normaliser.service import Normaliser
 from traffic_hub.settings import Settings
@@ -74,6 +75,7 @@ class Hub:
     network: RoadNetwork | None = None
     connectors: ConnectorRunner | None = None
     demo_keys: list[DemoKey] = field(default_factory=list)
+    replication: Replication = field(default_factory=Replication)  # what /readyz says of the topics' durability
 
     @property
     def ready(self) -> bool:
@@ -93,10 +95,13 @@ def feed_context(settings: Settings) -> Callable[[datetime, datetime], FeedConte
     return make
 
 
-async def _ensure_topics_forever(settings: Settings, topics: Topics, ready: asyncio.Event) -> None:
+async def _ensure_topics_forever(
+    settings: Settings, topics: Topics, ready: asyncio.Event, replication: Replication
+) -> None:
     k = settings.kafka
-    await ensure_topics(k.bootstrap_servers, topics, k.partitions, k.replication_factor)
+    await ensure_topics(k.bootstrap_servers, topics, k.partitions, k.replication_factor, k.min_insync_replicas)
     ready.set()
+    await check_replication(k.bootstrap_servers, topics, replication)
 
 
 @contextlib.asynccontextmanager
@@ -115,9 +120,12 @@ async def open_hub(
     reprojector = Reprojector()
     network = await asyncio.to_thread(load_network, settings)
     topics_ready = asyncio.Event()
+    replication = Replication(conscious=settings.demo or k.single_broker_ok)
     async with contextlib.AsyncExitStack() as stack:
         probe = await stack.enter_async_context(BrokerProbe(k.bootstrap_servers, k.probe_interval_s))
-        setup = asyncio.create_task(_ensure_topics_forever(settings, topics, topics_ready), name="topic-setup")
+        setup = asyncio.create_task(
+            _ensure_topics_forever(settings, topics, topics_ready, replication), name="topic-setup"
+        )
         stack.callback(setup.cancel)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
@@ -137,6 +145,7 @@ async def open_hub(
         hub = Hub(settings, topics, tz, probe, publisher, live, feeds, closures, principals, communes, topics_ready)
         hub.network = network
         hub.demo_keys = demo_keys or []
+        hub.replication = replication
         if Role.NORMALISER in roles:
             hub.normaliser = Normaliser(
                 k.bootstrap_servers,

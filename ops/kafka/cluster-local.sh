@@ -213,6 +213,7 @@ cmd_controller() {
     node "$n"
     our_pid > /dev/null && files+=("$DATA_DIR/__cluster_metadata-0/quorum-state")
   done
+  LOG_TAG="kafka-cluster"
   [ "${#files[@]}" -gt 0 ] || die "no node is running"
   "$PY" "$HERE/kafka_probe.py" controller "${files[@]}" || die "no controller elected yet"
 }

@@ -27,6 +27,7 @@ async def readyz(hub: HubDep, response: Response) -> dict[str, bool | str]:
         "feeds": hub.feeds.alive,
     }
     ready = all(checks.values())
+    checks["kafka.replication"] = hub.replication.detail  # a report, not a gate: a single broker still serves
     checks["status"] = "ready" if ready else "not ready"
     if not ready:
         response.status_code = 503
