@@ -74,6 +74,10 @@ unclean.leader.election.enable=false
 # new leaders and it leaves every ISR (writes with acks=all wait for it until then).
 broker.heartbeat.interval.ms=500
 broker.session.timeout.ms=$SESSION_TIMEOUT_MS
+# A killed active controller: the others notice after the fetch timeout (default 2 s), elect a new one
+# (election timeout, default 1 s), which then fences the dead node after the session timeout.
+controller.quorum.fetch.timeout.ms=1000
+controller.quorum.election.timeout.ms=500
 # Only \`down\` sends SIGTERM, and it stops every node: moving leaderships away first is pointless, and the
 # last node would wait minutes for a controller quorum that has gone (measured: 30 s, then SIGKILL).
 controlled.shutdown.enable=false
