@@ -224,12 +224,8 @@ cmd_controller() {
 
 cmd_purge() {
   cmd_down
-  case "$CLUSTER_DIR" in /|"") die "refusing to delete '$CLUSTER_DIR'";; esac
-  rm -rf "$CLUSTER_DIR"
-  log "deleted $CLUSTER_DIR"
+  remove_dir "$CLUSTER_DIR"
 }
-
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
 
 main() {
   local cmd="${1:-}"

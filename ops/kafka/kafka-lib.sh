@@ -340,3 +340,12 @@ stop_pid() {
 }
 
 cmd_logs() { tail -n "${1:-100}" "$LOG_DIR/server.log"; }
+
+remove_dir() {  # $1 = a run dir to delete with everything in it
+  case "$1" in /|"") die "refusing to delete '$1'";; esac
+  rm -rf "$1"
+  log "deleted $1"
+}
+
+# The comment block at the top of the calling script is its usage text.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }

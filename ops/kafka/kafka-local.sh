@@ -88,9 +88,7 @@ cmd_down() {
 
 cmd_purge() {
   cmd_down
-  case "$RUN_DIR" in /|"") die "refusing to delete '$RUN_DIR'";; esac
-  rm -rf "$RUN_DIR"
-  log "deleted $RUN_DIR"
+  remove_dir "$RUN_DIR"
 }
 
 cmd_status() {
@@ -132,8 +130,6 @@ cmd_perf() {
   tool_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --delete --topic "$topic" \
     >/dev/null 2>&1 || log "could not delete topic $topic"
 }
-
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
 
 main() {
   local cmd="${1:-}"
