@@ -99,9 +99,10 @@ class Writer:
         self.acknowledged: set[bytes] = set()
 
     async def write(self, publisher: Publisher, label: str, count: int) -> None:
+        """Write `count` keyed records, each retried until acknowledged (a fresh topic's leaders may still move)."""
         for i in range(count):
             key = f"{label}-{i}".encode()
-            await publisher.send(Record(self.topic, key, b'{"n": %d}' % i))
+            await write_until_acknowledged(publisher, Record(self.topic, key, b'{"n": %d}' % i), time.monotonic())
             self.acknowledged.add(key)
 
 
