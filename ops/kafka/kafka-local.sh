@@ -12,6 +12,8 @@
 #   kafka-local.sh logs [N]       last N (default 100) lines of the broker log
 #   kafka-local.sh purge          down, then delete the run dir (config, data, logs)
 #
+# What it shares with cluster-local.sh (three nodes) lives in kafka-lib.sh.
+#
 # Environment (all optional):
 #   TRAFFIC_HUB_KAFKA_PORT             client listener port                    (default 19092)
 #   TRAFFIC_HUB_KAFKA_CONTROLLER_PORT  controller listener port                (default PORT+1)
