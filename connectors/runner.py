@@ -30,22 +30,18 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import httpx2
 import orjson
-from aiokafka.structs import RecordMetadata
 
 from connectors.base import ParseContext, Parsed, Parser, PayloadError
 from connectors.config import ConnectorConfig
 from connectors.fetch import FetchError, FetchResult, TooLarge, Validators, fetch, make_client
 from connectors.registry import parser_for as registry_parser_for
 from connectors.state import ConnectorState, public_url
-from traffic_hub.deadletter import dead_letter
-from traffic_hub.errors import Unavailable, WriteRejected
-from traffic_hub.kafka.publisher import Record
 from traffic_hub.model import IncidentReport, Report, ReportKind
-from traffic_hub.topics import Topics
+from traffic_hub.publishing import Record, RecordSink, Topics, Unavailable, WriteRejected, dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +51,6 @@ ParserFor = Callable[[str], Parser]
 AUDIT_LIMIT = 900_000  # bytes of raw payload kept in one FETCH report (the producer's request limit is 2 MiB)
 CHUNK = 200  # records per acknowledged write
 KAFKA_RETRY_CAP_S = 30.0  # a batch waiting for the broker is retried at least this often (or once per interval)
-
-
-class RecordSink(Protocol):
-    """What the runner writes to (`traffic_hub.kafka.Publisher`)."""
-
-    async def send_many(self, records: Sequence[Record]) -> list[RecordMetadata]: ...
 
 
 def utc_now() -> datetime:

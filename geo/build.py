@@ -21,7 +21,7 @@ import argparse
 import itertools
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,8 @@ import pyarrow as pa
 import pyarrow.feather as feather
 from tqdm import tqdm
 
+from geo.arrays import FloatArray, IntArray
+from geo.communes import Communes
 from geo.crs import Reprojector
 from geo.network import FORMAT, SCHEMA
 
@@ -59,6 +61,9 @@ ONEWAY_BY_DEFAULT = frozenset({"motorway", "motorway_link"})
 
 CommuneLookup = Callable[[np.ndarray], list[str | None]]
 """(N, 2) lon/lat → INSEE code of the commune of each point (None outside)."""
+
+WayFilter = Callable[[FloatArray, FloatArray], bool]
+"""lon, lat of a drivable way's nodes → keep the way (whole) in the network; e.g. a clip to MEL."""
 
 
 @dataclass(frozen=True)
@@ -101,20 +106,35 @@ def oneway_of(tags: osmium.osm.TagList) -> int:
     return 1 if roundabout or tags.get("highway") in ONEWAY_BY_DEFAULT else 0
 
 
-def _ways(src: Path, *, locations: bool) -> Iterator[osmium.osm.Way]:
-    entities = osmium.osm.NODE | osmium.osm.WAY if locations else osmium.osm.WAY
-    proc = osmium.FileProcessor(str(src), entities)
+def _ways(src: Path, *, locations: bool, road_nodes: IntArray | None = None) -> Iterator[osmium.osm.Way]:
+    """The drivable ways, with their node locations if asked. Given ``road_nodes`` (the ids of their
+    nodes, from pass 1) the location index holds only those: a regional extract has many times more
+    nodes (buildings, land use) than its roads, and an index of them all costs gigabytes."""
+    handlers: list[object] = []
+    entities = osmium.osm.WAY
     if locations:
-        proc = proc.with_locations()
-    proc = proc.with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
-    proc = proc.with_filter(osmium.filter.KeyFilter("highway"))
-    for obj in proc:
-        if isinstance(obj, osmium.osm.Way) and is_drivable(obj.tags):
-            yield obj
+        index = osmium.NodeLocationsForWays(osmium.index.create_map("flex_mem"))
+        index.ignore_errors()
+        handlers, entities = [index], osmium.osm.NODE | osmium.osm.WAY
+    if locations and road_nodes is not None:
+        only_road_nodes = osmium.filter.IdFilter(road_nodes)
+        only_road_nodes.enable_for(osmium.osm.NODE)
+        handlers.insert(0, only_road_nodes)
+    filters = [osmium.filter.EntityFilter(osmium.osm.WAY), osmium.filter.KeyFilter("highway")]
+    with osmium.io.Reader(str(src), entities) as reader:
+        for obj in osmium.OsmFileIterator(reader, *handlers, *filters):
+            if isinstance(obj, osmium.osm.Way) and is_drivable(obj.tags):
+                yield obj
 
 
 def find_junctions(src: Path, *, progress: bool) -> np.ndarray:
     """Sorted OSM ids of nodes referenced twice or more by drivable ways (pass 1)."""
+    return find_road_nodes(src, progress=progress)[1]
+
+
+def find_road_nodes(src: Path, *, progress: bool) -> tuple[IntArray, IntArray]:
+    """Sorted OSM ids of the nodes of drivable ways, and of those referenced twice or more: the
+    junctions (pass 1)."""
     chunks: list[np.ndarray] = []
     buf = array("q")
     for way in tqdm(_ways(src, locations=False), desc="pass 1/2 ways", unit=" ways", disable=not progress):
@@ -124,7 +144,7 @@ def find_junctions(src: Path, *, progress: bool) -> np.ndarray:
             buf = array("q")
     chunks.append(np.frombuffer(buf, dtype=np.int64).copy())
     ids, counts = np.unique(np.concatenate(chunks), return_counts=True)
-    return ids[counts >= 2]
+    return ids, ids[counts >= 2]
 
 
 @dataclass
@@ -188,19 +208,34 @@ def split_way(nodes: list[tuple[int, float, float]], junctions: np.ndarray) -> l
     return [p for p in pieces if len({(n[1], n[2]) for n in p}) >= 2]
 
 
-def collect_edges(src: Path, junctions: np.ndarray, *, progress: bool) -> tuple[_Columns, int]:
-    """Pass 2: split every drivable way and collect its directed edges."""
+def collect_edges(
+    src: Path,
+    junctions: np.ndarray,
+    *,
+    progress: bool,
+    keep_way: WayFilter | None = None,
+    road_nodes: IntArray | None = None,
+) -> tuple[_Columns, int]:
+    """Pass 2: split every drivable way (that ``keep_way`` keeps) and collect its directed edges.
+    ``road_nodes``: the node ids of the drivable ways (pass 1), so that only their locations are
+    indexed; without them every node of the extract is."""
     cols = _Columns()
     ways = 0
-    for way in tqdm(_ways(src, locations=True), desc="pass 2/2 ways", unit=" ways", disable=not progress):
+    located = _ways(src, locations=True, road_nodes=road_nodes)
+    for way in tqdm(located, desc="pass 2/2 ways", unit=" ways", disable=not progress):
         nodes = [(n.ref, n.lon, n.lat) for n in way.nodes if n.location.valid()]
-        if len(nodes) < 2:
+        if len(nodes) < 2 or (keep_way is not None and not _kept(keep_way, nodes)):
             continue
         ways += 1
         oneway = oneway_of(way.tags)
         for piece in split_way(nodes, junctions):
             cols.add(way, piece, oneway)
     return cols, ways
+
+
+def _kept(keep_way: WayFilter, nodes: list[tuple[int, float, float]]) -> bool:
+    coords = np.array(nodes, dtype=np.float64)
+    return keep_way(coords[:, 1], coords[:, 2])
 
 
 def _list_column(values: np.ndarray, offsets: np.ndarray) -> pa.ListArray:
@@ -241,18 +276,29 @@ def to_table(cols: _Columns, communes: CommuneLookup | None) -> pa.Table:
 
 
 def _default_communes() -> CommuneLookup:
-    from geo.communes import Communes
-
     return Communes.load().locate_many
 
 
-def build_network(src: Path, out: Path, *, progress: bool, communes: CommuneLookup | None = None) -> BuildStats:
-    """Build ``out`` (Arrow IPC) from the OSM extract ``src``; communes default to MEL's."""
+def build_network(
+    src: Path,
+    out: Path,
+    *,
+    progress: bool,
+    communes: CommuneLookup | None = None,
+    keep_way: WayFilter | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> BuildStats:
+    """Build ``out`` (Arrow IPC) from the OSM extract ``src``; communes default to MEL's.
+
+    ``keep_way`` drops drivable ways it refuses (junctions are still found over the whole extract,
+    so a kept way is split where it meets a dropped one); ``metadata`` is added to the file's schema
+    metadata (e.g. where the extract was downloaded from and its checksum)."""
     start = time.perf_counter()
-    junctions = find_junctions(src, progress=progress)
-    cols, ways = collect_edges(src, junctions, progress=progress)
+    road_nodes, junctions = find_road_nodes(src, progress=progress)
+    cols, ways = collect_edges(src, junctions, progress=progress, keep_way=keep_way, road_nodes=road_nodes)
     table = to_table(cols, communes if communes is not None else _default_communes())
     meta = {
+        **{key.encode(): value.encode() for key, value in (metadata or {}).items()},
         b"format": FORMAT.encode(),
         b"source": src.name.encode(),
         b"licence": b"ODbL 1.0, (c) OpenStreetMap contributors",

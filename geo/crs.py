@@ -15,6 +15,7 @@ import numpy.typing as npt
 import pyproj
 import shapely
 
+from geo.arrays import FloatArray
 from geo.errors import GeoError
 from geo.shapes import parse_positions
 
@@ -44,7 +45,6 @@ _DEGREE_LIMIT = 180.0
 _METRE_FLOOR = 1000.0
 _ROUND_TRIP_M = 0.01
 
-FloatArray = npt.NDArray[np.float64]
 GeometryT = TypeVar("GeometryT", bound=shapely.Geometry)
 
 

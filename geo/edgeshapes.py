@@ -13,10 +13,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
-
-FloatArray = npt.NDArray[np.float64]
+from geo.arrays import FloatArray
 
 EPS_M = 1e-9
 """Consecutive vertices closer than this (in metres) are one vertex."""

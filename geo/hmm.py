@@ -15,15 +15,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 import shapely
 
+from geo.arrays import BoolArray, FloatArray, IntArray
 from geo.network import RoadNetwork
 from geo.routing import DEFAULT_LIMIT_M, Layer
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 SIGMA_M = 10.0
 BETA_M = 5.0

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
+from geo.arrays import FloatArray, IntArray
 
 CELL_M = 40.0
 REACH_M = 40.0

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import shapely
 
+from geo.arrays import BoolArray, FloatArray, IntArray
 from geo.crs import Reprojector
 from geo.edgeshapes import EdgeShapes
 from geo.errors import GeoError
@@ -59,9 +60,6 @@ SCHEMA = pa.schema(
     ]
 )
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 ObjArray = npt.NDArray[np.object_]
 
 

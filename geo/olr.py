@@ -24,8 +24,8 @@ import shapely
 
 from geo import hmm
 from geo.errors import GeoError
-from geo.matching import MatchResult, result_from_states, unmatched
 from geo.network import RoadNetwork
+from geo.results import MatchResult, result_from_states, unmatched
 
 DEFAULT_CONFIG: dict[str, float | int | bool] = {"frc_tolerance": 7, "search_radius_m": 100.0}
 
@@ -86,7 +86,7 @@ def check_reference(ref: str) -> None:
 
 
 def decode_openlr(net: RoadNetwork, ref: str) -> MatchResult:
-    """Edges (travel direction) of an OpenLR line location reference."""
+    """Edges (travel direction) of an OpenLR line location reference (re-exported by :mod:`geo.matching`)."""
     check_reference(ref)
     try:
         path = decoder_for(net).decode(ref)

@@ -24,8 +24,7 @@ import numpy.typing as npt
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
+from geo.arrays import FloatArray, IntArray
 
 DEFAULT_LIMIT_M = 1500.0
 DENSE_MAX_NODES = 2048

@@ -15,14 +15,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-import numpy.typing as npt
 from scipy.sparse import csr_matrix
 
+from geo.arrays import BoolArray, FloatArray, IntArray
 from geo.pathrows import DEFAULT_LIMIT_M, DENSE_MAX_NODES, DenseRows, SparseRows
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 __all__ = ["DEFAULT_LIMIT_M", "Layer", "StateLists"]
 

@@ -23,10 +23,10 @@ from functools import cache
 from typing import TypeGuard, cast
 
 import numpy as np
-import numpy.typing as npt
 import pyproj
 import shapely
 
+from geo.arrays import FloatArray
 from geo.errors import GeoError
 
 MAX_POINTS: int = 2000
@@ -35,7 +35,6 @@ MAX_POINTS: int = 2000
 MIN_LENGTH_M: float = 1.0
 """Shortest line accepted, in metres."""
 
-FloatArray = npt.NDArray[np.float64]
 BBox = tuple[float, float, float, float]
 
 

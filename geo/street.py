@@ -5,15 +5,13 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import numpy.typing as npt
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from geo.arrays import IntArray
 from geo.errors import GeoError
 from geo.names import core, normalise
 from geo.network import RoadNetwork
-
-IntArray = npt.NDArray[np.int64]
 
 NEAR_JUNCTION_M = 30.0
 

@@ -13,11 +13,13 @@ from types import FrameType
 
 from loadtests import closures_load, feeds_load, ingest, matching
 from loadtests.feedwatch import feed_paths
+from loadtests.hubproc import Hub
 from loadtests.machine import describe
 from loadtests.memory import GOAL_MIB, seeded_hub
 from loadtests.report import Row, machine_lines, markdown, text_table, verdict
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+STEPS = ("matching", "ingest", "feeds", "writes", "memory")
 
 
 def _ingest_rows(rounds: int) -> list[Row]:
@@ -57,7 +59,15 @@ def _feed_rows(loads: list[feeds_load.FeedLoad], events: int) -> list[Row]:
     return rows
 
 
-def _hub_rows(args: argparse.Namespace, workdir: Path, rows: list[Row]) -> list[Row]:
+def _chosen(name: str, wanted: set[str]) -> bool:
+    if name == "feeds+writes":
+        return {"feeds", "writes"} <= wanted
+    if name in ("feeds", "writes"):
+        return name in wanted and not {"feeds", "writes"} <= wanted
+    return name in wanted
+
+
+def _hub_rows(args: argparse.Namespace, workdir: Path, rows: list[Row], writes: bool = True) -> list[Row]:
     """Appends to `rows` as it goes, so that a later failure keeps the earlier numbers."""
     paths = feed_paths()
     with seeded_hub(args.events, workdir) as (hub, mem):
@@ -78,28 +88,53 @@ def _hub_rows(args: argparse.Namespace, workdir: Path, rows: list[Row]) -> list[
                 f"{hub.rss_mib():,.0f} MiB (peak {mem.peak_mib:,.0f})",
             )
         )
-        # one at a time on a settled hub first: after the throughput run the pipeline still drains its backlog
-        seen = closures_load.visible(hub, paths, args.samples)
-        rows.append(
-            Row(
-                "7",
-                f"POST → closure in all {len(paths)} feeds, one at a time (n={seen.samples})",
-                f"p50 {seen.p50_ms:.0f} ms, p99 {seen.p99_ms:.0f} ms",
-                "",
-                f"p99 < {closures_load.GOAL_VISIBLE_P99_MS:.0f} ms",
-                verdict(seen.p99_ms < closures_load.GOAL_VISIBLE_P99_MS),
-            )
+        if writes:
+            rows += _write_rows(args, hub, paths)
+    return rows
+
+
+def _write_rows(args: argparse.Namespace, hub: Hub, paths: list[str]) -> list[Row]:
+    """Closure writes: POST → every feed one at a time, then throughput at each client count.
+
+    The promise checked: a busy but healthy broker never causes a 503 (nor any other refusal: the
+    bench posts only what its team may post); a broker that is down gives a 503 with Retry-After
+    within 2 s, which tests/faults/test_broker_outage.py checks (a bench cannot stop the broker).
+    """
+    rows: list[Row] = []
+    # one at a time on a settled hub first: after the throughput run the pipeline still drains its backlog
+    seen = closures_load.visible(hub, paths, args.samples)
+    rows.append(
+        Row(
+            "7",
+            f"POST → closure in all {len(paths)} feeds, one at a time (n={seen.samples})",
+            f"p50 {seen.p50_ms:.0f} ms, p99 {seen.p99_ms:.0f} ms",
+            "",
+            f"p99 < {closures_load.GOAL_VISIBLE_P99_MS:.0f} ms",
+            verdict(seen.p99_ms < closures_load.GOAL_VISIBLE_P99_MS),
         )
-        tp = closures_load.throughput(hub, args.clients, args.post_seconds)
+    )
+    pool = closures_load.lille_streets()
+    for clients in args.clients:
+        tp = closures_load.throughput(hub, clients, args.post_seconds, pool=pool)
+        refused = closures_load.describe_refused(tp.refused)
         rows.append(
             Row(
                 "7",
-                f"POST /api/v1/closures, {tp.clients} concurrent clients, {tp.seconds:.0f} s",
-                f"{tp.per_s:,.0f} closures/s accepted ({tp.accepted:,} ok, {tp.refused} refused), "
+                f"POST /api/v1/closures, {tp.clients} concurrent clients, {tp.seconds:.0f} s (healthy broker)",
+                f"{tp.per_s:,.0f} closures/s accepted ({tp.accepted:,} ok, {refused}), "
                 f"p50 {tp.p50_ms:.0f} ms, p99 {tp.p99_ms:.0f} ms",
+                "",
+                "0 refused (never a 503 while the broker is up)",
+                verdict(tp.refused_total == 0),
             )
         )
     return rows
+
+
+def _writes_only_rows(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    """`--only writes`: the closure-write rows on a hub seeded like the feed benchmark's (`--events`)."""
+    with seeded_hub(args.events, workdir) as (hub, _):
+        return _write_rows(args, hub, feed_paths())
 
 
 def _memory_rows(count: int, workdir: Path) -> list[Row]:
@@ -142,12 +177,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--memory-events", type=int, default=100_000, help="active events for the memory benchmark")
     parser.add_argument("--wrk-seconds", type=int, default=4)
     parser.add_argument("--samples", type=int, default=50, help="change → feed samples (p99 of 20 is the maximum)")
-    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument(
+        "--clients", type=int, nargs="+", default=[32, 64], help="concurrent POST clients, one run per count"
+    )
     parser.add_argument("--post-seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3, help="connector and ProducerPerformance rounds")
     parser.add_argument("--traces", type=int, default=100)
     parser.add_argument("--closures", type=int, default=400)
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    parser.add_argument(
+        "--only",
+        choices=STEPS,
+        nargs="+",
+        help="run only these sections (writes: the closure-write rows alone); RESULTS.md is then left as it is",
+    )
     return parser
 
 
@@ -162,16 +205,19 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rows: list[Row] = []
     notes: list[str] = []
-    steps: list[tuple[str, Callable[[], list[Row]]]] = [
-        ("matching", lambda: _matching_rows(args.traces, args.closures)),
-        ("ingest", lambda: _ingest_rows(args.rounds)),
-    ]
+    wanted = set(args.only or STEPS)
     with tempfile.TemporaryDirectory(prefix="loadtests-") as tmp:
         workdir = Path(tmp)
-        steps += [
-            ("feeds+closures", lambda: _hub_rows(args, workdir, rows)),
+        every: list[tuple[str, Callable[[], list[Row]]]] = [
+            ("matching", lambda: _matching_rows(args.traces, args.closures)),
+            ("ingest", lambda: _ingest_rows(args.rounds)),
+            # one seeded hub serves both the feed and the write rows when both are wanted
+            ("feeds+writes", lambda: _hub_rows(args, workdir, rows)),
+            ("feeds", lambda: _hub_rows(args, workdir, rows, writes=False)),
+            ("writes", lambda: _writes_only_rows(args, workdir)),
             ("memory", lambda: _memory_rows(args.memory_events, workdir)),
         ]
+        steps = [(name, step) for name, step in every if _chosen(name, wanted)]
         for name, step in steps:
             step_started = time.monotonic()
             print(f"[loadtests] {name} …", file=sys.stderr, flush=True)
@@ -185,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     notes.append(f"total: {time.monotonic() - started:.0f} s")
     print(machine_lines(machine))
     print(text_table(rows))
-    if not args.no_write:
+    if not args.no_write and args.only is None:
         RESULTS.write_text(markdown(rows, machine, notes), encoding="utf-8")
     return 0
 

@@ -3,6 +3,11 @@
 Bodies are real streets of Lille from the bundled road network (© OpenStreetMap contributors),
 posted by a road-works team of Lille with fresh references: every POST is a new closure that goes
 through the whole pipeline (API → reports → normaliser → events → view → feeds).
+
+Only streets the team may post are used: the API checks a closure's line geometrically against the
+team's communes (25 m tolerance), and some edges tagged Lille cross into a neighbour (Lomme, La
+Madeleine, …). Posting those gave the "1–2 refused" of earlier runs, which were 403s, not 503s.
+Refusals are reported by status code, so a refusal is never read as something it is not.
 """
 
 from __future__ import annotations
@@ -10,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2
+import shapely
 
+from geo.communes import Communes
 from geo.network import RoadNetwork
 from loadtests.eventgen import Street, streets
 from loadtests.feeds_load import ChangeLatency, latency
@@ -23,6 +31,7 @@ from loadtests.feedwatch import current_etags, until_in_every_feed
 from loadtests.hubproc import LILLE, ROADWORKS_KEY, Hub
 
 GOAL_VISIBLE_P99_MS = 250.0
+NO_ANSWER = 0  # status recorded when the request got no HTTP answer at all (connection error, client timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +39,38 @@ class Throughput:
     clients: int
     seconds: float
     accepted: int
-    refused: int  # any answer but 201
+    refused: dict[int, int]  # status code (0: no answer) → count, for every answer but 201
     per_s: float
     p50_ms: float
     p99_ms: float
 
+    @property
+    def refused_total(self) -> int:
+        return sum(self.refused.values())
+
+    @property
+    def unavailable(self) -> int:
+        """503s: the broker was judged unavailable (must be 0 while it is healthy, however busy)."""
+        return self.refused.get(503, 0)
+
+
+def describe_refused(refused: dict[int, int]) -> str:
+    """ "0 refused" or "3 refused (403: 2, 503: 1)" (0 stands for no HTTP answer)."""
+    total = sum(refused.values())
+    if not total:
+        return "0 refused"
+    parts = ", ".join(f"{'no answer' if code == NO_ANSWER else code}: {n}" for code, n in sorted(refused.items()))
+    return f"{total} refused ({parts})"
+
 
 def lille_streets() -> list[Street]:
-    return [s for s in streets(RoadNetwork.default()) if s.commune == LILLE]
+    """Streets of Lille whose whole line the Lille team may post (the API's own commune check)."""
+    communes = Communes.load()
+    return [
+        s
+        for s in streets(RoadNetwork.default())
+        if s.commune == LILLE and communes.within(shapely.LineString(s.coordinates), {LILLE})
+    ]
 
 
 def closure_body(street: Street, reference: str) -> dict[str, Any]:
@@ -65,13 +98,16 @@ async def _client(
     while time.monotonic() < deadline and next(refs) < limit:
         body = closure_body(next(bodies), f"BENCH-{tag}-{len(out)}")
         started = time.perf_counter()
-        response = await http.post("/api/v1/closures", json=body, headers=_auth())
-        out.append((response.status_code, (time.perf_counter() - started) * 1000))
+        try:
+            status = (await http.post("/api/v1/closures", json=body, headers=_auth())).status_code
+        except httpx2.HTTPError:
+            status = NO_ANSWER
+        out.append((status, (time.perf_counter() - started) * 1000))
     return out
 
 
-async def _throughput(hub: Hub, clients: int, seconds: float, limit: int) -> Throughput:
-    bodies = itertools.cycle(lille_streets())
+async def _throughput(hub: Hub, clients: int, seconds: float, limit: int, pool: list[Street]) -> Throughput:
+    bodies = itertools.cycle(pool)
     refs = itertools.count()
     limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx2.AsyncClient(base_url=hub.url, timeout=30, limits=limits) as http:
@@ -85,16 +121,18 @@ async def _throughput(hub: Hub, clients: int, seconds: float, limit: int) -> Thr
         clients=clients,
         seconds=elapsed,
         accepted=len(accepted),
-        refused=len(flat) - len(accepted),
+        refused=dict(Counter(status for status, _ in flat if status != 201)),
         per_s=len(accepted) / elapsed,
         p50_ms=ordered[len(ordered) // 2],
         p99_ms=ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))],
     )
 
 
-def throughput(hub: Hub, clients: int = 32, seconds: float = 8.0, limit: int = 5000) -> Throughput:
+def throughput(
+    hub: Hub, clients: int = 32, seconds: float = 8.0, limit: int = 5000, pool: list[Street] | None = None
+) -> Throughput:
     """`clients` concurrent clients posting new closures for `seconds` (at most `limit` posts)."""
-    return asyncio.run(_throughput(hub, clients, seconds, limit))
+    return asyncio.run(_throughput(hub, clients, seconds, limit, pool or lille_streets()))
 
 
 async def _waze_ready(http: httpx2.AsyncClient, pool: list[Street], wanted: int) -> list[Street]:

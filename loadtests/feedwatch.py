@@ -22,8 +22,6 @@ POLL_S = 0.005
 
 def feed_paths() -> list[str]:
     """Every feed route of the hub as it is now (`traffic_hub.runtime.FEEDS`)."""
-    from traffic_hub.runtime import FEEDS
-
     return [f"/feeds/{name}" for name in FEEDS]
 
 

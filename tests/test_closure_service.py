@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, time, timedelta
-from types import SimpleNamespace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -21,10 +20,10 @@ from traffic_hub.closure_checks import differences, warnings
 from traffic_hub.closures import ClosureBook, ClosureService, ReferenceTaken, Written
 from traffic_hub.demo.closures import _post_or_refresh
 from traffic_hub.errors import Conflict, Forbidden, InvalidInput
-from traffic_hub.kafka.publisher import Publisher, Record
+from traffic_hub.kafka.publisher import Publisher
 from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState
 from traffic_hub.model.validity import WEEKDAYS
-from traffic_hub.runtime import Hub
+from traffic_hub.publishing import Record
 from traffic_hub.topics import Topics
 from traffic_hub.view import EventView
 
@@ -195,8 +194,8 @@ def test_differences_compare_instants_and_positions_not_text() -> None:
 def test_a_restarted_demo_brings_its_closures_up_to_date(service: ClosureService) -> None:
     """The demo posts its closures at every start with dates from the clock: the next run's body differs
     (409 for a team), so the demo replaces its own closure instead of logging a failure."""
-    hub = cast(Hub, SimpleNamespace(closures=service))
-    first: Written = run(_post_or_refresh(hub, LILLE, body("DEMO-1")))
-    later: Written = run(_post_or_refresh(hub, LILLE, body("DEMO-1", ends_at=(NOW + timedelta(days=11)).isoformat())))
+    first: Written = run(_post_or_refresh(service, LILLE, body("DEMO-1")))
+    later_body = body("DEMO-1", ends_at=(NOW + timedelta(days=11)).isoformat())
+    later: Written = run(_post_or_refresh(service, LILLE, later_body))
     assert (first.outcome, later.outcome) == ("created", "replaced")
     assert later.state.version == 2

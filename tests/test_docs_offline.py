@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from traffic_hub.api.app import create_app
 from traffic_hub.auth import Principals
+from traffic_hub.runtime import create_app
 from traffic_hub.settings import Settings
 
 URL = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url\s*:\s*['"]([^'"]+)['"]|spec-url=["']([^"']+)["']""")

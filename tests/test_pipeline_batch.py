@@ -12,11 +12,11 @@ from geo.errors import GeoError
 from geo.matching import MatchResult
 from geo.network import RoadNetwork
 from loadtests.bench_matching import closure_states, make_closures
-from traffic_hub.kafka.publisher import Record
 from traffic_hub.model import ClosureState, Direction, Report, ReportKind
 from traffic_hub.model.geometry import LineString
 from traffic_hub.normaliser.pipeline import Pipeline
 from traffic_hub.normaliser.placement import NetworkPlacer, Placement
+from traffic_hub.publishing import Record
 from traffic_hub.topics import Topics
 
 RECEIVED = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

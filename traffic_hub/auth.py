@@ -87,6 +87,20 @@ class Principals:
         return cls.of(parsed.principals)
 
 
+class KeyStore:
+    """The principals in force. `traffic-hub keys` edits are swapped in with one assignment, so a request
+    sees the old set or the new one, never a mix; routes authenticate through this, never a file."""
+
+    def __init__(self, principals: Principals) -> None:
+        self._principals = principals
+
+    def authenticate(self, key: str) -> Principal | None:
+        return self._principals.authenticate(key)
+
+    def replace(self, principals: Principals) -> None:
+        self._principals = principals
+
+
 @dataclass(frozen=True)
 class DemoKey:
     principal: Principal

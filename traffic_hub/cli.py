@@ -15,9 +15,10 @@ from pathlib import Path
 import uvicorn
 
 from connectors.config import ConnectorConfig, ConnectorsFileError, load_connectors
+from geo.build import build_network
 from geo.communes import Communes
-from traffic_hub.api.app import create_app
-from traffic_hub.api.fastproto import FeedProtocol
+from geo.fetch import DEFAULT_URL, MARGIN_M, FetchError, default_cache_dir, fetch_network
+from traffic_hub.api.fastproto import feed_protocol
 from traffic_hub.auth import AuthFileError, DemoKey, Principal, Principals, demo_principals
 from traffic_hub.auth import Role as AuthRole
 from traffic_hub.demo.sources import replay_configs
@@ -31,7 +32,7 @@ from traffic_hub.keys import (
     revoke_principal,
 )
 from traffic_hub.logs import quiet_start
-from traffic_hub.runtime import Role, open_hub
+from traffic_hub.runtime import Role, create_app, open_hub
 from traffic_hub.settings import Settings
 
 log = logging.getLogger("traffic_hub")
@@ -50,8 +51,38 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("source", type=Path, help="OSM extract (.osm.pbf)")
     build.add_argument("-o", "--output", type=Path, required=True, help="network file to write")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _fetch_parser(network_sub)
     _keys_parser(sub)
     return parser
+
+
+def _fetch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fetch = sub.add_parser(
+        "fetch",
+        help="download the region's OSM extract, clip it to MEL, build the network",
+        description="Download the current OpenStreetMap extract of the region (resumable, MD5-checked, "
+        "cached: an unchanged extract is not downloaded again), keep the drivable ways within MEL's 95 "
+        "communes plus a margin, and build the road network. Offline: exit code 2; build from a local "
+        "file with `traffic-hub network build`.",
+    )
+    fetch.add_argument(
+        "--url", default=DEFAULT_URL,
+        help=f"OSM extract (.osm.pbf) to download (default: {DEFAULT_URL}, Geofabrik's Nord-Pas-de-Calais "
+        "extract: Geofabrik still lists France by its pre-2016 regions, there is no Hauts-de-France file)",
+    )
+    fetch.add_argument(
+        "-o", "--output", type=Path, default=Path("mel.network.arrow"),
+        help="network file to write (default: mel.network.arrow); replaced only when the build succeeds",
+    )
+    fetch.add_argument(
+        "--cache-dir", type=Path, default=default_cache_dir(),
+        help="where the extract is kept between fetches (default: %(default)s)",
+    )
+    fetch.add_argument(
+        "--margin", type=float, default=MARGIN_M, metavar="METRES",
+        help="keep ways reaching within this distance of MEL's boundary, whole (default: %(default)g)",
+    )
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -206,7 +237,10 @@ def _serve(settings: Settings, roles: set[Role]) -> int:
         log_level="info",
         proxy_headers=False,
         access_log=False,
-        http=FeedProtocol,  # conditional feed polls answered in the protocol, the rest as usual
+        # conditional feed polls answered in the protocol, the rest as usual; header, time and connection limits
+        http=feed_protocol(settings.limits, settings.map_tiles),
+        timeout_keep_alive=settings.limits.keep_alive_s,
+        h11_max_incomplete_event_size=settings.limits.max_header_bytes,  # should h11 ever be chosen
     )
     uvicorn.Server(config).run()
     return 0
@@ -224,10 +258,38 @@ async def _headless(settings: Settings, roles: set[Role], connectors: list[Conne
 
 
 def _build_network(args: argparse.Namespace) -> int:
-    from geo.build import build_network
-
     stats = build_network(args.source, args.output, progress=not args.no_progress)
     print(stats)
+    return 0
+
+
+def _fetch_network(args: argparse.Namespace) -> int:
+    def say(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # our own lines say what was fetched
+    try:
+        fetched = fetch_network(
+            args.url, args.output, cache_dir=args.cache_dir, margin_m=args.margin,
+            progress=not args.no_progress, say=say,
+        )
+    except FetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume the download", file=sys.stderr)
+        return 130
+    stats = fetched.build
+    print(
+        f"{stats.out}: {stats.edges} directed edges from {stats.ways} ways, {stats.junctions} nodes, "
+        f"{stats.length_km:.1f} km, built in {stats.seconds:.1f} s from {fetched.download.url} "
+        f"({'downloaded' if fetched.download.downloaded else 'unchanged, cached'}; "
+        f"{fetched.download.checksum}; SHA-256 {fetched.download.sha256})"
+    )
+    print(f"run the hub on it: TRAFFIC_HUB_NETWORK={stats.out.resolve()}")
     return 0
 
 
@@ -235,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "network":
-        return _build_network(args)
+        return _fetch_network(args) if args.network_command == "fetch" else _build_network(args)
     if args.command == "keys":
         return _keys(args)
     try:

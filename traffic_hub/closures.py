@@ -34,11 +34,12 @@ from geo.shapes import line_from_coords, looks_swapped
 from traffic_hub import closure_checks
 from traffic_hub.auth import Principal, Role
 from traffic_hub.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
-from traffic_hub.kafka.publisher import Publisher, Record
+from traffic_hub.kafka.publisher import Publisher
 from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState, Event, Report, ReportKind
 from traffic_hub.model.closure import ClosureWarning
 from traffic_hub.model.geometry import LineString
 from traffic_hub.normaliser.placement import Placement, Placer
+from traffic_hub.publishing import Record
 from traffic_hub.topics import Topics
 from traffic_hub.view import EventView
 

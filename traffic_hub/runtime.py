@@ -1,7 +1,10 @@
-"""The hub's long-lived resources, opened in one place and closed in reverse order.
+"""The composition root: the hub's roles put together from their parts, opened in one place and closed in
+reverse order.
 
-`open_hub` composes the broker probe, topic set-up, publisher, event view, feed engine and, when
-the role asks for it, the normaliser. The FastAPI lifespan and the headless roles both use it.
+`open_hub` composes the broker probe, topic set-up, publisher, event view, feed engine and, when the
+role asks for it, the normaliser and the connectors. `create_app` hands the API only the narrow parts its
+routes use, by name (`api.deps.ApiState`), never the hub. Only this module and the CLI import the roles
+(`connectors`, `normaliser`, `api`); `tests/test_architecture.py` keeps it so.
 """
 
 from __future__ import annotations
@@ -9,31 +12,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from fastapi import FastAPI
+
 from connectors.config import ConnectorConfig
 from connectors.runner import ConnectorRunner, running_connectors
+from connectors.state import ConnectorsCollector
 from geo.communes import Communes
 from geo.crs import Reprojector
 from geo.matching import match_street
 from geo.network import RoadNetwork
-from traffic_hub.auth import DemoKey, Principals
+from traffic_hub.api.app import build_app
+from traffic_hub.api.deps import ApiState
+from traffic_hub.auth import DemoKey, KeyStore, Principals
 from traffic_hub.closures import ClosureBook, ClosureService, StreetResolver
-from traffic_hub.feeds.base import FeedContext, Renderer
-from traffic_hub.feeds.datex2 import Datex2Situations
-from traffic_hub.feeds.datex2_v2 import Datex2V2Situations
+from traffic_hub.demo.closures import seed
+from traffic_hub.feeds.base import Renderer
+from traffic_hub.feeds.context import feed_context
 from traffic_hub.feeds.engine import FeedBook
-from traffic_hub.feeds.opendata import OpenDataCsv, OpenDataGeoJson
-from traffic_hub.feeds.waze import CifsJson, CifsXml
-from traffic_hub.feeds.wzdx import WzdxWorkZones
+from traffic_hub.feeds.registry import renderer_factories
 from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
 from traffic_hub.kafka.admin import Replication, check_replication
+from traffic_hub.keys import watching
+from traffic_hub.logs import quiet_start
+from traffic_hub.metrics import Metrics, serve_metrics
+from traffic_hub.model import Report
 from traffic_hub.normaliser.placement import NetworkPlacer, Placer
 from traffic_hub.normaliser.service import Normaliser
+from traffic_hub.publishing import Record
 from traffic_hub.settings import Settings
 from traffic_hub.topics import Topics
 from traffic_hub.view import LiveView
@@ -47,15 +58,7 @@ class Role(StrEnum):
     CONNECTORS = "connectors"
 
 
-FEEDS: dict[str, type[Renderer]] = {
-    "waze/cifs.xml": CifsXml,
-    "waze/cifs.json": CifsJson,
-    "datex2/v3/situations.xml": Datex2Situations,
-    "datex2/v2/situations.xml": Datex2V2Situations,
-    "wzdx/v4.2/workzones.geojson": WzdxWorkZones,
-    "geojson/events.geojson": OpenDataGeoJson,
-    "geojson/events.csv": OpenDataCsv,
-}
+FEEDS: dict[str, type[Renderer]] = renderer_factories()  # path → renderer, from traffic_hub.feeds.registry
 
 
 @dataclass
@@ -68,7 +71,7 @@ class Hub:
     live: LiveView
     feeds: FeedBook
     closures: ClosureService
-    principals: Principals
+    keys: KeyStore
     communes: Communes
     topics_ready: asyncio.Event
     normaliser: Normaliser | None = None
@@ -80,19 +83,6 @@ class Hub:
     @property
     def ready(self) -> bool:
         return self.probe.up and self.topics_ready.is_set() and self.live.ready and self.publisher.ready
-
-
-def feed_context(settings: Settings) -> Callable[[datetime, datetime], FeedContext]:
-    def make(now: datetime, published_at: datetime) -> FeedContext:
-        return FeedContext(
-            now=now,
-            published_at=published_at,
-            timezone=settings.timezone,
-            publisher=settings.publisher,
-            base_url=settings.public_url,
-        )
-
-    return make
 
 
 async def _ensure_topics_forever(
@@ -142,7 +132,8 @@ async def open_hub(
         book = ClosureBook(live.events)
         placer = placer or NetworkPlacer(network)
         closures = ClosureService(book, publisher, topics, communes, reprojector, street_resolver(network), placer)
-        hub = Hub(settings, topics, tz, probe, publisher, live, feeds, closures, principals, communes, topics_ready)
+        keys = KeyStore(principals)
+        hub = Hub(settings, topics, tz, probe, publisher, live, feeds, closures, keys, communes, topics_ready)
         hub.network = network
         hub.demo_keys = demo_keys or []
         hub.replication = replication
@@ -161,9 +152,7 @@ async def open_hub(
         if Role.CONNECTORS in roles and connectors:
             hub.connectors = await stack.enter_async_context(running_connectors(connectors, publisher, topics))
         if settings.demo and hub.demo_keys and Role.API in roles:
-            from traffic_hub.demo.closures import seed
-
-            seeding = asyncio.create_task(seed(hub, hub.demo_keys), name="demo-seed")
+            seeding = asyncio.create_task(seed(closures, live.wait_ready, hub.demo_keys), name="demo-seed")
             stack.callback(seeding.cancel)
         yield hub
 
@@ -182,3 +171,90 @@ def street_resolver(network: RoadNetwork) -> StreetResolver:
         return match_street(network, street, from_street, to_street).geometry
 
     return resolve
+
+
+def api_state(hub: Hub, metrics: Metrics) -> ApiState:
+    """The parts of `hub` the API's routes use, by name (`api.deps`): never the hub itself."""
+
+    async def write_report(report: Report) -> None:
+        await hub.publisher.send(Record(hub.topics.reports, report.key.encode(), report.model_dump_json().encode()))
+
+    return ApiState(
+        events=hub.live.events,
+        feeds=hub.feeds,
+        closures=hub.closures,
+        keys=hub.keys,
+        write_report=write_report,
+        connector_states=lambda: [s.as_dict() for s in hub.connectors.states()] if hub.connectors else [],
+        readiness=lambda: readiness(hub),
+        durability=lambda: hub.replication.detail,
+        communes=hub.communes,
+        network=hub.network,
+        settings=hub.settings,
+        metrics=metrics,
+    )
+
+
+def readiness(hub: Hub) -> dict[str, bool]:
+    """`/readyz`: each check by name; ready when all hold."""
+    return {
+        "kafka": hub.probe.up,
+        "topics": hub.topics_ready.is_set(),
+        "producer": hub.publisher.ready,
+        "view": hub.live.ready,
+        "feeds": hub.feeds.alive,
+    }
+
+
+def gauges(hub: Hub) -> dict[str, float]:
+    normaliser = hub.normaliser
+    rendered = [(name, feed) for name in FEEDS if (feed := hub.feeds.get(name)) is not None]
+    return {
+        "kafka_up": float(hub.probe.up),
+        "ready": float(hub.ready),
+        "view_events": float(len(hub.live.events)),
+        "view_changes": float(hub.live.events.seq),
+        "feed_renders": float(hub.feeds.renders),
+        "normaliser_processed": float(normaliser.processed if normaliser else 0),
+        "normaliser_dead_lettered": float(normaliser.dead_lettered if normaliser else 0),
+        **{f"feed_items_{k.replace('/', '_').replace('.', '_')}": float(v.items) for k, v in rendered},
+    }
+
+
+def create_app(
+    settings: Settings,
+    principals: Principals,
+    roles: set[Role] | None = None,
+    demo_keys: list[DemoKey] | None = None,
+    connectors: list[ConnectorConfig] | None = None,
+) -> FastAPI:
+    """The API process (with `roles` beside it): opens the hub at start-up, hands the API its parts."""
+    metrics = Metrics()
+    active_roles = roles if roles is not None else {Role.API}
+
+    @contextlib.asynccontextmanager
+    async def open_parts() -> AsyncIterator[ApiState]:
+        async with (
+            quiet_start() as quiet,  # expected start-up states are logged at INFO, not WARNING/ERROR
+            open_hub(settings, principals, active_roles, demo_keys, connectors=connectors) as hub,
+            watching(settings.auth_file, hub.keys.replace),  # `traffic-hub keys` changes, no restart
+            _metrics_listener(settings, metrics),
+        ):
+            quiet.ready_when(lambda: hub.ready)
+            metrics.watch(lambda: gauges(hub))
+            metrics.registry.register(ConnectorsCollector(lambda: hub.connectors.states() if hub.connectors else []))
+            yield api_state(hub, metrics)
+
+    return build_app(settings, open_parts, metrics)
+
+
+@contextlib.asynccontextmanager
+async def _metrics_listener(settings: Settings, metrics: Metrics) -> AsyncIterator[None]:
+    """Prometheus' own listener (loopback by default), for as long as the hub runs."""
+    listener = await serve_metrics(metrics.registry, settings.metrics.host, settings.metrics.port) if (
+        settings.metrics.port) else None
+    try:
+        yield
+    finally:
+        if listener is not None:
+            listener.close()

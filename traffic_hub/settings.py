@@ -9,6 +9,7 @@ tests and the benchmarks with it instead of leaving them on another broker that 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
@@ -35,6 +36,10 @@ def bootstrap_servers(environ: Mapping[str, str] | None = None) -> str:
     """Kafka for tools outside `Settings` (tests, benchmarks): the explicit setting, else the local broker."""
     env = os.environ if environ is None else environ
     return env.get("TRAFFIC_HUB_KAFKA__BOOTSTRAP_SERVERS") or local_bootstrap(env)
+
+
+def _host_name() -> str:
+    return socket.gethostname() or "hub"
 
 
 class KafkaSettings(BaseModel):
@@ -74,6 +79,32 @@ class FeedSettings(BaseModel):
     gzip_level: Annotated[int, Field(ge=1, le=9)] = 6
 
 
+class LimitSettings(BaseModel):
+    """What one client may hold of the HTTP server (TRAFFIC_HUB_LIMITS__*); README "Guarantees" lists them."""
+
+    # request line + headers; a larger head gets 431 and the connection is closed
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 16 * 1024
+    # a request head must be complete this long after the connection opens or its first byte arrives (else 408)
+    header_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # a request body must be complete this long after its head (else the connection is closed)
+    body_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # an idle keep-alive connection is closed after this long
+    keep_alive_s: Annotated[int, Field(ge=1, le=300)] = 5
+    # open HTTP connections; a request beyond gets 503 with Retry-After and its connection is closed
+    max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    # open event streams (SSE) per key (429 beyond) and in all (503 with Retry-After beyond)
+    streams_per_key: Annotated[int, Field(ge=1, le=10_000)] = 8  # a control room shares a key across screens
+    streams_total: Annotated[int, Field(ge=1, le=100_000)] = 256
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics are served on their own listener, never on the public port (TRAFFIC_HUB_METRICS__*)."""
+
+    host: str = "127.0.0.1"
+    # 0: no metrics listener
+    port: Annotated[int, Field(ge=0, le=65535)] = 9108
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TRAFFIC_HUB_",
@@ -101,10 +132,14 @@ class Settings(BaseSettings):
     # attribution shown for those tiles (their provider's terms), e.g. "© OpenStreetMap contributors"
     map_tiles_attribution: str | None = None
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    limits: LimitSettings = LimitSettings()
+    metrics: MetricsSettings = MetricsSettings()
     # ended and cancelled events stay readable this long, then are removed from the events topic
     retention_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
-    # which hub instance this is, for consumer-group member ids and logs
-    instance: str = "hub"
+    # which hub instance this is: client ids, logs, and the normaliser's static group member name (a
+    # process restarted under the same name takes its partitions back at once). Stable and unique per
+    # process; the default, the host name, is both for one process per host or container.
+    instance: Annotated[str, Field(min_length=1, max_length=200)] = Field(default_factory=_host_name)
     # local state of `make run` (the demo principals and their keys, stable across restarts)
     run_dir: Path = Path(".run")
 

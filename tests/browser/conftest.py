@@ -12,9 +12,8 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from tests.browser.server import Served, serve
 from tests.integration.hubs import write_principals
 from tests.kafkarun import run_name
-from traffic_hub.api.app import create_app
 from traffic_hub.auth import Principals
-from traffic_hub.runtime import Role
+from traffic_hub.runtime import Role, create_app
 from traffic_hub.settings import KafkaSettings, Settings
 
 CHROMIUM = "/usr/bin/chromium"

@@ -19,10 +19,10 @@ from playwright.sync_api import Page, sync_playwright
 from geo.communes import Communes
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.server import serve
-from traffic_hub.api.app import create_app
 from traffic_hub.auth import DemoKey, Principals, Role, demo_principals
 from traffic_hub.demo.sources import replay_configs
 from traffic_hub.runtime import Role as HubRole
+from traffic_hub.runtime import create_app
 from traffic_hub.settings import KafkaSettings, Settings, bootstrap_servers
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,9 +24,8 @@ from tests.browser.conftest import OpenPage
 from tests.browser.server import Served, serve
 from tests.integration.hubs import KEYS, wait_until, write_principals
 from tests.kafkarun import run_name
-from traffic_hub.api.app import create_app
 from traffic_hub.auth import Principals
-from traffic_hub.runtime import Role
+from traffic_hub.runtime import Role, create_app
 from traffic_hub.settings import KafkaSettings, Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.browser]

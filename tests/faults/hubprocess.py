@@ -27,16 +27,22 @@ class HubProcess:
     auth_file: Path
     log: Path
     port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def start(self, command: str = "run") -> None:
         env = {
             **os.environ,
             "TRAFFIC_HUB_HTTP_PORT": str(self.port),
+            "TRAFFIC_HUB_METRICS__PORT": str(self.metrics_port),
             "TRAFFIC_HUB_TOPIC_PREFIX": self.prefix,
             "TRAFFIC_HUB_AUTH_FILE": str(self.auth_file),
             "TRAFFIC_HUB_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,

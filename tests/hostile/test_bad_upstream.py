@@ -31,13 +31,13 @@ from connectors.runner import ConnectorRunner
 from tests.connectors.httpserver import LocalServer, Route, local_server
 from tests.hostile.kafkalog import read_topic, wait_for
 from tests.integration.hubs import KEYS, auth, closure_body, running_hub, settings_for, wait_until, write_principals
-from traffic_hub.deadletter import MAX_ENCODED_BYTES, dead_letter
 from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.kafka import Publisher
-from traffic_hub.kafka.publisher import MAX_RECORD_BYTES, Record
+from traffic_hub.kafka.publisher import MAX_RECORD_BYTES
 from traffic_hub.model import EventType, IncidentReport, Point, Validity
 from traffic_hub.normaliser.placement import Placer
 from traffic_hub.normaliser.service import Normaliser
+from traffic_hub.publishing import MAX_ENCODED_BYTES, Record, dead_letter
 from traffic_hub.topics import Topics
 
 BAD_BODY = random.Random(14).randbytes(1_000_000)  # ~1 MB, not UTF-8
@@ -181,7 +181,7 @@ async def test_the_publisher_refuses_an_oversized_record_without_touching_the_pr
         await producer.send_many([good, huge, good])
 
     assert refused.value.indexes == (1,)
-    assert refused.value.status == 503  # still an Unavailable for callers that only know that
+    assert not refused.value.retriable  # permanent: dead-lettered or dropped by the caller, never retried as is
     written = await producer.send_many([good, good])
     assert written[1].offset == written[0].offset + 1
     assert restarts(caplog) == []

@@ -4,6 +4,7 @@ conforms to the documented status codes, content types and schemas."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,6 @@ from tests.faults.hubprocess import HubProcess, started_hub
 from tests.integration.hubs import KEYS, auth
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def hub(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    with started_hub(kafka_bootstrap, tmp_path_factory.mktemp("fuzz"), "fuzz", "api") as hub:
-        yield hub
 
 
 # Cross-field rules (ends after starts, lies in MEL, on the road network) cannot be written in JSON Schema,
@@ -41,21 +36,46 @@ def _operations(url: str) -> list[Any]:
     return [op for op in operations if op.path != "/api/v1/events/stream"]  # endless; tested on its own
 
 
-def test_no_server_errors_and_responses_conform(hub: HubProcess) -> None:
-    operations = _operations(hub.url)
-    assert len(operations) >= 15
-    for operation in operations:
-        key = KEYS.lille if operation.path.startswith("/api/v1/closures") else KEYS.admin
+@dataclass(frozen=True)
+class Fuzzed:
+    """A hub after every operation of its OpenAPI was fuzzed, and what went wrong."""
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def check(case: Any) -> None:
-            case.call_and_validate(base_url=hub.url, headers=auth(key), checks=CHECKS, timeout=10)  # noqa: B023
+    hub: HubProcess
+    operations: int
+    failures: list[str]  # one per operation whose generated requests broke a check
 
+
+@pytest.fixture(scope="module")
+def fuzzed(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
+    """Each test reads the result of the fuzzing, never the side effects of another test: whichever
+    runs, alone or first, the hub has been fuzzed once."""
+    with started_hub(kafka_bootstrap, tmp_path_factory.mktemp("fuzz"), "fuzz", "api") as hub:
+        operations = _operations(hub.url)
+        yield Fuzzed(hub, len(operations), [failure for op in operations if (failure := _fuzz(hub.url, op))])
+
+
+def _fuzz(url: str, operation: Any) -> str | None:
+    """Generated requests to one operation; what broke a check, or None."""
+    key = KEYS.lille if operation.path.startswith("/api/v1/closures") else KEYS.admin
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def check(case: Any) -> None:
+        case.call_and_validate(base_url=url, headers=auth(key), checks=CHECKS, timeout=10)
+
+    try:
         check()
+    except Exception as exc:  # reported per operation; the others are fuzzed all the same
+        return f"{operation.method.upper()} {operation.path}: {exc}"
+    return None
 
 
-def test_hub_log_has_no_unhandled_error(hub: HubProcess) -> None:
-    log = Path(hub.log).read_text(encoding="utf-8", errors="replace")
+def test_no_server_errors_and_responses_conform(fuzzed: Fuzzed) -> None:
+    assert fuzzed.operations >= 15
+    assert fuzzed.failures == [], "\n\n".join(fuzzed.failures)
+
+
+def test_hub_log_has_no_unhandled_error(fuzzed: Fuzzed) -> None:
+    log = Path(fuzzed.hub.log).read_text(encoding="utf-8", errors="replace")
     assert "unhandled error" not in log
     assert "Traceback" not in log

@@ -13,10 +13,9 @@ from fastapi.testclient import TestClient
 
 from connectors.config import ConnectorConfig
 from tests.clock import paris_iso
-from traffic_hub.api.app import create_app
 from traffic_hub.auth import Principals, hash_key
-from traffic_hub.runtime import Role
-from traffic_hub.settings import KafkaSettings, Settings
+from traffic_hub.runtime import Role, create_app
+from traffic_hub.settings import KafkaSettings, MetricsSettings, Settings
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def settings_for(bootstrap: str, prefix: str, auth_file: Path, **extra: Any) -> 
         topic_prefix=prefix,
         auth_file=auth_file,
         instance=prefix,
-        **extra,
+        **({"metrics": MetricsSettings(port=0)} | extra),  # no loopback metrics listener unless a test asks
     )
 
 

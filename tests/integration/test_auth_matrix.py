@@ -57,7 +57,7 @@ POLICY: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/map/fonts/{stack}/{name}"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
-    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/metrics"): {ADMIN},  # Prometheus scrapes the loopback listener (issue 14, finding 10)
 }
 CALLERS = {ROADWORKS: KEYS.lille, PARTNER: KEYS.partner, OPERATOR: KEYS.operator, ADMIN: KEYS.admin}
 

@@ -292,7 +292,7 @@ def test_events_health_metrics_and_docs(hub: TestClient) -> None:
     assert hub.get(f"/api/v1/events/{cid}", headers=auth(KEYS.admin)).json()["id"] == cid
     assert hub.get("/healthz").json() == {"status": "ok"}
     assert hub.get("/readyz").json()["status"] == "ready"
-    metrics = hub.get("/metrics").text
+    metrics = hub.get("/metrics", headers=auth(KEYS.admin)).text
     assert 'traffic_hub_closure_writes_total{operation="create"} 1.0' in metrics
     assert "traffic_hub_kafka_up 1.0" in metrics
     assert 'traffic_hub_feed_requests_total{feed="waze/cifs.xml",partner="waze",status="200"}' in metrics

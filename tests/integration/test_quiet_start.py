@@ -16,11 +16,10 @@ from fastapi.testclient import TestClient
 
 from geo.communes import Communes
 from tests.integration.hubs import auth, wait_until
-from traffic_hub.api.app import create_app
 from traffic_hub.auth import Principals
 from traffic_hub.demo.sources import replay_configs
 from traffic_hub.keys import demo_keys
-from traffic_hub.runtime import Role
+from traffic_hub.runtime import Role, create_app
 from traffic_hub.settings import KafkaSettings, Settings
 
 pytestmark = pytest.mark.kafka

@@ -86,7 +86,7 @@ def test_every_kind_of_source_lands_as_events_and_reports_of_one_incident_merge(
             reasons = [s["match_reason"] for s in event["sources"] if s["match_reason"]]
             assert reasons, event
             assert all("m apart" in r for r in reasons)
-        metrics = hub.get("/metrics").text
+        metrics = hub.get("/metrics", headers=auth(KEYS.admin)).text
         published = 'traffic_hub_connector_incidents_published_total{connector="demo-waze",kind="waze-partner-feed"}'
         assert published in metrics
 

@@ -1,58 +1,38 @@
-"""The FastAPI application: one lifespan opens the hub, routes are thin."""
+"""The FastAPI application: routes, middleware, and the API's own shared components. Routes are thin.
+
+The app knows nothing of how the hub is put together: the composition root (`traffic_hub.runtime`)
+hands `build_app` a context manager that opens the hub's parts and yields them by name (`ApiState`);
+the lifespan adds what only the API shares (the event streams' snapshots and counts, `stream.Streams`;
+the protocol fast path's lane, `feedlane.FeedLane`) and routes take the parts they use as dependencies.
+Every response carries the security headers (`secheaders`).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connectors.config import ConnectorConfig
-from connectors.state import ConnectorsCollector
 from traffic_hub.api import actions, closures, docs, events, feeds, health, problems, stream, whoami
 from traffic_hub.api import connectors as connector_routes
 from traffic_hub.api import map as map_routes
+from traffic_hub.api.deps import ApiState
 from traffic_hub.api.fastfeeds import FeedFastPath
 from traffic_hub.api.feedlane import LANE, FeedLane
 from traffic_hub.api.limits import BodyLimit
-from traffic_hub.auth import DemoKey, Principals
-from traffic_hub.keys import watching
-from traffic_hub.logs import quiet_start
+from traffic_hub.api.secheaders import SecurityHeaders, security_headers
+from traffic_hub.api.stream import STREAMS, Projection, Streams
+from traffic_hub.feeds.context import feed_context
 from traffic_hub.metrics import Metrics
-from traffic_hub.runtime import Hub, Role, open_hub
 from traffic_hub.settings import Settings
 
-
-def _gauges(hub: Hub) -> dict[str, float]:
-    normaliser = hub.normaliser
-    return {
-        "kafka_up": float(hub.probe.up),
-        "ready": float(hub.ready),
-        "view_events": float(len(hub.live.events)),
-        "view_changes": float(hub.live.events.seq),
-        "feed_renders": float(hub.feeds.renders),
-        "normaliser_processed": float(normaliser.processed if normaliser else 0),
-        "normaliser_dead_lettered": float(normaliser.dead_lettered if normaliser else 0),
-        **{f"feed_items_{k.replace('/', '_').replace('.', '_')}": float(v.items) for k, v in _rendered(hub)},
-    }
-
-
-def _rendered(hub: Hub) -> list[tuple[str, Any]]:
-    from traffic_hub.runtime import FEEDS
-
-    return [(name, feed) for name in FEEDS if (feed := hub.feeds.get(name)) is not None]
-
-
-def _principals_of(hub: Hub) -> Callable[[Principals], None]:
-    """Swaps the hub's principals in one assignment: a request sees the old set or the new one."""
-
-    def use(principals: Principals) -> None:
-        hub.principals = principals
-
-    return use
+OpenParts = Callable[[], AbstractAsyncContextManager[ApiState]]
+"""Opens the hub's parts for one lifespan and yields them by name (the composition root provides it)."""
 
 
 class RequestMetrics:
@@ -83,28 +63,18 @@ class RequestMetrics:
             self.metrics.http_latency.labels(route).observe(time.perf_counter() - started)
 
 
-def create_app(
-    settings: Settings,
-    principals: Principals,
-    roles: set[Role] | None = None,
-    demo_keys: list[DemoKey] | None = None,
-    connectors: list[ConnectorConfig] | None = None,
-) -> FastAPI:
-    metrics = Metrics()
-    active_roles = roles if roles is not None else {Role.API}
+def build_app(settings: Settings, open_parts: OpenParts, metrics: Metrics) -> FastAPI:
+    """The API over the parts `open_parts` yields; `metrics` is the registry the root also fills."""
+    headers = security_headers(settings.map_tiles)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with (
-            quiet_start() as quiet,  # expected start-up states are logged at INFO, not WARNING/ERROR
-            open_hub(settings, principals, active_roles, demo_keys, connectors=connectors) as hub,
-            watching(settings.auth_file, _principals_of(hub)),  # `traffic-hub keys` changes, no restart
-        ):
-            quiet.ready_when(lambda: hub.ready)
-            metrics.watch(lambda: _gauges(hub))
-            metrics.registry.register(ConnectorsCollector(lambda: hub.connectors.states() if hub.connectors else []))
-            app.state.hub = hub
-            yield {"hub": hub, "metrics": metrics, LANE: FeedLane(hub, metrics)}  # LANE: for FeedProtocol
+        async with open_parts() as parts:
+            projection = Projection(parts["feeds"], feed_context(settings), ZoneInfo(settings.timezone))
+            streams = Streams(parts["events"], projection, settings.limits)
+            metrics.watch(streams.gauges)
+            lane = FeedLane(parts["feeds"], parts["keys"], metrics, headers)  # LANE: for FeedProtocol
+            yield {**parts, STREAMS: streams, LANE: lane}
 
     app = FastAPI(
         title="traffic-hub",
@@ -119,5 +89,6 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
-    app.add_middleware(FeedFastPath)  # outermost: feed polls skip everything else
+    app.add_middleware(FeedFastPath)  # feed polls skip everything else
+    app.add_middleware(SecurityHeaders, headers=headers, map_tiles=settings.map_tiles)  # outermost: every response
     return app

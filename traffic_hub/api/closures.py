@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from traffic_hub.api.deps import ClosureReader, HubDep, MetricsDep, Writer
+from traffic_hub.api.audit import audited
+from traffic_hub.api.deps import ClosureReader, ClosuresDep, FeedsDep, MetricsDep, TimezoneDep, Writer
 from traffic_hub.api.problems import problem
 from traffic_hub.api.resources import ClosureOut, ClosurePage, closure_out
 from traffic_hub.api.responses import WRITE
-from traffic_hub.audit import audited
-from traffic_hub.closures import ReferenceTaken, closure_id, etag
+from traffic_hub.auth import Principal
+from traffic_hub.closures import ClosureService, ReferenceTaken, Written, closure_id, etag
+from traffic_hub.feeds.engine import FeedBook
+from traffic_hub.metrics import Metrics
 from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState, Normalised
 from traffic_hub.model.closure import ClosureWarning
 from traffic_hub.model.geometry import LineString
-from traffic_hub.runtime import Hub
 
 router = APIRouter(prefix="/api/v1/closures", tags=["closures"])
 
@@ -38,18 +43,24 @@ CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _out(hub: Hub, state: ClosureState, warnings: list[ClosureWarning] | None = None) -> ClosureOut:
-    now = hub.closures.now()
-    _, event = hub.closures.book.get(state.id)
-    publication = hub.feeds.publication(event, now) if event is not None else {}
+def _out(
+    closures: ClosureService, feeds: FeedBook, state: ClosureState, warnings: list[ClosureWarning] | None = None
+) -> ClosureOut:
+    now = closures.now()
+    _, event = closures.book.get(state.id)
+    publication = feeds.publication(event, now) if event is not None else {}
     return closure_out(state, event, publication, now, warnings or [])
 
 
 def _send(
-    response: Response, hub: Hub, state: ClosureState, warnings: list[ClosureWarning] | None = None
+    response: Response,
+    closures: ClosureService,
+    feeds: FeedBook,
+    state: ClosureState,
+    warnings: list[ClosureWarning] | None = None,
 ) -> ClosureOut:
     response.headers["ETag"] = etag(state)
-    return _out(hub, state, warnings)
+    return _out(closures, feeds, state, warnings)
 
 
 def _reference_taken(request: Request, exc: ReferenceTaken) -> JSONResponse:
@@ -67,7 +78,14 @@ def _reference_taken(request: Request, exc: ReferenceTaken) -> JSONResponse:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ClosureOut, responses=CREATE_RESPONSES)
 async def create_closure(
-    body: ClosureIn, principal: Writer, hub: HubDep, metrics: MetricsDep, request: Request, response: Response
+    body: ClosureIn,
+    principal: Writer,
+    closures: ClosuresDep,
+    feeds: FeedsDep,
+    tz: TimezoneDep,
+    metrics: MetricsDep,
+    request: Request,
+    response: Response,
 ) -> ClosureOut | JSONResponse:
     """Post a closure. The `reference` is the team's own id for it; the closure id derives from it.
 
@@ -90,7 +108,7 @@ async def create_closure(
     cid = closure_id(principal.name, body.reference)
     with audited(principal, "create", closure_id=cid, reference=body.reference) as entry:
         try:
-            written = await hub.closures.create(principal, body)
+            written = await closures.create(principal, body)
         except ReferenceTaken as exc:
             entry.update(version=exc.current.version, result=409, outcome="reference-taken")
             return _reference_taken(request, exc)
@@ -101,7 +119,7 @@ async def create_closure(
         metrics.closure_writes.labels(entry["action"]).inc()
     response.status_code = status.HTTP_201_CREATED if fresh else status.HTTP_200_OK
     response.headers["Location"] = str(request.url_for("read_closure", closure_id=state.id).path)
-    return _send(response, hub, state, hub.closures.warnings(state, hub.tz) if fresh else [])
+    return _send(response, closures, feeds, state, closures.warnings(state, tz) if fresh else [])
 
 
 class ClosurePreviewIn(ClosureIn):
@@ -126,9 +144,9 @@ class ClosurePreview(BaseModel):
 
 
 @router.post("/preview", responses=PROBLEMS)
-async def preview_closure(body: ClosurePreviewIn, principal: Writer, hub: HubDep) -> ClosurePreview:
+async def preview_closure(body: ClosurePreviewIn, principal: Writer, closures: ClosuresDep) -> ClosurePreview:
     """What a closure would become on the road network (street, segments, Waze readiness). Writes nothing."""
-    state, placement = await asyncio.to_thread(hub.closures.preview, principal, body)
+    state, placement = await asyncio.to_thread(closures.preview, principal, body)
     if placement is None:
         return ClosurePreview(geometry=state.geometry, street=state.street, streets=[], communes=state.communes,
                               normalised=None, waze_ready=False, segments=[], withheld=["no road network loaded"])
@@ -152,62 +170,87 @@ async def preview_closure(body: ClosurePreviewIn, principal: Writer, hub: HubDep
 @router.get("", responses=PROBLEMS)
 async def list_closures(
     principal: ClosureReader,
-    hub: HubDep,
+    closures: ClosuresDep,
+    feeds: FeedsDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> ClosurePage:
     """The caller's closures (admins and operators: all), oldest first, paginated."""
-    states, next_cursor = hub.closures.list(principal, limit, cursor)
-    return ClosurePage(items=[_out(hub, s) for s in states], next=next_cursor)
+    states, next_cursor = closures.list(principal, limit, cursor)
+    return ClosurePage(items=[_out(closures, feeds, s) for s in states], next=next_cursor)
 
 
 @router.get("/{closure_id}", responses=PROBLEMS)
-async def read_closure(closure_id: str, principal: ClosureReader, hub: HubDep, response: Response) -> ClosureOut:
+async def read_closure(
+    closure_id: str, principal: ClosureReader, closures: ClosuresDep, feeds: FeedsDep, response: Response
+) -> ClosureOut:
     """A closure with its status, where it sits on the network, and where it is published."""
-    state, _ = hub.closures.read(principal, closure_id)
-    return _send(response, hub, state)
+    state, _ = closures.read(principal, closure_id)
+    return _send(response, closures, feeds, state)
 
 
-def _reference(hub: Hub, cid: str) -> str | None:
+def _reference(closures: ClosureService, cid: str) -> str | None:
     """The closure's reference for the audit line, also when the write is refused."""
-    state, _ = hub.closures.book.get(cid)
+    state, _ = closures.book.get(cid)
     return state.reference if state is not None else None
+
+
+@dataclass(frozen=True)
+class _Rewrite:
+    """What PUT and PATCH share: audited and counted alike, answered with the new version and its warnings."""
+
+    closures: ClosureService
+    feeds: FeedBook
+    tz: ZoneInfo
+    metrics: Metrics
+
+    async def __call__(
+        self, action: str, closure_id: str, principal: Principal, response: Response, write: Awaitable[Written]
+    ) -> ClosureOut:
+        reference = _reference(self.closures, closure_id)
+        with audited(principal, action, closure_id=closure_id, reference=reference) as entry:
+            written = await write
+            entry["version"] = written.state.version
+        self.metrics.closure_writes.labels(action).inc()
+        warnings = self.closures.warnings(written.state, self.tz)
+        return _send(response, self.closures, self.feeds, written.state, warnings)
+
+
+def _rewriting(closures: ClosuresDep, feeds: FeedsDep, tz: TimezoneDep, metrics: MetricsDep) -> _Rewrite:
+    return _Rewrite(closures, feeds, tz, metrics)
+
+
+Rewrite = Annotated[_Rewrite, Depends(_rewriting)]
 
 
 @router.put("/{closure_id}", responses=PROBLEMS)
 async def replace_closure(
-    closure_id: str, body: ClosureIn, principal: Writer, hub: HubDep, metrics: MetricsDep, response: Response,
+    closure_id: str, body: ClosureIn, principal: Writer, rewrite: Rewrite, response: Response,
     if_match: IfMatch = None,
 ) -> ClosureOut:
     """Replace the whole closure (its next version). `ends_at` in the past: 422. Answers with `warnings`."""
-    with audited(principal, "replace", closure_id=closure_id, reference=_reference(hub, closure_id)) as entry:
-        written = await hub.closures.replace(principal, closure_id, body, if_match)
-        entry["version"] = written.state.version
-    metrics.closure_writes.labels("replace").inc()
-    return _send(response, hub, written.state, hub.closures.warnings(written.state, hub.tz))
+    write = rewrite.closures.replace(principal, closure_id, body, if_match)
+    return await rewrite("replace", closure_id, principal, response, write)
 
 
 @router.patch("/{closure_id}", responses=PROBLEMS)
 async def patch_closure(
-    closure_id: str, body: ClosurePatch, principal: Writer, hub: HubDep, metrics: MetricsDep, response: Response,
+    closure_id: str, body: ClosurePatch, principal: Writer, rewrite: Rewrite, response: Response,
     if_match: IfMatch = None,
 ) -> ClosureOut:
     """Change some fields (the closure's next version). `ends_at` in the past: 422. Answers with `warnings`."""
-    with audited(principal, "patch", closure_id=closure_id, reference=_reference(hub, closure_id)) as entry:
-        written = await hub.closures.patch(principal, closure_id, body, if_match)
-        entry["version"] = written.state.version
-    metrics.closure_writes.labels("patch").inc()
-    return _send(response, hub, written.state, hub.closures.warnings(written.state, hub.tz))
+    write = rewrite.closures.patch(principal, closure_id, body, if_match)
+    return await rewrite("patch", closure_id, principal, response, write)
 
 
 @router.delete("/{closure_id}", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
 async def delete_closure(
-    closure_id: str, principal: Writer, hub: HubDep, metrics: MetricsDep, if_match: IfMatch = None
+    closure_id: str, principal: Writer, closures: ClosuresDep, metrics: MetricsDep, if_match: IfMatch = None
 ) -> Response:
     """Cancel the closure: it leaves every feed. Deleting twice is harmless. POSTing its reference again
     re-opens it (see POST)."""
-    with audited(principal, "delete", closure_id=closure_id, reference=_reference(hub, closure_id)) as entry:
-        written = await hub.closures.cancel(principal, closure_id, if_match)
+    with audited(principal, "delete", closure_id=closure_id, reference=_reference(closures, closure_id)) as entry:
+        written = await closures.cancel(principal, closure_id, if_match)
         entry.update(version=written.state.version, outcome=written.outcome, result=204)
     if written.outcome == "deleted":
         metrics.closure_writes.labels("delete").inc()

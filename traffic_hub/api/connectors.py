@@ -6,14 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from traffic_hub.api.deps import HubDep, Operator
+from traffic_hub.api.deps import ConnectorStatesDep, Operator
 from traffic_hub.api.responses import AUTH
 
 router = APIRouter(prefix="/api/v1/connectors", tags=["connectors"])
 
 
 @router.get("", responses=AUTH)
-async def list_connectors(principal: Operator, hub: HubDep) -> dict[str, Any]:
+async def list_connectors(principal: Operator, connector_states: ConnectorStatesDep) -> dict[str, Any]:
     """The connectors this process runs (an API-only replica runs none), with their last outcomes."""
-    states = hub.connectors.states() if hub.connectors else []
-    return {"connectors": [state.as_dict() for state in states]}
+    return {"connectors": list(connector_states())}

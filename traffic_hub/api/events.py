@@ -7,17 +7,17 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from traffic_hub.api.deps import HubDep, Operator
+from traffic_hub.api.deps import EventsDep, FeedsDep, Operator
 from traffic_hub.api.responses import READ
 from traffic_hub.errors import NotFound
+from traffic_hub.feeds.engine import FeedBook
 from traffic_hub.model import Event
-from traffic_hub.runtime import Hub
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
 
-def feature(hub: Hub, event: Event, now: datetime) -> dict[str, Any]:
-    publication = hub.feeds.publication(event, now)
+def feature(feeds: FeedBook, event: Event, now: datetime) -> dict[str, Any]:
+    publication = feeds.publication(event, now)
     return {
         "type": "Feature",
         "id": event.id,
@@ -48,17 +48,17 @@ def feature(hub: Hub, event: Event, now: datetime) -> dict[str, Any]:
 
 
 @router.get("", responses=READ)
-async def list_events(principal: Operator, hub: HubDep) -> dict[str, Any]:
+async def list_events(principal: Operator, events: EventsDep, feeds: FeedsDep) -> dict[str, Any]:
     """Current events (active and upcoming) as a GeoJSON FeatureCollection."""
     now = datetime.now(UTC)
-    current = list(hub.live.events.current(now))  # decodes only the current events
+    current = list(events.current(now))  # decodes only the current events
     current.sort(key=lambda e: (e.validity.starts_at, e.id))
-    return {"type": "FeatureCollection", "features": [feature(hub, e, now) for e in current]}
+    return {"type": "FeatureCollection", "features": [feature(feeds, e, now) for e in current]}
 
 
 @router.get("/{event_id}", responses=READ)
-async def read_event(event_id: str, principal: Operator, hub: HubDep) -> dict[str, Any]:
-    event = hub.live.events.get(event_id)
+async def read_event(event_id: str, principal: Operator, events: EventsDep, feeds: FeedsDep) -> dict[str, Any]:
+    event = events.get(event_id)
     if event is None:
         raise NotFound(f"no event {event_id}")
-    return feature(hub, event, datetime.now(UTC))
+    return feature(feeds, event, datetime.now(UTC))

@@ -8,21 +8,20 @@ other middleware, with the same functions the documented routes use (`feeds.serv
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from traffic_hub.api.deps import FEED_READERS, authenticate, check_role
-from traffic_hub.api.feeds import FEED_DOCS, PUBLIC_FEEDS, serve
-from traffic_hub.api.problems import problem
-from traffic_hub.errors import TrafficHubError, Unavailable
-from traffic_hub.metrics import Metrics
-from traffic_hub.runtime import Hub
+from traffic_hub.api.deps import FEED_READERS, authenticate, check_role, state_of
+from traffic_hub.api.feeds import serve
+from traffic_hub.api.problems import hub_problem
+from traffic_hub.errors import TrafficHubError
+from traffic_hub.feeds.registry import FEEDS
 
 # path → (feed, public): the same feeds as the documented routes
-FEED_PATHS: dict[str, tuple[str, bool]] = {f"/feeds/{feed}": (feed, feed in PUBLIC_FEEDS) for feed in FEED_DOCS}
+FEED_PATHS: dict[str, tuple[str, bool]] = {feed.url_path: (feed.path, feed.public) for feed in FEEDS}
 
 
 def feed_key(authorization: str, query_string: bytes) -> str | None:
@@ -45,18 +44,17 @@ class FeedFastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = FEED_PATHS.get(scope.get("path", "")) if scope["type"] == "http" else None
         state: dict[str, Any] = scope.get("state") or {}
-        if route is None or scope["method"] not in ("GET", "HEAD") or "hub" not in state:
+        parts = state_of(state) if route is not None and scope["method"] in ("GET", "HEAD") else None
+        if route is None or parts is None:
             await self.app(scope, receive, send)
             return
-        hub, metrics = cast(Hub, state["hub"]), cast(Metrics, state["metrics"])
         feed, public = route
         request = Request(scope)
         try:
-            partner = "public" if public else check_role(authenticate(hub, _key(request)), FEED_READERS).name
-            response = serve(request, hub.feeds.get(feed))
+            partner = "public" if public else check_role(authenticate(parts["keys"], _key(request)), FEED_READERS).name
+            response = serve(request, parts["feeds"].get(feed))
         except TrafficHubError as exc:
-            extra = {"retry_after": exc.retry_after_s} if isinstance(exc, Unavailable) else {}
-            await problem(exc.status, exc.title, exc.detail, **extra)(scope, receive, send)
+            await hub_problem(exc)(scope, receive, send)
             return
-        metrics.feed_requests.labels(feed, partner, str(response.status_code)).inc()
+        parts["metrics"].feed_requests.labels(feed, partner, str(response.status_code)).inc()
         await response(scope, receive, send)

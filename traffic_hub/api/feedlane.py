@@ -2,7 +2,8 @@
 
 The rules are those of `api.feeds.serve` and `api.deps` (the same key sources, role and ETag tests),
 answering only where they give a 304; 401, 403, 503 and every 200 stay with the normal path, which
-words them. Nothing here reads a feed's bytes: a 304 needs only its ETag, date and item count.
+words them. Nothing here reads a feed's bytes: a 304 needs only its ETag, date and item count. The 304
+ends with the security headers (`secheaders`), where the normal path's middleware puts them.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
+from traffic_hub.api.conditional import not_modified, validator_headers, wants_gzip
 from traffic_hub.api.deps import FEED_READERS, authenticate, check_role
 from traffic_hub.api.fastfeeds import FEED_PATHS, feed_key
 from traffic_hub.api.feedpoll import Poll, read_poll
-from traffic_hub.api.feeds import gzip_etag
+from traffic_hub.api.secheaders import header_lines, security_headers
+from traffic_hub.auth import KeyStore
 from traffic_hub.errors import TrafficHubError
 from traffic_hub.metrics import Metrics
-from traffic_hub.runtime import Hub
 
 LANE = "feed_lane"  # its key in the lifespan state
 NOT_MODIFIED = b"HTTP/1.1 304 Not Modified\r\n"
@@ -43,42 +45,33 @@ class _Head:
 
     version: FeedVersion
     key: tuple[str, datetime, int]
-    etag: bytes
-    gzip_etag: bytes
     last_modified: bytes
     plain: bytes
     gzipped: bytes
 
     @classmethod
-    def of(cls, version: FeedVersion) -> _Head:
-        etag = version.etag.encode("latin-1")
-        gzipped_etag = gzip_etag(version.etag).encode("latin-1")
+    def of(cls, version: FeedVersion, trailer: bytes = b"") -> _Head:
+        plain, gzipped = (
+            _lines(validator_headers(version.etag, version.last_modified, version.items, gzip=g)) + trailer
+            for g in (False, True)
+        )
+        key = (version.etag, version.last_modified, version.items)
         last_modified = format_datetime(version.last_modified, usegmt=True).encode("latin-1")
-        rest = (
-            b"last-modified: " + last_modified + b"\r\n"
-            b"cache-control: private, no-cache\r\n"
-            b"vary: Accept-Encoding, Authorization\r\n"
-            b"x-feed-items: " + str(version.items).encode("ascii") + b"\r\n"
-        )
-        return cls(
-            version=version,
-            key=(version.etag, version.last_modified, version.items),
-            etag=etag,
-            gzip_etag=gzipped_etag,
-            last_modified=last_modified,
-            plain=b"etag: " + etag + b"\r\n" + rest,
-            gzipped=b"etag: " + gzipped_etag + b"\r\n" + rest,
-        )
+        return cls(version=version, key=key, last_modified=last_modified, plain=plain, gzipped=gzipped)
 
     def not_modified(self, poll: Poll) -> bool:
-        """`feeds._not_modified`, answering True only where it does (anything unsure is False)."""
-        if poll.if_none_match is not None:
-            tags = poll.if_none_match
-            if tags in (self.etag, self.gzip_etag):
-                return True
-            listed = {tag.strip().removeprefix(b"W/") for tag in tags.split(b",")}
-            return b"*" in listed or self.etag in listed or self.gzip_etag in listed
-        return poll.if_modified_since == self.last_modified  # other dates: the normal path compares
+        """`conditional.not_modified`, the rule of every feed path; a date other than the version's own
+        goes to the normal path (it words the dates it cannot read)."""
+        if poll.if_none_match is None and poll.if_modified_since != self.last_modified:
+            return False
+        if_none_match = poll.if_none_match.decode("latin-1") if poll.if_none_match is not None else None
+        since = poll.if_modified_since.decode("latin-1") if poll.if_modified_since is not None else None
+        return not_modified(self.version.etag, self.version.last_modified, if_none_match, since)
+
+
+def _lines(headers: dict[str, str]) -> bytes:
+    """Header lines as uvicorn writes them (lower-case names)."""
+    return b"".join(f"{name.lower()}: {value}\r\n".encode("latin-1") for name, value in headers.items())
 
 
 class _Answer:
@@ -105,6 +98,12 @@ class _Answer:
         return self.response
 
 
+class FeedVersions(Protocol):
+    """What the lane reads: each feed's current rendered version (`FeedBook`)."""
+
+    def get(self, feed: str) -> FeedVersion | None: ...
+
+
 class FeedLane:
     """Answers conditional polls from the hub's current feeds with a 304, or None for the normal path.
 
@@ -115,9 +114,13 @@ class FeedLane:
     MAX_ANSWERS = 1024  # with requests of at most MAX_REMEMBERED bytes: 1 MiB at most
     MAX_REMEMBERED = 1024
 
-    def __init__(self, hub: Hub, metrics: Metrics) -> None:
-        self._hub = hub
+    def __init__(
+        self, feeds: FeedVersions, keys: KeyStore, metrics: Metrics, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        self._feeds = feeds
+        self._keys = keys
         self._metrics = metrics
+        self._trailer = header_lines(security_headers() if headers is None else headers)
         self._public = dict(FEED_PATHS.values())
         self._readers: dict[str, str] = {}  # key → principal name; only keys allowed to read feeds
         self._heads: dict[str, _Head] = {}
@@ -139,7 +142,7 @@ class FeedLane:
         return known
 
     def _holds(self, known: _Answer) -> bool:
-        version = self._hub.feeds.get(known.feed)
+        version = self._feeds.get(known.feed)
         return version is known.head.version or (
             version is not None and known.head.key == (version.etag, version.last_modified, version.items)
         )
@@ -152,13 +155,13 @@ class FeedLane:
         if public is None or (poll.if_none_match is None and poll.if_modified_since is None):
             return None
         partner = "public" if public else self._reader(poll)
-        version = self._hub.feeds.get(poll.feed)
+        version = self._feeds.get(poll.feed)
         if partner is None or version is None:
             return None
         head = self._head(poll.feed, version)
         if not head.not_modified(poll):
             return None
-        lines = head.gzipped if b"gzip" in poll.accept_encoding.lower() else head.plain
+        lines = head.gzipped if wants_gzip(poll.accept_encoding.decode("latin-1")) else head.plain
         counter = self._metrics.feed_requests.labels(poll.feed, partner, "304")
         return _Answer(poll.feed, head, lines, counter, poll.close)
 
@@ -170,7 +173,7 @@ class FeedLane:
         name = self._readers.get(key)
         if name is None:
             try:
-                name = check_role(authenticate(self._hub, key), FEED_READERS).name
+                name = check_role(authenticate(self._keys, key), FEED_READERS).name
             except TrafficHubError:
                 return None  # 401 / 403: the normal path words them
             self._readers[key] = name
@@ -181,5 +184,5 @@ class FeedLane:
         if head is None or (
             head.version is not version and head.key != (version.etag, version.last_modified, version.items)
         ):
-            head = self._heads[feed] = _Head.of(version)
+            head = self._heads[feed] = _Head.of(version, self._trailer)
         return head

@@ -1,11 +1,19 @@
-"""Liveness, readiness and metrics."""
+"""Liveness, readiness and metrics.
+
+Metrics name principals and connectors: Prometheus scrapes them on the separate loopback listener
+(`metrics.serve_metrics`); on the public port `/metrics` answers admins only.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from traffic_hub.api.deps import HubDep, MetricsDep
+from traffic_hub.api.deps import DurabilityDep, MetricsDep, ReadinessDep, caller
+from traffic_hub.api.responses import AUTH
+from traffic_hub.auth import Principal, Role
 
 router = APIRouter(tags=["health"])
 
@@ -17,17 +25,11 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "Kafka does not answer or the views are catching up"}})
-async def readyz(hub: HubDep, response: Response) -> dict[str, bool | str]:
+async def readyz(readiness: ReadinessDep, durability: DurabilityDep, response: Response) -> dict[str, bool | str]:
     """200 only when Kafka answers and the event view has caught up; else 503."""
-    checks: dict[str, bool | str] = {
-        "kafka": hub.probe.up,
-        "topics": hub.topics_ready.is_set(),
-        "producer": hub.publisher.ready,
-        "view": hub.live.ready,
-        "feeds": hub.feeds.alive,
-    }
+    checks: dict[str, bool | str] = dict(readiness())
     ready = all(checks.values())
-    checks["kafka.replication"] = hub.replication.detail  # a report, not a gate: a single broker still serves
+    checks["kafka.replication"] = durability()  # a report, not a gate: a single broker still serves
     checks["status"] = "ready" if ready else "not ready"
     if not ready:
         response.status_code = 503
@@ -35,7 +37,10 @@ async def readyz(hub: HubDep, response: Response) -> dict[str, bool | str]:
     return checks
 
 
-@router.get("/metrics", response_class=Response)
-async def metrics(metrics: MetricsDep) -> Response:
-    """Prometheus text format."""
+Admin = Annotated[Principal, Depends(caller(Role.ADMIN))]
+
+
+@router.get("/metrics", response_class=Response, responses=AUTH)
+async def metrics(principal: Admin, metrics: MetricsDep) -> Response:
+    """Prometheus text format, for admins (Prometheus itself scrapes the loopback metrics listener)."""
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

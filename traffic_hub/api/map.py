@@ -27,9 +27,8 @@ from shapely.ops import polylabel
 
 from geo.communes import Communes
 from geo.network import RoadNetwork
-from traffic_hub.api.deps import HubDep
+from traffic_hub.api.deps import CommunesDep, NetworkDep, SettingsDep
 from traffic_hub.errors import NotFound
-from traffic_hub.runtime import Hub
 
 router = APIRouter(tags=["map"])
 
@@ -116,17 +115,15 @@ def tile_config(url: str | None, attribution: str | None) -> dict[str, Any] | No
 
 
 @router.get("/map/config.json", include_in_schema=False)
-async def map_config(hub: HubDep) -> dict[str, Any]:
+async def map_config(settings: SettingsDep, network: NetworkDep, communes: CommunesDep) -> dict[str, Any]:
     """What the page needs before any key: basemap (if any), network extent, commune names, glyphs."""
-    network = _network(hub)
-    settings = hub.settings
     return {
         "basemap": tile_config(settings.map_tiles, settings.map_tiles_attribution),
         "attribution": ATTRIBUTION,
         "communes_attribution": COMMUNES_ATTRIBUTION,
         "glyphs": "/map/fonts/{fontstack}/{range}.pbf",
         "bbox": list(network.bbox_lonlat) if network is not None else None,
-        "communes": {c.insee: c.name for c in hub.communes},
+        "communes": {c.insee: c.name for c in communes},
     }
 
 
@@ -139,10 +136,6 @@ class _Encoded:
 
 _cache: weakref.WeakKeyDictionary[RoadNetwork, _Encoded] = weakref.WeakKeyDictionary()
 _commune_cache: weakref.WeakKeyDictionary[Communes, _Encoded] = weakref.WeakKeyDictionary()
-
-
-def _network(hub: Hub) -> RoadNetwork | None:
-    return hub.network
 
 
 def network_features(network: RoadNetwork) -> dict[str, Any]:
@@ -231,9 +224,8 @@ def _geojson(encoded: _Encoded, request: Request) -> Response:
     responses={200: {"content": {"application/geo+json": {}}}, 304: {"description": "not modified"},
                503: {"description": "no road network loaded"}},
 )
-async def network_geojson(hub: HubDep, request: Request) -> Response:
+async def network_geojson(network: NetworkDep, request: Request) -> Response:
     """The road network as GeoJSON lines (the map's offline background). Public: OpenStreetMap data, ODbL."""
-    network = _network(hub)
     if network is None:
         raise NotFound("this hub has no road network loaded")
     return _geojson(await _encoded(network), request)
@@ -245,7 +237,7 @@ async def network_geojson(hub: HubDep, request: Request) -> Response:
     response_class=Response,
     responses={200: {"content": {"application/geo+json": {}}}, 304: {"description": "not modified"}},
 )
-async def communes_geojson(hub: HubDep, request: Request) -> Response:
+async def communes_geojson(communes: CommunesDep, request: Request) -> Response:
     """The 95 MEL communes: boundary polygons (`kind: area`) and label points (`kind: label`) with INSEE code
     and name. Public: IGN Admin Express / INSEE, Licence Ouverte."""
-    return _geojson(await _encoded_communes(hub.communes), request)
+    return _geojson(await _encoded_communes(communes), request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,19 +12,66 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from traffic_hub.errors import InvalidInput, TrafficHubError, Unavailable
+from traffic_hub.errors import (
+    BadInput,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    TrafficHubError,
+    Unauthenticated,
+    Unavailable,
+    WriteRejected,
+)
 
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
 
+# The one place a hub error becomes HTTP: the most specific class of an error wins (its MRO is walked).
+STATUS: dict[type[TrafficHubError], tuple[int, str]] = {
+    InvalidInput: (422, "Invalid input"),
+    PayloadTooLarge: (413, "Payload too large"),
+    BadInput: (422, "Invalid input"),
+    Unauthenticated: (401, "Authentication required"),
+    Forbidden: (403, "Forbidden"),
+    NotFound: (404, "Not found"),
+    PreconditionFailed: (412, "Precondition failed"),
+    Conflict: (409, "Conflict"),
+    Unavailable: (503, "Service unavailable"),
+    WriteRejected: (503, "Service unavailable"),  # the request was fine; the event log would not take it
+    TrafficHubError: (500, "Internal error"),
+}
+
+
+def status_of(exc: TrafficHubError) -> tuple[int, str]:
+    """The HTTP status and title of a hub error."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return STATUS[TrafficHubError]
+
+
+def hub_problem(exc: TrafficHubError) -> JSONResponse:
+    """The problem document of a hub error (also used by the fast paths, outside FastAPI's handlers)."""
+    status, title = status_of(exc)
+    if isinstance(exc, InvalidInput):
+        errors = [{"field": exc.field, "message": exc.reason}]
+        return problem(status, title, exc.detail, field=exc.field, errors=errors)
+    if isinstance(exc, Unavailable | WriteRejected):
+        return problem(status, title, exc.detail, retry_after=exc.retry_after_s)
+    return problem(status, title, exc.detail)
+UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's words when its JSON parser raises
+
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {}
-    if status == 503:
-        headers["Retry-After"] = str(extra.pop("retry_after", 1))
-        body.pop("retry_after", None)
+    retry_after = body.pop("retry_after", None)
+    if status == 503 or (status == 429 and retry_after is not None):
+        headers["Retry-After"] = str(retry_after if retry_after is not None else 1)
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="traffic-hub"'
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
@@ -60,18 +108,31 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 async def _on_hub_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, TrafficHubError):
         raise exc
-    if isinstance(exc, InvalidInput):
-        errors = [{"field": exc.field, "message": exc.reason}]
-        return problem(422, exc.title, exc.detail, field=exc.field, errors=errors)
-    if isinstance(exc, Unavailable):
-        return problem(503, exc.title, exc.detail, retry_after=exc.retry_after_s)
-    return problem(exc.status, exc.title, exc.detail)
+    return hub_problem(exc)
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, HTTPException):
         raise exc
+    if exc.status_code == 400 and exc.detail == UNREADABLE_BODY and isinstance(exc.__cause__, Exception):
+        return _unreadable_body(exc.__cause__)
     return problem(exc.status_code, _title(exc.status_code), str(exc.detail))
+
+
+def _unreadable_body(cause: Exception) -> JSONResponse:
+    """FastAPI's 400 for a body its JSON parser gave up on: 422 naming the body, as for any invalid input.
+
+    A body nested thousands of levels deep exhausts the parser's recursion; bytes that are not UTF-8 are
+    not JSON text. Neither is the client's server error, nor a reason to leave the problem shape.
+    """
+    if isinstance(cause, RecursionError):
+        message = "the JSON body is nested too deeply"
+    elif isinstance(cause, UnicodeDecodeError):
+        message = "the body is not UTF-8 JSON"
+    else:
+        message = "the body is not JSON this API can read"
+    errors = [{"field": "body", "message": message}]
+    return problem(422, "Invalid input", f"body: {message}", field="body", errors=errors)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -80,8 +141,6 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _title(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:

@@ -11,7 +11,7 @@ from traffic_hub.feeds.engine import Publication
 from traffic_hub.model import ClosureState, Event, Normalised, Status
 from traffic_hub.model.closure import ClosureWarning, Lanes
 from traffic_hub.model.geometry import LineString
-from traffic_hub.model.validity import Schedule
+from traffic_hub.model.validity import Schedule, ends_after
 from traffic_hub.model.vocabulary import Cause, Direction
 
 
@@ -58,9 +58,9 @@ class ClosurePage(BaseModel):
 def status_of(state: ClosureState, now: datetime) -> Status:
     if state.cancelled:
         return Status.CANCELLED
-    if now >= state.ends_at:
+    if not ends_after(now, state.ends_at):  # instants, not wall clocks (see `ends_after`)
         return Status.ENDED
-    return Status.ACTIVE if now >= state.starts_at else Status.PLANNED
+    return Status.PLANNED if ends_after(now, state.starts_at) else Status.ACTIVE
 
 
 def closure_out(

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from traffic_hub.auth import DemoKey, Principal
-from traffic_hub.closures import ReferenceTaken, Written
+from traffic_hub.closures import ClosureService, ReferenceTaken, Written
 from traffic_hub.errors import TrafficHubError, Unavailable
 from traffic_hub.model import ClosureIn
-from traffic_hub.runtime import Hub
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +66,20 @@ def demo_closures(now: datetime) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-async def seed(hub: Hub, keys: list[DemoKey]) -> None:
-    """Post the demo closures once the hub can write; errors are logged, never fatal."""
+async def seed(closures: ClosureService, ready: Callable[[], Awaitable[None]], keys: list[DemoKey]) -> None:
+    """Post the demo closures once the view is ready (`ready`); errors are logged, never fatal."""
     teams = {k.principal.name: k.principal for k in keys}
-    await hub.live.wait_ready()
+    await ready()
     for team, body in demo_closures(datetime.now(UTC)):
         principal = teams.get(team)
         if principal is not None:
-            await _post(hub, principal, ClosureIn.model_validate(body))
+            await _post(closures, principal, ClosureIn.model_validate(body))
 
 
-async def _post(hub: Hub, principal: Principal, body: ClosureIn, attempts: int = 20) -> None:
+async def _post(closures: ClosureService, principal: Principal, body: ClosureIn, attempts: int = 20) -> None:
     for _ in range(attempts):
         try:
-            written = await _post_or_refresh(hub, principal, body)
+            written = await _post_or_refresh(closures, principal, body)
         except Unavailable:
             await asyncio.sleep(0.5)
             continue
@@ -90,8 +90,8 @@ async def _post(hub: Hub, principal: Principal, body: ClosureIn, attempts: int =
         return
 
 
-async def _post_or_refresh(hub: Hub, principal: Principal, body: ClosureIn) -> Written:
+async def _post_or_refresh(closures: ClosureService, principal: Principal, body: ClosureIn) -> Written:
     try:
-        return await hub.closures.create(principal, body)
+        return await closures.create(principal, body)
     except ReferenceTaken as taken:  # an earlier run's demo closure: bring its dates up to date
-        return await hub.closures.replace(principal, taken.current.id, body, None)
+        return await closures.replace(principal, taken.current.id, body, None)

@@ -13,14 +13,29 @@ schedule window it is in; the engine re-renders events at those boundaries.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from traffic_hub.model import Event
+import orjson
 
-__all__ = ["Assembled", "FeedContext", "Item", "Renderer"]
+from traffic_hub.model import Event, Status
+
+__all__ = [
+    "XML_DECLARATION",
+    "Assembled",
+    "FeatureCollectionShell",
+    "FeedContext",
+    "Gate",
+    "Item",
+    "Renderer",
+    "Shell",
+    "feature_collection_frame",
+    "status_reasons",
+]
+
+XML_DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +108,56 @@ class Assembled:
         sources = sorted({source for item in items for source in item.sources})
         body = self.separator.join(item.data for item in items if item.data)
         return b"".join((self.head(ctx, sources), body, self.tail(ctx)))
+
+
+Gate = Callable[[Event, FeedContext], list[str]]
+"""A feed's rules: why an event cannot enter it now (empty: it can)."""
+
+
+def status_reasons(event: Event, ctx: FeedContext) -> list[str]:
+    """["ended"] or ["cancelled"] when the event has left the feeds at `ctx.now`, else []: every gate starts here."""
+    status = event.status_at(ctx.now)
+    if status is Status.CANCELLED:
+        return ["cancelled"]
+    if status is Status.ENDED:
+        return ["ended"]
+    return []
+
+
+class Shell(Assembled):
+    """What every renderer declares rather than writes: its publication key, media type and gate.
+
+    A renderer module defines its gate as a function (tests and sibling formats call it directly)
+    and names it here; `check` is that gate.
+    """
+
+    name: str
+    media_type: str
+    gate: staticmethod[[Event, FeedContext], list[str]]
+
+    def check(self, event: Event, ctx: FeedContext) -> list[str]:
+        return self.gate(event, ctx)
+
+
+def feature_collection_frame(document: bytes) -> tuple[bytes, bytes]:
+    """`document` (an encoded FeatureCollection ending with `"features":[]}`) cut where the features go."""
+    if not document.endswith(b"[]}"):
+        raise ValueError("the features member must come last and be empty")
+    return document[:-2], b"]}"
+
+
+class FeatureCollectionShell(Shell):
+    """A GeoJSON FeatureCollection feed: the renderer gives the members before `features`, and the features."""
+
+    media_type: str = "application/geo+json"
+    separator = b","
+
+    def members(self, ctx: FeedContext, sources: Sequence[str]) -> dict[str, Any]:
+        """The document's members, `"features": []` last (the items go there)."""
+        raise NotImplementedError
+
+    def head(self, ctx: FeedContext, sources: Sequence[str]) -> bytes:
+        return feature_collection_frame(orjson.dumps(self.members(ctx, sources)))[0]
+
+    def tail(self, ctx: FeedContext) -> bytes:
+        return b"]}"

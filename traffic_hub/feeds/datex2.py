@@ -37,14 +37,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from traffic_hub.feeds.base import Assembled, FeedContext, Item
+from traffic_hub.feeds.base import XML_DECLARATION, FeedContext, Item, Shell, status_reasons
 from traffic_hub.feeds.validation import geometry_reasons, lane_counts, lane_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text, local_time
-from traffic_hub.model import Cause, Event, EventType, Schedule, Status
+from traffic_hub.model import Cause, Event, EventType, Schedule
 from traffic_hub.model.geometry import Point
 from traffic_hub.model.validity import WEEKDAYS
 
-__all__ = ["Datex2Situations", "check_datex2", "render_datex2"]
+__all__ = ["Datex2Situations", "SituationShell", "check_datex2", "render_datex2"]
 
 PUBLICATION_KEY = "datex2"
 
@@ -110,46 +110,15 @@ class Record:
     lanes: bool = False  # carries the lane impact
 
 
-class Datex2Situations(Assembled):
-    """DATEX II v3 SituationPublication (valid against the 3.7 schemas)."""
-
-    name: str = PUBLICATION_KEY
-    media_type: str = "application/xml"
-
-    def check(self, event: Event, ctx: FeedContext) -> list[str]:
-        return check_datex2(event, ctx)
-
-    def item(self, event: Event, ctx: FeedContext) -> Item:
-        records = records_of(event)
-        return Item(situation_xml(event, records, ZoneInfo(ctx.timezone)).encode() if records else b"")
-
-    def head(self, ctx: FeedContext, sources: Sequence[str]) -> bytes:
-        creator = clean_text(ctx.publisher_id)[:TEXT_MAX] or "MEL"
-        return "".join(
-            (
-                "<?xml version='1.0' encoding='UTF-8'?>\n",
-                _ROOT,
-                _leaf("com:publicationTime", local_time(ctx.timestamp, ZoneInfo(ctx.timezone))),
-                "<com:publicationCreator><com:country>FR</com:country>",
-                _leaf("com:nationalIdentifier", escape_xml(creator)),
-                "</com:publicationCreator>",
-            )
-        ).encode()
-
-    def tail(self, ctx: FeedContext) -> bytes:
-        return b"</d2:payload>"
-
-
 # --- the gate ---------------------------------------------------------------------------------
 
 
 def check_datex2(event: Event, ctx: FeedContext) -> list[str]:
     """Reasons `event` cannot enter the DATEX II feed at `ctx.now` (empty: it can)."""
-    status = event.status_at(ctx.now)
-    if status is Status.CANCELLED:
-        return ["cancelled"]
-    if status is Status.ENDED:
-        return ["ended"]
+    return status_reasons(event, ctx) or _rule_reasons(event)
+
+
+def _rule_reasons(event: Event) -> list[str]:
     reasons: list[str] = []
     if event.type in _WITHHELD_TYPES:
         reasons.append(_WITHHELD_TYPES[event.type])
@@ -470,3 +439,54 @@ def _supplementary(event: Event, counts: tuple[int, int] | None) -> str:
         parts.append(f"<loc:roadInformation>{_leaf('loc:roadName', street)}</loc:roadInformation>")
     parts.append("</loc:supplementaryPositionalDescription>")
     return "".join(parts)
+
+
+# --- the renderers ----------------------------------------------------------------------------
+
+
+class SituationShell(Shell):
+    """What DATEX II v3 and v2.3 share: the key "datex2", the gate, one situation per event with records.
+
+    A version says how a situation is written (`situation`), what opens the document after the XML
+    declaration (`opening`) and what closes it (`closing`).
+    """
+
+    name: str = PUBLICATION_KEY
+    media_type: str = "application/xml"
+    gate = staticmethod(check_datex2)
+    closing: bytes
+
+    def situation(self, event: Event, records: list[Record], tz: ZoneInfo) -> str:
+        raise NotImplementedError
+
+    def opening(self, ctx: FeedContext, tz: ZoneInfo) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def item(self, event: Event, ctx: FeedContext) -> Item:
+        records = records_of(event)
+        return Item(self.situation(event, records, ZoneInfo(ctx.timezone)).encode() if records else b"")
+
+    def head(self, ctx: FeedContext, sources: Sequence[str]) -> bytes:
+        return "".join((XML_DECLARATION, *self.opening(ctx, ZoneInfo(ctx.timezone)))).encode()
+
+    def tail(self, ctx: FeedContext) -> bytes:
+        return self.closing
+
+
+class Datex2Situations(SituationShell):
+    """DATEX II v3 SituationPublication (valid against the 3.7 schemas)."""
+
+    closing = b"</d2:payload>"
+
+    def situation(self, event: Event, records: list[Record], tz: ZoneInfo) -> str:
+        return situation_xml(event, records, tz)
+
+    def opening(self, ctx: FeedContext, tz: ZoneInfo) -> tuple[str, ...]:
+        creator = clean_text(ctx.publisher_id)[:TEXT_MAX] or "MEL"
+        return (
+            _ROOT,
+            _leaf("com:publicationTime", local_time(ctx.timestamp, tz)),
+            "<com:publicationCreator><com:country>FR</com:country>",
+            _leaf("com:nationalIdentifier", escape_xml(creator)),
+            "</com:publicationCreator>",
+        )

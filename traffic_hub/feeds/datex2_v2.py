@@ -23,16 +23,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from traffic_hub.feeds.base import Assembled, FeedContext, Item
+from traffic_hub.feeds.base import FeedContext
 from traffic_hub.feeds.datex2 import (
     LANG,
-    PUBLICATION_KEY,
     TEXT_MAX,
     Record,
-    check_datex2,
+    SituationShell,
     escape_xml,
     is_certain,
-    records_of,
     schedule_groups,
 )
 from traffic_hub.feeds.validation import lane_counts, line_parts
@@ -53,35 +51,24 @@ _NOT_IN_V2 = {"nearbyFlooding": "badWeather"}  # v3 values the 2.3 enumerations 
 _UNNAMED = "voie sans nom"
 
 
-class Datex2V2Situations(Assembled):
+class Datex2V2Situations(SituationShell):
     """DATEX II v2.3 SituationPublication (`d2LogicalModel`), for consumers not yet on v3."""
 
-    name: str = PUBLICATION_KEY
-    media_type: str = "application/xml"
+    closing = b"</payloadPublication></d2LogicalModel>"
 
-    def check(self, event: Event, ctx: FeedContext) -> list[str]:
-        return check_datex2(event, ctx)
+    def situation(self, event: Event, records: list[Record], tz: ZoneInfo) -> str:
+        return _situation(event, records, tz)
 
-    def item(self, event: Event, ctx: FeedContext) -> Item:
-        records = records_of(event)
-        return Item(_situation(event, records, ZoneInfo(ctx.timezone)).encode() if records else b"")
-
-    def head(self, ctx: FeedContext, sources: Sequence[str]) -> bytes:
+    def opening(self, ctx: FeedContext, tz: ZoneInfo) -> tuple[str, ...]:
         identifier = _leaf("nationalIdentifier", escape_xml(clean_text(ctx.publisher_id)[:TEXT_MAX] or "MEL"))
         creator = f"<country>fr</country>{identifier}"
-        return "".join(
-            (
-                "<?xml version='1.0' encoding='UTF-8'?>\n",
-                _ROOT,
-                f"<exchange><supplierIdentification>{creator}</supplierIdentification></exchange>",
-                f'<payloadPublication xsi:type="SituationPublication" lang="{LANG}">',
-                _leaf("publicationTime", local_time(ctx.timestamp, ZoneInfo(ctx.timezone))),
-                f"<publicationCreator>{creator}</publicationCreator>",
-            )
-        ).encode()
-
-    def tail(self, ctx: FeedContext) -> bytes:
-        return b"</payloadPublication></d2LogicalModel>"
+        return (
+            _ROOT,
+            f"<exchange><supplierIdentification>{creator}</supplierIdentification></exchange>",
+            f'<payloadPublication xsi:type="SituationPublication" lang="{LANG}">',
+            _leaf("publicationTime", local_time(ctx.timestamp, tz)),
+            f"<publicationCreator>{creator}</publicationCreator>",
+        )
 
 
 def _leaf(name: str, text: str) -> str:

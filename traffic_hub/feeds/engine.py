@@ -17,12 +17,11 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
-from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from traffic_hub.feeds.base import FeedContext, Renderer
@@ -31,6 +30,7 @@ from traffic_hub.feeds.items import feedable, items_of
 from traffic_hub.feeds.rebuild import render_all
 from traffic_hub.feeds.rendered import Rendered, publish
 from traffic_hub.feeds.timeline import Timeline
+from traffic_hub.lifecycle import Service
 from traffic_hub.model import Event
 from traffic_hub.settings import FeedSettings
 from traffic_hub.view import Change, EventView, Stored
@@ -48,7 +48,7 @@ class Publication:
     reason: str | None = None
 
 
-class FeedBook:
+class FeedBook(Service):
     """The current version of every feed, kept in step with the event view."""
 
     def __init__(
@@ -61,6 +61,7 @@ class FeedBook:
         ready: Callable[[], Awaitable[None]] | None = None,
         settings: FeedSettings | None = None,
     ) -> None:
+        super().__init__()
         settings = settings or FeedSettings()
         self._view = view
         self._renderers = renderers
@@ -76,7 +77,6 @@ class FeedBook:
         }
         self._timeline = Timeline(tz)
         self._feeds: dict[str, Rendered] = {}
-        self._task: asyncio.Task[None] | None = None
         self.renders = 0
         self.rendered_seq = -1
 
@@ -166,7 +166,10 @@ class FeedBook:
 
     @property
     def alive(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self.running
+
+    def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
+        return {"feeds": self._loop()}
 
     async def _loop(self) -> None:
         if self._ready is not None:
@@ -183,15 +186,3 @@ class FeedBook:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._view.wait_for_change(self.rendered_seq)
-
-    async def __aenter__(self) -> FeedBook:
-        self._task = asyncio.create_task(self._loop(), name="feeds")
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

@@ -25,6 +25,11 @@ Properties (flat, the same columns in the CSV):
 `lanes_closed`, `lanes_total`, `lanes_side` (LEFT, MIDDLE, RIGHT), `sources`, `verified`
 (an operator confirmed it), `version` (raised on every change), `created_at`, `updated_at`.
 The CSV adds `lon`, `lat` (the first point) and `wkt` (the geometry in WKT, lon lat order).
+
+The CSV is opened in spreadsheets, and its text comes from road-works teams and external sources: a
+text cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return would run as a formula (OWASP
+"CSV injection"). Such cells get a leading `'`, which spreadsheets show as text and keep the rest of;
+numbers (`lanes_*`, `version`, `lon`, `lat`, even negative) are written as numbers.
 """
 
 from __future__ import annotations
@@ -37,10 +42,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from traffic_hub.feeds.base import Assembled, FeedContext, Item
+from traffic_hub.feeds.base import FeatureCollectionShell, FeedContext, Item, Shell, status_reasons
 from traffic_hub.feeds.validation import geometry_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text, local_time
-from traffic_hub.model import Event, Schedule, SourceReport, Status
+from traffic_hub.model import Event, Schedule, SourceReport
 from traffic_hub.model.geometry import LineString, MultiLineString, Point
 from traffic_hub.model.validity import WEEKDAYS
 
@@ -75,65 +80,6 @@ COLUMNS = (
 CSV_COLUMNS = (*COLUMNS, "lon", "lat", "wkt")
 
 
-class OpenDataGeoJson(Assembled):
-    """Open-data GeoJSON FeatureCollection (RFC 7946) with licence and attribution members."""
-
-    name: str = PUBLICATION_KEY
-    media_type: str = "application/geo+json"
-    separator = b","
-
-    def check(self, event: Event, ctx: FeedContext) -> list[str]:
-        return check_opendata(event, ctx)
-
-    def item(self, event: Event, ctx: FeedContext) -> Item:
-        feature = {
-            "type": "Feature",
-            "id": event.id,
-            "geometry": geometry_of(event.geometry),
-            "properties": properties_of(event, ctx, ZoneInfo(ctx.timezone)),
-        }
-        return Item(orjson.dumps(feature))
-
-    def head(self, ctx: FeedContext, sources: Sequence[str]) -> bytes:
-        document = {
-            "type": "FeatureCollection",
-            "name": "traffic-events",
-            "publisher": ctx.publisher,
-            "license": LICENSE,
-            "license_url": LICENSE_URL,
-            "attribution": f"{ctx.publisher} ; {OSM_ATTRIBUTION}",
-            "generated_at": local_time(ctx.timestamp, ZoneInfo(ctx.timezone)),
-            "features": [],
-        }
-        return feature_collection_frame(orjson.dumps(document))[0]
-
-    def tail(self, ctx: FeedContext) -> bytes:
-        return b"]}"
-
-
-class OpenDataCsv(Assembled):
-    """The same items as CSV: RFC 4180, UTF-8, header row, CRLF line ends."""
-
-    name: str = PUBLICATION_KEY
-    media_type: str = "text/csv; charset=utf-8; header=present"
-
-    def check(self, event: Event, ctx: FeedContext) -> list[str]:
-        return check_opendata(event, ctx)
-
-    def item(self, event: Event, ctx: FeedContext) -> Item:
-        properties = properties_of(event, ctx, ZoneInfo(ctx.timezone))
-        first = line_parts(event.geometry)[0][0]
-        cells = [_cell(properties[column]) for column in COLUMNS]
-        cells.extend((f"{first[0]:.6f}", f"{first[1]:.6f}", wkt_of(event.geometry)))
-        return Item(_csv_line(cells))
-
-    def head(self, ctx: FeedContext, sources: Sequence[str]) -> bytes:
-        return _csv_line(CSV_COLUMNS)
-
-    def tail(self, ctx: FeedContext) -> bytes:
-        return b""
-
-
 # --- the gate ---------------------------------------------------------------------------------
 
 
@@ -143,11 +89,10 @@ def is_waze(report: SourceReport) -> bool:
 
 def check_opendata(event: Event, ctx: FeedContext) -> list[str]:
     """Reasons `event` cannot enter the open-data feeds at `ctx.now` (empty: it can)."""
-    status = event.status_at(ctx.now)
-    if status is Status.CANCELLED:
-        return ["cancelled"]
-    if status is Status.ENDED:
-        return ["ended"]
+    return status_reasons(event, ctx) or _rule_reasons(event)
+
+
+def _rule_reasons(event: Event) -> list[str]:
     reasons: list[str] = []
     if all(is_waze(report) for report in event.sources):
         reasons.append(WAZE_REASON)
@@ -230,13 +175,6 @@ def wkt_of(geometry: Point | LineString | MultiLineString) -> str:
 # --- documents --------------------------------------------------------------------------------
 
 
-def feature_collection_frame(document: bytes) -> tuple[bytes, bytes]:
-    """`document` (an encoded FeatureCollection ending with `"features":[]}`) cut where the features go."""
-    if not document.endswith(b"[]}"):
-        raise ValueError("the features member must come last and be empty")
-    return document[:-2], b"]}"
-
-
 def render_geojson(events: Sequence[Event], ctx: FeedContext) -> bytes:
     """The FeatureCollection for `events` (already passed through the gate), sorted by event id."""
     return OpenDataGeoJson().render(events, ctx)
@@ -253,9 +191,72 @@ def render_csv(events: Sequence[Event], ctx: FeedContext) -> bytes:
     return OpenDataCsv().render(events, ctx)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
+    """A CSV cell: numbers as they are, text neutralised against formula injection (see the module doc)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if isinstance(value, int | float):
+        return str(value)
+    return text_cell(str(value))
+
+
+def text_cell(text: str) -> str:
+    """`text`, with a leading `'` when a spreadsheet would read it as a formula (OWASP CSV injection)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+# --- the renderers ----------------------------------------------------------------------------
+
+
+class OpenDataGeoJson(FeatureCollectionShell):
+    """Open-data GeoJSON FeatureCollection (RFC 7946) with licence and attribution members."""
+
+    name: str = PUBLICATION_KEY
+    gate = staticmethod(check_opendata)
+
+    def item(self, event: Event, ctx: FeedContext) -> Item:
+        feature = {
+            "type": "Feature",
+            "id": event.id,
+            "geometry": geometry_of(event.geometry),
+            "properties": properties_of(event, ctx, ZoneInfo(ctx.timezone)),
+        }
+        return Item(orjson.dumps(feature))
+
+    def members(self, ctx: FeedContext, sources: Sequence[str]) -> dict[str, Any]:
+        return {
+            "type": "FeatureCollection",
+            "name": "traffic-events",
+            "publisher": ctx.publisher,
+            "license": LICENSE,
+            "license_url": LICENSE_URL,
+            "attribution": f"{ctx.publisher} ; {OSM_ATTRIBUTION}",
+            "generated_at": local_time(ctx.timestamp, ZoneInfo(ctx.timezone)),
+            "features": [],
+        }
+
+
+class OpenDataCsv(Shell):
+    """The same items as CSV: RFC 4180, UTF-8, header row, CRLF line ends."""
+
+    name: str = PUBLICATION_KEY
+    media_type: str = "text/csv; charset=utf-8; header=present"
+    gate = staticmethod(check_opendata)
+
+    def item(self, event: Event, ctx: FeedContext) -> Item:
+        properties = properties_of(event, ctx, ZoneInfo(ctx.timezone))
+        first = line_parts(event.geometry)[0][0]
+        cells = [_cell(properties[column]) for column in COLUMNS]
+        cells.extend((f"{first[0]:.6f}", f"{first[1]:.6f}", wkt_of(event.geometry)))
+        return Item(_csv_line(cells))
+
+    def head(self, ctx: FeedContext, sources: Sequence[str]) -> bytes:
+        return _csv_line(CSV_COLUMNS)
+
+    def tail(self, ctx: FeedContext) -> bytes:
+        return b""

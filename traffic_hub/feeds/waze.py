@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from traffic_hub.feeds.base import Assembled, FeedContext, Item
+from traffic_hub.feeds.base import FeedContext, Item, Shell
 from traffic_hub.feeds.waze_json import JSON_HEAD, json_fragment, json_tail
 from traffic_hub.feeds.waze_rules import check_waze
 from traffic_hub.feeds.waze_xml import xml_fragment, xml_frame
@@ -20,12 +20,9 @@ __all__ = ["PUBLICATION_KEY", "CifsJson", "CifsXml", "check_waze"]
 PUBLICATION_KEY = "waze"
 
 
-class _Cifs(Assembled):
+class _Cifs(Shell):
     name: str = PUBLICATION_KEY
-    media_type: str
-
-    def check(self, event: Event, ctx: FeedContext) -> list[str]:
-        return check_waze(event, ctx)
+    gate = staticmethod(check_waze)
 
 
 class CifsXml(_Cifs):

@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 from pyproj import Geod
 
-from traffic_hub.feeds.base import FeedContext
+from traffic_hub.feeds.base import FeedContext, status_reasons
 from traffic_hub.feeds.waze_incident import clean_text, description_of, local_time, rounded_points
 from traffic_hub.feeds.waze_types import waze_kind
-from traffic_hub.model import Event, Segment, Status
+from traffic_hub.model import Event, Segment
 from traffic_hub.model.geometry import lonlat_pairs
 
 MIN_LENGTH_M = 35.0
@@ -51,16 +51,6 @@ def length_m(points: list[tuple[float, float]]) -> float:
 def check_waze(event: Event, ctx: FeedContext) -> list[str]:
     """Reasons `event` cannot enter the Waze feeds at `ctx.now` (empty: it can)."""
     return status_reasons(event, ctx) or rule_reasons(event, ctx)
-
-
-def status_reasons(event: Event, ctx: FeedContext) -> list[str]:
-    """["ended"] or ["cancelled"] when the event has left the feeds at `ctx.now`, else []."""
-    status = event.status_at(ctx.now)
-    if status is Status.CANCELLED:
-        return ["cancelled"]
-    if status is Status.ENDED:
-        return ["ended"]
-    return []
 
 
 def from_waze_only(event: Event) -> bool:

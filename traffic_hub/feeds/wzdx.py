@@ -36,11 +36,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from traffic_hub.feeds.base import Assembled, FeedContext, Item
-from traffic_hub.feeds.opendata import feature_collection_frame
+from traffic_hub.feeds.base import FeatureCollectionShell, FeedContext, Item, status_reasons
 from traffic_hub.feeds.validation import geometry_reasons, lane_counts, lane_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text
-from traffic_hub.model import Direction, Event, EventType, Status, Validity
+from traffic_hub.model import Direction, Event, EventType, Validity
 from traffic_hub.model.geometry import Point
 from traffic_hub.model.validity import WEEKDAYS
 
@@ -54,50 +53,15 @@ HORIZON_DAYS = 8  # a weekly schedule has a window within any 8 days, if it has 
 _COMPASS = ("northbound", "eastbound", "southbound", "westbound")
 
 
-class WzdxWorkZones(Assembled):
-    """WZDx 4.2 WorkZoneFeed (GeoJSON FeatureCollection of work-zone road events)."""
-
-    name: str = PUBLICATION_KEY
-    media_type: str = "application/geo+json"
-    separator = b","
-
-    def check(self, event: Event, ctx: FeedContext) -> list[str]:
-        return check_wzdx(event, ctx)
-
-    def item(self, event: Event, ctx: FeedContext) -> Item:
-        """The event's features, and the data sources they name."""
-        zones = work_zones_of(event, ctx)
-        ids = tuple(dict.fromkeys(zone["properties"]["core_details"]["data_source_id"] for zone in zones))
-        return Item(b",".join(orjson.dumps(zone) for zone in zones), ids)
-
-    def head(self, ctx: FeedContext, sources: Sequence[str]) -> bytes:
-        source_ids = list(dict.fromkeys([ROADWORKS_SOURCE_ID, *sources]))
-        feed = {
-            "feed_info": {
-                "publisher": ctx.publisher,
-                "version": VERSION,
-                "update_date": utc(ctx.timestamp),
-                "data_sources": [_data_source(source_id, ctx) for source_id in source_ids],
-            },
-            "type": "FeatureCollection",
-            "features": [],
-        }
-        return feature_collection_frame(orjson.dumps(feed))[0]
-
-    def tail(self, ctx: FeedContext) -> bytes:
-        return b"]}"
-
-
 # --- the gate ---------------------------------------------------------------------------------
 
 
 def check_wzdx(event: Event, ctx: FeedContext) -> list[str]:
     """Reasons `event` cannot enter the WZDx feed at `ctx.now` (empty: it can)."""
-    status = event.status_at(ctx.now)
-    if status is Status.CANCELLED:
-        return ["cancelled"]
-    if status is Status.ENDED:
-        return ["ended"]
+    return status_reasons(event, ctx) or _rule_reasons(event, ctx)
+
+
+def _rule_reasons(event: Event, ctx: FeedContext) -> list[str]:
     if event.type not in WORK_ZONE_TYPES:
         return ["not a work zone"]
     reasons: list[str] = []
@@ -286,3 +250,32 @@ def _data_source(source_id: str, ctx: FeedContext) -> dict[str, str]:
     if source_id == ROADWORKS_SOURCE_ID:
         return {"data_source_id": source_id, "organization_name": ctx.publisher}
     return {"data_source_id": source_id, "organization_name": f"{source_id} (relayed by {ctx.publisher})"}
+
+
+# --- the renderer -----------------------------------------------------------------------------
+
+
+class WzdxWorkZones(FeatureCollectionShell):
+    """WZDx 4.2 WorkZoneFeed (GeoJSON FeatureCollection of work-zone road events)."""
+
+    name: str = PUBLICATION_KEY
+    gate = staticmethod(check_wzdx)
+
+    def item(self, event: Event, ctx: FeedContext) -> Item:
+        """The event's features, and the data sources they name."""
+        zones = work_zones_of(event, ctx)
+        ids = tuple(dict.fromkeys(zone["properties"]["core_details"]["data_source_id"] for zone in zones))
+        return Item(b",".join(orjson.dumps(zone) for zone in zones), ids)
+
+    def members(self, ctx: FeedContext, sources: Sequence[str]) -> dict[str, Any]:
+        source_ids = list(dict.fromkeys([ROADWORKS_SOURCE_ID, *sources]))
+        return {
+            "feed_info": {
+                "publisher": ctx.publisher,
+                "version": VERSION,
+                "update_date": utc(ctx.timestamp),
+                "data_sources": [_data_source(source_id, ctx) for source_id in source_ids],
+            },
+            "type": "FeatureCollection",
+            "features": [],
+        }

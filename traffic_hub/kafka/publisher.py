@@ -18,16 +18,22 @@ Kafka errors are classified here, by what retrying can do, never by how an API w
   check (a topic configured with a smaller `max.message.bytes`) is reported as `WriteRejected` and also
   restarts the producer, for the reason above; the publisher then lowers its record limit below that
   record's size, so it happens once, not for every such record.
+
+The write timeout (1.5 s) is not a deadline for a busy broker, only for a silent one. A write not
+acknowledged by then goes on waiting as long as the broker keeps answering the probe's round trips
+sent during the write (`BrokerProbe.confirm`), up to `BUSY_LIMIT_S`; it is refused with `Unavailable`
+as soon as a round trip goes unanswered. So a healthy broker under load is never refused (a fixed 1.5 s
+deadline refused the slowest writes of a burst), and a broker that is down still gets a refusal within
+the write timeout: the last check starts at most one probe round trip before it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
-from types import TracebackType
+import time
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -48,13 +54,14 @@ from aiokafka.structs import RecordMetadata
 
 from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.kafka.probe import BrokerProbe
+from traffic_hub.lifecycle import Service
+from traffic_hub.publishing import RECORD_OVERHEAD_BYTES, Record
 
 log = logging.getLogger(__name__)
 
 # Below Kafka's default `message.max.bytes` (1,048,588): the broker, and every topic the hub creates,
 # takes any record under this size. Key + value + this margin for the record and batch headers.
 MAX_RECORD_BYTES = 1_000_000
-RECORD_OVERHEAD_BYTES = 512
 
 RECORD_ERRORS: tuple[type[KafkaError], ...] = (  # the records are at fault: retrying them cannot succeed
     MessageSizeTooLargeError,
@@ -64,6 +71,11 @@ RECORD_ERRORS: tuple[type[KafkaError], ...] = (  # the records are at fault: ret
     InvalidTimestampError,
     UnsupportedForMessageFormatError,
 )
+# A write the broker keeps answering for is still refused after this long: no request waits for ever.
+# (The producer's own request timeout is 10 s; past that it retries, and the write is not waited for.)
+BUSY_LIMIT_S = 10.0
+
+T = TypeVar("T")
 SIZE_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
 PRODUCER_ERRORS: tuple[type[KafkaError], ...] = (  # the producer's state is broken: only a restart helps
     OutOfOrderSequenceNumber,
@@ -74,28 +86,16 @@ PRODUCER_ERRORS: tuple[type[KafkaError], ...] = (  # the producer's state is bro
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    topic: str
-    key: bytes
-    value: bytes | None  # None is a tombstone
-
-    @property
-    def size(self) -> int:
-        """What the record weighs against the broker's record limit (key, value, headers margin)."""
-        return len(self.key) + len(self.value or b"") + RECORD_OVERHEAD_BYTES
-
-
-class Publisher:
+class Publisher(Service):
     """One producer per process, started when the broker answers and restarted after fatal errors."""
 
     def __init__(self, bootstrap_servers: str, probe: BrokerProbe, timeout_s: float, client_id: str) -> None:
+        super().__init__()
         self._bootstrap = bootstrap_servers
         self._probe = probe
         self._timeout = timeout_s
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
-        self._supervisor: asyncio.Task[None] | None = None
         self._broken = asyncio.Event()
         self.max_record_bytes = MAX_RECORD_BYTES  # lowered if the broker refuses a smaller record
 
@@ -119,22 +119,20 @@ class Publisher:
         producer = self._producer
         if producer is None or not self._probe.up:
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly", retry_after_s=2)
-        futures: list[asyncio.Future[RecordMetadata]] = []
+        started = time.monotonic()
+        write = asyncio.ensure_future(_write(producer, records))
         try:
-            async with asyncio.timeout(self._timeout):
-                for record in records:
-                    futures.append(await producer.send(record.topic, value=record.value, key=record.key))
-                outcomes = await asyncio.gather(*futures, return_exceptions=True)
-        except TimeoutError as exc:
-            raise Unavailable("the event log (Kafka) did not acknowledge in time; retry", retry_after_s=2) from exc
-        except RECORD_ERRORS as exc:  # refused by the producer before sending (a size check of aiokafka's)
-            with contextlib.suppress(TimeoutError):  # what was queued before it is written (keyed: harmless)
-                async with asyncio.timeout(self._timeout):
-                    await asyncio.gather(*futures, return_exceptions=True)
-            index = len(futures)
-            raise WriteRejected(f"the producer refused record {index}: {type(exc).__name__}", (index,)) from exc
-        except KafkaError as exc:
-            raise self._classified(producer, [(len(futures), exc)], records) from exc
+            outcomes = await acknowledged(write, started, self._timeout, self._probe)
+        except _SendFailed as failed:
+            if isinstance(failed.cause, RECORD_ERRORS):  # refused by the producer before sending (its size check)
+                name = type(failed.cause).__name__
+                raise WriteRejected(f"the producer refused record {failed.index}: {name}", (failed.index,)) from (
+                    failed.cause
+                )
+            raise self._classified(producer, [(failed.index, failed.cause)], records) from failed.cause
+        finally:
+            if not write.done():
+                write.cancel()  # what was sent may still land: keyed by deterministic ids, a retry is harmless
         failures = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, BaseException)]
         if failures:
             raise self._classified(producer, failures, records) from failures[0][1]
@@ -142,7 +140,7 @@ class Publisher:
 
     def _classified(
         self, producer: AIOKafkaProducer, failures: list[tuple[int, BaseException]], records: Sequence[Record]
-    ) -> Unavailable:
+    ) -> Unavailable | WriteRejected:
         """The one error to raise for a write's failures (see the module docstring); restarts when needed."""
         for _, exc in failures:
             if not isinstance(exc, KafkaError):
@@ -217,17 +215,53 @@ class Publisher:
             self._producer = None  # no further write goes to it: they get a fast Unavailable meanwhile
             self._broken.set()
 
-    async def __aenter__(self) -> Publisher:
-        self._supervisor = asyncio.create_task(self._supervise(), name="kafka-publisher")
-        return self
+    def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
+        return {"kafka-publisher": self._supervise()}
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+
+class _SendFailed(Exception):
+    """The producer refused record `index` when it was handed over (what was queued before it is written)."""
+
+    def __init__(self, index: int, cause: KafkaError) -> None:
+        super().__init__(index, cause)
+        self.index = index
+        self.cause = cause
+
+
+async def acknowledged(write: asyncio.Future[T], started: float, timeout_s: float, probe: BrokerProbe) -> T:
+    """The write's outcome; waits past `timeout_s` only while the broker answers the probe.
+
+    The first check comes one probe round trip before the write timeout, so that a write sent to
+    a broker already down is refused within the timeout; then one check per round trip, each
+    wanting an answer to a round trip sent since the previous one (a write in flight when the
+    broker goes silent is refused at most a round trip or two after: about 2 s with the defaults).
+    Raises Unavailable; the caller cancels `write`.
+    """
+    step = probe.timeout_s
+    check_at = started + max(timeout_s - step, timeout_s / 2)
+    while True:
+        await asyncio.wait({write}, timeout=max(0.0, check_at - time.monotonic()))
+        if write.done():
+            return write.result()
+        now = time.monotonic()
+        answering = now - started < BUSY_LIMIT_S and await probe.confirm(since=max(started, now - step))
+        if write.done():
+            return write.result()
+        if not answering:
+            raise Unavailable("the event log (Kafka) did not acknowledge in time; retry", retry_after_s=2)
+        check_at = time.monotonic() + step
+
+
+async def _write(producer: AIOKafkaProducer, records: Sequence[Record]) -> list[RecordMetadata | BaseException]:
+    """Hand every record to the producer (waiting for buffer room if need be), then wait for every outcome."""
+    futures: list[asyncio.Future[RecordMetadata]] = []
+    for record in records:
+        try:
+            futures.append(await producer.send(record.topic, value=record.value, key=record.key))
+        except KafkaError as exc:
+            await asyncio.gather(*futures, return_exceptions=True)  # what was queued before it (keyed: harmless)
+            raise _SendFailed(len(futures), exc) from exc
+    return list(await asyncio.gather(*futures, return_exceptions=True))
 
 
 async def _stop_quietly(producer: AIOKafkaProducer) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
+
+from traffic_hub.lifecycle import Service
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +24,17 @@ Batch = Sequence[ConsumerRecord[bytes, bytes]]
 Apply = Callable[[Batch], Awaitable[None]]
 
 
-class TopicReader:
+class TopicReader(Service):
     def __init__(
         self, bootstrap_servers: str, topic: str, apply: Apply, client_id: str, gate: asyncio.Event | None = None
     ) -> None:
+        super().__init__()
         self._gate = gate
         self._bootstrap = bootstrap_servers
         self._topic = topic
         self._apply = apply
         self._client_id = client_id
         self._positions: dict[int, int] = {}
-        self._task: asyncio.Task[None] | None = None
         self.caught_up = asyncio.Event()
 
     def position(self, partition: int) -> int:
@@ -104,14 +106,7 @@ class TopicReader:
                         async with asyncio.timeout(3):
                             await consumer.stop()
 
-    async def __aenter__(self) -> TopicReader:
-        self._task = asyncio.create_task(self._run(), name=f"reader-{self._topic}")
-        return self
+    def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
+        return {f"reader-{self._topic}": self._run()}
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+

@@ -111,10 +111,10 @@ class Validity(BaseModel):
         return self
 
     def has_ended(self, now: datetime) -> bool:
-        return self.ends_at is not None and now >= self.ends_at
+        return self.ends_at is not None and not ends_after(now, self.ends_at)
 
     def has_started(self, now: datetime) -> bool:
-        return now >= self.starts_at
+        return not ends_after(now, self.starts_at)
 
     def in_window(self, now: datetime, tz: ZoneInfo) -> bool:
         """Started, not ended, and inside a recurring window when there is a schedule."""

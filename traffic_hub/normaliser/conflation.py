@@ -3,6 +3,12 @@
 Two reports are the same real-world incident when they are near each other on the same road,
 overlap in time and have compatible types. Our own closures coming back through Waze's partner feed
 are exactly such reports: they fold into the closure instead of becoming a second event.
+
+The result must not depend on the order in which reports arrive: a report that comes after an event
+joins it, and a closure that comes after an incident event takes that event in (`absorbable`), by
+the very same test (`_same_incident`). Times are compared as instants (microseconds since the epoch),
+never by wall clock: Python compares two datetimes sharing a tzinfo by their local time, which is
+wrong for an hour each autumn night when Europe/Paris falls back.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from datetime import datetime
 import shapely
 
 from geo.names import core
-from traffic_hub.model import Event, EventType, IncidentReport, Normalised
+from traffic_hub.model import Event, EventType, IncidentReport, Lifecycle, Normalised, Validity
 from traffic_hub.model.geometry import lonlat_pairs
 from traffic_hub.view import Stored, encode, micros
 
@@ -81,6 +87,7 @@ class _Entry:
     type: EventType
     points: bytes  # lonlat_pairs(geometry), as float64 lon, lat, lon, lat...
     sources: tuple[str, ...]  # its `_source_key`s
+    absorbable: bool  # an incident event a closure may take in (not a closure, not merged into another)
 
     def lonlat(self) -> list[tuple[float, float]]:
         values = array("d")
@@ -134,9 +141,11 @@ class EventIndex:
     def keep(self, stored: Stored, event: Event) -> None:
         """Index `event`, whose record is `stored` (the view's: its bytes are then held once)."""
         self._forget(stored.id)
-        sources = tuple(_source_key(s.source, s.source_id) for s in event.sources)
+        # an event merged into another no longer speaks for its sources: their next reports go to the other
+        sources = () if event.merged_into else tuple(_source_key(s.source, s.source_id) for s in event.sources)
         points = lonlat_pairs(event.geometry)
-        self._entries[stored.id] = _Entry(stored, event.type, _packed(points), sources)
+        absorbable = event.closure is None and event.merged_into is None
+        self._entries[stored.id] = _Entry(stored, event.type, _packed(points), sources, absorbable)
         for key in sources:
             self._by_source[key] = stored.id
         for cell in _cells(points):
@@ -147,7 +156,7 @@ class EventIndex:
         entry = self._entries.get(stored.id)
         if entry is None or entry.stored.raw != stored.raw:
             return False
-        self._entries[stored.id] = _Entry(stored, entry.type, entry.points, entry.sources)
+        self._entries[stored.id] = _Entry(stored, entry.type, entry.points, entry.sources, entry.absorbable)
         return True
 
     def _forget(self, event_id: str) -> None:
@@ -160,7 +169,8 @@ class EventIndex:
             if not ids:
                 del self._grid[cell]
         for key in entry.sources:
-            self._by_source.pop(key, None)
+            if self._by_source.get(key) == event_id:  # not a key another event took over since
+                del self._by_source[key]
 
     def _near(self, points: list[tuple[float, float]]) -> list[str]:
         ids: set[str] = set()
@@ -181,7 +191,7 @@ class EventIndex:
         """
         points = lonlat_pairs(report.geometry)
         metres = _Metres(points)
-        period = _Period.of(report, now)
+        period = _Period.of(report.validity, now)
         ranked: list[tuple[float, str]] = []
         for event_id in self._near(points):
             entry = self._entries[event_id]
@@ -196,6 +206,25 @@ class EventIndex:
                 return Match(event, reason[1])
         return None
 
+    def absorbable(self, closure: Event, now: datetime) -> list[Event]:
+        """The current incident events near `closure` that it may take in, nearest first, ties in id order.
+
+        Only a pre-selection (by type, time and a distance with a metre to spare): whether the closure
+        takes one in is `_same_incident`'s answer, as for a report that arrives after the closure.
+        Closures never take in other closures (two teams' works stay two events), nor events an
+        operator or a closure already merged into another."""
+        points = lonlat_pairs(closure.geometry)
+        metres = _Metres(points)
+        period = _Period.of(closure.validity, now)
+        ranked: list[tuple[float, str]] = []
+        for event_id in self._near(points):
+            entry = self._entries[event_id]
+            if entry.absorbable and period.may_match(entry.stored) and compatible(entry.type, closure.type):
+                distance = metres.to(entry.lonlat())
+                if distance <= NEAR_M + 1.0:
+                    ranked.append((distance, event_id))
+        return [self._entries[event_id].stored.decode() for _, event_id in sorted(ranked)]
+
 
 @dataclass(frozen=True, slots=True)
 class _Period:
@@ -206,9 +235,8 @@ class _Period:
     ends: int | None
 
     @classmethod
-    def of(cls, report: IncidentReport, now: datetime) -> _Period:
-        ends = report.validity.ends_at
-        return cls(micros(now), micros(report.validity.starts_at), None if ends is None else micros(ends))
+    def of(cls, validity: Validity, now: datetime) -> _Period:
+        return cls(micros(now), *_span(validity))
 
     def may_match(self, event: Stored) -> bool:
         """False when `_same_incident` says None: the event is not current, or does not overlap (`_overlap`)."""
@@ -217,14 +245,26 @@ class _Period:
         return (event.ends is None or self.starts < event.ends) and (self.ends is None or event.starts < self.ends)
 
 
+def same_incident(event: Event, report: IncidentReport, placement: Normalised, now: datetime) -> str | None:
+    """Why `report` (placed at `placement`) is about `event`; None when it is not."""
+    found = _same_incident(event, report, placement, lonlat_pairs(report.geometry), now)
+    return found[1] if found else None
+
+
+def is_current(event: Event, now: datetime) -> bool:
+    """`Event.is_current`, with the end time and `now` compared as instants."""
+    ends = event.validity.ends_at
+    return event.lifecycle is Lifecycle.OPEN and (ends is None or micros(now) < micros(ends))
+
+
 def _same_incident(
     event: Event, report: IncidentReport, placement: Normalised, points: list[tuple[float, float]], now: datetime
 ) -> tuple[float, str] | None:
-    if not event.is_current(now) or not compatible(event.type, report.type):
+    if not is_current(event, now) or not compatible(event.type, report.type):
         return None
     if any(s.source == report.source for s in event.sources if s.active):
         return None  # one source never reports the same incident twice under two ids
-    if not _overlap(event, report):
+    if not _overlap(event.validity, report.validity):
         return None
     distance = distance_m(points, lonlat_pairs(event.geometry))
     if distance > NEAR_M:
@@ -238,10 +278,16 @@ def _same_incident(
     return distance, f"{why}: {kind}" if kind else why
 
 
-def _overlap(event: Event, report: IncidentReport) -> bool:
-    a, b = event.validity, report.validity
-    a_end, b_end = a.ends_at, b.ends_at
-    return (a_end is None or b.starts_at < a_end) and (b_end is None or a.starts_at < b_end)
+def _overlap(a: Validity, b: Validity) -> bool:
+    """The two periods share an instant (compared as instants, see the module's docstring)."""
+    (a_start, a_end), (b_start, b_end) = _span(a), _span(b)
+    return (a_end is None or b_start < a_end) and (b_end is None or a_start < b_end)
+
+
+def _span(validity: Validity) -> tuple[int, int | None]:
+    """The period as `micros`: start, and end (None: open-ended)."""
+    ends = validity.ends_at
+    return micros(validity.starts_at), None if ends is None else micros(ends)
 
 
 def _same_road(event: Event, report: IncidentReport, placement: Normalised) -> str | None:

@@ -93,5 +93,11 @@ def closure_with_source(event: Event, source: SourceReport, now: datetime) -> Ev
                                     "updated_at": now})
 
 
+def merged_event(event: Event, into: str, now: datetime) -> Event:
+    """`event` ended because a closure took it in: its sources now speak through `into`."""
+    update = {"lifecycle": Lifecycle.ENDED, "merged_into": into, "version": event.version + 1, "updated_at": now}
+    return event.model_copy(update=update)
+
+
 def unmatched_normalised(reason: str) -> Normalised:
     return Normalised(matched=False, confidence=0.0, reason=reason, method="none")

@@ -14,21 +14,30 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from traffic_hub.deadletter import dead_letter
-from traffic_hub.kafka.publisher import Record
-from traffic_hub.model import ClosureState, Event, IncidentReport, Lifecycle, OperatorAction, Report, ReportKind
+from traffic_hub.model import (
+    ClosureState,
+    Event,
+    IncidentReport,
+    Lifecycle,
+    OperatorAction,
+    Report,
+    ReportKind,
+    SourceReport,
+)
 from traffic_hub.normaliser.actions import apply_action
 from traffic_hub.normaliser.closures import closure_event
-from traffic_hub.normaliser.conflation import EventIndex
+from traffic_hub.normaliser.conflation import EventIndex, same_incident
 from traffic_hub.normaliser.incidents import (
     closure_with_source,
     event_id_for,
     incident_event,
+    merged_event,
     primary_report,
     provenance,
     with_source,
 )
 from traffic_hub.normaliser.placement import Placement, Placer
+from traffic_hub.publishing import Record, dead_letter
 from traffic_hub.topics import Topics
 from traffic_hub.view import encode
 
@@ -45,7 +54,7 @@ class Pipeline:
     ) -> None:
         self._topics = topics
         self._placer = placer
-        self.index = index or EventIndex()
+        self.index = index if index is not None else EventIndex()  # an empty index is falsy (len 0)
         self._clock = clock
 
     def process(self, key: str, raw: bytes) -> list[Record]:
@@ -103,7 +112,7 @@ class Pipeline:
         if isinstance(report, ValidationError):
             return [self._dead("reports", f"not a report: {report}", raw, key)]
         if report.kind is ReportKind.CLOSURE and report.closure is not None:
-            return self._emit(self._closure(report.closure, report.received_at, placement))
+            return self._emit(*self._closure(report.closure, report.received_at, placement))
         if report.kind is ReportKind.INCIDENT and report.incident is not None:
             event = self._incident(report.incident, report.received_at)
             return self._emit(event) if event is not None else []
@@ -135,16 +144,63 @@ class Pipeline:
     def _dead(self, source: str, reason: str, raw: bytes, key: str) -> Record:
         return dead_letter(self._topics, stage="normaliser", source=source, reason=reason, raw=raw, key=key)
 
-    def _closure(self, closure: ClosureState, received_at: datetime, placement: Placement | None = None) -> Event:
+    def _closure(
+        self, closure: ClosureState, received_at: datetime, placement: Placement | None = None
+    ) -> list[Event]:
+        """The closure's event, and the incident events it took in (see `_absorb`)."""
         placed = placement if placement is not None else self._placer.place_closure(closure)
         event = closure_event(closure, placed, received_at)
         existing = self.index.get(event.id)
-        if existing is None:
-            return event
-        folded = [s for s in existing.sources if s.kind != "closure"]  # reports merged into it stay listed
-        kept = {"verification": existing.verification, "ended_by": existing.ended_by}  # operators' decisions stay
-        lifecycle = Lifecycle.ENDED if existing.ended_by and not closure.cancelled else event.lifecycle
-        return event.model_copy(update={"sources": [*event.sources, *folded], "lifecycle": lifecycle, **kept})
+        if existing is not None:
+            folded = [s for s in existing.sources if s.kind != "closure"]  # reports merged into it stay listed
+            kept = {"verification": existing.verification, "ended_by": existing.ended_by}  # operators' decisions
+            lifecycle = Lifecycle.ENDED if existing.ended_by and not closure.cancelled else event.lifecycle
+            version = max(event.version, existing.version + 1)  # folded reports counted too: never backwards
+            update = {"sources": [*event.sources, *folded], "lifecycle": lifecycle, "version": version, **kept}
+            event = event.model_copy(update=update)
+        return self._absorb(event)
+
+    def _absorb(self, closure: Event) -> list[Event]:
+        """`closure` with the incident events it is about taken in, then those events, ended and merged into it.
+
+        A report that arrives after a closure joins it (`_incident`); one that arrived before has an
+        event of its own, which the closure takes in here by the same test, so that the events are
+        the same whatever the order of arrival (a driver's report of the works, or Waze's echo of
+        our closure, often comes first)."""
+        now, alone = self._clock(), closure
+        merged: list[Event] = []
+        try:
+            for candidate in self.index.absorbable(closure, now):
+                moved = self._sources_about(closure, candidate, now)
+                if moved:
+                    closure = closure.model_copy(update={"sources": [*closure.sources, *moved]})
+                    merged.append(merged_event(candidate, closure.id, now))
+        except Exception:  # a bug in taking reports in must not cost the team's closure its publication
+            log.exception("closure %s: taking in the events it is about failed; published alone", closure.id)
+            return [alone]
+        return [closure, *merged]
+
+    def _sources_about(self, closure: Event, candidate: Event, now: datetime) -> list[SourceReport]:
+        """The sources of `candidate` to fold into `closure` (none when it is not about the closure).
+
+        The event is about the closure when its strongest report would have joined the closure had it
+        come after it; then every report moves, each with the reason it would have been given then."""
+        primary = primary_report(candidate.sources)
+        if primary is None or candidate.normalised is None:
+            return []
+        reason = same_incident(closure, primary, candidate.normalised, now)
+        if reason is None:
+            return []
+        moved = []
+        for source in candidate.sources:
+            if source.incident is None:
+                continue  # operators' records stay with the event they were about
+            own = reason
+            if source.incident is not primary:
+                placed = self._placer.place_incident(source.incident).normalised
+                own = same_incident(closure, source.incident, placed, now) or reason
+            moved.append(source.model_copy(update={"match_reason": own}))
+        return moved
 
     def _incident(self, report: IncidentReport, received_at: datetime) -> Event | None:
         now = self._clock()

@@ -38,8 +38,9 @@ class Placer(Protocol):
 
 POINT_NOT_FOR_WAZE = "a point, not a stretch of road: Waze needs a line of 35 m to 10 km"
 LOAD_MEL_NETWORK = (
-    "load a network that covers MEL: traffic-hub network build <MEL OpenStreetMap extract .osm.pbf> "
-    "-o mel.network.arrow, then run the hub with TRAFFIC_HUB_NETWORK=mel.network.arrow"
+    "load a network that covers MEL: traffic-hub network fetch -o mel.network.arrow (downloads the current "
+    "OpenStreetMap extract, keeps the 95 communes; offline: traffic-hub network build EXTRACT.osm.pbf "
+    "-o mel.network.arrow), then run the hub with TRAFFIC_HUB_NETWORK=mel.network.arrow"
 )
 
 

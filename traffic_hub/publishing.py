@@ -1,4 +1,12 @@
-"""Bad records are data: what could not be used goes to the dead-letter topic, raw, with the reason.
+"""What a producer of records is handed: the record, the sink that takes it, how a write fails, dead letters.
+
+Connectors, the closure service and the normaliser write through a `RecordSink` they are given; Kafka
+implements it (`traffic_hub.kafka.publisher.Publisher`). This module and `traffic_hub.model` are all a
+connector knows of the hub (`tests/test_architecture.py`). A write fails in one of two ways, by
+behaviour: `Unavailable` (retriable: the same write may succeed later) or `WriteRejected` (permanent for
+those records: dead-letter or drop them, never retry them as they are).
+
+Bad records are data: what could not be used goes to the dead-letter topic, raw, with the reason.
 
 A dead letter must itself always be writable, whatever the upstream sent: its *encoded* size (the
 JSON record value, after base64 or JSON escaping, which can make the raw bytes 6× larger) is capped
@@ -11,13 +19,39 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from traffic_hub.kafka.publisher import Record
+from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.topics import Topics
+
+__all__ = ["Record", "RecordSink", "Topics", "Unavailable", "WriteRejected", "dead_letter"]
+
+RECORD_OVERHEAD_BYTES = 512  # a record's batch framing and headers, counted against the broker's limit
+
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    key: bytes
+    value: bytes | None  # None is a tombstone
+
+    @property
+    def size(self) -> int:
+        """What the record weighs against the broker's record limit (key, value, headers margin)."""
+        return len(self.key) + len(self.value or b"") + RECORD_OVERHEAD_BYTES
+
+
+class RecordSink(Protocol):
+    """Takes records durably, in order per key, or raises `Unavailable` / `WriteRejected`."""
+
+    async def send_many(self, records: Sequence[Record]) -> Sequence[Any]: ...
+
 
 MAX_ENCODED_BYTES = 512 * 1024  # the whole dead-letter value, encoded; the broker takes ~1 MB records
 MAX_REASON_CHARS = 2000

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from traffic_hub.api.problems import status_of
 from traffic_hub.auth import Principal
 from traffic_hub.errors import TrafficHubError
 
@@ -44,7 +45,7 @@ def audited(principal: Principal, action: str, **fields: Any) -> Iterator[dict[s
     try:
         yield entry
     except TrafficHubError as exc:
-        entry["result"] = exc.status
+        entry["result"] = status_of(exc)[0]
         raise
     except Exception:
         entry["result"] = 500
