@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 NODE_STAMP := node_modules/.installed-$(shell sha1sum package-lock.json | cut -c1-12)
 KAFKA := bash ops/kafka/kafka-local.sh
+CLUSTER := bash ops/kafka/cluster-local.sh
 NETWORK := geo/data/lille_centre.network.arrow
 
-.PHONY: help install system-packages run test test-future lint typecheck unit kafka-up kafka-down bench network clean
+.PHONY: help install system-packages run test test-future lint typecheck unit kafka-up kafka-down cluster-up cluster-down cluster-kill cluster-start cluster-status bench network clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +36,21 @@ kafka-up: ## start the local Kafka broker (jars from Maven Central, cached outsi
 
 kafka-down: ## stop the local Kafka broker
 	@$(KAFKA) down
+
+cluster-up: ## start a local three-node Kafka cluster (idempotent); last line: its bootstrap list
+	@$(CLUSTER) up
+
+cluster-down: ## stop the local three-node cluster
+	@$(CLUSTER) down
+
+cluster-kill: ## SIGKILL node N of the cluster (make cluster-kill N=2)
+	@$(CLUSTER) kill $(N)
+
+cluster-start: ## start node N of the cluster again and wait until it has rejoined (make cluster-start N=2)
+	@$(CLUSTER) start $(N)
+
+cluster-status: ## each node of the cluster, the registered brokers and the active controller
+	@$(CLUSTER) status; $(CLUSTER) controller
 
 network: install ## build the bundled Lille road network when it is missing
 	@test -f $(NETWORK) || $(BIN)/traffic-hub network build geo/data/lille_centre_2017_roads.osm.pbf -o $(NETWORK)

@@ -37,6 +37,7 @@ from traffic_hub.feeds.context import feed_context
 from traffic_hub.feeds.engine import FeedBook
 from traffic_hub.feeds.registry import renderer_factories
 from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
+from traffic_hub.kafka.admin import Replication, check_replication
 from traffic_hub.keys import watching
 from traffic_hub.logs import quiet_start
 from traffic_hub.metrics import Metrics, serve_metrics
@@ -77,16 +78,20 @@ class Hub:
     network: RoadNetwork | None = None
     connectors: ConnectorRunner | None = None
     demo_keys: list[DemoKey] = field(default_factory=list)
+    replication: Replication = field(default_factory=Replication)  # what /readyz says of the topics' durability
 
     @property
     def ready(self) -> bool:
         return self.probe.up and self.topics_ready.is_set() and self.live.ready and self.publisher.ready
 
 
-async def _ensure_topics_forever(settings: Settings, topics: Topics, ready: asyncio.Event) -> None:
+async def _ensure_topics_forever(
+    settings: Settings, topics: Topics, ready: asyncio.Event, replication: Replication
+) -> None:
     k = settings.kafka
-    await ensure_topics(k.bootstrap_servers, topics, k.partitions, k.replication_factor)
+    await ensure_topics(k.bootstrap_servers, topics, k.partitions, k.replication_factor, k.min_insync_replicas)
     ready.set()
+    await check_replication(k.bootstrap_servers, topics, replication)
 
 
 @contextlib.asynccontextmanager
@@ -105,9 +110,12 @@ async def open_hub(
     reprojector = Reprojector()
     network = await asyncio.to_thread(load_network, settings)
     topics_ready = asyncio.Event()
+    replication = Replication(conscious=settings.demo or k.single_broker_ok)
     async with contextlib.AsyncExitStack() as stack:
         probe = await stack.enter_async_context(BrokerProbe(k.bootstrap_servers, k.probe_interval_s))
-        setup = asyncio.create_task(_ensure_topics_forever(settings, topics, topics_ready), name="topic-setup")
+        setup = asyncio.create_task(
+            _ensure_topics_forever(settings, topics, topics_ready, replication), name="topic-setup"
+        )
         stack.callback(setup.cancel)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
@@ -128,6 +136,7 @@ async def open_hub(
         hub = Hub(settings, topics, tz, probe, publisher, live, feeds, closures, keys, communes, topics_ready)
         hub.network = network
         hub.demo_keys = demo_keys or []
+        hub.replication = replication
         if Role.NORMALISER in roles:
             hub.normaliser = Normaliser(
                 k.bootstrap_servers,
@@ -178,6 +187,7 @@ def api_state(hub: Hub, metrics: Metrics) -> ApiState:
         write_report=write_report,
         connector_states=lambda: [s.as_dict() for s in hub.connectors.states()] if hub.connectors else [],
         readiness=lambda: readiness(hub),
+        durability=lambda: hub.replication.detail,
         communes=hub.communes,
         network=hub.network,
         settings=hub.settings,

@@ -47,9 +47,27 @@ class KafkaSettings(BaseModel):
     # how long a write may wait for the broker before the API answers 503 (contract: within 2 s)
     write_timeout_s: Annotated[float, Field(gt=0, le=10)] = 1.5
     partitions: Annotated[int, Field(ge=1, le=256)] = 3
+    # replicas of every topic the hub creates: 1 on one broker, 3 on a cluster (a broker may then be lost)
     replication_factor: Annotated[int, Field(ge=1, le=5)] = 1
+    # `min.insync.replicas` of those topics: an acks=all write is acknowledged once this many replicas have
+    # it. Default: 2 when the replication factor is 3 or more (one broker may be lost, no acknowledged write
+    # with it), else 1.
+    min_insync_replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    # a single broker (topics below replication factor 3) is a conscious choice: no warning at start
+    single_broker_ok: bool = False
     # how often the broker is probed for /readyz and fast 503s
     probe_interval_s: Annotated[float, Field(gt=0, le=30)] = 0.5
+
+    @model_validator(mode="after")
+    def _min_insync_follows_the_replication(self) -> KafkaSettings:
+        if "min_insync_replicas" not in self.model_fields_set and self.replication_factor >= 3:
+            self.min_insync_replicas = 2
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"min_insync_replicas ({self.min_insync_replicas}) must not exceed replication_factor "
+                f"({self.replication_factor}): every acks=all write would be refused"
+            )
+        return self
 
 
 class FeedSettings(BaseModel):

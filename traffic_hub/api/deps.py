@@ -28,6 +28,8 @@ from traffic_hub.view import EventView
 
 Readiness = Callable[[], dict[str, bool]]
 """Each readiness check by name (`/readyz`): Kafka answers, topics exist, the producer and views are ready."""
+Durability = Callable[[], str]
+"""The replication of the hub's topics as the brokers report it (`/readyz` detail, not a readiness gate)."""
 ConnectorStates = Callable[[], Sequence[dict[str, Any]]]
 """The connectors this process runs, each as its public state (an API-only replica runs none)."""
 ReportWriter = Callable[[Report], Awaitable[None]]
@@ -44,6 +46,7 @@ class ApiState(TypedDict):
     write_report: ReportWriter
     connector_states: ConnectorStates
     readiness: Readiness
+    durability: Durability
     communes: Communes
     network: RoadNetwork | None
     settings: Settings
@@ -65,6 +68,7 @@ KeysDep = Annotated[KeyStore, Depends(_part("keys"))]
 ReportWriterDep = Annotated[ReportWriter, Depends(_part("write_report"))]
 ConnectorStatesDep = Annotated[ConnectorStates, Depends(_part("connector_states"))]
 ReadinessDep = Annotated[Readiness, Depends(_part("readiness"))]
+DurabilityDep = Annotated[Durability, Depends(_part("durability"))]
 CommunesDep = Annotated[Communes, Depends(_part("communes"))]
 NetworkDep = Annotated[RoadNetwork | None, Depends(_part("network"))]
 SettingsDep = Annotated[Settings, Depends(_part("settings"))]

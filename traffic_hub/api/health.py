@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from traffic_hub.api.deps import MetricsDep, ReadinessDep, caller
+from traffic_hub.api.deps import DurabilityDep, MetricsDep, ReadinessDep, caller
 from traffic_hub.api.responses import AUTH
 from traffic_hub.auth import Principal, Role
 
@@ -25,10 +25,11 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "Kafka does not answer or the views are catching up"}})
-async def readyz(readiness: ReadinessDep, response: Response) -> dict[str, bool | str]:
+async def readyz(readiness: ReadinessDep, durability: DurabilityDep, response: Response) -> dict[str, bool | str]:
     """200 only when Kafka answers and the event view has caught up; else 503."""
     checks: dict[str, bool | str] = dict(readiness())
     ready = all(checks.values())
+    checks["kafka.replication"] = durability()  # a report, not a gate: a single broker still serves
     checks["status"] = "ready" if ready else "not ready"
     if not ready:
         response.status_code = 503

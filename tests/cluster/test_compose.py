@@ -1,0 +1,97 @@
+"""compose.yaml, the production template, cannot be run here (no Docker engine): check its invariants.
+
+Three `apache/kafka` nodes forming one KRaft quorum (same cluster id, every node a voter, each advertising
+its own name), replication factor 3 and min ISR 2 for every topic, and every hub role pointed at the three
+brokers with the hub's own replication settings. Every Kafka setting is one the local cluster
+(ops/kafka/*.sh, run by the cluster tests against a real broker) also sets, so none is misspelt.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+yaml = pytest.importorskip("yaml")
+
+
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def kafka_nodes() -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in compose()["services"].items() if str(s.get("image", "")).startswith("apache/kafka:")}
+
+
+def hub_services() -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in compose()["services"].items() if "build" in s}
+
+
+def env(service: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in service["environment"].items()}
+
+
+def property_name(variable: str) -> str:
+    """The image's rule (apache/kafka docker/examples/README.md): `.` → `_`, `_` → `__`, `-` → `___`."""
+    name = variable.removeprefix("KAFKA_").lower()
+    return name.replace("___", "\0").replace("__", "\1").replace("_", ".").replace("\0", "-").replace("\1", "_")
+
+
+def test_three_kafka_nodes_form_one_quorum() -> None:
+    nodes = kafka_nodes()
+    assert len(nodes) == 3
+    ids = {env(s)["KAFKA_NODE_ID"]: name for name, s in nodes.items()}
+    assert sorted(ids) == ["1", "2", "3"]
+    voters = f"1@{ids['1']}:9093,2@{ids['2']}:9093,3@{ids['3']}:9093"
+    for name, service in nodes.items():
+        variables = env(service)
+        assert variables["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        assert variables["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
+        assert variables["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{name}:9092"
+        assert "CONTROLLER://:9093" in variables["KAFKA_LISTENERS"]
+        (volume,) = service["volumes"]
+        assert volume.split(":")[1] == variables["KAFKA_LOG_DIRS"]  # the data survives the container
+    assert len({env(s)["CLUSTER_ID"] for s in nodes.values()}) == 1
+    cluster_id = env(next(iter(nodes.values())))["CLUSTER_ID"]
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16  # a Kafka Uuid
+    assert len({v.split(":")[0] for s in nodes.values() for v in s["volumes"]}) == 3  # one data volume each
+
+
+def test_every_topic_is_replicated_three_times_with_min_isr_2() -> None:
+    for service in kafka_nodes().values():
+        variables = env(service)
+        for name in ("DEFAULT_REPLICATION_FACTOR", "OFFSETS_TOPIC_REPLICATION_FACTOR",
+                     "TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR"):
+            assert variables[f"KAFKA_{name}"] == "3", name
+        for name in ("MIN_INSYNC_REPLICAS", "TRANSACTION_STATE_LOG_MIN_ISR", "SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR"):
+            assert variables[f"KAFKA_{name}"] == "2", name
+        assert variables["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
+        assert variables["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_every_hub_role_uses_the_three_brokers_and_replication_3_2() -> None:
+    nodes = kafka_nodes()
+    roles = hub_services()
+    assert {s["command"][0] for s in roles.values()} >= {"api", "normaliser", "connectors"}
+    for name, service in roles.items():
+        variables = env(service)
+        servers = variables["TRAFFIC_HUB_KAFKA__BOOTSTRAP_SERVERS"].split(",")
+        assert sorted(servers) == sorted(f"{node}:9092" for node in nodes), name
+        assert variables["TRAFFIC_HUB_KAFKA__REPLICATION_FACTOR"] == "3", name
+        assert variables["TRAFFIC_HUB_KAFKA__MIN_INSYNC_REPLICAS"] == "2", name
+        assert {node: {"condition": "service_healthy"} for node in nodes} == service["depends_on"], name
+
+
+def test_every_kafka_setting_is_one_the_local_cluster_runs_with() -> None:
+    scripts = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "ops" / "kafka").glob("*.sh"))
+    known = set(re.findall(r"^([a-z][a-z.]+)=", scripts, flags=re.MULTILINE))
+    for service in kafka_nodes().values():
+        for variable in env(service):
+            if variable.startswith("KAFKA_"):
+                assert property_name(variable) in known, variable
