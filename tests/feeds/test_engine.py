@@ -92,7 +92,6 @@ def test_a_body_edited_in_steps_is_the_body_built_at_once(
             else:
                 truth[event_id] = item
         body.commit()
-        assert all(len(block.ids) <= 2 * block_size for block in body.blocks)
     fresh = FeedBody(separator, block_size=7, level=9)
     fresh.begin()
     for event_id in sorted(truth):
@@ -107,6 +106,22 @@ def test_a_body_edited_in_steps_is_the_body_built_at_once(
     assert gzip.decompress(version.gzipped) == version.body
     assert (len(version.body), len(version.gzipped)) == (version.length, version.gzip_length)
     assert version.etag == publish(frame, fresh, ctx).etag  # type: ignore[arg-type]
+    replica = FeedBody(separator, block_size=block_size, level=1)  # another replica: rebuilt, never edited
+    replica.begin()
+    for event_id in sorted(truth):
+        replica.append(event_id, truth[event_id])
+    replica.end()
+    assert [block.ids for block in body.blocks] == [block.ids for block in replica.blocks]
+    assert version.gzipped == publish(frame, replica, ctx).gzipped  # type: ignore[arg-type]
+    ordered = sorted(truth)
+    halves = [FeedBody(separator, block_size=block_size, level=1) for _ in range(2)]
+    for half, ids in zip(halves, (ordered[: len(ordered) // 2], ordered[len(ordered) // 2 :]), strict=True):
+        half.begin()
+        for event_id in ids:
+            half.append(event_id, truth[event_id])
+        half.end()
+    halves[0].extend(halves[1])  # a rebuild over two worker processes, joined
+    assert version.gzipped == publish(frame, halves[0], ctx).gzipped  # type: ignore[arg-type]
 
 
 # --- the engine over an event view --------------------------------------------------------------
