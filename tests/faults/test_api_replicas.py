@@ -138,6 +138,8 @@ def test_replicas_serve_identical_feeds_and_validators(replicas: tuple[HubProces
     # B restarts: it rebuilds every feed from the events topic at once, where A followed each change
     b.stop()
     b.start("api")
+    # a load balancer's health check on a feed: 304 once B has rendered it (503 while it builds)
+    wait_until(lambda: fetch(b.url, "/feeds/geojson/events.csv", headers={"If-None-Match": "*"}).status_code == 304)
     wait_until(lambda: set(written) == waze_ids(a.url) == waze_ids(b.url), timeout=60, interval=0.2)
     # same state: every feed, plain and gzip, byte for byte with the same validators (retried while a
     # replica may still be one change behind the other)

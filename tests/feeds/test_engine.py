@@ -192,7 +192,9 @@ async def test_unchanged_content_keeps_its_etag_and_a_rebuild_gives_the_same_byt
     await book.refresh()  # nothing changed, no time passed
     assert all(book.get(feed) is before[feed] for feed in FEEDS)
     other = _book(view, clock, budget_mb=0)  # another replica, which keeps no plain copy at all
+    assert not other.rendered
     await other.refresh()
+    assert other.rendered
     for feed in FEEDS:
         mine, theirs = before[feed], other.get(feed)
         assert mine is not None
