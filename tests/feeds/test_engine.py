@@ -17,6 +17,7 @@ from traffic_hub.feeds.blocks import FeedBody
 from traffic_hub.feeds.engine import FeedBook, feedable
 from traffic_hub.feeds.gzjoin import FINAL, HEADER, crc32_combine, piece, trailer
 from traffic_hub.feeds.rendered import Rendered, publish
+from traffic_hub.feeds.timeline import moments_of
 from traffic_hub.model import Event
 from traffic_hub.runtime import FEEDS
 from traffic_hub.settings import FeedSettings
@@ -240,3 +241,9 @@ def test_a_rebuild_over_processes_equals_one_in_a_thread(monkeypatch: pytest.Mon
         assert b"".join(other.texts()) == b"".join(body.texts()), key
         assert (other.hash, other.items, other.sources) == (body.hash, body.items, body.sources)
         assert other.crc() == body.crc()
+
+
+def test_a_replica_whose_clock_lags_dates_the_feed_by_the_update_all_the_same() -> None:
+    lane = ev.lane_closure(NOW).model_copy(update={"updated_at": NOW + timedelta(milliseconds=300)})
+    behind, ahead = moments_of(lane, NOW, TZ), moments_of(lane, NOW + timedelta(seconds=1), TZ)
+    assert behind.last == ahead.last == lane.updated_at
