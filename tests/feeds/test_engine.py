@@ -17,6 +17,7 @@ from traffic_hub.feeds.blocks import FeedBody
 from traffic_hub.feeds.engine import FeedBook, feedable
 from traffic_hub.feeds.gzjoin import FINAL, HEADER, crc32_combine, piece, trailer
 from traffic_hub.feeds.rendered import Rendered, publish
+from traffic_hub.feeds.timeline import moments_of
 from traffic_hub.model import Event
 from traffic_hub.runtime import FEEDS
 from traffic_hub.settings import FeedSettings
@@ -92,7 +93,6 @@ def test_a_body_edited_in_steps_is_the_body_built_at_once(
             else:
                 truth[event_id] = item
         body.commit()
-        assert all(len(block.ids) <= 2 * block_size for block in body.blocks)
     fresh = FeedBody(separator, block_size=7, level=9)
     fresh.begin()
     for event_id in sorted(truth):
@@ -107,6 +107,22 @@ def test_a_body_edited_in_steps_is_the_body_built_at_once(
     assert gzip.decompress(version.gzipped) == version.body
     assert (len(version.body), len(version.gzipped)) == (version.length, version.gzip_length)
     assert version.etag == publish(frame, fresh, ctx).etag  # type: ignore[arg-type]
+    replica = FeedBody(separator, block_size=block_size, level=1)  # another replica: rebuilt, never edited
+    replica.begin()
+    for event_id in sorted(truth):
+        replica.append(event_id, truth[event_id])
+    replica.end()
+    assert [block.ids for block in body.blocks] == [block.ids for block in replica.blocks]
+    assert version.gzipped == publish(frame, replica, ctx).gzipped  # type: ignore[arg-type]
+    ordered = sorted(truth)
+    halves = [FeedBody(separator, block_size=block_size, level=1) for _ in range(2)]
+    for half, ids in zip(halves, (ordered[: len(ordered) // 2], ordered[len(ordered) // 2 :]), strict=True):
+        half.begin()
+        for event_id in ids:
+            half.append(event_id, truth[event_id])
+        half.end()
+    halves[0].extend(halves[1])  # a rebuild over two worker processes, joined
+    assert version.gzipped == publish(frame, halves[0], ctx).gzipped  # type: ignore[arg-type]
 
 
 # --- the engine over an event view --------------------------------------------------------------
@@ -177,7 +193,9 @@ async def test_unchanged_content_keeps_its_etag_and_a_rebuild_gives_the_same_byt
     await book.refresh()  # nothing changed, no time passed
     assert all(book.get(feed) is before[feed] for feed in FEEDS)
     other = _book(view, clock, budget_mb=0)  # another replica, which keeps no plain copy at all
+    assert not other.rendered
     await other.refresh()
+    assert other.rendered
     for feed in FEEDS:
         mine, theirs = before[feed], other.get(feed)
         assert mine is not None
@@ -223,3 +241,9 @@ def test_a_rebuild_over_processes_equals_one_in_a_thread(monkeypatch: pytest.Mon
         assert b"".join(other.texts()) == b"".join(body.texts()), key
         assert (other.hash, other.items, other.sources) == (body.hash, body.items, body.sources)
         assert other.crc() == body.crc()
+
+
+def test_a_replica_whose_clock_lags_dates_the_feed_by_the_update_all_the_same() -> None:
+    lane = ev.lane_closure(NOW).model_copy(update={"updated_at": NOW + timedelta(milliseconds=300)})
+    behind, ahead = moments_of(lane, NOW, TZ), moments_of(lane, NOW + timedelta(seconds=1), TZ)
+    assert behind.last == ahead.last == lane.updated_at

@@ -1,8 +1,11 @@
 """The body of one feed as a sorted run of compressed blocks, edited one block at a time.
 
 A feed's body is the items of its events in event-id order, joined by the format's separator
-(`,` in JSON arrays, nothing in XML and CSV). It is cut into blocks of about `block_size` events;
-each block is kept as raw deflate data (`gzjoin.Piece`), and its plain text only while the engine
+(`,` in JSON arrays, nothing in XML and CSV). It is cut into blocks of about `block_size` events,
+after the events whose id hashes to a cut (`_cut`): where the cuts fall depends on the set of ids
+alone, never on the order of edits, so a replica that rebuilt at start and one that followed every
+change since hold the same blocks and serve the same gzip bytes under the same ETag. Each block
+is kept as raw deflate data (`gzjoin.Piece`), and its plain text only while the engine
 can afford it (`keep_plain`). Changing an event rebuilds its block: inflate (or take the plain
 copy), splice, compress. A 100,000-event feed thus costs memory for its compressed form, and a
 change costs one block whatever the feed's size.
@@ -65,6 +68,21 @@ def _digest(event_id: str, data: bytes) -> int:
     h.update(b"\0")
     h.update(data)
     return int.from_bytes(h.digest(), "big")
+
+
+def _cut(event_id: str, block_size: int) -> bool:
+    """A block ends after this event: decided by its id alone (about one id in `block_size`)."""
+    return zlib.crc32(event_id.encode()) % block_size == 0
+
+
+def _chunks(pairs: Sequence[tuple[str, bytes]], block_size: int) -> list[list[tuple[str, bytes]]]:
+    """`pairs` cut after every cut id; the last chunk may run on (its block ends the body or merges on)."""
+    chunks: list[list[tuple[str, bytes]]] = [[]]
+    for pair in pairs:
+        chunks[-1].append(pair)
+        if _cut(pair[0], block_size):
+            chunks.append([])
+    return [chunk for chunk in chunks if chunk]
 
 
 def _block(
@@ -152,7 +170,7 @@ class FeedBody:
     def append(self, event_id: str, item: Item) -> None:
         self._count(event_id, item)
         self._run.append((event_id, item.data))
-        if len(self._run) >= self.block_size:
+        if _cut(event_id, self.block_size):
             self._flush_run()
 
     def end(self) -> None:
@@ -168,7 +186,14 @@ class FeedBody:
         """Append `other`, whose events all come after ours (ranges of one rebuild, joined in order)."""
         if other.blocks and self.blocks and other.blocks[0].ids[0] <= self.blocks[-1].ids[-1]:
             raise ValueError("the appended body must start after this one ends")
-        self._replace(len(self.blocks), 0, other.blocks)
+        rest = other.blocks
+        if rest and self.blocks and not _cut(self.blocks[-1].ids[-1], self.block_size):
+            # our last block runs on into theirs: one block, as a rebuild of the whole range would cut it
+            pairs = list(self.blocks[-1].items(self.separator).items())
+            pairs.extend(rest[0].items(other.separator).items())
+            self._place(len(self.blocks) - 1, 1, pairs)
+            rest = rest[1:]
+        self._replace(len(self.blocks), 0, rest)
         self.sources.update(other.sources)
         self._sources.update(other._sources)
         self.hash = (self.hash + other.hash) % _HASH_MOD
@@ -195,7 +220,13 @@ class FeedBody:
                 self._count(event_id, item)
             changed = True
         if changed:
-            self._place(index, 1 if self.blocks else 0, sorted(current.items()))
+            pairs = sorted(current.items())
+            replaced = 1 if self.blocks else 0
+            if index + 1 < len(self.blocks) and not (pairs and _cut(pairs[-1][0], self.block_size)):
+                # the block no longer ends at a cut (or new ids came after it): it joins the next one
+                pairs.extend(self.blocks[index + 1].items(self.separator).items())
+                replaced = 2
+            self._place(index, replaced, pairs)
         return changed
 
     def _count(self, event_id: str, item: Item) -> None:
@@ -215,11 +246,8 @@ class FeedBody:
                 del self.sources[source]
 
     def _place(self, index: int, replaced: int, pairs: list[tuple[str, bytes]]) -> None:
-        """Replace `replaced` blocks at `index` by blocks holding `pairs` (cut at `block_size`)."""
-        if len(pairs) > 2 * self.block_size or replaced == 0:
-            chunks = [pairs[i : i + self.block_size] for i in range(0, len(pairs), self.block_size)]
-        else:
-            chunks = [pairs] if pairs else []
+        """Replace `replaced` blocks at `index` by blocks holding `pairs` (cut after the cut ids)."""
+        chunks = _chunks(pairs, self.block_size)
         new = [_block(chunk, self.separator, True, self.level, self.keep_plain) for chunk in chunks]
         self._replace(index, replaced, new)
 

@@ -165,6 +165,11 @@ class FeedBook(Service):
         self.rendered_seq = seq
 
     @property
+    def rendered(self) -> bool:
+        """Every feed has a version to serve (false during the first render, minutes at 1 M events)."""
+        return len(self._feeds) == len(self._renderers)
+
+    @property
     def alive(self) -> bool:
         return self.running
 

@@ -3,15 +3,15 @@
 Events enter and leave feeds at their start and end, and scheduled ones at each window boundary;
 an item may also read differently once its event has started (upcoming → active). The timeline
 keeps, per event, the next such moment (a heap), so the engine wakes up then and re-renders just
-those events. It also keeps the feeds' content time: the newest update or validity boundary
-already passed among the current events, deterministic for a given view so that replicas serve
-the same Last-Modified and ETag.
+those events. It also keeps the feeds' content time: the newest update, or validity boundary
+already passed, among the current events; deterministic for a given view (an update counts even
+before a lagging clock reaches it) so that replicas serve the same Last-Modified and ETag.
 """
 
 from __future__ import annotations
 
 import heapq
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -20,12 +20,11 @@ from traffic_hub.model import Event
 __all__ = ["MAX_SLEEP", "Moments", "Timeline", "moments_of"]
 
 MAX_SLEEP = timedelta(minutes=5)
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class Moments(NamedTuple):
     next: datetime | None  # when the event next changes by itself (start, end, window boundary)
-    last: datetime  # its newest update or validity boundary already passed
+    last: datetime  # its update, or its newest validity boundary already passed if later
 
 
 def moments_of(event: Event, now: datetime, tz: ZoneInfo) -> Moments:
@@ -33,8 +32,10 @@ def moments_of(event: Event, now: datetime, tz: ZoneInfo) -> Moments:
     upcoming = [m for m in (validity.starts_at, validity.ends_at) if m is not None and m > now]
     if validity.schedule is not None:
         upcoming.extend(validity.schedule.boundaries(now, tz)[:1])
-    passed = [m for m in (event.updated_at, validity.starts_at, validity.ends_at) if m is not None and m <= now]
-    return Moments(min(upcoming, default=None), max(passed, default=_EPOCH))
+    passed = [m for m in (validity.starts_at, validity.ends_at) if m is not None and m <= now]
+    # the update counts even if this replica's clock has not reached it yet (clock skew between machines):
+    # otherwise a lagging replica would date the feed by an older moment until the next change
+    return Moments(min(upcoming, default=None), max([event.updated_at, *passed]))
 
 
 class Timeline:
