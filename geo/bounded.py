@@ -81,8 +81,11 @@ def _many_to_many(  # pragma: no cover
     q_limit: npt.NDArray[np.float64],
     t_ptr: npt.NDArray[np.int64],
     t_node: npt.NDArray[np.int64],
+    xy: npt.NDArray[np.float64],
+    alpha: float,
 ) -> npt.NDArray[np.float64]:
     out = np.full(len(t_node), np.inf)
+    guided = len(xy) == n
     dist = np.full(n, np.inf)
     done = np.zeros(n, dtype=np.bool_)
     stamp = np.full(n, -1, dtype=np.int64)
@@ -92,30 +95,46 @@ def _many_to_many(  # pragma: no cover
     for q in range(len(q_src)):
         src, limit = q_src[q], q_limit[q]
         left = 0
+        cx = cy = radius = 0.0
         for k in range(t_ptr[q], t_ptr[q + 1]):
             t = t_node[k]
             if stamp[t] != q:
                 stamp[t] = q
                 left += 1
-        n_touched = 0
+                if guided:
+                    cx += xy[t, 0]
+                    cy += xy[t, 1]
+        if guided and left > 0:
+            cx /= left
+            cy /= left
+            for k in range(t_ptr[q], t_ptr[q + 1]):
+                t = t_node[k]
+                radius = max(radius, np.hypot(xy[t, 0] - cx, xy[t, 1] - cy))
         dist[src] = 0.0
         touched[0] = src
         n_touched = 1
-        size = _push(hd, hn, 0, 0.0, src)
+        h = 0.0
+        if guided:
+            h = alpha * max(0.0, np.hypot(xy[src, 0] - cx, xy[src, 1] - cy) - radius)
+        size = _push(hd, hn, 0, h, src)
         while size > 0 and left > 0:
-            d, node = hd[0], hn[0]
+            f, node = hd[0], hn[0]
             size = _pop(hd, hn, size)
-            if d > limit:
+            if f > limit:
                 break
             if done[node]:
                 continue
             done[node] = True
+            d = dist[node]
             if stamp[node] == q:
                 left -= 1
             for e in range(indptr[node], indptr[node + 1]):
                 nxt = indices[e]
                 nd = d + weights[e]
-                if nd < dist[nxt] and nd <= limit:
+                h = 0.0
+                if guided:
+                    h = alpha * max(0.0, np.hypot(xy[nxt, 0] - cx, xy[nxt, 1] - cy) - radius)
+                if nd < dist[nxt] and nd + h <= limit:
                     if dist[nxt] == np.inf:
                         if n_touched == len(touched):
                             touched = np.concatenate((touched, np.empty(len(touched), dtype=np.int64)))
@@ -125,7 +144,7 @@ def _many_to_many(  # pragma: no cover
                     if size == len(hd):
                         hd = np.concatenate((hd, np.empty(len(hd), dtype=np.float64)))
                         hn = np.concatenate((hn, np.empty(len(hn), dtype=np.int64)))
-                    size = _push(hd, hn, size, nd, nxt)
+                    size = _push(hd, hn, size, nd + h, nxt)
         for k in range(t_ptr[q], t_ptr[q + 1]):
             t = t_node[k]
             if done[t]:
@@ -188,14 +207,36 @@ def _node_path(  # pragma: no cover
     return path
 
 
-class Csr:
-    """A CSR junction graph as the int64/float64 arrays the kernels take (one compiled variant)."""
+GUIDE_FACTOR = 0.999
+"""Share of the straight-line distance used as the A* estimate (below 1: a margin for rounding)."""
 
-    def __init__(self, indptr: npt.ArrayLike, indices: npt.ArrayLike, weights: npt.ArrayLike) -> None:
+
+class Csr:
+    """A CSR junction graph as the int64/float64 arrays the kernels take (one compiled variant).
+
+    With junction coordinates ``xy`` (metres), searches are goal-directed (A*): a junction is
+    estimated ``alpha ×`` its straight distance to the ball around the targets away from them.
+    ``alpha`` is at most the smallest edge weight / straight length ratio of the graph, so the
+    estimate never exceeds a road distance and distances stay exact; without ``xy`` (or if an edge
+    is shorter than its chord, e.g. a bad length) the search is plain Dijkstra."""
+
+    def __init__(
+        self, indptr: npt.ArrayLike, indices: npt.ArrayLike, weights: npt.ArrayLike, xy: FloatArray | None = None
+    ) -> None:
         self.indptr: IntArray = np.ascontiguousarray(indptr, dtype=np.int64)
         self.indices: IntArray = np.ascontiguousarray(indices, dtype=np.int64)
         self.weights: FloatArray = np.ascontiguousarray(weights, dtype=np.float64)
         self.n = len(self.indptr) - 1
+        self.xy: FloatArray = np.zeros((0, 2))
+        self.alpha = 0.0
+        if xy is not None and len(xy) == self.n and len(self.indices):
+            xy = np.ascontiguousarray(xy, dtype=np.float64)
+            tail = np.repeat(np.arange(self.n), np.diff(self.indptr))
+            chord = np.hypot(*(xy[self.indices] - xy[tail]).T)
+            ratio = np.min(self.weights[chord > 0] / chord[chord > 0], initial=np.inf)
+            self.alpha = float(min(GUIDE_FACTOR, ratio * GUIDE_FACTOR))
+            if self.alpha > 0.5:
+                self.xy = xy
 
 
 def many_to_many(graph: Csr, src: IntArray, dst: IntArray, limit: FloatArray) -> FloatArray:
@@ -219,6 +260,8 @@ def many_to_many(graph: Csr, src: IntArray, dst: IntArray, limit: FloatArray) ->
         q_limit,
         t_ptr,
         t.astype(np.int64),
+        graph.xy,
+        graph.alpha,
     )
     found[found > lim] = np.inf
     out = np.empty(len(src))

@@ -105,8 +105,8 @@ class DenseRows:
 class BoundedRows:
     """Distances and paths over one CSR junction graph, by targeted bounded search (no cache)."""
 
-    def __init__(self, graph: csr_matrix) -> None:
-        self.csr = bounded.Csr(graph.indptr, graph.indices, graph.data)
+    def __init__(self, graph: csr_matrix, xy: FloatArray | None = None) -> None:
+        self.csr = bounded.Csr(graph.indptr, graph.indices, graph.data, xy)
         bounded.warm()  # compile the kernels with the layer (network start-up), not on a request
 
     def clear(self) -> None:

@@ -62,24 +62,36 @@ class Layer:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def directed(cls, u: IntArray, v: IntArray, length: FloatArray, n_nodes: int) -> Layer:
-        """One state per directed edge."""
+    def directed(
+        cls, u: IntArray, v: IntArray, length: FloatArray, n_nodes: int, xy: FloatArray | None = None
+    ) -> Layer:
+        """One state per directed edge (``xy``: junction coordinates in metres, to guide searches)."""
         n = len(u)
-        return cls._make(np.arange(n), np.zeros(n, dtype=bool), u, v, length, n_nodes, n)
+        return cls._make(np.arange(n), np.zeros(n, dtype=bool), u, v, length, n_nodes, n, xy)
 
     @classmethod
-    def both_ways(cls, u: IntArray, v: IntArray, length: FloatArray, twin: IntArray, n_nodes: int) -> Layer:
+    def both_ways(
+        cls, u: IntArray, v: IntArray, length: FloatArray, twin: IntArray, n_nodes: int, xy: FloatArray | None = None
+    ) -> Layer:
         """Directed edges plus a reversed virtual state for each edge without a twin."""
         lone = np.flatnonzero(twin < 0)
         edge = np.concatenate([np.arange(len(u)), lone])
         reverse = np.concatenate([np.zeros(len(u), dtype=bool), np.ones(len(lone), dtype=bool)])
         su = np.concatenate([u, v[lone]])
         sv = np.concatenate([v, u[lone]])
-        return cls._make(edge, reverse, su, sv, length[edge], n_nodes, len(u))
+        return cls._make(edge, reverse, su, sv, length[edge], n_nodes, len(u), xy)
 
     @classmethod
     def _make(
-        cls, edge: IntArray, reverse: BoolArray, u: IntArray, v: IntArray, length: FloatArray, n_nodes: int, n_real: int
+        cls,
+        edge: IntArray,
+        reverse: BoolArray,
+        u: IntArray,
+        v: IntArray,
+        length: FloatArray,
+        n_nodes: int,
+        n_real: int,
+        xy: FloatArray | None,
     ) -> Layer:
         states = np.flatnonzero(u != v)
         order = states[np.lexsort((length[states], v[states], u[states]))]
@@ -91,7 +103,7 @@ class Layer:
         graph = csr_matrix((weights, v[best], indptr), shape=(n_nodes, n_nodes))
         back = np.full(n_real, -1, dtype=np.int64)
         back[edge[reverse]] = np.flatnonzero(reverse)
-        rows = DenseRows(graph) if n_nodes <= DENSE_MAX_NODES else BoundedRows(graph)
+        rows = DenseRows(graph) if n_nodes <= DENSE_MAX_NODES else BoundedRows(graph, xy)
         return cls(edge.astype(np.int64), reverse, u, v, length, n_nodes, graph, best.astype(np.int64), back, rows)
 
     @cached_property

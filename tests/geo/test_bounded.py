@@ -64,8 +64,9 @@ def test_a_metro_scale_layer_routes_by_targeted_search_and_agrees_with_dense_row
     dense = net.directed
     assert isinstance(dense.rows, DenseRows)
     monkeypatch.setattr(routing, "DENSE_MAX_NODES", 100)
-    big = Layer.directed(net.u, net.v, net.length, net.n_nodes)
+    big = Layer.directed(net.u, net.v, net.length, net.n_nodes, net.node_xy)
     assert isinstance(big.rows, BoundedRows)
+    assert big.rows.csr.alpha > 0.9  # goal-directed: edge lengths are never shorter than their chords
     rng = np.random.default_rng(5)
     src = rng.integers(0, net.n_nodes, 300)
     dst = rng.integers(0, net.n_nodes, 300)
@@ -89,3 +90,21 @@ def test_the_path_cache_is_an_lru_within_its_byte_budget(monkeypatch: pytest.Mon
     assert (pairs[0][0], pairs[0][1]) not in layer._paths
     layer.forget()
     assert layer.cache_bytes == 0
+
+
+def test_goal_directed_search_is_exact_and_falls_back_when_an_edge_is_shorter_than_its_chord() -> None:
+    net = lille()
+    layer = net.directed
+    rng = np.random.default_rng(23)
+    src = rng.integers(0, layer.n_nodes, 800)
+    dst = rng.integers(0, layer.n_nodes, 800)
+    limit = rng.choice([300.0, 1500.0, 6000.0], 800)
+    sources = np.unique(src)
+    want = dijkstra(layer.graph, directed=True, indices=sources)[np.searchsorted(sources, src), dst]
+    want[want > limit] = np.inf
+    guided = BoundedRows(layer.graph, net.node_xy)
+    assert guided.csr.alpha > 0.5
+    np.testing.assert_allclose(guided.distances(src, dst, limit), want, rtol=1e-9)
+    squeezed = layer.graph.copy()
+    squeezed.data = squeezed.data * 0.3  # "lengths" far below the straight distances
+    assert BoundedRows(squeezed, net.node_xy).csr.alpha < 0.5  # estimate off: plain Dijkstra
