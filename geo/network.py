@@ -293,12 +293,12 @@ class RoadNetwork:
     @cached_property
     def directed(self) -> Layer:
         """Routing layer honouring one-way streets."""
-        return Layer.directed(self.u, self.v, self.length, self.n_nodes)
+        return Layer.directed(self.u, self.v, self.length, self.n_nodes, self.node_xy)
 
     @cached_property
     def both_ways(self) -> Layer:
         """Routing layer where one-way edges may also be used backwards (virtual reversed states)."""
-        return Layer.both_ways(self.u, self.v, self.length, self.twin, self.n_nodes)
+        return Layer.both_ways(self.u, self.v, self.length, self.twin, self.n_nodes, self.node_xy)
 
     def warm(self) -> RoadNetwork:
         """Build every lazy index now (call once at start-up, before sharing between threads)."""
