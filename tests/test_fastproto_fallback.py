@@ -10,7 +10,6 @@ Each case runs a real uvicorn server in front of an app that answers conditional
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -22,9 +21,9 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from tests.conftest import free_port
 from tests.integration.hubs import wait_until
 from tests.integration.test_feed_fastpath import CIFS, ETAG, Conn, Feeds, poll, principals, request
+from tests.uvicorn_thread import uvicorn_thread, with_lane
 from traffic_hub.api import fastproto
 from traffic_hub.api.fastproto import (
     FAST_HOOKS,
@@ -35,7 +34,7 @@ from traffic_hub.api.fastproto import (
     feed_protocol,
     missing_hooks,
 )
-from traffic_hub.api.feedlane import LANE, FeedLane
+from traffic_hub.api.feedlane import FeedLane
 from traffic_hub.auth import KeyStore
 from traffic_hub.metrics import Metrics
 from traffic_hub.settings import LimitSettings
@@ -49,13 +48,7 @@ FASTPROTO = "traffic_hub.api.fastproto"
 def conditional_app(lane: FeedLane) -> Any:
     """Answers polls of `CIFS` as the hub's normal path would: 304 for the current ETag, else 200."""
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                scope["state"][LANE] = lane
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
         matches = dict(scope["headers"]).get(b"if-none-match") == ETAG.encode()
         status, body = (304, b"") if matches else (200, b"<feed/>")
         headers = [(b"etag", ETAG.encode()), (b"x-answered-by", b"app")]
@@ -64,7 +57,7 @@ def conditional_app(lane: FeedLane) -> Any:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    return app
+    return with_lane(lane, answer)
 
 
 def new_lane() -> FeedLane:
@@ -73,28 +66,13 @@ def new_lane() -> FeedLane:
 
 @contextmanager
 def serving(protocol: type[Any], lane: FeedLane) -> Iterator[int]:
-    port = free_port()
-    config = uvicorn.Config(
-        conditional_app(lane),
-        host="127.0.0.1",
-        port=port,
-        http=protocol,
-        lifespan="on",
-        timeout_keep_alive=LIMITS.keep_alive_s,
-        log_config=None,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=10)
-    SERVERS[port] = server
-    try:
-        yield port
-    finally:
-        del SERVERS[port]
-        server.should_exit = True
-        thread.join(10)
+    with uvicorn_thread(conditional_app(lane), protocol, LIMITS.keep_alive_s) as server:
+        port = server.config.port
+        SERVERS[port] = server
+        try:
+            yield port
+        finally:
+            del SERVERS[port]
 
 
 SERVERS: dict[int, uvicorn.Server] = {}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,14 +19,13 @@ from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from tests.conftest import free_port
 from tests.integration.hubs import KEYS, wait_until
 from tests.integration.test_feed_fastpath import ETAG, Conn, Feeds, poll, principals, request
+from tests.uvicorn_thread import uvicorn_thread, with_lane
 from traffic_hub.api.fastproto import feed_protocol
-from traffic_hub.api.feedlane import LANE, FeedLane
+from traffic_hub.api.feedlane import FeedLane
 from traffic_hub.auth import KeyStore
 from traffic_hub.metrics import Metrics
 from traffic_hub.settings import LimitSettings
@@ -40,12 +38,6 @@ SECURITY = {"content-security-policy", "x-content-type-options", "referrer-polic
 
 def app_reading_bodies(lane: FeedLane) -> Any:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                scope["state"][LANE] = lane
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
         if scope["path"] == "/slow":  # answers after longer than the head timeout
             await asyncio.sleep(LIMITS.header_timeout_s * 2)
         body = b""
@@ -61,7 +53,7 @@ def app_reading_bodies(lane: FeedLane) -> Any:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
 
-    return app
+    return with_lane(lane, app)
 
 
 @dataclass
@@ -75,26 +67,8 @@ class Server:
 @contextmanager
 def serving(limits: LimitSettings) -> Iterator[Server]:
     lane = FeedLane(Feeds(), KeyStore(principals()), Metrics())
-    port = free_port()
-    config = uvicorn.Config(
-        app_reading_bodies(lane),
-        host="127.0.0.1",
-        port=port,
-        http=feed_protocol(limits),
-        lifespan="on",
-        timeout_keep_alive=limits.keep_alive_s,
-        log_config=None,
-        log_level="error",
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    wait_until(lambda: uv.started, timeout=10)
-    try:
-        yield Server(port)
-    finally:
-        uv.should_exit = True
-        thread.join(10)
+    with uvicorn_thread(app_reading_bodies(lane), feed_protocol(limits), limits.keep_alive_s, "error") as server:
+        yield Server(server.config.port)
 
 
 @pytest.fixture(scope="module")

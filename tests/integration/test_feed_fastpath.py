@@ -14,7 +14,6 @@ import io
 import logging
 import re
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,9 +32,9 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.logging import AccessFormatter
 from uvicorn.server import ServerState
 
-from tests.conftest import free_port
 from tests.faults.hubprocess import HubProcess, started_hub
 from tests.integration.hubs import KEYS, auth, closure_body, wait_until
+from tests.uvicorn_thread import uvicorn_thread, with_lane
 from traffic_hub.api.fastproto import FeedProtocol
 from traffic_hub.api.feedlane import LANE, FeedLane
 from traffic_hub.api.feedpoll import read_poll
@@ -167,45 +166,21 @@ def principals() -> Principals:
 
 def app_answering_everything(lane: FeedLane, seen: list[str]) -> Any:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                scope["state"][LANE] = lane
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
         seen.append(f"{scope['method']} {scope['path']}")
         body = b"the app"
         headers = [(b"content-length", str(len(body)).encode()), (b"x-answered-by", b"app")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    return app
+    return with_lane(lane, app)
 
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[Stub]:
     feeds, metrics, seen = Feeds(), Metrics(), list[str]()
     lane = FeedLane(feeds, KeyStore(principals()), metrics)
-    port = free_port()
-    config = uvicorn.Config(
-        app_answering_everything(lane, seen),
-        host="127.0.0.1",
-        port=port,
-        http=ObservedFeedProtocol,
-        lifespan="on",
-        timeout_keep_alive=KEEP_ALIVE_S,
-        log_config=None,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=10)
-    try:
-        yield Stub(port, feeds, metrics, seen, ObservedFeedProtocol.reads)
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with uvicorn_thread(app_answering_everything(lane, seen), ObservedFeedProtocol, KEEP_ALIVE_S) as server:
+        yield Stub(server.config.port, feeds, metrics, seen, ObservedFeedProtocol.reads)
 
 
 @pytest.fixture
