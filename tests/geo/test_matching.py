@@ -197,6 +197,12 @@ def test_matching_is_idempotent(a: int, b: int) -> None:
     except GeoError as err:
         assume(err.code != "self-crossing")
         raise
+    nodes = [first.path[0].split(":")[1], *(edge.split(":")[2] for edge in first.path)]
+    assert len(set(nodes)) == len(nodes)  # never out and back (the bug this property once found)
+    # A path may cross itself where its roads cross without a junction (a bridge over a street it took
+    # earlier: Hypothesis found one, seeds 1803 → 47). Such a line is refused as input by design
+    # ("split it into simple lines"), so it cannot be given back.
+    assume(shapely.LineString(first.geometry).is_simple)
     again = match_line(net, first.geometry, direction="ONE_DIRECTION")
     assert again.path == first.path
     assert again.matched_share == 1.0
