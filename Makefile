@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 NODE_STAMP := node_modules/.installed-$(shell sha1sum package-lock.json | cut -c1-12)
 KAFKA := bash ops/kafka/kafka-local.sh
+DB := bash ops/postgres/db-local.sh
 NETWORK := geo/data/lille_centre.network.arrow
 
-.PHONY: help install system-packages run test test-future lint typecheck unit kafka-up kafka-down bench network clean
+.PHONY: help install system-packages run test test-future lint typecheck unit kafka-up kafka-down db-up db-down bench network clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +36,12 @@ kafka-up: ## start the local Kafka broker (jars from Maven Central, cached outsi
 
 kafka-down: ## stop the local Kafka broker
 	@$(KAFKA) down
+
+db-up: ## start the local PostgreSQL + PostGIS (history archive); prints its URL last
+	@$(DB) up
+
+db-down: ## stop the local PostgreSQL
+	@$(DB) down
 
 network: install ## build the bundled Lille road network when it is missing
 	@test -f $(NETWORK) || $(BIN)/traffic-hub network build geo/data/lille_centre_2017_roads.osm.pbf -o $(NETWORK)
