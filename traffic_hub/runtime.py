@@ -21,6 +21,7 @@ from geo.communes import Communes
 from geo.crs import Reprojector
 from geo.matching import match_street
 from geo.network import RoadNetwork
+from traffic_hub.archive import Archiver
 from traffic_hub.auth import DemoKey, Principals
 from traffic_hub.closures import ClosureBook, ClosureService, StreetResolver
 from traffic_hub.feeds.base import FeedContext, Renderer
@@ -40,6 +41,7 @@ class Role(StrEnum):
     API = "api"
     NORMALISER = "normaliser"
     CONNECTORS = "connectors"
+    ARCHIVER = "archiver"
 
 
 FEEDS: dict[str, type[Renderer]] = renderer_factories()  # path → renderer, from traffic_hub.feeds.registry
@@ -61,6 +63,7 @@ class Hub:
     normaliser: Normaliser | None = None
     network: RoadNetwork | None = None
     connectors: ConnectorRunner | None = None
+    archiver: Archiver | None = None
     demo_keys: list[DemoKey] = field(default_factory=list)
 
     @property
@@ -139,12 +142,28 @@ async def open_hub(
             await stack.enter_async_context(hub.normaliser)
         if Role.CONNECTORS in roles and connectors:
             hub.connectors = await stack.enter_async_context(running_connectors(connectors, publisher, topics))
+        if Role.ARCHIVER in roles and settings.database_url:
+            hub.archiver = await stack.enter_async_context(archiver(settings, topics))
         if settings.demo and hub.demo_keys and Role.API in roles:
             from traffic_hub.demo.closures import seed
 
             seeding = asyncio.create_task(seed(hub, hub.demo_keys), name="demo-seed")
             stack.callback(seeding.cancel)
         yield hub
+
+
+def archiver(settings: Settings, topics: Topics) -> Archiver:
+    """The history archiver (issue 19) on TRAFFIC_HUB_DATABASE_URL; it retries on its own, never blocks the hub."""
+    k = settings.kafka
+    return Archiver(
+        settings.database_url or "",
+        k.bootstrap_servers,
+        topics,
+        f"{settings.instance}-archiver",
+        retention_months=settings.archive_retention_months,
+        partitions=k.partitions,
+        replication_factor=k.replication_factor,
+    )
 
 
 def load_network(settings: Settings) -> RoadNetwork:
