@@ -47,6 +47,7 @@ network: install ## build the bundled Lille road network when it is missing
 	@test -f $(NETWORK) || $(BIN)/traffic-hub network build geo/data/lille_centre_2017_roads.osm.pbf -o $(NETWORK)
 
 run: install kafka-up network ## the whole hub with the Lille demo on http://127.0.0.1:8000
+	TRAFFIC_HUB_DATABASE_URL=$${TRAFFIC_HUB_DATABASE_URL:-$$($(DB) up | tail -n 1)} \
 	TRAFFIC_HUB_DEMO=$${TRAFFIC_HUB_DEMO:-true} $(BIN)/traffic-hub run
 
 lint: install ## ruff and mypy --strict

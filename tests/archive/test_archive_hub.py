@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from tests.archive.conftest import count
+from tests.conftest import free_port
 from tests.integration.hubs import KEYS, auth, closure_body, running_hub, settings_for, wait_until, write_principals
 from traffic_hub.runtime import Role
 
@@ -48,3 +49,15 @@ def test_closure_versions_and_reports_are_archived_with_geometry_and_principal(
     assert first[4] == "ST_LineString"
     assert first[5] == 4326
     assert last[6] == "Travaux prolongés"
+
+
+def test_the_api_keeps_working_when_the_database_is_down(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    down = f"postgresql://postgres:nothing@127.0.0.1:{free_port()}/traffic_hub"  # nothing listens there
+    settings = settings_for(kafka_bootstrap, topic_prefix, write_principals(tmp_path), database_url=down)
+    with running_hub(settings, {Role.API, Role.NORMALISER, Role.ARCHIVER}) as hub:
+        created = hub.post("/api/v1/closures", json=closure_body("ARCH-DOWN"), headers=auth(KEYS.lille))
+        assert created.status_code == 201, created.text
+        assert hub.get(f"/api/v1/closures/{created.json()['id']}", headers=auth(KEYS.lille)).status_code == 200
+        assert hub.get("/readyz").status_code == 200
