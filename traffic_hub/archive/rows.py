@@ -94,3 +94,23 @@ def report_row(topic: str, partition: int, offset: int, timestamp_ms: int, key: 
         topic, partition, offset, at, doc.get("key") or _text(key), False, doc.get("kind"), doc.get("source"),
         principal_of(doc), doc.get("received_at"), value.decode("utf-8") if value else None,
     )
+
+
+UNSTORABLE = '{"unstorable": "PostgreSQL refused this record as it was (e.g. a NUL character or a broken geometry)"}'
+
+
+def _clean(value: Any) -> Any:
+    return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+def without_geometry(row: Row) -> Row:
+    """An event row whose geometry PostGIS refused: kept, geometry left empty (the JSON still has it)."""
+    return (*row[:-1], None)
+
+
+def bare(row: Row, events: bool) -> Row:
+    """The last resort for a record PostgreSQL refuses: its identity, version and a marker, so the offset
+    is still archived exactly once and the archiver goes on (one bad record never stalls the archive)."""
+    if events:  # EVENT_COLUMNS + geometry
+        return (*[_clean(v) for v in row[:6]], False, *([None] * 8), UNSTORABLE, None)
+    return (*[_clean(v) for v in row[:5]], False, *([None] * 4), UNSTORABLE)

@@ -30,6 +30,8 @@ from traffic_hub.topics import Topics
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY_S = 3600.0
+# what PostgreSQL says of a row it will not take (not a connection problem): the row is degraded, not retried
+REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.InternalError, psycopg.ProgrammingError)
 Records = list[ConsumerRecord[bytes, bytes]]
 
 
@@ -123,10 +125,10 @@ class Archiver(Service):
                 await self._session()
             except (psycopg.Error, KafkaError, OSError, TimeoutError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("archiver: %s; retrying in %.1f s", self.last_error, backoff)
+            backoff = 0.5 if self.connected else min(backoff * 2, 30.0)  # a session that worked starts afresh
+            log.warning("archiver: %s; retrying in %.1f s", self.last_error, backoff)
             await self._close_db()
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         async with asyncio.timeout(10):
@@ -209,12 +211,33 @@ class Archiver(Service):
         async with conn.transaction():
             for table, start in sorted(months - self._months):
                 await schema.ensure_partition(conn, table, start)
+            try:
+                async with conn.transaction(), conn.cursor() as cur:  # a savepoint: a refused row undoes only it
+                    if events:
+                        await cur.executemany(INSERT_EVENT, events)
+                    if reports:
+                        await cur.executemany(INSERT_REPORT, reports)
+            except REFUSED as exc:
+                log.warning("archiver: a record was refused (%s); writing this batch row by row", type(exc).__name__)
+                await self._one_by_one(conn, events, reports)
             async with conn.cursor() as cur:
-                if events:
-                    await cur.executemany(INSERT_EVENT, events)
-                if reports:
-                    await cur.executemany(INSERT_REPORT, reports)
                 await cur.executemany(UPSERT_OFFSET, offsets)
         self._months |= months
         self._next.update({(t, p): o for t, p, o in offsets})
         self.rows_written += len(events) + len(reports)
+
+    async def _one_by_one(
+        self, conn: psycopg.AsyncConnection[Any], events: list[rows.Row], reports: list[rows.Row]
+    ) -> None:
+        """Each row in its own savepoint, degraded step by step until PostgreSQL takes it."""
+        for statement, batch, is_events in ((INSERT_EVENT, events, True), (INSERT_REPORT, reports, False)):
+            for row in batch:
+                tries = [row, rows.without_geometry(row), rows.bare(row, is_events)] if is_events else [
+                    row, rows.bare(row, is_events)]
+                for attempt in tries:
+                    try:
+                        async with conn.transaction():
+                            await conn.execute(statement, attempt)
+                        break
+                    except REFUSED as exc:
+                        log.warning("archiver: %s at %s offset %s: %s", type(exc).__name__, row[0], row[2], exc)
