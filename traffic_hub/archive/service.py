@@ -99,6 +99,7 @@ class Archiver(Service):
         self._max_records = max_records
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._months: set[tuple[str, datetime]] = set()
+        self._db_lock = asyncio.Lock()  # the rebalance listener and the writer share one connection
         self.rows_written = 0
         self.connected = False
         self.last_error: str | None = None
@@ -143,7 +144,7 @@ class Archiver(Service):
         conn = self._conn
         if conn is None:
             raise psycopg.OperationalError("archive database not connected")
-        async with conn.transaction():
+        async with self._db_lock, conn.transaction():
             cur = await conn.execute("SELECT topic, partition, next_offset FROM archive_offsets")
             found = await cur.fetchall()
         return {(str(t), int(p)): int(o) for t, p, o in found}
@@ -168,13 +169,15 @@ class Archiver(Service):
             loop = asyncio.get_running_loop()
             while True:
                 if loop.time() >= retention_due:
-                    dropped = await schema.drop_expired(conn, datetime.now(UTC), self._retention_months)
+                    async with self._db_lock:
+                        dropped = await schema.drop_expired(conn, datetime.now(UTC), self._retention_months)
                     if dropped:
                         log.info("archiver: retention dropped %s", ", ".join(dropped))
                     retention_due = loop.time() + RETENTION_EVERY_S
                 batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
                 if batches:
-                    await self._write(conn, batches)
+                    async with self._db_lock:
+                        await self._write(conn, batches)
                 self._measure_lag(consumer)
         finally:
             with contextlib.suppress(KafkaError, OSError, TimeoutError):
