@@ -68,11 +68,9 @@ class _Seek(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         stored = await self._archiver.stored_offsets()
         for tp in assigned:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is None:
-                await self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, offset)
+            # never archived: from offset 0 (past the retention, `earliest` resets to the first kept one).
+            # Not `await seek_to_beginning()`: it waits for the fetcher, which waits for this listener.
+            self._consumer.seek(tp, stored.get((tp.topic, tp.partition), 0))
 
 
 class Archiver(Service):
