@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 NODE_STAMP := node_modules/.installed-$(shell sha1sum package-lock.json | cut -c1-12)
 KAFKA := bash ops/kafka/kafka-local.sh
 CLUSTER := bash ops/kafka/cluster-local.sh
+DB := bash ops/postgres/db-local.sh
 NETWORK := geo/data/lille_centre.network.arrow
 
-.PHONY: help install system-packages run test test-future lint typecheck unit kafka-up kafka-down cluster-up cluster-down cluster-kill cluster-start cluster-status bench network clean
+.PHONY: help install system-packages run test test-future lint typecheck unit kafka-up kafka-down cluster-up cluster-down cluster-kill cluster-start cluster-status db-up db-down bench network clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,10 +53,17 @@ cluster-start: ## start node N of the cluster again and wait until it has rejoin
 cluster-status: ## each node of the cluster, the registered brokers and the active controller
 	@$(CLUSTER) status; $(CLUSTER) controller
 
+db-up: ## start the local PostgreSQL + PostGIS (history archive); prints its URL last
+	@$(DB) up
+
+db-down: ## stop the local PostgreSQL
+	@$(DB) down
+
 network: install ## build the bundled Lille road network when it is missing
 	@test -f $(NETWORK) || $(BIN)/traffic-hub network build geo/data/lille_centre_2017_roads.osm.pbf -o $(NETWORK)
 
 run: install kafka-up network ## the whole hub with the Lille demo on http://127.0.0.1:8000
+	TRAFFIC_HUB_DATABASE_URL=$${TRAFFIC_HUB_DATABASE_URL:-$$($(DB) up | tail -n 1)} \
 	TRAFFIC_HUB_DEMO=$${TRAFFIC_HUB_DEMO:-true} $(BIN)/traffic-hub run
 
 lint: install ## ruff and mypy --strict

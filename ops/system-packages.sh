@@ -10,6 +10,8 @@
 #   node + npm    the map's and the API docs' JavaScript, from the npm registry (package-lock.json)
 #   nginx         `make bench` serves the same feed bytes with nginx as its reference
 #   python3-venv  `make install` creates .venv
+#   postgresql + postgresql-NN-postgis-3  the history archive (ops/postgres/db-local.sh, issue 19); NN is the
+#                 installed PostgreSQL major, else Debian bookworm's 15
 set -euo pipefail
 
 need() {  # need COMMAND PACKAGE...: the packages when COMMAND is missing
@@ -23,6 +25,9 @@ missing=(
   $(need npm npm)
   $(need nginx nginx-light)
 )
+pg_major="$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -n | tail -n 1)"
+[ -n "$pg_major" ] && [ -x "/usr/lib/postgresql/$pg_major/bin/postgres" ] || missing+=(postgresql)
+[ -f "/usr/share/postgresql/${pg_major:-15}/extension/postgis.control" ] || missing+=("postgresql-${pg_major:-15}-postgis-3")
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 

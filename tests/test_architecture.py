@@ -77,6 +77,18 @@ RULES = (
     ),
     Rule("traffic_hub.api", ("traffic_hub.runtime", "connectors"), why="routes get narrow dependencies, not the hub"),
     Rule(
+        "traffic_hub.archive",
+        (
+            "traffic_hub.api",
+            "traffic_hub.feeds",
+            "traffic_hub.normaliser",
+            "connectors",
+            "traffic_hub.runtime",
+            "traffic_hub.cli",
+        ),
+        why="the history reads the topics and writes PostgreSQL: it knows no other role",
+    ),
+    Rule(
         "connectors",
         ("traffic_hub",),
         allowed=CONNECTOR_INTERFACE,

@@ -32,8 +32,9 @@ from traffic_hub.keys import (
     revoke_principal,
 )
 from traffic_hub.logs import quiet_start
-from traffic_hub.runtime import Role, create_app, open_hub
+from traffic_hub.runtime import Role, archiver, create_app, open_hub
 from traffic_hub.settings import Settings
+from traffic_hub.topics import Topics
 
 log = logging.getLogger("traffic_hub")
 
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="the HTTP API and feeds only")
     sub.add_parser("normaliser", help="the normaliser only (a consumer-group member)")
     sub.add_parser("connectors", help="the connector runner only")
+    sub.add_parser("archiver", help="the history archive only: reports and events into TRAFFIC_HUB_DATABASE_URL")
     network = sub.add_parser("network", help="road network tools")
     network_sub = network.add_subparsers(dest="network_command", required=True)
     build = network_sub.add_parser("build", help="build a road network from an OSM extract")
@@ -257,6 +259,17 @@ async def _headless(settings: Settings, roles: set[Role], connectors: list[Conne
         await stop.wait()
 
 
+async def _archive(settings: Settings) -> None:
+    """`traffic-hub archiver`: the archiver alone (no road network, no view), until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with archiver(settings, Topics(settings.topic_prefix)):
+        log.info("running roles: archiver")
+        await stop.wait()
+
+
 def _build_network(args: argparse.Namespace) -> int:
     stats = build_network(args.source, args.output, progress=not args.no_progress)
     print(stats)
@@ -311,7 +324,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "run":
-            return _serve(settings, {Role.API, Role.NORMALISER, Role.CONNECTORS})
+            archive = {Role.ARCHIVER} if settings.database_url else set()
+            return _serve(settings, {Role.API, Role.NORMALISER, Role.CONNECTORS, *archive})
+        if args.command == "archiver":
+            if not settings.database_url:
+                print("configuration error: traffic-hub archiver needs TRAFFIC_HUB_DATABASE_URL", file=sys.stderr)
+                return 2
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_archive(settings))
+            return 0
         if args.command == "api":
             return _serve(settings, {Role.API})
         roles = {Role.NORMALISER} if args.command == "normaliser" else {Role.CONNECTORS}

@@ -29,6 +29,7 @@ from geo.matching import match_street
 from geo.network import RoadNetwork
 from traffic_hub.api.app import build_app
 from traffic_hub.api.deps import ApiState
+from traffic_hub.archive import Archiver
 from traffic_hub.auth import DemoKey, KeyStore, Principals
 from traffic_hub.closures import ClosureBook, ClosureService, StreetResolver
 from traffic_hub.demo.closures import seed
@@ -56,6 +57,7 @@ class Role(StrEnum):
     API = "api"
     NORMALISER = "normaliser"
     CONNECTORS = "connectors"
+    ARCHIVER = "archiver"
 
 
 FEEDS: dict[str, type[Renderer]] = renderer_factories()  # path → renderer, from traffic_hub.feeds.registry
@@ -77,6 +79,7 @@ class Hub:
     normaliser: Normaliser | None = None
     network: RoadNetwork | None = None
     connectors: ConnectorRunner | None = None
+    archiver: Archiver | None = None
     demo_keys: list[DemoKey] = field(default_factory=list)
     replication: Replication = field(default_factory=Replication)  # what /readyz says of the topics' durability
 
@@ -151,10 +154,26 @@ async def open_hub(
             await stack.enter_async_context(hub.normaliser)
         if Role.CONNECTORS in roles and connectors:
             hub.connectors = await stack.enter_async_context(running_connectors(connectors, publisher, topics))
+        if Role.ARCHIVER in roles and settings.database_url:
+            hub.archiver = await stack.enter_async_context(archiver(settings, topics))
         if settings.demo and hub.demo_keys and Role.API in roles:
             seeding = asyncio.create_task(seed(closures, live.wait_ready, hub.demo_keys), name="demo-seed")
             stack.callback(seeding.cancel)
         yield hub
+
+
+def archiver(settings: Settings, topics: Topics) -> Archiver:
+    """The history archiver (issue 19) on TRAFFIC_HUB_DATABASE_URL; it retries on its own, never blocks the hub."""
+    k = settings.kafka
+    return Archiver(
+        settings.database_url or "",
+        k.bootstrap_servers,
+        topics,
+        f"{settings.instance}-archiver",
+        retention_months=settings.archive_retention_months,
+        partitions=k.partitions,
+        replication_factor=k.replication_factor,
+    )
 
 
 def load_network(settings: Settings) -> RoadNetwork:

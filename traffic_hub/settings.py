@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     # process restarted under the same name takes its partitions back at once). Stable and unique per
     # process; the default, the host name, is both for one process per host or container.
     instance: Annotated[str, Field(min_length=1, max_length=200)] = Field(default_factory=_host_name)
+    # the history archive (issue 19, TRAFFIC_HUB_DATABASE_URL, postgresql://…): none = no archiver in `run`;
+    # the archiver drops month partitions older than archive_retention_months
+    database_url: str | None = None
+    archive_retention_months: Annotated[int, Field(ge=1, le=1200)] = 24
     # local state of `make run` (the demo principals and their keys, stable across restarts)
     run_dir: Path = Path(".run")
 

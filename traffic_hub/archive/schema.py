@@ -1,0 +1,149 @@
+"""The archive's schema: versioned SQL migrations applied in order at start, monthly partitions, retention.
+
+Plain SQL files in a `schema_version` table rather than Alembic: Alembic needs SQLAlchemy and an async
+engine set-up for a handful of DDL statements; a numbered list applied in one transaction under an
+advisory lock (several archivers may start at once) is enough and keeps one driver (psycopg 3).
+Big tables are partitioned by month of the Kafka record's timestamp; partitions are created when a
+batch first needs them and dropped past the retention.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg import sql
+
+LOCK_ID = 190_019  # pg_advisory_xact_lock key: schema changes and partition creation, one archiver at a time
+PARTITIONED = ("event_versions", "reports")
+_SUFFIX = re.compile(r"_p(\d{4})(\d{2})$")
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE EXTENSION IF NOT EXISTS postgis;
+        CREATE TABLE archive_offsets (
+            topic text NOT NULL,
+            partition integer NOT NULL,
+            next_offset bigint NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (topic, partition)
+        );
+        CREATE TABLE event_versions (
+            topic text NOT NULL,
+            partition integer NOT NULL,
+            "offset" bigint NOT NULL,
+            received_at timestamptz NOT NULL,
+            event_id text NOT NULL,
+            version integer,
+            deleted boolean NOT NULL DEFAULT false,
+            type text,
+            status text,
+            lifecycle text,
+            starts_at timestamptz,
+            ends_at timestamptz,
+            commune text,
+            street text,
+            sources jsonb,
+            event jsonb,
+            geom geometry(Geometry, 4326),
+            PRIMARY KEY (topic, partition, "offset", received_at)
+        ) PARTITION BY RANGE (received_at);
+        CREATE INDEX event_versions_event ON event_versions (event_id, version);
+        CREATE INDEX event_versions_time ON event_versions (received_at);
+        CREATE INDEX event_versions_commune ON event_versions (commune, received_at);
+        CREATE INDEX event_versions_geom ON event_versions USING gist (geom);
+        CREATE TABLE reports (
+            topic text NOT NULL,
+            partition integer NOT NULL,
+            "offset" bigint NOT NULL,
+            received_at timestamptz NOT NULL,
+            key text,
+            deleted boolean NOT NULL DEFAULT false,
+            kind text,
+            source text,
+            principal text,
+            reported_at timestamptz,
+            payload jsonb,
+            PRIMARY KEY (topic, partition, "offset", received_at)
+        ) PARTITION BY RANGE (received_at);
+        CREATE INDEX reports_key ON reports (key, received_at);
+        CREATE INDEX reports_principal ON reports (principal, received_at);
+        """,
+    ),
+)
+
+
+async def migrate(conn: psycopg.AsyncConnection[object]) -> int:
+    """Apply the migrations not applied yet, in one transaction; returns the schema version."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)"
+        )
+        cur = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_version")
+        row = await cur.fetchone()
+        current = int(row[0]) if row else 0  # type: ignore[index]
+        for version, text in MIGRATIONS:
+            if version > current:
+                await conn.execute(text.encode())
+                await conn.execute("INSERT INTO schema_version VALUES (%s, now())", (version,))
+                current = version
+    return current
+
+
+def month_start(at: datetime) -> datetime:
+    return datetime(at.year, at.month, 1, tzinfo=UTC)
+
+
+def next_month(start: datetime) -> datetime:
+    return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def partition_name(table: str, start: datetime) -> str:
+    return f"{table}_p{start.year:04d}{start.month:02d}"
+
+
+async def ensure_partition(conn: psycopg.AsyncConnection[object], table: str, start: datetime) -> None:
+    """The month partition of `table` starting at `start` (inside the caller's transaction)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+    await conn.execute(
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+            sql.Identifier(partition_name(table, start)),
+            sql.Identifier(table),
+            sql.Literal(start),
+            sql.Literal(next_month(start)),
+        )
+    )
+
+
+def months_back(now: datetime, months: int) -> datetime:
+    """The first instant kept: the start of the month `months` months before `now`'s month."""
+    index = now.year * 12 + (now.month - 1) - months
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+async def drop_expired(conn: psycopg.AsyncConnection[object], now: datetime, months: int) -> list[str]:
+    """Drop the month partitions that end before the retention window; returns their names."""
+    keep_from = months_back(now, months)
+    dropped: list[str] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+        for table in PARTITIONED:
+            cur = await conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
+                (table,),
+            )
+            for found_row in await cur.fetchall():
+                name = str(found_row[0])  # type: ignore[index]
+                found = _SUFFIX.search(name)
+                if not found:
+                    continue
+                start = datetime(int(found[1]), int(found[2]), 1, tzinfo=UTC)
+                if next_month(start) <= keep_from:
+                    await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+                    dropped.append(name)
+    return dropped
