@@ -12,7 +12,9 @@ SCRIPT = Path(__file__).resolve().parent.parent / "ops" / "system-packages.sh"
 
 
 def fake_path(tmp_path: Path, present: list[str], uid: int) -> str:
-    """A PATH holding only `present` (stubs), bash, python3 and an `id` that answers `uid`."""
+    """A PATH holding only `present` (stubs), the shell tools the script runs, python3 and an `id` answering `uid`.
+
+    PostgreSQL is looked for on disk (`/usr/lib/postgresql`), as `make install` leaves it."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name in present:
@@ -20,9 +22,10 @@ def fake_path(tmp_path: Path, present: list[str], uid: int) -> str:
         (bin_dir / name).chmod(0o755)
     (bin_dir / "id").write_text(f"#!/bin/sh\necho {uid}\n")
     (bin_dir / "id").chmod(0o755)
-    bash = shutil.which("bash")
-    assert bash is not None
-    (bin_dir / "bash").symlink_to(bash)
+    for tool in ("bash", "find", "sort", "tail"):  # what the script itself runs
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
     (bin_dir / "python3").symlink_to(Path(sys.base_prefix) / "bin" / "python3")  # not the venv's: it checks venv
     return str(bin_dir)
 
