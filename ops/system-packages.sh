@@ -8,7 +8,7 @@
 #   java + maven  the real Kafka broker, assembled from Maven Central jars (ops/kafka)
 #   chromium      the map's browser tests (Playwright drives Debian's Chromium; nothing downloaded)
 #   node + npm    the map's and the API docs' JavaScript, from the npm registry (package-lock.json)
-#   nginx         `make bench` serves the same feed bytes with nginx as its reference
+#   nginx, wrk    `make bench` loads the feeds with wrk, and serves the same bytes with nginx as its reference
 #   python3-venv  `make install` creates .venv
 #   postgresql + postgresql-NN-postgis-3  the history archive (ops/postgres/db-local.sh, issue 19); NN is the
 #                 installed PostgreSQL major, else Debian bookworm's 15
@@ -24,6 +24,7 @@ missing=(
   $(need node nodejs)
   $(need npm npm)
   $(need nginx nginx-light)
+  $(need wrk wrk)
 )
 pg_major="$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -n | tail -n 1)"
 [ -n "$pg_major" ] && [ -x "/usr/lib/postgresql/$pg_major/bin/postgres" ] || missing+=(postgresql)

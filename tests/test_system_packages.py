@@ -36,12 +36,12 @@ def run(path: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_nothing_to_do_when_everything_is_there(tmp_path: Path) -> None:
-    result = run(fake_path(tmp_path, ["java", "mvn", "chromium", "node", "npm", "nginx"], uid=1000))
+    result = run(fake_path(tmp_path, ["java", "mvn", "chromium", "node", "npm", "nginx", "wrk"], uid=1000))
     assert result.returncode == 0, result.stderr
     assert result.stdout == result.stderr == ""
 
 
 def test_without_root_it_stops_at_once_with_the_exact_command(tmp_path: Path) -> None:
-    result = run(fake_path(tmp_path, ["java", "mvn", "node", "npm"], uid=1000))
+    result = run(fake_path(tmp_path, ["java", "mvn", "node", "npm", "wrk"], uid=1000))
     assert result.returncode == 1
     assert "sudo apt-get install -y --no-install-recommends chromium nginx-light" in result.stderr
