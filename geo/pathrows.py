@@ -20,14 +20,17 @@ Both are safe to share between threads. ``SparseRows`` is kept as a name for :cl
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from geo import bounded
 from geo.arrays import FloatArray, IntArray
+
+if TYPE_CHECKING:
+    from geo import bounded
 
 DEFAULT_LIMIT_M = 1500.0
 """Default search limit: a route between two consecutive trace points longer than this is impossible."""
@@ -106,8 +109,16 @@ class BoundedRows:
     """Distances and paths over one CSR junction graph, by targeted bounded search (no cache)."""
 
     def __init__(self, graph: csr_matrix, xy: FloatArray | None = None) -> None:
-        self.csr = bounded.Csr(graph.indptr, graph.indices, graph.data, xy)
-        bounded.warm()  # compile the kernels with the layer (network start-up), not on a request
+        # Imported here, on purpose: numba costs about 60 MiB of RSS at import (measured with `make bench`:
+        # the feed process at 10,000 events went from 346 to 430 MiB), and only metro-scale layers route
+        # with it. A hub on the bundled Lille network, or an API replica that only serves feeds, never
+        # loads it. Listed in tests/test_architecture.py (KNOWN_FUNCTION_IMPORTS).
+        import geo.bounded as kernels
+
+        self.csr: bounded.Csr = kernels.Csr(graph.indptr, graph.indices, graph.data, xy)
+        self._many_to_many = kernels.many_to_many
+        self._node_path = kernels.node_path
+        kernels.warm()  # compile the kernels with the layer (network start-up), not on a request
 
     def clear(self) -> None:
         """Nothing is cached (kept for callers that reset caches, e.g. benchmarks)."""
@@ -115,11 +126,11 @@ class BoundedRows:
     def distances(self, src: IntArray, dst: IntArray, limit: float | FloatArray) -> FloatArray:
         """Shortest-path length ``src[i] → dst[i]`` (inf beyond ``limit``, a number or one per pair)."""
         limits = np.broadcast_to(np.asarray(limit, dtype=np.float64), np.shape(src))
-        return bounded.many_to_many(self.csr, np.asarray(src), np.asarray(dst), limits)
+        return self._many_to_many(self.csr, np.asarray(src), np.asarray(dst), limits)
 
     def node_path(self, src: int, dst: int, limit: float) -> list[int]:
         """Junctions on the shortest path ``src → dst`` (both included); [] beyond ``limit``."""
-        return bounded.node_path(self.csr, int(src), int(dst), float(limit))
+        return self._node_path(self.csr, int(src), int(dst), float(limit))
 
 
 SparseRows = BoundedRows
