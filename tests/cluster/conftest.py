@@ -60,6 +60,16 @@ class Cluster:
     def controller(self) -> int:
         return int(script("controller", timeout=30).strip())
 
+    def controller_if_elected(self) -> int | None:
+        """The active controller, or None while the quorum is electing one (an expected, brief state)."""
+        done = subprocess.run(
+            ["bash", str(SCRIPT), "controller"], env=cluster_env(), capture_output=True, text=True, timeout=30
+        )
+        if done.returncode != 0 and "no controller elected yet" in done.stderr:
+            return None
+        assert done.returncode == 0, f"cluster-local.sh controller failed:\n{done.stderr[-3000:]}"
+        return int(done.stdout.strip())
+
     def serving(self) -> list[int]:
         """The brokers the cluster lists (registered and unfenced), from any node that answers."""
         done = subprocess.run(["bash", str(SCRIPT), "status"], env=cluster_env(), capture_output=True, text=True)

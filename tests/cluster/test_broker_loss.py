@@ -108,9 +108,10 @@ class Writer:
 
 async def new_controller(cluster: Cluster, old: int, since: float) -> tuple[int, float]:
     """Wait until another node leads the controller quorum; (its id, seconds since `since`)."""
-    while (elected := await asyncio.to_thread(cluster.controller)) == old:
+    while (elected := await asyncio.to_thread(cluster.controller_if_elected)) in (old, None):
         assert time.monotonic() - since < DEADLINE_S, "no new controller elected"
         await asyncio.sleep(0.1)
+    assert elected is not None
     return elected, time.monotonic() - since
 
 
