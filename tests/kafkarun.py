@@ -12,9 +12,13 @@ import asyncio
 import contextlib
 import re
 import uuid
+from collections.abc import AsyncIterator
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+
+from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
+from traffic_hub.topics import Topics
 
 RUN_TAG = uuid.uuid4().hex[:6]
 _OURS = re.compile(rf"^[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-{RUN_TAG}-")
@@ -45,3 +49,18 @@ async def delete_run_topics(bootstrap: str) -> int:
         with contextlib.suppress(KafkaError, OSError, TimeoutError):
             async with asyncio.timeout(5):
                 await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def started_publisher(bootstrap: str, prefix: str) -> AsyncIterator[tuple[Publisher, Topics]]:
+    """The run's one-partition topics and a started publisher on them (probe included), ready to write."""
+    topics = Topics(prefix)
+    async with asyncio.timeout(30):
+        await ensure_topics(bootstrap, topics, partitions=1, replication=1)
+    async with BrokerProbe(bootstrap, 0.5) as probe, Publisher(bootstrap, probe, 5.0, f"{prefix}-producer") as running:
+        async with asyncio.timeout(30):
+            while True:  # the producer starts in the background once the probe sees the broker
+                if running.ready:
+                    break
+                await asyncio.sleep(0.02)
+        yield running, topics

@@ -38,7 +38,8 @@ from connectors.runner import (
 )
 from connectors.state import ConnectorsCollector, ConnectorState
 from tests.connectors.httpserver import LocalServer, Route, local_server
-from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
+from tests.kafkarun import started_publisher
+from traffic_hub.kafka import BrokerProbe, Publisher
 from traffic_hub.model import EventType, IncidentReport, Point, Validity
 from traffic_hub.topics import Topics
 
@@ -138,14 +139,7 @@ class Log:
 
 @pytest_asyncio.fixture
 async def kafka_log(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[Log]:
-    topics = Topics(topic_prefix)
-    async with asyncio.timeout(30):
-        await ensure_topics(kafka_bootstrap, topics, partitions=1, replication=1)
-    async with (
-        BrokerProbe(kafka_bootstrap, 0.5) as probe,
-        Publisher(kafka_bootstrap, probe, 5.0, f"{topic_prefix}-producer") as publisher,
-    ):
-        await wait_for(lambda: publisher.ready, within=30)
+    async with started_publisher(kafka_bootstrap, topic_prefix) as (publisher, topics):
         yield Log(kafka_bootstrap, topics, publisher)
 
 
