@@ -23,9 +23,13 @@ RUN pip install --no-deps . && python -m compileall -q /opt/venv
 
 FROM python:3.11-slim-bookworm
 WORKDIR /app
+# the rendered feeds are saved here, so a restarted container serves in seconds (a volume keeps them
+# across new containers too); replicas of one configuration may share it
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
-    TRAFFIC_HUB_HTTP_HOST=0.0.0.0 TRAFFIC_HUB_HTTP_PORT=8000
-RUN useradd --system --uid 10001 --home /nonexistent hub
+    TRAFFIC_HUB_HTTP_HOST=0.0.0.0 TRAFFIC_HUB_HTTP_PORT=8000 \
+    TRAFFIC_HUB_FEEDS__SNAPSHOT_DIR=/var/lib/traffic-hub/feeds
+RUN useradd --system --uid 10001 --home /nonexistent hub \
+ && mkdir -p /var/lib/traffic-hub/feeds && chown -R hub /var/lib/traffic-hub
 COPY --from=build /opt/venv /opt/venv
 # browser assets are served from node_modules next to the package, never from a CDN: the map's MapLibre
 # (traffic_hub/api/map.py) and the API docs' Swagger UI and ReDoc (traffic_hub/api/docs.py); only the

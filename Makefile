@@ -64,6 +64,7 @@ network: install ## build the bundled Lille road network when it is missing
 
 run: install kafka-up network ## the whole hub with the Lille demo on http://127.0.0.1:8000
 	TRAFFIC_HUB_DATABASE_URL=$${TRAFFIC_HUB_DATABASE_URL:-$$($(DB) up | tail -n 1)} \
+	TRAFFIC_HUB_FEEDS__SNAPSHOT_DIR=$${TRAFFIC_HUB_FEEDS__SNAPSHOT_DIR:-.run/feeds} \
 	TRAFFIC_HUB_DEMO=$${TRAFFIC_HUB_DEMO:-true} $(BIN)/traffic-hub run
 
 lint: install ## ruff and mypy --strict

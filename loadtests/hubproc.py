@@ -93,11 +93,19 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running_hub(prefix: str, workdir: Path, ready_timeout_s: float = 180.0) -> Iterator[Hub]:
-    """Start a hub on topics `prefix`, wait for /readyz, stop it (SIGTERM, then SIGKILL) on exit."""
+def running_hub(
+    prefix: str,
+    workdir: Path,
+    ready_timeout_s: float = 180.0,
+    extra_env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Iterator[Hub]:
+    """Start a hub on topics `prefix`, wait for /readyz, stop it (SIGTERM, then SIGKILL) on exit.
+
+    `port`: the one of a hub started before (a restart: same address, same instance name)."""
     auth = workdir / "principals.toml"
     auth.write_text(principals_toml(), encoding="utf-8")
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "TRAFFIC_HUB_HTTP_HOST": "127.0.0.1",
@@ -108,6 +116,7 @@ def running_hub(prefix: str, workdir: Path, ready_timeout_s: float = 180.0) -> I
         "TRAFFIC_HUB_DEMO": "false",
         "TRAFFIC_HUB_INSTANCE": f"{prefix}-{port}",
         "TRAFFIC_HUB_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        **(extra_env or {}),
     }
     env.pop("TRAFFIC_HUB_CONNECTORS_FILE", None)
     log = workdir / f"hub-{prefix}.log"

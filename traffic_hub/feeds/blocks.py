@@ -38,6 +38,7 @@ class Block:
     leading: bool  # the plain text starts with the separator (a block after the first with content)
     piece: Piece
     plain: bytes | None  # kept while the engine's memory budget allows
+    digest: int  # sum of its (event, item) hashes (`_digest`): the body's hash is the sum over its blocks
 
     @property
     def has_content(self) -> bool:
@@ -98,6 +99,7 @@ def _block(
         leading=leading and bool(content),
         piece=piece(text, level),
         plain=text if keep_plain else None,
+        digest=sum(_digest(event_id, data) for event_id, data in items) % _HASH_MOD,
     )
 
 
@@ -131,13 +133,17 @@ class FeedBody:
         return crc
 
     def _replace(self, index: int, count: int, new: list[Block]) -> None:
-        """The one place blocks change: keeps lengths, first ids and cached CRCs in step."""
+        """The one place blocks change: keeps lengths, the hash, first ids and cached CRCs in step."""
         for block in self.blocks[index : index + count]:
             self.length -= block.piece.length
             self.deflated_length -= len(block.piece.deflated) if block.has_content else 0
+            self.hash = (self.hash - block.digest) % _HASH_MOD
+            self.items -= len(block.ids)
         for block in new:
             self.length += block.piece.length
             self.deflated_length += len(block.piece.deflated) if block.has_content else 0
+            self.hash = (self.hash + block.digest) % _HASH_MOD
+            self.items += len(block.ids)
         self.blocks[index : index + count] = new
         self._firsts[index : index + count] = [block.ids[0] for block in new]
         del self._crcs[index:]
@@ -166,6 +172,26 @@ class FeedBody:
         self.blocks, self._firsts, self._staged, self._run, self._crcs = [], [], {}, [], []
         self.sources, self._sources, self.hash, self.items = Counter(), {}, 0, 0
         self.length = self.deflated_length = 0
+
+    def cuts_after(self, event_id: str) -> bool:
+        """A block ends after this event (`_cut`)."""
+        return _cut(event_id, self.block_size)
+
+    @property
+    def event_sources(self) -> dict[str, tuple[str, ...]]:
+        """The sources named by each event's item (only events that name some)."""
+        return self._sources
+
+    def adopt(self, block: Block, sources: dict[str, tuple[str, ...]]) -> None:
+        """During a rebuild, append a ready block (saved earlier: `snapshot`) at a block boundary."""
+        if self._run:
+            raise ValueError("a block can only be adopted where a block starts")
+        self._replace(len(self.blocks), 0, [block])
+        for event_id in block.ids:
+            names = sources.get(event_id)
+            if names:
+                self._sources[event_id] = names
+                self.sources.update(names)
 
     def append(self, event_id: str, item: Item) -> None:
         self._count(event_id, item)
@@ -196,8 +222,6 @@ class FeedBody:
         self._replace(len(self.blocks), 0, rest)
         self.sources.update(other.sources)
         self._sources.update(other._sources)
-        self.hash = (self.hash + other.hash) % _HASH_MOD
-        self.items += other.items
         self._lead()
 
     def _edit(self, index: int, edits: dict[str, Item | None]) -> bool:
@@ -210,12 +234,12 @@ class FeedBody:
                 if before is None:
                     continue
                 del current[event_id]
-                self._forget(event_id, before)
+                self._forget(event_id)
             else:
                 if before == item.data and self._sources.get(event_id, ()) == item.sources:
                     continue
                 if before is not None:
-                    self._forget(event_id, before)
+                    self._forget(event_id)
                 current[event_id] = item.data
                 self._count(event_id, item)
             changed = True
@@ -230,15 +254,12 @@ class FeedBody:
         return changed
 
     def _count(self, event_id: str, item: Item) -> None:
-        self.hash = (self.hash + _digest(event_id, item.data)) % _HASH_MOD
-        self.items += 1
+        """Count the sources the item names (its hash and the item count come with its block)."""
         if item.sources:
             self._sources[event_id] = item.sources
             self.sources.update(item.sources)
 
-    def _forget(self, event_id: str, data: bytes) -> None:
-        self.hash = (self.hash - _digest(event_id, data)) % _HASH_MOD
-        self.items -= 1
+    def _forget(self, event_id: str) -> None:
         sources = self._sources.pop(event_id, ())
         self.sources.subtract(sources)
         for source in sources:

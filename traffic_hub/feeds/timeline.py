@@ -62,6 +62,10 @@ class Timeline:
         self._last = {event_id: m.last for event_id, m in moments.items()}
         self._compact()
 
+    def moments(self) -> dict[str, Moments]:
+        """Every tracked event's moments (what `load` takes back)."""
+        return {event_id: Moments(self._next.get(event_id), last) for event_id, last in self._last.items()}
+
     def put(self, event_id: str, moments: Moments) -> None:
         moment = moments.next
         if moment is None:
