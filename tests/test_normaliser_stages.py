@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
-from tests.test_conflation_order import PLACER, POLLS, RECEIVED
+from tests.connectors.sources import RECEIVED
+from tests.test_conflation_order import PLACER, POLLS
 from traffic_hub.model import IncidentReport, Normalised, Report
 from traffic_hub.normaliser.pipeline import Pipeline
 from traffic_hub.normaliser.placed import decode_placed, encode_placed
