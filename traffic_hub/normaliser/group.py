@@ -12,8 +12,8 @@ members of a consumer group and share this machinery:
 - A batch is handled whole before its partition is given up: `on_partitions_revoked` waits for the
   batch in hand (written, acknowledged and committed), and Kafka runs every member's revocation before
   any member's assignment. So when a partition moves between live members, everything the old owner
-  wrote is acknowledged before the new owner is assigned it. A batch fetched before a rebalance and
-  not yet started is dropped (it is fetched again from the committed offset).
+  wrote is acknowledged before the new owner is assigned it. Records of a partition revoked between
+  a poll and its handling are left to the new owner (it reads them again from the committed offset).
 """
 
 from __future__ import annotations
@@ -91,7 +91,6 @@ class GroupStage:
         # `TRAFFIC_HUB_INSTANCE`), stable across restarts and unique per process by contract
         self._instance_id: str | None = client_id
         self._busy = asyncio.Lock()
-        self._epoch = 0  # changes with every assignment and revocation
         self.owned: set[TopicPartition] = set()
 
     async def handle(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
@@ -105,14 +104,12 @@ class GroupStage:
 
     async def _on_revoked(self, partitions: Iterable[TopicPartition]) -> None:
         async with self._busy:  # the batch in hand is written and committed before the group moves on
-            self._epoch += 1
             gone = set(partitions)
             self.owned -= gone
             self.revoked(gone)
 
     async def _on_assigned(self, partitions: Iterable[TopicPartition]) -> None:
         async with self._busy:
-            self._epoch += 1
             mine = set(partitions)
             self.owned |= mine
             self.assigned(mine)
@@ -140,17 +137,13 @@ class GroupStage:
             async with asyncio.timeout(15):
                 await consumer.start()
             while True:
-                epoch = self._epoch
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
                 if self._instance_id is not None:
                     fencing.check(consumer)
-                async with self._busy:
-                    if epoch != self._epoch:
-                        continue  # fetched before a rebalance: fetched again from the committed offsets
+                async with self._busy:  # what was revoked since the poll is left to its new owner
                     await self.handle(consumer, {tp: rs for tp, rs in batches.items() if tp in self.owned})
         finally:
             async with self._busy:
-                self._epoch += 1
                 self.revoked(set(self.owned))
                 self.owned.clear()
             await _leave_and_stop(consumer)
