@@ -292,7 +292,12 @@ def test_the_next_poll_of_a_taken_in_report_goes_to_the_closure_also_after_a_res
     for event in sorted(events.values(), key=lambda e: e.merged_into is not None):
         index.put(event.id, event, encode(event))
     restarted = Pipeline(Topics("t"), PLACER, index=index, clock=lambda: now + timedelta(minutes=2))
-    after = final_events(restarted, [[waze_report]])
+    key, _ = waze_report
+    (alert,) = [s.incident for s in events[closure_report[0]].sources if s.source == WAZE]
+    assert alert is not None
+    next_poll = incident_item(alert, now + timedelta(minutes=2))  # the same alert, received again
+    assert next_poll[0] == key
+    after = final_events(restarted, [[next_poll]])
     assert list(after) == [closure_report[0]]  # the closure's event, not the ended alert's
     assert after[closure_report[0]].version > events[closure_report[0]].version
 

@@ -234,7 +234,8 @@ def gauges(hub: Hub) -> dict[str, float]:
         "view_events": float(len(hub.live.events)),
         "view_changes": float(hub.live.events.seq),
         "feed_renders": float(hub.feeds.renders),
-        "normaliser_processed": float(normaliser.processed if normaliser else 0),
+        "normaliser_processed": float(normaliser.processed if normaliser else 0),  # placed (stage 1)
+        "normaliser_decided": float(normaliser.decided if normaliser else 0),  # decided (stage 2, one owner)
         "normaliser_dead_lettered": float(normaliser.dead_lettered if normaliser else 0),
         **{f"feed_items_{k.replace('/', '_').replace('.', '_')}": float(v.items) for k, v in rendered},
     }

@@ -266,6 +266,10 @@ class LiveView:
     async def wait_ready(self) -> None:
         await self._reader.caught_up.wait()
 
+    def position(self, partition: int) -> int:
+        """The next offset of the topic's `partition` to read: every record before it is in the view."""
+        return self._reader.position(partition)
+
     async def __aenter__(self) -> LiveView:
         await self._reader.__aenter__()
         return self

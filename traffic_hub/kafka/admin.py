@@ -33,8 +33,13 @@ def topic_specs(topics: Topics, partitions: int, replication: int, min_insync: i
     isr = {MIN_ISR: str(min_insync)}
     compact = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"} | isr
     keep = {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)} | isr
+    # placed reports are needed until decided (seconds); a week covers a decision stage stuck over a weekend,
+    # and the reports topic (30 days) can always be placed again
+    placed = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)} | isr
     return [
         NewTopic(topics.reports, num_partitions=partitions, replication_factor=replication, topic_configs=keep),
+        # one partition whatever `partitions` says: its one consumer makes every merge decision of the hub
+        NewTopic(topics.placed, num_partitions=1, replication_factor=replication, topic_configs=placed),
         NewTopic(topics.events, num_partitions=partitions, replication_factor=replication, topic_configs=compact),
         NewTopic(topics.deadletter, num_partitions=1, replication_factor=replication, topic_configs=keep),
     ]

@@ -123,6 +123,10 @@ class EventIndex:
         entry = self._entries.get(event_id)
         return entry.stored.decode() if entry else None
 
+    def records(self) -> list[Stored]:
+        """Every indexed event's record (nothing decoded): what the normaliser has decided so far."""
+        return [entry.stored for entry in self._entries.values()]
+
     def version(self, event_id: str) -> int | None:
         entry = self._entries.get(event_id)
         return entry.stored.version if entry else None

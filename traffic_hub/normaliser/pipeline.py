@@ -4,6 +4,13 @@ Closure reports become closure events; incident reports are placed on the networ
 the event they are about (conflation, echo suppression) or start a new one; a source that drops or
 ends an incident is marked inactive, and the event ends when no source is left. Reports that
 cannot be used become dead letters.
+
+The normaliser runs this in two stages (see `service`): `place_many` (placement, any number of
+processes) and `decide_many` (every decision, one owner). `process_many` is both at once, for one
+process and for tests. Deciding a report again once it is applied changes nothing and writes
+nothing (`_applied`, `_unchanged`): after a crash, or when the decision owner changes, the reports
+decided but not yet committed are decided again, and a report placed twice (stage 1 crashed after
+writing it) comes twice.
 """
 
 from __future__ import annotations
@@ -36,10 +43,11 @@ from traffic_hub.normaliser.incidents import (
     provenance,
     with_source,
 )
+from traffic_hub.normaliser.placed import encode_placed
 from traffic_hub.normaliser.placement import Placement, Placer
 from traffic_hub.publishing import Record, dead_letter
 from traffic_hub.topics import Topics
-from traffic_hub.view import encode
+from traffic_hub.view import encode, micros
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,46 @@ class Pipeline:
 
     def process(self, key: str, raw: bytes) -> list[Record]:
         return self._guarded(key, raw, _parse(raw), None)
+
+    def place_many(self, items: Sequence[tuple[str, bytes]], max_bytes: int | None = None) -> list[Record]:
+        """Stage 1: each (key, raw report) as a placed record for stage 2, in order, the batch's closures
+        placed together (as in `process_many`). Reports that are not reports become dead letters here,
+        and so do those whose placement fails (as `_guarded` would have it); fetch payloads give nothing.
+        A placed record over `max_bytes` goes without its placement: stage 2 places that report itself."""
+        reports = [_parse(raw) for _, raw in items]
+        closures = self._place_closures(reports)
+        out: list[Record] = []
+        for (key, raw), report, placement in zip(items, reports, closures, strict=True):
+            if isinstance(report, ValidationError):
+                out.append(self._dead("reports", f"not a report: {report}", raw, key))
+            elif report.kind is not ReportKind.FETCH:
+                out.append(self._placed_record(key, raw, report, placement, max_bytes))
+        return out
+
+    def _placed_record(
+        self, key: str, raw: bytes, report: Report, placement: Placement | None, max_bytes: int | None
+    ) -> Record:
+        try:
+            if report.kind is ReportKind.CLOSURE and report.closure is not None and placement is None:
+                placement = self._placer.place_closure(report.closure)
+            elif report.kind is ReportKind.INCIDENT and report.incident is not None:
+                placement = self._placer.place_incident(report.incident)
+        except Exception as exc:
+            log.exception("placing report %r failed; dead-lettered", key)
+            return self._dead(report.source, f"the normaliser failed on this report: {exc!r}", raw, key)
+        record = Record(self._topics.placed, key.encode(), encode_placed(raw, placement))
+        if max_bytes is not None and placement is not None and record.size > max_bytes:
+            record = Record(self._topics.placed, key.encode(), encode_placed(raw, None))
+        return record
+
+    def decide_many(self, items: Sequence[tuple[str, bytes, Placement | None]]) -> list[Record]:
+        """Stage 2: each (key, raw report, its placement from stage 1) decided in order, as `process` would.
+
+        A missing placement (operator actions, or a placed record without one) is computed here."""
+        out: list[Record] = []
+        for key, raw, placement in items:
+            out.extend(self._guarded(key, raw, _parse(raw), placement))
+        return out
 
     def process_many(self, items: Sequence[tuple[str, bytes]]) -> list[Record]:
         """:meth:`process` of each (key, raw report) in order, the batch's closures placed together.
@@ -114,7 +162,7 @@ class Pipeline:
         if report.kind is ReportKind.CLOSURE and report.closure is not None:
             return self._emit(*self._closure(report.closure, report.received_at, placement))
         if report.kind is ReportKind.INCIDENT and report.incident is not None:
-            event = self._incident(report.incident, report.received_at)
+            event = self._incident(report.incident, report.received_at, placement)
             return self._emit(event) if event is not None else []
         if report.kind is ReportKind.OPERATOR:
             return self._operator(report, raw, key)
@@ -123,8 +171,13 @@ class Pipeline:
         return [self._dead(report.source, f"no normaliser for report kind {report.kind.value!r}", raw, key)]
 
     def _emit(self, *events: Event) -> list[Record]:
+        """The records of `events`, each indexed at once; an event that would change only in version and
+        time of writing is left as it is (a decision taken again, see the module's docstring)."""
         records = []
         for event in events:
+            before = self.index.get(event.id)
+            if before is not None and _unchanged(before, event):
+                continue
             raw = encode(event)
             self.index.put(event.id, event, raw)  # the index holds these very bytes (no second copy)
             records.append(Record(self._topics.events, event.id.encode(), raw))
@@ -139,6 +192,8 @@ class Pipeline:
         target = self.index.get(action.into) if action.into else None
         if event is None or (action.action == "merge" and target is None):
             return [self._dead(report.source, "the action's event no longer exists", raw, key)]
+        if _acted(event, action):
+            return []  # this very action is already on the event: decided again
         return self._emit(*apply_action(action, event, target, report.received_at))
 
     def _dead(self, source: str, reason: str, raw: bytes, key: str) -> Record:
@@ -148,9 +203,11 @@ class Pipeline:
         self, closure: ClosureState, received_at: datetime, placement: Placement | None = None
     ) -> list[Event]:
         """The closure's event, and the incident events it took in (see `_absorb`)."""
+        existing = self.index.get(closure.id)
+        if existing is not None and existing.closure is not None and existing.closure.version > closure.version:
+            return []  # an older version of the closure than the one applied: a report decided again
         placed = placement if placement is not None else self._placer.place_closure(closure)
         event = closure_event(closure, placed, received_at)
-        existing = self.index.get(event.id)
         if existing is not None:
             folded = [s for s in existing.sources if s.kind != "closure"]  # reports merged into it stay listed
             kept = {"verification": existing.verification, "ended_by": existing.ended_by}  # operators' decisions
@@ -173,7 +230,7 @@ class Pipeline:
             for candidate in self.index.absorbable(closure, now):
                 moved = self._sources_about(closure, candidate, now)
                 if moved:
-                    closure = closure.model_copy(update={"sources": [*closure.sources, *moved]})
+                    closure = closure.model_copy(update={"sources": _replaced(closure.sources, moved)})
                     merged.append(merged_event(candidate, closure.id, now))
         except Exception:  # a bug in taking reports in must not cost the team's closure its publication
             log.exception("closure %s: taking in the events it is about failed; published alone", closure.id)
@@ -202,14 +259,16 @@ class Pipeline:
             moved.append(source.model_copy(update={"match_reason": own}))
         return moved
 
-    def _incident(self, report: IncidentReport, received_at: datetime) -> Event | None:
+    def _incident(
+        self, report: IncidentReport, received_at: datetime, placement: Placement | None = None
+    ) -> Event | None:
         now = self._clock()
         existing = self.index.by_source(report.source, report.source_id)
         if existing is None and report.ended:
             return None  # nothing to end
-        if existing is not None and _stale(existing, report):
+        if existing is not None and (_stale(existing, report) or _applied(existing, report, received_at)):
             return None
-        placement = self._placer.place_incident(report)
+        placement = placement if placement is not None else self._placer.place_incident(report)
         reason = _reason_of(existing, report)
         if existing is None:
             match = self.index.find(report, placement.normalised, now)
@@ -239,6 +298,39 @@ def _reason_of(event: Event | None, report: IncidentReport) -> str | None:
         if (source.source, source.source_id) == (report.source, report.source_id):
             return source.match_reason
     return None
+
+
+def _applied(event: Event, report: IncidentReport, received_at: datetime) -> bool:
+    """The event already holds this report of the source, or a later one: the report is decided again.
+
+    Why by reception time: one item's reports are keyed alike, so they reach the normaliser in the order
+    their connector received them; one that comes after a later one of its item was applied is a
+    replay (a stage that crashed before committing, a decision owner that changed), never news."""
+    for source in event.sources:
+        if (source.source, source.source_id) != (report.source, report.source_id) or source.incident is None:
+            continue
+        before, now = micros(source.received_at), micros(received_at)  # instants (see `conflation`)
+        return before > now if before != now else source.incident == report
+    return False
+
+
+def _acted(event: Event, action: OperatorAction) -> bool:
+    """The event already lists this operator action (same operator, same moment, same action)."""
+    said = f"{action.by}:{action.at.isoformat()}"
+    return any(
+        s.kind == "operator" and s.source_id == said and s.said.get("action") == action.action for s in event.sources
+    )
+
+
+def _unchanged(before: Event, after: Event) -> bool:
+    """`after` is `before` but for its version and time of writing."""
+    return after.model_copy(update={"version": before.version, "updated_at": before.updated_at}) == before
+
+
+def _replaced(sources: list[SourceReport], moved: list[SourceReport]) -> list[SourceReport]:
+    """`sources` with `moved` added, each replacing an earlier entry of its item (one entry per item)."""
+    keys = {(s.source, s.source_id) for s in moved}
+    return [*(s for s in sources if (s.source, s.source_id) not in keys), *moved]
 
 
 def _stale(event: Event, report: IncidentReport) -> bool:

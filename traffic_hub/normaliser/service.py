@@ -1,14 +1,19 @@
-"""The normaliser service: a consumer group over the reports topic, writing canonical events.
+"""The normaliser service: reports in, canonical events out, in two stages, each a consumer group.
 
-Several instances share the partitions. Offsets are committed only after the events of a batch are
-acknowledged by the broker, so a killed instance loses nothing: its partitions are re-read by
-another from the last commit, and re-writing an event (same key, same version) changes nothing.
+Stage 1, *placement*, shares the reports topic's partitions among every normaliser process: it parses
+each report, dead-letters what cannot be used, places closures and incidents on the road network (nearly
+all of the CPU) and writes each report with its placement to the placed topic (`placed`). Stage 2,
+*decision*, is one consumer group over the placed topic, which has one partition: whichever process
+holds it makes every merge decision of the hub, one batch after the other (conflation, closures
+taking incidents in, operator actions, ends and reopenings), and writes the events. Two reports of one
+incident that come in on different partitions are thus never decided concurrently: no event is
+created twice, no merge is lost (docs/scaling.md, "Several normalisers: one owner per merge").
 
-Membership is static (KIP-345, `group_instance_id` = the instance's stable name): a process killed
-with SIGKILL and restarted under the same `TRAFFIC_HUB_INSTANCE` takes its partitions back at once,
-instead of waiting in "(Re-)joining group" until the dead member's session expires (10 s), which
-broke the 2 s promise after a crash. See `_consumer` for the two corners this opens and how they are
-closed (a clean stop still leaves at once; two processes sharing a name fall back to dynamic).
+Each stage commits its offsets only after what it wrote is acknowledged, so a killed process loses
+nothing: its partitions are read again by another from the last commit, and deciding a report again
+changes nothing (`pipeline`). When the decision partition comes to a process, it first reads the
+events topic up to its end offsets of that moment (everything the previous owner wrote is below them:
+it was acknowledged before the previous owner committed or gave the partition up) and only then decides.
 """
 
 from __future__ import annotations
@@ -17,123 +22,44 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeAlias
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.kafka.publisher import Publisher
 from traffic_hub.lifecycle import Service
 from traffic_hub.model import Event, Lifecycle
 from traffic_hub.normaliser.conflation import EventIndex
+from traffic_hub.normaliser.group import SESSION_TIMEOUT_MS, Batches, GroupStage, KafkaRecord, SharedInstanceName
 from traffic_hub.normaliser.pipeline import Pipeline
+from traffic_hub.normaliser.placed import decode_placed
 from traffic_hub.normaliser.placement import Placer
 from traffic_hub.publishing import Record, dead_letter
 from traffic_hub.topics import Topics
 from traffic_hub.view import Change, LiveView, Stored, micros
 
+__all__ = ["SESSION_TIMEOUT_MS", "Normaliser", "SharedInstanceName", "expired", "expired_records", "finished_at"]
+
 log = logging.getLogger(__name__)
 
-KafkaRecord: TypeAlias = ConsumerRecord[bytes, bytes]
-
-# A dead member is dropped after this long; with static membership it only matters when an instance
-# dies and does not come back (the survivors take over its partitions then). The broker's minimum is
-# 6 s; 10 s leaves room for an event loop slowed by placement threads on a loaded machine.
-SESSION_TIMEOUT_MS = 10000
-# Our member id replaced this many times within the window = another live process joins with our
-# instance name and the broker fences us each time we rejoin (and we fence it back): see `_Fencing`.
-FENCED_TIMES = 3
-FENCED_WINDOW_S = 60.0
+HANDOVER_LOG_EVERY_S = 10.0  # a decision owner waiting for its view says so this often
 
 
-class SharedInstanceName(Exception):
-    """Another live process uses this instance's group_instance_id."""
+class _Writer:
+    """Writes a stage's records until the broker acknowledges them; records Kafka refuses are dead-lettered."""
 
-
-class _Fencing:
-    """Notices a group_instance_id shared by two live processes.
-
-    A static member whose id is taken over by a newcomer is fenced: its next heartbeat is refused
-    (unknown member), it rejoins under the same instance id and fences the other in turn, about once
-    a heartbeat, for ever, each taking all the partitions back and forth. A rebalance keeps the member
-    id; only a rejoin from scratch (fenced, or our own session expired) gives a new one. Several new
-    ids within a minute mean a shared name. aiokafka keeps the member id on its private coordinator:
-    if that ever moves, `member_id` reads None and the check is simply off.
-    """
-
-    def __init__(self) -> None:
-        self._member: str | None = None
-        self._changes: deque[float] = deque(maxlen=FENCED_TIMES)
-
-    def check(self, consumer: AIOKafkaConsumer) -> None:
-        member = _member_id(consumer)
-        if not member or member == self._member:
-            return
-        if self._member is not None:
-            self._changes.append(time.monotonic())
-        self._member = member
-        if len(self._changes) == FENCED_TIMES and self._changes[-1] - self._changes[0] < FENCED_WINDOW_S:
-            raise SharedInstanceName(member)
-
-
-class Normaliser(Service):
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        topics: Topics,
-        publisher: Publisher,
-        placer: Placer,
-        client_id: str,
-        gate: asyncio.Event | None = None,
-        live: LiveView | None = None,
-        retention: timedelta = timedelta(days=7),
-        sweep_every_s: float = 300.0,
-    ) -> None:
-        super().__init__()
-        self._retention = retention
-        self._sweep_every_s = sweep_every_s
-        self._gate = gate
-        self._live = live
-        self._view = live.events if live else None
-        self._seen = 0
-        self.pipeline = Pipeline(topics, placer)
-        self._bootstrap = bootstrap_servers
+    def __init__(self, topics: Topics, publisher: Publisher) -> None:
         self._topics = topics
         self._publisher = publisher
-        self._client_id = client_id
-        # the static member name: the client id is derived from the instance name (settings.instance,
-        # `TRAFFIC_HUB_INSTANCE`), stable across restarts and unique per process by contract
-        self._instance_id: str | None = client_id
-        self.processed = 0
-        self.dead_lettered = 0
 
-    def to_records(self, batch: Sequence[KafkaRecord]) -> list[Record]:
-        """The records to write for a batch (CPU work: placement on the network; runs in a thread)."""
-        items = [(r.key.decode(errors="replace") if r.key else "", r.value or b"") for r in batch]
-        return self.pipeline.process_many(items)  # a batch's closures are placed together
+    async def send_once(self, records: list[Record]) -> None:
+        """One attempt (raises `Unavailable`, `WriteRejected`): for what is written again later anyway."""
+        await self._publisher.send_many(records)
 
-    async def _sync_index(self) -> None:
-        """Bring the conflation index up to date with the event view (our own writes are already in it).
-
-        What changed is taken on the event loop; decoding and indexing it runs in a worker thread
-        (the whole view after a restart: seconds at 100,000 events). Nothing else touches the index
-        meanwhile: batches are handled one after the other.
-        """
-        if self._view is None:
-            return
-        seq = self._view.seq
-        changes = self._view.changes_since(self._seen)
-        if changes is None:
-            await asyncio.to_thread(_index_all, self.pipeline.index, self._view.records())
-        elif changes:
-            await asyncio.to_thread(_index_changes, self.pipeline.index, changes)
-        self._seen = seq
-
-    async def _publish(self, records: list[Record]) -> None:
+    async def publish(self, records: list[Record]) -> None:
         delay = 0.2
         while True:
             try:
@@ -161,115 +87,226 @@ class Normaliser(Service):
             )
         return out
 
-    async def _handle(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[KafkaRecord]]) -> None:
+
+class Placing(GroupStage):
+    """Stage 1: reports → placed reports (and dead letters), over the reports topic's partitions."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Topics,
+        pipeline: Pipeline,
+        writer: _Writer,
+        client_id: str,
+        max_bytes: int | None,
+    ) -> None:
+        super().__init__("normaliser placement", bootstrap_servers, topics.reports, topics.normaliser_group, client_id)
+        self._topics = topics
+        self._pipeline = pipeline
+        self._writer = writer
+        self._max_bytes = max_bytes
+        self.processed = 0
+        self.dead_lettered = 0
+
+    def to_records(self, batch: list[KafkaRecord]) -> list[Record]:
+        """The placed records of a batch (CPU work: placement on the network; runs in a thread)."""
+        items = [(_key(r), r.value or b"") for r in batch]
+        return self._pipeline.place_many(items, self._max_bytes)  # a batch's closures are placed together
+
+    async def handle(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
         for tp, records in batches.items():
-            await self._sync_index()
             out = await asyncio.to_thread(self.to_records, records)
-            await self._publish(out)
+            await self._writer.publish(out)
             await consumer.commit({tp: records[-1].offset + 1})
             self.processed += len(records)
             self.dead_lettered += sum(1 for r in out if r.topic == self._topics.deadletter)
 
-    def _consumer(self) -> AIOKafkaConsumer:
-        """The group member. Static membership (`group_instance_id`) opens two corners, both closed:
 
-        - A static member does not leave the group when it stops (aiokafka skips LeaveGroup), so on
-          a clean stop that is not followed by a restart (scaling down) the others would wait a whole
-          session for its partitions. `_leave_and_stop` sends the LeaveGroup all the same: a clean
-          stop hands over at once, a crash is healed by the restart under the same name.
-        - Two live processes with the same instance name would fence each other every heartbeat.
-          `_Fencing` notices, and this process carries on as a dynamic member (logged as an error).
-        """
-        return AIOKafkaConsumer(
-            self._topics.reports,
-            bootstrap_servers=self._bootstrap,
-            client_id=self._client_id,
-            group_id=self._topics.normaliser_group,
-            group_instance_id=self._instance_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=50,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=1000,
-            request_timeout_ms=15000,
-        )
+class Deciding(GroupStage):
+    """Stage 2: placed reports → events, by the one holder of the placed topic's partition."""
 
-    async def _consume(self) -> None:
-        consumer = self._consumer()
-        fencing = _Fencing()
-        try:
-            async with asyncio.timeout(15):
-                await consumer.start()
-            while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=500)
-                if self._instance_id is not None:
-                    fencing.check(consumer)
-                if batches:
-                    await self._handle(consumer, batches)
-        finally:
-            await _leave_and_stop(consumer)
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Topics,
+        pipeline: Pipeline,
+        writer: _Writer,
+        client_id: str,
+        live: LiveView | None,
+        retention: timedelta,
+        sweep_every_s: float,
+    ) -> None:
+        super().__init__("normaliser decision", bootstrap_servers, topics.placed, topics.decision_group, client_id)
+        self._topics = topics
+        self.pipeline = pipeline
+        self._writer = writer
+        self._live = live
+        self._view = live.events if live else None
+        self._seen = 0
+        self._retention = retention
+        self._sweep_every_s = sweep_every_s
+        self._swept = time.monotonic()
+        self._handover = False  # the partition just came to us: catch up with the events topic first
+        self.decided = 0
+        self.dead_lettered = 0
+        self.handovers = 0
 
-    async def run(self) -> None:
-        if self._gate is not None:
-            await self._gate.wait()
+    def assigned(self, partitions: set[TopicPartition]) -> None:
+        self._handover = True
+
+    def to_records(self, batch: list[KafkaRecord]) -> list[Record]:
+        """The event records of a batch (CPU work: decisions, and the re-placements they need; in a thread)."""
+        items = [(_key(r), *decode_placed(r.value or b"")) for r in batch]
+        return self.pipeline.decide_many(items)
+
+    async def start_index(self) -> None:
+        """The conflation index from the whole view, before the first decision (and before joining the group)."""
         if self._live is not None:
             await self._live.wait_ready()  # conflation needs every current event
-            await self._sync_index()  # now, not when the first report arrives and would wait for it
-        delay = 0.2
-        while True:
-            try:
-                await self._consume()
-            except SharedInstanceName:
-                log.error(
-                    "normaliser: another live process uses the instance name %r (TRAFFIC_HUB_INSTANCE must be "
-                    "unique per process); carrying on as a dynamic group member, without fast restarts",
-                    self._instance_id,
-                )
-                self._instance_id = None
-            except (KafkaError, OSError, TimeoutError) as exc:
-                log.warning("normaliser: %r; restarting in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            await self._sync_index()
+
+    async def handle(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
+        if not self.owned:
+            return
+        if self._handover:
+            await self._catch_up(consumer)
+            self._handover = False
+            self.handovers += 1
+        for tp, records in batches.items():
+            await self._sync_index()
+            out = await asyncio.to_thread(self.to_records, records)
+            await self._writer.publish(out)
+            await consumer.commit({tp: records[-1].offset + 1})
+            self.decided += len(records)
+            self.dead_lettered += sum(1 for r in out if r.topic == self._topics.deadletter)
+        if time.monotonic() - self._swept >= self._sweep_every_s:
+            await self._sweep()
+
+    async def _catch_up(self, consumer: AIOKafkaConsumer) -> None:
+        """Wait until the view holds every event written before now, then index them.
+
+        Why: the previous owner's last decisions were acknowledged before it committed them or gave the
+        partition up, hence are below the events topic's end offsets read now; deciding before the view
+        has them would decide against an older state (an event created twice, a merge lost)."""
+        if self._live is None:
+            return
+        cluster = await consumer._client.fetch_all_metadata()  # aiokafka only knows subscribed topics
+        partitions = cluster.partitions_for_topic(self._topics.events) or set()
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(
+            [TopicPartition(self._topics.events, p) for p in sorted(partitions)]
+        )
+        started = said = time.monotonic()
+        while not all(self._live.position(tp.partition) >= end for tp, end in ends.items()):
+            await asyncio.sleep(0.01)
+            if time.monotonic() - said >= HANDOVER_LOG_EVERY_S:
+                said = time.monotonic()
+                log.warning("normaliser decision: waiting for the event view to reach %s before deciding", ends)
+        await self._sync_index()
+        log.info("normaliser decision: owner of %s, view caught up in %.2fs", self._topics.placed,
+                 time.monotonic() - started)  # fmt: skip
+
+    async def _sync_index(self) -> None:
+        """Bring the conflation index up to date with the event view (our own writes are already in it).
+
+        What changed is taken on the event loop; decoding and indexing it runs in a worker thread
+        (the whole view after a restart: seconds at 100,000 events). Nothing else touches the index
+        meanwhile: batches are handled one after the other.
+        """
+        if self._view is None:
+            return
+        seq = self._view.seq
+        changes = self._view.changes_since(self._seen)
+        if changes is None:
+            await asyncio.to_thread(_index_all, self.pipeline.index, self._view.records())
+        elif changes:
+            await asyncio.to_thread(_index_changes, self.pipeline.index, changes)
+        self._seen = seq
 
     def expired(self, now: datetime) -> list[Record]:
         """Tombstones for events ended or cancelled longer than the retention ago (keeps the topic small)."""
-        if self._view is None:
-            return []
-        gone = expired_records(self._view.records(), now, self._retention)
+        gone = expired_records(self.pipeline.index.records(), now, self._retention)
         return [Record(self._topics.events, event_id.encode(), None) for event_id in gone]
 
     async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(self._sweep_every_s)
-            tombstones = self.expired(datetime.now(UTC))
-            if tombstones:
-                with contextlib.suppress(Unavailable):
-                    await self._publisher.send_many(tombstones)
-                    log.info("removed %d events finished before the retention window", len(tombstones))
+        """The expired events' tombstones, written by the decision owner between two batches.
+
+        Why here: a tombstone written beside a decision could erase the event a report just reopened.
+        The owner decides and sweeps one after the other, from the same index."""
+        self._swept = time.monotonic()
+        await self._sync_index()
+        tombstones = self.expired(datetime.now(UTC))
+        if not tombstones:
+            return
+        with contextlib.suppress(Unavailable):
+            await self._writer.send_once(tombstones)
+            for record in tombstones:
+                self.pipeline.index.put(record.key.decode(), None)
+            log.info("removed %d events finished before the retention window", len(tombstones))
+
+
+class Normaliser(Service):
+    """Both stages of the normaliser in one process (`traffic-hub normaliser`, or within `traffic-hub run`)."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Topics,
+        publisher: Publisher,
+        placer: Placer,
+        client_id: str,
+        gate: asyncio.Event | None = None,
+        live: LiveView | None = None,
+        retention: timedelta = timedelta(days=7),
+        sweep_every_s: float = 300.0,
+    ) -> None:
+        super().__init__()
+        self._gate = gate
+        self._writer = _Writer(topics, publisher)
+        max_bytes = getattr(publisher, "max_record_bytes", None)
+        self.placing = Placing(bootstrap_servers, topics, Pipeline(topics, placer), self._writer, client_id, max_bytes)
+        self.deciding = Deciding(
+            bootstrap_servers, topics, Pipeline(topics, placer), self._writer, f"{client_id}-decision", live,
+            retention, sweep_every_s,
+        )  # fmt: skip
+        self.pipeline = self.deciding.pipeline
+
+    @property
+    def processed(self) -> int:
+        """Reports placed by this process (each report of the hub is placed by one process)."""
+        return self.placing.processed
+
+    @property
+    def decided(self) -> int:
+        """Placed reports decided by this process (all of the hub's while it holds the decision partition)."""
+        return self.deciding.decided
+
+    @property
+    def dead_lettered(self) -> int:
+        return self.placing.dead_lettered + self.deciding.dead_lettered
+
+    async def _publish(self, records: list[Record]) -> None:
+        await self._writer.publish(records)
+
+    def expired(self, now: datetime) -> list[Record]:
+        return self.deciding.expired(now)
+
+    async def _place(self) -> None:
+        if self._gate is not None:
+            await self._gate.wait()
+        await self.placing.run()
+
+    async def _decide(self) -> None:
+        if self._gate is not None:
+            await self._gate.wait()
+        await self.deciding.start_index()  # now, not when the first report arrives and would wait for it
+        await self.deciding.run()
 
     def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
-        return {"normaliser": self.run(), "normaliser-sweep": self._sweep()}
+        return {"normaliser-placement": self._place(), "normaliser-decision": self._decide()}
 
 
-def _member_id(consumer: AIOKafkaConsumer) -> str | None:
-    """The group member id aiokafka holds on its (private) coordinator; None when not known."""
-    member = getattr(getattr(consumer, "_coordinator", None), "member_id", None)
-    return member if isinstance(member, str) else None
-
-
-async def _leave_and_stop(consumer: AIOKafkaConsumer) -> None:
-    """Stop the consumer, leaving the group even as a static member (see `Normaliser._consumer`).
-
-    aiokafka sends LeaveGroup on stop only for dynamic members; forgetting the instance id on its
-    coordinator just before stopping makes it send one (LeaveGroup by member id, which Kafka 4.4
-    honours for a static member: checked, the partitions move in under a second instead of 10 s).
-    """
-    coordinator = getattr(consumer, "_coordinator", None)
-    if coordinator is not None and hasattr(coordinator, "_group_instance_id"):
-        coordinator._group_instance_id = None
-    with contextlib.suppress(KafkaError, OSError, TimeoutError):
-        async with asyncio.timeout(5):
-            await consumer.stop()
+def _key(record: KafkaRecord) -> str:
+    return record.key.decode(errors="replace") if record.key else ""
 
 
 def _index_all(index: EventIndex, records: list[Stored]) -> None:

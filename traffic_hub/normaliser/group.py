@@ -1,0 +1,199 @@
+"""One stage of the normaliser as a consumer-group member: static, handing work over cleanly, one batch at a time.
+
+Both stages (placement over the reports topic, decision over the placed topic, see `service`) are
+members of a consumer group and share this machinery:
+
+- Membership is static (KIP-345, `group_instance_id` = the instance's stable name): a process killed
+  with SIGKILL and restarted under the same `TRAFFIC_HUB_INSTANCE` takes its partitions back at once,
+  instead of waiting in "(Re-)joining group" until the dead member's session expires (10 s), which
+  broke the 2 s promise after a crash. Two corners this opens are closed: a clean stop still leaves
+  at once (`_leave_and_stop`), and two live processes sharing a name fall back to dynamic membership
+  (`_Fencing`).
+- A batch is handled whole before its partition is given up: `on_partitions_revoked` waits for the
+  batch in hand (written, acknowledged and committed), and Kafka runs every member's revocation before
+  any member's assignment. So when a partition moves between live members, everything the old owner
+  wrote is acknowledged before the new owner is assigned it. Records of a partition revoked between
+  a poll and its handling are left to the new owner (it reads them again from the committed offset).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import TypeAlias
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+log = logging.getLogger(__name__)
+
+KafkaRecord: TypeAlias = ConsumerRecord[bytes, bytes]
+Batches: TypeAlias = dict[TopicPartition, list[KafkaRecord]]
+
+# A dead member is dropped after this long; with static membership it only matters when an instance
+# dies and does not come back (the survivors take over its partitions then). The broker's minimum is
+# 6 s; 10 s leaves room for an event loop slowed by placement threads on a loaded machine.
+SESSION_TIMEOUT_MS = 10000
+# Our member id replaced this many times within the window = another live process joins with our
+# instance name and the broker fences us each time we rejoin (and we fence it back): see `_Fencing`.
+FENCED_TIMES = 3
+FENCED_WINDOW_S = 60.0
+
+
+class SharedInstanceName(Exception):
+    """Another live process uses this instance's group_instance_id."""
+
+
+class _Fencing:
+    """Notices a group_instance_id shared by two live processes.
+
+    A static member whose id is taken over by a newcomer is fenced: its next heartbeat is refused
+    (unknown member), it rejoins under the same instance id and fences the other in turn, about once
+    a heartbeat, for ever, each taking all the partitions back and forth. A rebalance keeps the member
+    id; only a rejoin from scratch (fenced, or our own session expired) gives a new one. Several new
+    ids within a minute mean a shared name. aiokafka keeps the member id on its private coordinator:
+    if that ever moves, `member_id` reads None and the check is simply off.
+    """
+
+    def __init__(self) -> None:
+        self._member: str | None = None
+        self._changes: deque[float] = deque(maxlen=FENCED_TIMES)
+
+    def check(self, consumer: AIOKafkaConsumer) -> None:
+        member = _member_id(consumer)
+        if not member or member == self._member:
+            return
+        if self._member is not None:
+            self._changes.append(time.monotonic())
+        self._member = member
+        if len(self._changes) == FENCED_TIMES and self._changes[-1] - self._changes[0] < FENCED_WINDOW_S:
+            raise SharedInstanceName(member)
+
+
+class GroupStage:
+    """A consumer-group member over `topic` that hands each poll's batches to `handle`, one poll at a time.
+
+    Subclasses implement `handle` (called after every poll, with nothing when the poll brought nothing:
+    idle work goes there) and may override `assigned` / `revoked`, which run under the batch lock.
+    """
+
+    def __init__(self, name: str, bootstrap_servers: str, topic: str, group: str, client_id: str) -> None:
+        self.name = name
+        self._bootstrap = bootstrap_servers
+        self._topic = topic
+        self._group = group
+        self._client_id = client_id
+        # the static member name: the client id is derived from the instance name (settings.instance,
+        # `TRAFFIC_HUB_INSTANCE`), stable across restarts and unique per process by contract
+        self._instance_id: str | None = client_id
+        self._busy = asyncio.Lock()
+        self.owned: set[TopicPartition] = set()
+
+    async def handle(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
+        raise NotImplementedError
+
+    def assigned(self, partitions: set[TopicPartition]) -> None:
+        """These partitions are ours from now on (some may have been ours before the rebalance)."""
+
+    def revoked(self, partitions: set[TopicPartition]) -> None:
+        """These partitions are no longer ours; the batch in hand, if any, is finished."""
+
+    async def _on_revoked(self, partitions: Iterable[TopicPartition]) -> None:
+        async with self._busy:  # the batch in hand is written and committed before the group moves on
+            gone = set(partitions)
+            self.owned -= gone
+            self.revoked(gone)
+
+    async def _on_assigned(self, partitions: Iterable[TopicPartition]) -> None:
+        async with self._busy:
+            mine = set(partitions)
+            self.owned |= mine
+            self.assigned(mine)
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=self._group,
+            group_instance_id=self._instance_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=50,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=1000,
+            request_timeout_ms=15000,
+        )
+        consumer.subscribe([self._topic], listener=_Listener(self))
+        return consumer
+
+    async def _consume(self) -> None:
+        consumer = self._consumer()
+        fencing = _Fencing()
+        try:
+            async with asyncio.timeout(15):
+                await consumer.start()
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                if self._instance_id is not None:
+                    fencing.check(consumer)
+                async with self._busy:  # what was revoked since the poll is left to its new owner
+                    await self.handle(consumer, {tp: rs for tp, rs in batches.items() if tp in self.owned})
+        finally:
+            async with self._busy:
+                self.revoked(set(self.owned))
+                self.owned.clear()
+            await _leave_and_stop(consumer)
+
+    async def run(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._consume()
+            except SharedInstanceName:
+                log.error(
+                    "%s: another live process uses the instance name %r (TRAFFIC_HUB_INSTANCE must be "
+                    "unique per process); carrying on as a dynamic group member, without fast restarts",
+                    self.name,
+                    self._instance_id,
+                )
+                self._instance_id = None
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("%s: %r; restarting in %.1fs", self.name, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stage: GroupStage) -> None:
+        self._stage = stage
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self._stage._on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self._stage._on_assigned(assigned)
+
+
+def _member_id(consumer: AIOKafkaConsumer) -> str | None:
+    """The group member id aiokafka holds on its (private) coordinator; None when not known."""
+    member = getattr(getattr(consumer, "_coordinator", None), "member_id", None)
+    return member if isinstance(member, str) else None
+
+
+async def _leave_and_stop(consumer: AIOKafkaConsumer) -> None:
+    """Stop the consumer, leaving the group even as a static member.
+
+    aiokafka sends LeaveGroup on stop only for dynamic members; forgetting the instance id on its
+    coordinator just before stopping makes it send one (LeaveGroup by member id, which Kafka 4.4
+    honours for a static member: checked, the partitions move in under a second instead of 10 s).
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is not None and hasattr(coordinator, "_group_instance_id"):
+        coordinator._group_instance_id = None
+    with contextlib.suppress(KafkaError, OSError, TimeoutError):
+        async with asyncio.timeout(5):
+            await consumer.stop()
