@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 
 from connectors.config import ConnectorConfig
+from connectors.handover import Handover
 from connectors.runner import ConnectorRunner, running_connectors
 from connectors.state import ConnectorsCollector
 from geo.communes import Communes
@@ -39,6 +40,7 @@ from traffic_hub.feeds.engine import FeedBook
 from traffic_hub.feeds.registry import renderer_factories
 from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
 from traffic_hub.kafka.admin import Replication, check_replication
+from traffic_hub.kafka.leases import LeaseTopics, SavedStateReader, SourceLeases
 from traffic_hub.keys import watching
 from traffic_hub.logs import quiet_start
 from traffic_hub.metrics import Metrics, serve_metrics
@@ -105,7 +107,10 @@ async def open_hub(
     demo_keys: list[DemoKey] | None = None,
     placer: Placer | None = None,
     connectors: list[ConnectorConfig] | None = None,
+    shared_connectors: bool = False,
 ) -> AsyncIterator[Hub]:
+    """The hub's parts for `roles`. `shared_connectors`: the connectors share the sources with other
+    runners (`traffic-hub connectors`); without it they poll every source (`traffic-hub run`)."""
     topics = Topics(settings.topic_prefix)
     tz = ZoneInfo(settings.timezone)
     k = settings.kafka
@@ -153,13 +158,38 @@ async def open_hub(
             )
             await stack.enter_async_context(hub.normaliser)
         if Role.CONNECTORS in roles and connectors:
-            hub.connectors = await stack.enter_async_context(running_connectors(connectors, publisher, topics))
+            runner = shared_runner(settings, connectors, publisher, topics) if shared_connectors else (
+                running_connectors(connectors, publisher, topics, instance=settings.instance))
+            hub.connectors = await stack.enter_async_context(runner)
         if Role.ARCHIVER in roles and settings.database_url:
             hub.archiver = await stack.enter_async_context(archiver(settings, topics))
         if settings.demo and hub.demo_keys and Role.API in roles:
             seeding = asyncio.create_task(seed(closures, live.wait_ready, hub.demo_keys), name="demo-seed")
             stack.callback(seeding.cancel)
         yield hub
+
+
+@contextlib.asynccontextmanager
+async def shared_runner(
+    settings: Settings, connectors: list[ConnectorConfig], publisher: Publisher, topics: Topics
+) -> AsyncIterator[ConnectorRunner]:
+    """A runner sharing the sources with the other `traffic-hub connectors` processes (issue 16): the
+    group's leases hand it sources, their saved memory comes from the state topic. Stopped in reverse:
+    the leases release every source (and leave the group) before the runner and the reader stop."""
+    k = settings.kafka
+    names = LeaseTopics(topics.prefix)
+    ready = asyncio.Event()
+    states = SavedStateReader(k.bootstrap_servers, names.state, f"{settings.instance}-connector-state", ready)
+    handover = Handover(states, names.state, settings.instance)
+    async with (
+        states,
+        running_connectors(connectors, publisher, topics, handover=handover) as runner,
+        SourceLeases(
+            k.bootstrap_servers, names, runner, runner.names, settings.instance,
+            replication=k.replication_factor, min_insync=k.min_insync_replicas, topics_ready=ready,
+        ),
+    ):
+        yield runner
 
 
 def archiver(settings: Settings, topics: Topics) -> Archiver:
