@@ -296,7 +296,7 @@ class ConnectorRunner:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._parse_slots = asyncio.Semaphore(parse_concurrency)
         shared = handover is not None
-        self._states = {cfg.name: _initial_state(cfg, None if shared else self._instance) for cfg in self._configs}
+        self._states = {cfg.name: _initial_state(cfg, self._instance, held=not shared) for cfg in self._configs}
         self._held: dict[str, tuple[_Worker, asyncio.Task[None]]] = {}
 
     def states(self) -> list[ConnectorState]:
@@ -569,15 +569,16 @@ class ConnectorRunner:
         return delay
 
 
-def _initial_state(cfg: ConnectorConfig, runner: str | None) -> ConnectorState:
+def _initial_state(cfg: ConnectorConfig, instance: str | None, held: bool) -> ConnectorState:
+    """A shared runner holds no source until the leases hand it some; a lone one holds them all."""
     return ConnectorState(
         name=cfg.name,
         kind=cfg.kind,
         url=public_url(cfg.url),
         enabled=cfg.enabled,
         interval_s=cfg.interval_s,
-        runner=runner,
-        held=runner is not None,
+        runner=instance if held else None,
+        held=held,
     )
 
 
