@@ -9,6 +9,9 @@ content hash of every item last sent, the last report of every item still curren
 compacted topic, keyed by source, once the cycle's reports are acknowledged, and the new owner reads
 it back before its first poll.
 
+The runner also writes `s#status` after every cycle: the source's state as `GET /api/v1/connectors`
+shows it, with the runner that polls it, so an API replica that runs no connector shows them all.
+
 What is written, for source `s` (names never contain `/`):
 - parts `s/<gen>/<i>`: the gzip'd JSON state cut into pieces of at most `PART_BYTES` (a Waze partner
   feed of thousands of items with their geometries is megabytes, over the broker's record limit);
@@ -26,6 +29,7 @@ report sent again by another runner, or twice by one, lands on the same event.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import logging
@@ -39,12 +43,14 @@ import orjson
 from pydantic import ValidationError
 
 from connectors.fetch import Validators
+from connectors.state import ConnectorState
 from traffic_hub.model import IncidentReport
 from traffic_hub.publishing import Record
 
 log = logging.getLogger(__name__)
 
 VERSION = 1
+STATUS_SUFFIX = "#status"  # `<source>#status`: the last status its runner wrote (names never contain `#`)
 PART_BYTES = 256 * 1024  # well under the broker's 1 MB record limit
 
 
@@ -100,6 +106,23 @@ def state_records(
         if old.generation and old.generation != saved.generation:
             records += [Record(topic, _part_key(source, old.generation, i), None) for i in range(old.parts)]
     return records, replace(saved, parts=len(pieces))
+
+
+def status_record(topic: str, state: ConnectorState, at: datetime) -> Record:
+    """The source's status as its runner sees it (`GET /api/v1/connectors` on any API replica reads these)."""
+    return Record(topic, f"{state.name}{STATUS_SUFFIX}".encode(), orjson.dumps({**state.as_dict(), "reported_at": at}))
+
+
+def statuses(values: Mapping[str, bytes]) -> list[dict[str, Any]]:
+    """Every source's last status in the state topic's latest values, by name."""
+    found = []
+    for key in sorted(values):
+        if key.endswith(STATUS_SUFFIX):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                value = orjson.loads(values[key])
+                if isinstance(value, dict):
+                    found.append(value)
+    return found
 
 
 def new_generation() -> str:

@@ -46,7 +46,7 @@ import orjson
 from connectors.base import ParseContext, Parsed, Parser, PayloadError
 from connectors.config import ConnectorConfig
 from connectors.fetch import FetchError, FetchResult, TooLarge, Validators, fetch, make_client
-from connectors.handover import Handover, Saved, new_generation, read_saved, state_records
+from connectors.handover import Handover, Saved, new_generation, read_saved, state_records, status_record
 from connectors.registry import parser_for as registry_parser_for
 from connectors.state import ConnectorState, public_url
 from traffic_hub.model import IncidentReport, Report, ReportKind
@@ -448,7 +448,18 @@ class ConnectorRunner:
             finally:
                 worker.idle.set()
             worker.state.next_run_at = self._clock() + timedelta(seconds=delay)
+            await self._report(worker)
             await asyncio.sleep(delay)
+
+    async def _report(self, worker: _Worker) -> None:
+        """Shared runners: the source's status for every API replica (best effort: the next cycle writes it again)."""
+        if self._handover is None:
+            return
+        record = status_record(self._handover.topic, worker.state, self._clock())
+        try:
+            await self._publisher.send_many([record])
+        except (Unavailable, WriteRejected) as exc:
+            log.debug("connector %s: status not written: %s", worker.cfg.name, exc)
 
     async def _cycle(self, worker: _Worker) -> float:
         state = worker.state

@@ -16,12 +16,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
 from connectors.config import ConnectorConfig
-from connectors.handover import Handover
+from connectors.handover import Handover, statuses
 from connectors.runner import ConnectorRunner, running_connectors
 from connectors.state import ConnectorsCollector
 from geo.communes import Communes
@@ -40,7 +41,7 @@ from traffic_hub.feeds.engine import FeedBook
 from traffic_hub.feeds.registry import renderer_factories
 from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
 from traffic_hub.kafka.admin import Replication, check_replication
-from traffic_hub.kafka.leases import LeaseTopics, SavedStateReader, SourceLeases
+from traffic_hub.kafka.leases import LeaseTopics, SavedStateReader, SourceLeases, lease_topic_specs
 from traffic_hub.keys import watching
 from traffic_hub.logs import quiet_start
 from traffic_hub.metrics import Metrics, serve_metrics
@@ -81,6 +82,7 @@ class Hub:
     normaliser: Normaliser | None = None
     network: RoadNetwork | None = None
     connectors: ConnectorRunner | None = None
+    connector_statuses: SavedStateReader | None = None  # an API without connectors: what the shared runners report
     archiver: Archiver | None = None
     demo_keys: list[DemoKey] = field(default_factory=list)
     replication: Replication = field(default_factory=Replication)  # what /readyz says of the topics' durability
@@ -161,6 +163,12 @@ async def open_hub(
             runner = shared_runner(settings, connectors, publisher, topics) if shared_connectors else (
                 running_connectors(connectors, publisher, topics, instance=settings.instance))
             hub.connectors = await stack.enter_async_context(runner)
+        if Role.API in roles and hub.connectors is None:
+            names = LeaseTopics(topics.prefix)
+            hub.connector_statuses = await stack.enter_async_context(SavedStateReader(
+                k.bootstrap_servers, names.state, f"{settings.instance}-connector-status", topics_ready,
+                create=lease_topic_specs(names, k.replication_factor, k.min_insync_replicas),
+            ))
         if Role.ARCHIVER in roles and settings.database_url:
             hub.archiver = await stack.enter_async_context(archiver(settings, topics))
         if settings.demo and hub.demo_keys and Role.API in roles:
@@ -234,7 +242,7 @@ def api_state(hub: Hub, metrics: Metrics) -> ApiState:
         closures=hub.closures,
         keys=hub.keys,
         write_report=write_report,
-        connector_states=lambda: [s.as_dict() for s in hub.connectors.states()] if hub.connectors else [],
+        connector_states=lambda: connector_states(hub),
         readiness=lambda: readiness(hub),
         durability=lambda: hub.replication.detail,
         communes=hub.communes,
@@ -242,6 +250,15 @@ def api_state(hub: Hub, metrics: Metrics) -> ApiState:
         settings=hub.settings,
         metrics=metrics,
     )
+
+
+def connector_states(hub: Hub) -> list[dict[str, Any]]:
+    """`GET /api/v1/connectors`: this process's connectors, else what the shared runners last reported."""
+    if hub.connectors is not None:
+        return [s.as_dict() for s in hub.connectors.states()]
+    if hub.connector_statuses is not None:
+        return statuses(hub.connector_statuses.values())
+    return []
 
 
 def readiness(hub: Hub) -> dict[str, bool]:

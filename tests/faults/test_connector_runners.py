@@ -8,6 +8,7 @@ test rebuilds from those logs each runner's tenure of each source and checks tha
 - tenures of one source never overlap (a runner starts polling a source only after the last one
   stopped, or was killed), and every poll the server saw falls inside a tenure of the runner that made
   it: each source is polled by exactly one runner at a time;
+- an API replica running no connector says which runner polls each source (`GET /api/v1/connectors`);
 - the killed runner's sources are polled again by a survivor (kill → first poll is measured and shown);
 - the survivor starts from the dead runner's memory: an item removed from a snapshot right after the
   kill gets its `ended` report (a new owner without that memory could not know the item), and across
@@ -35,13 +36,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.connectors.httpserver import LocalServer, Route, Seen
-from tests.faults.hubprocess import ROOT
-from tests.integration.hubs import wait_until
+from tests.faults.hubprocess import ROOT, HubProcess
+from tests.integration.hubs import KEYS, auth, wait_until, write_principals
 from traffic_hub.kafka.leases import SOURCE_PARTITIONS, partition_of
 from traffic_hub.topics import Topics
 
@@ -244,9 +246,28 @@ def incidents(records: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict
     return [(key, value["incident"]) for key, value in records if value.get("kind") == "incident"]
 
 
+def reported_runners(api: HubProcess) -> dict[str, str | None]:
+    """`GET /api/v1/connectors` of an API replica that runs no connector: which runner polls each source."""
+    response = httpx2.get(f"{api.url}/api/v1/connectors", headers=auth(KEYS.operator), timeout=5)
+    assert response.status_code == 200, response.text
+    return {c["name"]: c["runner"] for c in response.json()["connectors"] if c["status"] != "elsewhere"}
+
+
 def test_runners_share_the_sources_and_a_killed_runners_sources_move_with_their_memory(fleet: Fleet) -> None:
+    api = HubProcess(fleet.bootstrap, fleet.prefix, write_principals(fleet.directory), fleet.directory / "api.log")
     for name in RUNNERS:
         fleet.start(name)
+    try:
+        try:
+            api.start("api")
+        except AssertionError:  # not ready within HubProcess's 60 s: four processes start at once on 2 cores
+            wait_until(api.ready, timeout=120, interval=0.5)
+        run_and_kill(fleet, api)
+    finally:
+        api.stop()
+
+
+def run_and_kill(fleet: Fleet, api: HubProcess) -> None:
     wait_until(lambda: settled(fleet), timeout=150, interval=0.5)
 
     owners = {source: next(iter(found)) for source, found in fleet.owners(INTERVAL_S * 1.5).items()}
@@ -276,6 +297,8 @@ def test_runners_share_the_sources_and_a_killed_runners_sources_move_with_their_
 
     wait_until(ended_sent, timeout=60, interval=1.0)
     wait_until(lambda: settled(fleet), timeout=60, interval=0.5)  # the two survivors share the six sources
+    now = {source: next(iter(found)) for source, found in fleet.owners(INTERVAL_S * 1.5).items()}
+    wait_until(lambda: reported_runners(api) == now, timeout=30, interval=0.5)  # any API replica says who polls
     fleet.stop()
 
     # exactly one runner at a time: tenures from the runners' logs never overlap, every poll is inside one

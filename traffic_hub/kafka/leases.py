@@ -209,6 +209,7 @@ class SourceLeases(Service):
         self._partitions = SOURCE_PARTITIONS
         self.held: set[str] = set()
         self.rebalances = 0
+        self._leaving = False
 
     def names_of(self, partitions: Iterable[TopicPartition]) -> list[str]:
         """The configured sources standing on `partitions`."""
@@ -223,6 +224,8 @@ class SourceLeases(Service):
         self.held.difference_update(names)
 
     async def assigned(self, partitions: Iterable[TopicPartition]) -> None:
+        if self._leaving:  # a rejoin while the consumer stops (our LeaveGroup not sent yet): take nothing
+            return
         names = self.names_of(partitions)
         self.held.update(names)
         await self._holder.acquire(names)
@@ -274,8 +277,10 @@ class SourceLeases(Service):
                 if self._instance_id is not None:
                     fencing.check(consumer)
         finally:
+            self._leaving = True  # leave_and_stop may rejoin (a rebalance in flight) before it leaves
             await self._release_all()  # before leaving: nobody else gets them while we still poll
             await leave_and_stop(consumer)
+            self._leaving = False
 
     async def run(self) -> None:
         await self._set_up_topics()
@@ -303,15 +308,27 @@ class SavedStateReader(Service):
     """Follows the compacted state topic; `snapshot()` answers once it has read up to the end offset of
     the moment it was asked, so a new owner sees every state its predecessor had acknowledged."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, client_id: str, gate: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        client_id: str,
+        gate: asyncio.Event | None = None,
+        create: Sequence[NewTopic] = (),
+    ) -> None:
         super().__init__()
         self._bootstrap = bootstrap_servers
         self._topic = topic
         self._client_id = client_id
         self._gate = gate
+        self._create = list(create)  # topics to create first (an API replica may start before any runner)
         self._values: dict[str, bytes] = {}
         self._position = 0
         self._asked: list[asyncio.Future[None]] = []
+
+    def values(self) -> Mapping[str, bytes]:
+        """What was read so far (no waiting): for status pages."""
+        return self._values
 
     async def snapshot(self) -> Mapping[str, bytes]:
         if not self.running:
@@ -357,6 +374,14 @@ class SavedStateReader(Service):
         if self._gate is not None:
             await self._gate.wait()
         delay = 0.2
+        while self._create:
+            try:
+                await _create(self._bootstrap, self._create)
+                self._create = []
+            except (KafkaError, OSError) as exc:
+                log.warning("%s reader: topic set-up failed (%s), retrying in %.1fs", self._topic, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
         while True:
             consumer = self._consumer()
             try:
