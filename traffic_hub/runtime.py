@@ -41,7 +41,7 @@ from traffic_hub.feeds.engine import FeedBook
 from traffic_hub.feeds.registry import renderer_factories
 from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
 from traffic_hub.kafka.admin import Replication, check_replication
-from traffic_hub.kafka.leases import LeaseTopics, SavedStateReader, SourceLeases, lease_topic_specs
+from traffic_hub.kafka.leases import LeaseTopics, SavedStateReader, SourceLeases
 from traffic_hub.keys import watching
 from traffic_hub.logs import quiet_start
 from traffic_hub.metrics import Metrics, serve_metrics
@@ -167,7 +167,7 @@ async def open_hub(
             names = LeaseTopics(topics.prefix)
             hub.connector_statuses = await stack.enter_async_context(SavedStateReader(
                 k.bootstrap_servers, names.state, f"{settings.instance}-connector-status", topics_ready,
-                create=lease_topic_specs(names, k.replication_factor, k.min_insync_replicas),
+                wait_for_topic_s=5.0,
             ))
         if Role.ARCHIVER in roles and settings.database_url:
             hub.archiver = await stack.enter_async_context(archiver(settings, topics))

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
@@ -47,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
@@ -314,14 +315,16 @@ class SavedStateReader(Service):
         topic: str,
         client_id: str,
         gate: asyncio.Event | None = None,
-        create: Sequence[NewTopic] = (),
+        wait_for_topic_s: float | None = None,
     ) -> None:
         super().__init__()
         self._bootstrap = bootstrap_servers
         self._topic = topic
         self._client_id = client_id
         self._gate = gate
-        self._create = list(create)  # topics to create first (an API replica may start before any runner)
+        # an API replica reads the topic only once some runner made it (never creates it: most hubs run
+        # no shared runner, and a broker's auto-creation would make it without compaction)
+        self._wait_for_topic_s = wait_for_topic_s
         self._values: dict[str, bytes] = {}
         self._position = 0
         self._asked: list[asyncio.Future[None]] = []
@@ -373,15 +376,9 @@ class SavedStateReader(Service):
     async def run(self) -> None:
         if self._gate is not None:
             await self._gate.wait()
+        if self._wait_for_topic_s is not None:
+            await self._topic_made(self._wait_for_topic_s)
         delay = 0.2
-        while self._create:
-            try:
-                await _create(self._bootstrap, self._create)
-                self._create = []
-            except (KafkaError, OSError) as exc:
-                log.warning("%s reader: topic set-up failed (%s), retrying in %.1fs", self._topic, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
         while True:
             consumer = self._consumer()
             try:
@@ -398,8 +395,29 @@ class SavedStateReader(Service):
                     async with asyncio.timeout(3):
                         await consumer.stop()
 
+    async def _topic_made(self, every_s: float) -> None:
+        """Returns once the topic exists (checked every `every_s`)."""
+        for _ in itertools.count():
+            if await _exists(self._bootstrap, self._topic):
+                return
+            await asyncio.sleep(every_s)
+
     def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
         return {f"reader-{self._topic}": self.run()}
+
+
+async def _exists(bootstrap_servers: str, topic: str) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+    try:
+        async with asyncio.timeout(10):
+            await admin.start()
+            return topic in set(await admin.list_topics())
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        with contextlib.suppress(KafkaError, OSError, TimeoutError):
+            async with asyncio.timeout(3):
+                await admin.close()
 
 
 def _answer(future: asyncio.Future[None], end: int, position: int) -> bool:
