@@ -15,6 +15,14 @@ A cycle of one connector:
 Failures (HTTP errors, timeouts, a body over the limit, a payload the parser refuses, a parser that
 crashes) are recorded in the connector's state and retried with exponential backoff and jitter; a
 connector's failure never touches the others, and nothing here lets an exception end the runner.
+
+Alone (`traffic-hub run`), the runner polls every enabled source from the start. Shared with other
+runners (`traffic-hub connectors`, given a `Handover`), it polls only the sources it is handed
+(`acquire`, by the group's leases in `traffic_hub/kafka/leases.py`) and gives them back on `release`,
+which returns only once no cycle of those sources runs any more (an in-flight cycle may finish within
+`RELEASE_GRACE_S`, else it is cancelled): two runners never poll one source at once. A taken-over
+source starts from the memory its last owner wrote after its last acknowledged cycle
+(`connectors/handover.py`), and is first polled when its last owner would have polled it next.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import gzip
 import hashlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -38,6 +46,7 @@ import orjson
 from connectors.base import ParseContext, Parsed, Parser, PayloadError
 from connectors.config import ConnectorConfig
 from connectors.fetch import FetchError, FetchResult, TooLarge, Validators, fetch, make_client
+from connectors.handover import Handover, Saved, new_generation, read_saved, state_records, status_record
 from connectors.registry import parser_for as registry_parser_for
 from connectors.state import ConnectorState, public_url
 from traffic_hub.model import IncidentReport, Report, ReportKind
@@ -51,6 +60,8 @@ ParserFor = Callable[[str], Parser]
 AUDIT_LIMIT = 900_000  # bytes of raw payload kept in one FETCH report (the producer's request limit is 2 MiB)
 CHUNK = 200  # records per acknowledged write
 KAFKA_RETRY_CAP_S = 30.0  # a batch waiting for the broker is retried at least this often (or once per interval)
+RELEASE_GRACE_S = 3.0  # a released source's in-flight cycle may finish within this, else it is cancelled
+LOAD_TIMEOUT_S = 15.0  # reading a taken-over source's saved state, per attempt (retried until read)
 
 
 def utc_now() -> datetime:
@@ -247,6 +258,10 @@ class _Worker:
     memory: Memory = field(default_factory=Memory)
     cycles: int = 0
     pending: _Batch | None = None
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set between cycles (a release waits for it)
+    saved: Saved | None = None  # the state last written for this source (its parts are replaced next time)
+    unsaved: list[Saved] = field(default_factory=list)  # writes that failed: their parts are removed next time
+    dirty: bool = False  # the memory moved on since the last state written
 
 
 class ConnectorRunner:
@@ -265,8 +280,12 @@ class ConnectorRunner:
         full_refresh_every: int = 30,
         rng: random.Random | None = None,
         parse_concurrency: int = 2,
+        handover: Handover | None = None,
+        instance: str | None = None,
     ) -> None:
         self._configs = list(configs)
+        self._handover = handover
+        self._instance = handover.instance if handover is not None else instance
         self._client = client
         self._publisher = publisher
         self._topics = topics
@@ -276,8 +295,9 @@ class ConnectorRunner:
         self._full_refresh_every = max(1, full_refresh_every)
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._parse_slots = asyncio.Semaphore(parse_concurrency)
-        self._states = {cfg.name: _initial_state(cfg) for cfg in self._configs}
-        self._tasks: list[asyncio.Task[None]] = []
+        shared = handover is not None
+        self._states = {cfg.name: _initial_state(cfg, self._instance, held=not shared) for cfg in self._configs}
+        self._held: dict[str, tuple[_Worker, asyncio.Task[None]]] = {}
 
     def states(self) -> list[ConnectorState]:
         return list(self._states.values())
@@ -285,20 +305,123 @@ class ConnectorRunner:
     def state(self, name: str) -> ConnectorState:
         return self._states[name]
 
+    @property
+    def names(self) -> list[str]:
+        """Every configured source, enabled or not (what the leases share out)."""
+        return [cfg.name for cfg in self._configs]
+
+    def held(self) -> list[str]:
+        """The sources this runner polls now."""
+        return sorted(self._held)
+
     async def __aenter__(self) -> ConnectorRunner:
-        for cfg in self._configs:
-            worker = self._worker(cfg)
-            if worker is not None:
-                self._tasks.append(asyncio.create_task(self._run(worker), name=f"connector-{cfg.name}"))
+        if self._handover is None:  # alone: every source, from the start
+            for cfg in self._configs:
+                worker = self._worker(cfg)
+                if worker is not None:
+                    self._hold(worker, self._run(worker))
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for task in self._tasks:
+        held, self._held = list(self._held.values()), {}
+        for _, task in held:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await asyncio.gather(*(task for _, task in held), return_exceptions=True)
+
+    async def acquire(self, names: Sequence[str]) -> None:
+        """Start polling `names` (sources this runner does not know or already polls are skipped)."""
+        by_name = {cfg.name: cfg for cfg in self._configs}
+        for name in names:
+            cfg = by_name.get(name)
+            if cfg is None:
+                log.warning("connector %s: handed to this runner but not in its connectors file; ignored", name)
+                continue
+            worker = None if name in self._held else self._worker(cfg)
+            if worker is not None:
+                worker.state.runner, worker.state.held = self._instance, True
+                self._hold(worker, self._take(worker))
+        if names:
+            log.info("connectors: polling %s", ", ".join(sorted(self._held)) or "nothing")
+
+    async def release(self, names: Sequence[str]) -> None:
+        """Stop polling `names`; returns once none of their cycles runs (see `RELEASE_GRACE_S`)."""
+        going = [(name, *self._held.pop(name)) for name in names if name in self._held]
+        await asyncio.gather(*(_let_go(worker, task) for _, worker, task in going))
+        for _, worker, _ in going:
+            worker.state.runner, worker.state.held, worker.state.next_run_at = None, False, None
+        if going:
+            log.info("connectors: released %s", ", ".join(name for name, _, _ in going))
+
+    def _hold(self, worker: _Worker, run: Coroutine[Any, Any, None]) -> None:
+        worker.idle.set()
+        task = asyncio.create_task(run, name=f"connector-{worker.cfg.name}")
+        self._held[worker.cfg.name] = (worker, task)
+
+    async def _take(self, worker: _Worker) -> None:
+        """A source handed over: read its saved memory, wait until it is due, then run it as usual."""
+        saved = await self._load(worker, self._handover) if self._handover is not None else None
+        delay = 0.0
+        if saved is not None:
+            self._resume(worker, saved)
+            if saved.polled_at is not None:
+                due = saved.polled_at + timedelta(seconds=worker.cfg.interval_s)
+                delay = min(max(0.0, (due - self._clock()).total_seconds()), worker.cfg.interval_s)
+        worker.state.next_run_at = self._clock() + timedelta(seconds=delay)
+        await asyncio.sleep(delay)
+        await self._run(worker)
+
+    async def _load(self, worker: _Worker, handover: Handover) -> Saved | None:
+        """The source's saved state; retried until the state topic can be read (nothing is polled meanwhile)."""
+        delay = 0.5
+        while True:
+            try:
+                async with asyncio.timeout(LOAD_TIMEOUT_S):
+                    values = await handover.states.snapshot()
+                return await asyncio.to_thread(read_saved, worker.cfg.name, values)
+            except (TimeoutError, Unavailable) as exc:
+                worker.state.last_error = f"waiting for the source's saved state in Kafka: {exc!r}"
+                worker.state.last_error_at = self._clock()
+                log.warning("connector %s: %s (retry in %.1f s)", worker.cfg.name, worker.state.last_error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _resume(self, worker: _Worker, saved: Saved) -> None:
+        if saved.url == worker.state.url:  # validators of another URL would make a wrong 304
+            worker.validators = saved.validators
+        worker.memory = Memory(dict(saved.seen), dict(saved.hashes))
+        worker.cycles = saved.cycles
+        worker.saved = saved
+        worker.state.tracked_items = len(saved.seen)
+        log.info(
+            "connector %s: taken over with %d current items (saved by %s)",
+            worker.cfg.name, len(saved.seen), saved.runner or "?",
+        )
+
+    async def _save(self, worker: _Worker) -> None:
+        """Write the source's memory to the state topic (shared runners only); a failure is retried next cycle."""
+        if self._handover is None or not worker.dirty:
+            return
+        saved = Saved(
+            url=worker.state.url,
+            validators=worker.validators,
+            seen=worker.memory.seen,
+            hashes=worker.memory.hashes,
+            cycles=worker.cycles,
+            polled_at=worker.state.last_attempt,
+            runner=self._handover.instance,
+            generation=new_generation(),
+        )
+        stale = [old for old in (worker.saved, *worker.unsaved) if old is not None]
+        records, saved = await asyncio.to_thread(state_records, self._handover.topic, worker.cfg.name, saved, stale)
+        try:
+            await self._publisher.send_many(records)
+        except (Unavailable, WriteRejected) as exc:
+            worker.unsaved.append(saved)
+            log.warning("connector %s: state not saved (retried next cycle): %s", worker.cfg.name, exc)
+            return
+        worker.saved, worker.unsaved, worker.dirty = saved, [], False
 
     def _worker(self, cfg: ConnectorConfig) -> _Worker | None:
         state = self._states[cfg.name]
@@ -315,14 +438,28 @@ class ConnectorRunner:
 
     async def _run(self, worker: _Worker) -> None:
         while True:
+            worker.idle.clear()
             try:
                 delay = await self._cycle(worker)
             except Exception as exc:  # a bug in one connector's cycle must not end it nor the runner
                 log.exception("connector %s: cycle failed", worker.cfg.name)
                 worker.pending = None
                 delay = self._failed(worker, f"internal error: {type(exc).__name__}: {exc}")
+            finally:
+                worker.idle.set()
             worker.state.next_run_at = self._clock() + timedelta(seconds=delay)
+            await self._report(worker)
             await asyncio.sleep(delay)
+
+    async def _report(self, worker: _Worker) -> None:
+        """Shared runners: the source's status for every API replica (best effort: the next cycle writes it again)."""
+        if self._handover is None:
+            return
+        record = status_record(self._handover.topic, worker.state, self._clock())
+        try:
+            await self._publisher.send_many([record])
+        except (Unavailable, WriteRejected) as exc:
+            log.debug("connector %s: status not written: %s", worker.cfg.name, exc)
 
     async def _cycle(self, worker: _Worker) -> float:
         state = worker.state
@@ -335,6 +472,7 @@ class ConnectorRunner:
                 return self._failed(worker, exc.reason, exc.retry_after_s)
             if worker.pending is None:
                 state.not_modified += 1
+                await self._save(worker)  # only when an earlier save failed
                 return self._succeeded(worker)
         try:
             await self._write(worker.pending, worker.cfg.name)
@@ -343,6 +481,7 @@ class ConnectorRunner:
             return self._failed(worker, f"Kafka unavailable, batch kept for retry: {exc.detail}", limit_s=limit)
         batch, worker.pending = worker.pending, None
         self._commit(worker, batch)
+        await self._save(worker)
         if batch.plan.error is not None:
             return self._failed(worker, batch.plan.error)
         if batch.refused or batch.dropped:  # written, but not as planned: shown as a failure of this cycle
@@ -414,6 +553,7 @@ class ConnectorRunner:
         state.refused_records += batch.refused
         state.dropped_records += batch.dropped
         state.tracked_items = len(plan.memory.seen)
+        worker.dirty = True
         if plan.error is not None:  # the whole payload was refused and dead-lettered
             state.payload_errors += 1
 
@@ -440,10 +580,26 @@ class ConnectorRunner:
         return delay
 
 
-def _initial_state(cfg: ConnectorConfig) -> ConnectorState:
+def _initial_state(cfg: ConnectorConfig, instance: str | None, held: bool) -> ConnectorState:
+    """A shared runner holds no source until the leases hand it some; a lone one holds them all."""
     return ConnectorState(
-        name=cfg.name, kind=cfg.kind, url=public_url(cfg.url), enabled=cfg.enabled, interval_s=cfg.interval_s
+        name=cfg.name,
+        kind=cfg.kind,
+        url=public_url(cfg.url),
+        enabled=cfg.enabled,
+        interval_s=cfg.interval_s,
+        runner=instance if held else None,
+        held=held,
     )
+
+
+async def _let_go(worker: _Worker, task: asyncio.Task[None]) -> None:
+    """Let an in-flight cycle finish (within the grace), then end the source's task and wait for it."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(RELEASE_GRACE_S):
+            await worker.idle.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager
@@ -452,14 +608,20 @@ async def running_connectors(
     publisher: RecordSink,
     topics: Topics,
     parser_for: ParserFor | None = None,
+    *,
+    handover: Handover | None = None,
+    instance: str | None = None,
 ) -> AsyncIterator[ConnectorRunner]:
     """The runner with its own HTTP client, for `traffic-hub connectors` and `traffic-hub run`.
 
     `parser_for` defaults to `connectors.registry.parser_for` (every source kind of the contract).
+    With a `handover` the runner shares the sources with others: it polls what it is handed.
     """
     lookup = parser_for or registry_parser_for
     async with (
         make_client() as client,
-        ConnectorRunner(configs, client, publisher, topics, parser_for=lookup) as runner,
+        ConnectorRunner(
+            configs, client, publisher, topics, parser_for=lookup, handover=handover, instance=instance
+        ) as runner,
     ):
         yield runner

@@ -64,12 +64,18 @@ class ConnectorState:
     refused_records: int = 0
     dropped_records: int = 0
     tracked_items: int = 0  # items of the last good payload still considered current
+    # the runner (TRAFFIC_HUB_INSTANCE) polling this source when this process does; None when another
+    # runner sharing the sources holds it (`held` false)
+    runner: str | None = None
+    held: bool = True
 
     @property
     def status(self) -> str:
-        """`disabled`, `pending` (not run yet), `ok` or `failing`."""
+        """`disabled`, `elsewhere` (another runner polls it), `pending` (not run yet), `ok` or `failing`."""
         if not self.enabled:
             return "disabled"
+        if not self.held:
+            return "elsewhere"
         if self.consecutive_failures:
             return "failing"
         return "ok" if self.last_success else "pending"
@@ -103,7 +109,7 @@ def metric_families(states: Iterable[ConnectorState]) -> Iterator[Metric]:
     for name, (help_text, read) in gauges.items():
         gauge = GaugeMetricFamily(name, help_text, labels=names)
         for state in states:
-            value = read(state)
+            value = read(state) if state.held else None  # a source polled by another runner is its to report
             if value is not None:
                 gauge.add_metric(_labels(state), value)
         yield gauge

@@ -45,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="every role in one process: API + feeds + map, normaliser, connectors")
     sub.add_parser("api", help="the HTTP API and feeds only")
     sub.add_parser("normaliser", help="the normaliser only (a consumer-group member)")
-    sub.add_parser("connectors", help="the connector runner only")
+    sub.add_parser(
+        "connectors",
+        help="the connector runner only; several share the sources (each polled by one of them at a time)",
+    )
     sub.add_parser("archiver", help="the history archive only: reports and events into TRAFFIC_HUB_DATABASE_URL")
     network = sub.add_parser("network", help="road network tools")
     network_sub = network.add_subparsers(dest="network_command", required=True)
@@ -253,7 +256,9 @@ async def _headless(settings: Settings, roles: set[Role], connectors: list[Conne
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with quiet_start() as quiet, open_hub(settings, Principals.of([]), roles, connectors=connectors) as hub:
+    shared = Role.CONNECTORS in roles  # `traffic-hub connectors`: sources shared with the other runners
+    hub_parts = open_hub(settings, Principals.of([]), roles, connectors=connectors, shared_connectors=shared)
+    async with quiet_start() as quiet, hub_parts as hub:
         quiet.ready_when(lambda: hub.ready)
         log.info("running roles: %s", ", ".join(sorted(r.value for r in roles)))
         await stop.wait()

@@ -16,11 +16,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
 from connectors.config import ConnectorConfig
+from connectors.handover import Handover, statuses
 from connectors.runner import ConnectorRunner, running_connectors
 from connectors.state import ConnectorsCollector
 from geo.communes import Communes
@@ -39,6 +41,7 @@ from traffic_hub.feeds.engine import FeedBook
 from traffic_hub.feeds.registry import renderer_factories
 from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
 from traffic_hub.kafka.admin import Replication, check_replication
+from traffic_hub.kafka.leases import LeaseTopics, SavedStateReader, SourceLeases
 from traffic_hub.keys import watching
 from traffic_hub.logs import quiet_start
 from traffic_hub.metrics import Metrics, serve_metrics
@@ -79,6 +82,7 @@ class Hub:
     normaliser: Normaliser | None = None
     network: RoadNetwork | None = None
     connectors: ConnectorRunner | None = None
+    connector_statuses: SavedStateReader | None = None  # an API without connectors: what the shared runners report
     archiver: Archiver | None = None
     demo_keys: list[DemoKey] = field(default_factory=list)
     replication: Replication = field(default_factory=Replication)  # what /readyz says of the topics' durability
@@ -105,7 +109,10 @@ async def open_hub(
     demo_keys: list[DemoKey] | None = None,
     placer: Placer | None = None,
     connectors: list[ConnectorConfig] | None = None,
+    shared_connectors: bool = False,
 ) -> AsyncIterator[Hub]:
+    """The hub's parts for `roles`. `shared_connectors`: the connectors share the sources with other
+    runners (`traffic-hub connectors`); without it they poll every source (`traffic-hub run`)."""
     topics = Topics(settings.topic_prefix)
     tz = ZoneInfo(settings.timezone)
     k = settings.kafka
@@ -153,13 +160,44 @@ async def open_hub(
             )
             await stack.enter_async_context(hub.normaliser)
         if Role.CONNECTORS in roles and connectors:
-            hub.connectors = await stack.enter_async_context(running_connectors(connectors, publisher, topics))
+            runner = shared_runner(settings, connectors, publisher, topics) if shared_connectors else (
+                running_connectors(connectors, publisher, topics, instance=settings.instance))
+            hub.connectors = await stack.enter_async_context(runner)
+        if Role.API in roles and hub.connectors is None:
+            names = LeaseTopics(topics.prefix)
+            hub.connector_statuses = await stack.enter_async_context(SavedStateReader(
+                k.bootstrap_servers, names.state, f"{settings.instance}-connector-status", topics_ready,
+                wait_for_topic_s=5.0,
+            ))
         if Role.ARCHIVER in roles and settings.database_url:
             hub.archiver = await stack.enter_async_context(archiver(settings, topics))
         if settings.demo and hub.demo_keys and Role.API in roles:
             seeding = asyncio.create_task(seed(closures, live.wait_ready, hub.demo_keys), name="demo-seed")
             stack.callback(seeding.cancel)
         yield hub
+
+
+@contextlib.asynccontextmanager
+async def shared_runner(
+    settings: Settings, connectors: list[ConnectorConfig], publisher: Publisher, topics: Topics
+) -> AsyncIterator[ConnectorRunner]:
+    """A runner sharing the sources with the other `traffic-hub connectors` processes (issue 16): the
+    group's leases hand it sources, their saved memory comes from the state topic. Stopped in reverse:
+    the leases release every source (and leave the group) before the runner and the reader stop."""
+    k = settings.kafka
+    names = LeaseTopics(topics.prefix)
+    ready = asyncio.Event()
+    states = SavedStateReader(k.bootstrap_servers, names.state, f"{settings.instance}-connector-state", ready)
+    handover = Handover(states, names.state, settings.instance)
+    async with (
+        states,
+        running_connectors(connectors, publisher, topics, handover=handover) as runner,
+        SourceLeases(
+            k.bootstrap_servers, names, runner, runner.names, settings.instance,
+            replication=k.replication_factor, min_insync=k.min_insync_replicas, topics_ready=ready,
+        ),
+    ):
+        yield runner
 
 
 def archiver(settings: Settings, topics: Topics) -> Archiver:
@@ -204,7 +242,7 @@ def api_state(hub: Hub, metrics: Metrics) -> ApiState:
         closures=hub.closures,
         keys=hub.keys,
         write_report=write_report,
-        connector_states=lambda: [s.as_dict() for s in hub.connectors.states()] if hub.connectors else [],
+        connector_states=lambda: connector_states(hub),
         readiness=lambda: readiness(hub),
         durability=lambda: hub.replication.detail,
         communes=hub.communes,
@@ -212,6 +250,15 @@ def api_state(hub: Hub, metrics: Metrics) -> ApiState:
         settings=hub.settings,
         metrics=metrics,
     )
+
+
+def connector_states(hub: Hub) -> list[dict[str, Any]]:
+    """`GET /api/v1/connectors`: this process's connectors, else what the shared runners last reported."""
+    if hub.connectors is not None:
+        return [s.as_dict() for s in hub.connectors.states()]
+    if hub.connector_statuses is not None:
+        return statuses(hub.connector_statuses.values())
+    return []
 
 
 def readiness(hub: Hub) -> dict[str, bool]:

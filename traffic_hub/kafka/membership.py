@@ -1,0 +1,82 @@
+"""Static consumer-group membership (KIP-345), shared by every role that is a group member.
+
+A member whose `group_instance_id` is its stable instance name (`TRAFFIC_HUB_INSTANCE`) takes its
+partitions back at once when it is killed and restarted, instead of waiting until the dead member's
+session expires. That opens two corners, both closed here:
+
+- a static member does not leave its group when it stops (aiokafka skips LeaveGroup), so a clean stop
+  not followed by a restart would leave its partitions idle for a whole session: `leave_and_stop`
+  sends the LeaveGroup all the same;
+- two live processes sharing an instance name fence each other every heartbeat for ever: `Fencing`
+  notices it, and the caller carries on as a dynamic member.
+
+These were written for the normaliser (`traffic_hub/normaliser/service.py` still has its own copy,
+identical: it should import them from here) and are used by the connector runners' leases
+(`traffic_hub/kafka/leases.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+# Our member id replaced this many times within the window = another live process joins with our
+# instance name and the broker fences us each time we rejoin (and we fence it back): see `Fencing`.
+FENCED_TIMES = 3
+FENCED_WINDOW_S = 60.0
+
+
+class SharedInstanceName(Exception):
+    """Another live process uses this instance's group_instance_id."""
+
+
+class Fencing:
+    """Notices a group_instance_id shared by two live processes.
+
+    A static member whose id is taken over by a newcomer is fenced: its next heartbeat is refused
+    (unknown member), it rejoins under the same instance id and fences the other in turn, about once
+    a heartbeat, for ever. A rebalance keeps the member id; only a rejoin from scratch (fenced, or our
+    own session expired) gives a new one. Several new ids within a minute mean a shared name. aiokafka
+    keeps the member id on its private coordinator: if that ever moves, `member_id` reads None and the
+    check is simply off.
+    """
+
+    def __init__(self) -> None:
+        self._member: str | None = None
+        self._changes: deque[float] = deque(maxlen=FENCED_TIMES)
+
+    def check(self, consumer: AIOKafkaConsumer) -> None:
+        member = member_id(consumer)
+        if not member or member == self._member:
+            return
+        if self._member is not None:
+            self._changes.append(time.monotonic())
+        self._member = member
+        if len(self._changes) == FENCED_TIMES and self._changes[-1] - self._changes[0] < FENCED_WINDOW_S:
+            raise SharedInstanceName(member)
+
+
+def member_id(consumer: AIOKafkaConsumer) -> str | None:
+    """The group member id aiokafka holds on its (private) coordinator; None when not known."""
+    member = getattr(getattr(consumer, "_coordinator", None), "member_id", None)
+    return member if isinstance(member, str) else None
+
+
+async def leave_and_stop(consumer: AIOKafkaConsumer) -> None:
+    """Stop the consumer, leaving the group even as a static member.
+
+    aiokafka sends LeaveGroup on stop only for dynamic members; forgetting the instance id on its
+    coordinator just before stopping makes it send one (LeaveGroup by member id, which Kafka 4.4
+    honours for a static member: the partitions move in under a second instead of a session).
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is not None and hasattr(coordinator, "_group_instance_id"):
+        coordinator._group_instance_id = None
+    with contextlib.suppress(KafkaError, OSError, TimeoutError):
+        async with asyncio.timeout(5):
+            await consumer.stop()
