@@ -686,6 +686,14 @@ def markdown(report: ChaosReport) -> str:
     return "\n".join(out)
 
 
+def kept_section(path: Path = RESULTS) -> str:
+    """The chaos section of an existing RESULTS.md (kept when `make bench` rewrites the rest), or ""."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if BEGIN not in text or END not in text:
+        return ""
+    return "\n" + BEGIN + text.partition(BEGIN)[2].partition(END)[0] + END + "\n"
+
+
 def write_section(report: ChaosReport, path: Path = RESULTS) -> None:
     """Put the chaos section into RESULTS.md, replacing the previous one (the rest of the file is kept)."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"

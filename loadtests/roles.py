@@ -62,7 +62,7 @@ class RoleProcess:
     """One process of one role; `start` again after `kill` reuses its instance name (and port, for an API)."""
 
     deployment: Deployment
-    role: str  # "api", "normaliser", "connectors"
+    role: str  # "api", "normaliser", "connectors" (or "run": every role in one process)
     name: str  # e.g. "api-1": the instance is "<prefix>-<name>"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -89,7 +89,7 @@ class RoleProcess:
     def start(self) -> None:
         env = self.deployment.env(self.instance)
         self.log_offset = self.log.stat().st_size if self.log.exists() else 0
-        if self.role == "api":
+        if self.role in ("api", "run"):
             env["TRAFFIC_HUB_HTTP_PORT"] = str(self.port)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
@@ -103,7 +103,7 @@ class RoleProcess:
         if self.process is None or self.process.poll() is not None:
             code = None if self.process is None else self.process.returncode
             raise RuntimeError(f"{self.name} is not running (exit {code}); see {self.log}:\n{self.tail()}")
-        if self.role == "api":
+        if self.role in ("api", "run"):
             try:
                 return httpx2.get(f"{self.url}/readyz", timeout=2).status_code == 200
             except httpx2.HTTPError:
