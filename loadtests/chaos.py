@@ -76,6 +76,7 @@ GOAL_RESUME_S = 3.0
 
 # name → what is killed at once; "broker" is a node that is not the active controller
 FAULTS: dict[str, tuple[str, ...]] = {
+    "none": (),  # the baseline: the same measurements with nothing killed (what the loaded machine gives)
     "broker": ("broker",),
     "controller": ("controller",),
     "normaliser": ("normaliser",),
@@ -85,7 +86,7 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "api+connectors+normaliser": ("api", "connectors", "normaliser"),
     "broker+api": ("broker", "api"),
 }
-SHORT = ["controller", "normaliser", "api"]
+SHORT = ["none", "controller", "normaliser", "api"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +97,9 @@ class Config:
     connectors: int = 2
     steady_s: float = 6.0  # load before each fault
     hold_s: float = 6.0  # a killed broker stays down this long (processes restart at once)
-    writers: int = 6  # concurrent closure writers (spread over the teams)
-    write_gap_s: float = 0.3  # each writer's pause between two closures
+    writers: int = 4  # concurrent closure writers (spread over the teams)
+    write_gap_s: float = 0.5  # each writer's pause between two closures
+    poll_gap_s: float = 1.0  # each partner's pause between two rounds of every feed
     probes: int = 3  # closures posted right after a kill, timed until every feed has them
     connector_interval_s: float = 5.0  # the connectors file's minimum
     source_every_s: float = 2.0  # a new item on the live Waze source this often
@@ -481,7 +483,7 @@ class Chaos:
                     process.stop()
 
     async def drive(self, lb: Balancer) -> list[FaultResult]:
-        self.load = load = Load(lb, self.teams, self.cfg.writers, self.cfg.write_gap_s)
+        self.load = load = Load(lb, self.teams, self.cfg.writers, self.cfg.write_gap_s, self.cfg.poll_gap_s)
         tasks = [asyncio.create_task(lb.health_loop(r, load.stop)) for r in lb.replicas]
         try:
             for replica in lb.replicas:
@@ -642,9 +644,11 @@ def notes(report: ChaosReport) -> list[str]:
         f"three-node cluster (RF 3, min ISR 2); processes started and ready in {report.started_in_s:.0f} s; "
         f"cluster up in {report.cluster_up_s:.0f} s",
         f"load: {cfg.writers} closure writers (4 communes' teams, {cfg.write_gap_s} s between posts each), partners "
-        f"polling every feed of every replica (conditional GETs), one SSE stream per replica, a live Waze source "
+        f"polling every feed of every replica (conditional GETs, a round every {cfg.poll_gap_s} s), "
+        "one SSE stream per replica, a live Waze source "
         f"changing every {cfg.source_every_s:.0f} s (connectors poll every {cfg.connector_interval_s:.0f} s, "
         "the minimum of a connectors file)",
+        "none: the baseline, the same measurements with nothing killed (what this machine gives under this load)",
         f"{cfg.steady_s:.0f} s of steady load before each fault; processes are restarted at once (a supervisor), "
         f"a broker after {cfg.hold_s:.0f} s; {report.writes} closures posted, {report.acked} acknowledged",
         "writes refused: first to last 5xx answer to a POST after the kill; a refused connection sends the POST "
@@ -758,9 +762,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loadtests.chaos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faults", nargs="+", choices=list(FAULTS), help="faults to inflict, in order (default: all)")
-    parser.add_argument("--short", action="store_true", help=f"only {', '.join(SHORT)}, 3 s of load before each")
+    parser.add_argument("--short", action="store_true", help=f"only {', '.join(SHORT)}; 3 s of load before each")
     parser.add_argument("--steady-s", type=float, help="seconds of steady load before each fault (default 6)")
     parser.add_argument("--hold-s", type=float, default=6.0, help="seconds a killed broker stays down")
+    parser.add_argument("--replicas", type=int, default=2, help="API replicas (default 2)")
+    parser.add_argument("--normalisers", type=int, default=3, help="normaliser processes (default 3)")
+    parser.add_argument("--connectors", type=int, default=2, help="connector runners (default 2)")
     parser.add_argument("--keep-cluster", action="store_true", help="leave a cluster this run started running")
     parser.add_argument("--no-write", action="store_true", help="do not write loadtests/RESULTS.md")
     parser.add_argument("--workdir", type=Path, help="keep the processes' logs (and keys, sources file) here")
@@ -770,7 +777,8 @@ def _parser() -> argparse.ArgumentParser:
 def config_from(args: argparse.Namespace) -> Config:
     faults = args.faults or (SHORT if args.short else list(FAULTS))
     steady = args.steady_s if args.steady_s is not None else (3.0 if args.short else 6.0)
-    return Config(faults=faults, steady_s=steady, hold_s=args.hold_s)
+    return Config(faults=faults, steady_s=steady, hold_s=args.hold_s, replicas=args.replicas,
+                  normalisers=args.normalisers, connectors=args.connectors)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,6 +169,7 @@ class Load:
     teams: list[Team]
     writers: int
     write_gap_s: float
+    poll_gap_s: float = 1.0
     writes: list[Write] = field(default_factory=list)
     polls: list[Poll] = field(default_factory=list)
     streamed: dict[str, set[str]] = field(default_factory=dict)  # replica → event ids seen in `created`/`updated`
@@ -222,7 +223,7 @@ class Load:
                 self.polls.append(Poll(time.monotonic(), replica.name, path, response.status_code))
                 if response.status_code == 200 and "etag" in response.headers:
                     etags[path] = response.headers["etag"]
-            await asyncio.sleep(0.2)  # the partners' polling pace
+            await asyncio.sleep(self.poll_gap_s)  # the partners' polling pace
 
     async def streamer(self, replica: Replica) -> None:
         seen = self.streamed.setdefault(replica.name, set())

@@ -25,7 +25,7 @@ from tests.kafkarun import run_name
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(900)]
 
 SHORT = chaos.Config(
-    faults=["controller", "normaliser", "api"],
+    faults=["controller", "normaliser", "api"],  # the baseline ("none") is left to the full run
     replicas=2,
     normalisers=2,
     connectors=1,
