@@ -118,6 +118,7 @@ class FaultResult:
     cut: int = 0  # POSTs cut by a kill (retried on the other replica)
     not_acked: int = 0  # writes never acknowledged (refused for good or given up)
     max_write_s: float = 0.0  # longest POST → acknowledgement, retries included
+    stall_s: float = 0.0  # longest time without any acknowledged write, from the kill on
     resume_s: float | None = None
     source_resume_s: float | None = None
     restart_s: dict[str, float] = field(default_factory=dict)
@@ -532,6 +533,8 @@ def summarise(result: FaultResult, writes: list[Write], polls: list[Poll], t0: f
     result.acked = sum(1 for w in writes if w.acked_at is not None)
     result.not_acked = sum(1 for w in writes if w.acked_at is None)
     result.max_write_s = max((w.acked_at - w.started for w in writes if w.acked_at is not None), default=0.0)
+    acks = sorted(w.acked_at for w in writes if w.acked_at is not None and t0 <= w.acked_at <= t1)
+    result.stall_s = max((b - a for a, b in zip([t0, *acks], acks, strict=False)), default=0.0)
     feed = [p for p in polls if t0 <= p.at <= t1]
     result.feed_polls = len(feed)
     result.feed_5xx = sum(1 for p in feed if p.status >= 500)
@@ -600,7 +603,8 @@ def describe_result(r: FaultResult) -> str:
     text = (
         f"{r.name}: killed {', '.join(r.killed)}; lost {r.lost}, duplicates {r.duplicates}, "
         f"writes refused for {r.refused_window_s:.1f} s ({r.refused} × 5xx, {r.cut} cut, {r.not_acked} not acked, "
-        f"{r.acked} acked, longest write {r.max_write_s:.1f} s), resumed {_s(r.resume_s)}"
+        f"{r.acked} acked, longest write {r.max_write_s:.1f} s, no ack for {r.stall_s:.1f} s at most), "
+        f"resumed {_s(r.resume_s)}"
         + (f" (source item {_s(r.source_resume_s)})" if r.source_resume_s is not None else "")
         + f", restarted {restart}, converged {'yes' if r.converged else 'NO'} {_s(r.converge_s)}, "
         f"feed 5xx {r.feed_5xx}/{r.feed_polls}, stream {r.stream_seen}"
@@ -620,7 +624,7 @@ def table_rows(report: ChaosReport) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for r in report.results:
         restart = ", ".join(f"{v:.1f} s" for v in r.restart_s.values()) or "-"
-        refused = f"{r.refused_window_s:.1f} s ({r.refused}×5xx, {r.cut} cut)"
+        refused = f"{r.refused_window_s:.1f} s ({r.refused}×5xx, {r.cut} cut; no ack {r.stall_s:.1f} s)"
         resumed = _s(r.resume_s) + (f" / src {_s(r.source_resume_s)}" if r.source_resume_s is not None else "")
         converged = ("yes " + _s(r.converge_s)) if r.converged else "NO"
         mark = "ok" if r.ok else ("correct, slow" if r.correct else "FAILED")
@@ -653,7 +657,8 @@ def notes(report: ChaosReport) -> list[str]:
         f"a broker after {cfg.hold_s:.0f} s; {report.writes} closures posted, {report.acked} acknowledged",
         "writes refused: first to last 5xx answer to a POST after the kill; a refused connection sends the POST "
         "to the other replica at once (a load balancer's passive check) and is not counted; 'cut' = in flight on "
-        "a killed replica, retried on the other (same reference and body: idempotent)",
+        "a killed replica, retried on the other (same reference and body: idempotent); 'no ack' = the longest "
+        "time without any acknowledged write from the kill on (writes that wait rather than fail)",
         "resumed: kill → closures posted right after it in every feed of every replica in the rotation; "
         "src: kill → a new item of a source is an event on every replica",
         "goals: 0 lost, 0 duplicates, converged, 0 feed 5xx; writes refused < 5 s for a broker, 0 otherwise; "
