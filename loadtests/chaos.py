@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from types import FrameType
 
 import httpx2
 import shapely
@@ -425,7 +427,7 @@ class Chaos:
             restarts.append(asyncio.create_task(_after(delay, restart), name=f"restart {label}"))
         try:
             probes = [
-                load.write_one(self.teams[0], f"PROBE-{name}-{i}-{time.time_ns()}",
+                load.write_one(self.teams[0], f"PROBE-{name.replace('+', '-')}-{i}-{time.time_ns()}",
                                self.probe_streets[(self.turn["probe"] + i) % len(self.probe_streets)])
                 for i in range(cfg.probes)
             ]
@@ -480,7 +482,10 @@ class Chaos:
                     await lb.close()
                 return results, started_in, self.cpu_figure()
             finally:
-                for process in [*self.runners, *self.normalisers, *self.api]:
+                everyone = [*self.runners, *self.normalisers, *self.api]
+                for process in everyone:
+                    process.terminate()
+                for process in everyone:
                     process.stop()
 
     async def drive(self, lb: Balancer) -> list[FaultResult]:
@@ -786,8 +791,13 @@ def config_from(args: argparse.Namespace) -> Config:
                   normalisers=args.normalisers, connectors=args.connectors)
 
 
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds every `finally`: the processes stop, the topics go
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
     report = run(config_from(args), keep_cluster=args.keep_cluster, workdir=args.workdir)
     print(text_table(report))
     print("\n".join(f"- {n}" for n in notes(report)))

@@ -128,6 +128,11 @@ class RoleProcess:
         self.process.wait(30)
         self.kills += 1
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting (stop many at once, then `stop` each)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
