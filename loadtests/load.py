@@ -90,7 +90,8 @@ class Balancer:
         self.replicas = replicas
         self.operator_key, self.partner_key = operator_key, partner_key
         self._turn = itertools.count()
-        limits = httpx2.Limits(max_connections=64, max_keepalive_connections=32)
+        # idle connections are dropped before the hub's keep-alive (5 s) closes them under a new request
+        limits = httpx2.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=2.0)
         self.http = httpx2.AsyncClient(timeout=httpx2.Timeout(15.0, connect=2.0), limits=limits)
 
     def pick(self) -> Replica | None:
@@ -137,8 +138,7 @@ async def post_closure(lb: Balancer, team: Team, write: Write, body: dict[str, A
             replica.set_up(False)  # refused: the balancer takes it out and tries the next one at once
             write.attempts.append(Attempt(started, time.monotonic(), replica.name, NO_ANSWER))
             continue
-        except httpx2.HTTPError:
-            replica.set_up(False)
+        except httpx2.HTTPError:  # cut: the replica died mid-request (or closed a keep-alive connection)
             write.attempts.append(Attempt(started, time.monotonic(), replica.name, CUT))
             continue
         write.attempts.append(Attempt(started, time.monotonic(), replica.name, status))
