@@ -10,7 +10,7 @@ CLUSTER := bash ops/kafka/cluster-local.sh
 DB := bash ops/postgres/db-local.sh
 NETWORK := geo/data/lille_centre.network.arrow
 
-.PHONY: help install system-packages run test test-future lint typecheck unit kafka-up kafka-down cluster-up cluster-down cluster-kill cluster-start cluster-status db-up db-down bench network clean
+.PHONY: help install system-packages run test test-future lint typecheck unit kafka-up kafka-down cluster-up cluster-down cluster-kill cluster-start cluster-status chaos db-up db-down bench network clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ test-future: install ## the tests that depend on "now", again with the clock 400
 
 bench: install kafka-up ## the benchmarks under loadtests/, writes loadtests/RESULTS.md
 	$(BIN)/python -m loadtests
+
+chaos: install ## the chaos run on the three-node cluster (started if needed): kills under load, every figure
+	$(BIN)/python -m loadtests.chaos
 
 clean: ## remove the venv and caches (not the Kafka jar cache)
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

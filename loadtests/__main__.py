@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from loadtests import closures_load, feeds_load, ingest, matching
+from loadtests import chaos, closures_load, cluster_bench, feeds_load, ingest, matching
+from loadtests import cluster as clusters
 from loadtests.feedwatch import feed_paths
 from loadtests.hubproc import Hub
 from loadtests.machine import describe
@@ -19,7 +20,8 @@ from loadtests.memory import GOAL_MIB, seeded_hub
 from loadtests.report import Row, machine_lines, markdown, text_table, verdict
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-STEPS = ("matching", "ingest", "feeds", "writes", "memory")
+STEPS = ("matching", "ingest", "feeds", "writes", "memory", "cluster", "chaos")
+DEFAULT_STEPS = ("matching", "ingest", "feeds", "writes", "memory", "cluster")  # chaos: `--only chaos`, `make chaos`
 
 
 def _ingest_rows(rounds: int) -> list[Row]:
@@ -180,6 +182,24 @@ def _matching_rows(traces: int, closures: int) -> list[Row]:
     return out
 
 
+def _cluster_rows(args: argparse.Namespace, workdir: Path, rows: list[Row]) -> list[Row]:
+    """Issue 16 on the three-node cluster (started if it is not running, stopped again if started here)."""
+    cluster = clusters.ensure_up()
+    try:
+        return cluster_bench.rows(cluster, workdir, args.cluster_reports, args.samples)
+    finally:
+        clusters.stop(cluster)
+
+
+def _chaos_rows(args: argparse.Namespace) -> list[Row]:
+    """The chaos run (loadtests/chaos.py): its own table in RESULTS.md, one row per fault here."""
+    report = chaos.run(chaos.Config(faults=chaos.SHORT if args.chaos_short else list(chaos.FAULTS)))
+    print(chaos.text_table(report), file=sys.stderr)
+    if not args.no_write:
+        chaos.write_section(report)
+    return chaos.bench_rows(report)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loadtests", description=__doc__)
     parser.add_argument("--events", type=int, default=10_000, help="active events for the feed benchmark")
@@ -193,12 +213,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=3, help="connector and ProducerPerformance rounds")
     parser.add_argument("--traces", type=int, default=100)
     parser.add_argument("--closures", type=int, default=400)
+    parser.add_argument("--cluster-reports", type=int, default=1500, help="backlog of the normaliser rows (cluster)")
+    parser.add_argument("--chaos-short", action="store_true", help="chaos: only controller, normaliser, api")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     parser.add_argument(
         "--only",
         choices=STEPS,
         nargs="+",
-        help="run only these sections (writes: the closure-write rows alone); RESULTS.md is then left as it is",
+        help="run only these sections (writes: the closure-write rows alone; chaos is run only when named); "
+        "RESULTS.md is then left as it is, except the chaos run's own section",
     )
     return parser
 
@@ -214,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rows: list[Row] = []
     notes: list[str] = []
-    wanted = set(args.only or STEPS)
+    wanted = set(args.only or DEFAULT_STEPS)
     with tempfile.TemporaryDirectory(prefix="loadtests-") as tmp:
         workdir = Path(tmp)
         every: list[tuple[str, Callable[[], list[Row]]]] = [
@@ -225,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
             ("feeds", lambda: _hub_rows(args, workdir, rows, writes=False)),
             ("writes", lambda: _writes_only_rows(args, workdir)),
             ("memory", lambda: _memory_rows(args.memory_events, workdir)),
+            ("cluster", lambda: _cluster_rows(args, workdir, rows)),
+            ("chaos", lambda: _chaos_rows(args)),
         ]
         steps = [(name, step) for name, step in every if _chosen(name, wanted)]
         for name, step in steps:
@@ -241,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_lines(machine))
     print(text_table(rows))
     if not args.no_write and args.only is None:
-        RESULTS.write_text(markdown(rows, machine, notes), encoding="utf-8")
+        RESULTS.write_text(markdown(rows, machine, notes) + chaos.kept_section(RESULTS), encoding="utf-8")
     return 0
 
 

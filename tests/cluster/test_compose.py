@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import base64
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from traffic_hub.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 yaml = pytest.importorskip("yaml")
@@ -95,3 +98,66 @@ def test_every_kafka_setting_is_one_the_local_cluster_runs_with() -> None:
         for variable in env(service):
             if variable.startswith("KAFKA_"):
                 assert property_name(variable) in known, variable
+
+
+# --- the roles scaled out behind one address -------------------------------------------------------------
+
+NGINX_CONF = ROOT / "ops" / "nginx" / "traffic-hub.conf"
+
+
+def role(command: str) -> dict[str, Any]:
+    (service,) = [s for s in hub_services().values() if s["command"] == [command]]
+    return service
+
+
+def test_every_role_is_scaled_out_and_restarted_by_its_supervisor() -> None:
+    replicas = {command: role(command).get("deploy", {}).get("replicas", 1) for command in
+                ("api", "normaliser", "connectors")}
+    assert replicas["api"] >= 2
+    assert replicas["normaliser"] == 3
+    assert replicas["connectors"] == 2
+    for command in replicas:
+        assert role(command)["restart"] == "unless-stopped", command
+
+
+def test_replicated_processes_get_unique_instance_names_and_one_public_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # deploy.replicas gives every container the same environment: an explicit TRAFFIC_HUB_INSTANCE would be
+    # shared by all (static group members fencing each other); the default, the host name, is per container
+    for command in ("api", "normaliser", "connectors"):
+        assert "TRAFFIC_HUB_INSTANCE" not in env(role(command)), command
+    monkeypatch.delenv("TRAFFIC_HUB_INSTANCE", raising=False)
+    assert Settings().instance == socket.gethostname()
+    public = {env(role(command))["TRAFFIC_HUB_PUBLIC_URL"] for command in ("api", "normaliser", "connectors")}
+    assert public == {"http://localhost:8000"}  # the balancer's published address, below
+
+
+def test_nginx_balances_the_api_replicas_from_its_documented_config_dir() -> None:
+    services = compose()["services"]
+    (name,) = [n for n, s in services.items() if str(s.get("image", "")).startswith("nginx:")]
+    lb = services[name]
+    major, minor = (int(x) for x in lb["image"].split(":")[1].split("-")[0].split(".")[:2])
+    assert (major, minor) >= (1, 27)  # `resolve` on an upstream server: open-source nginx since 1.27.3
+    assert lb["ports"] == ["8000:80"]
+    assert "ports" not in role("api")  # only the balancer is published: replicas would clash on one port
+    (mount,) = lb["volumes"]
+    source, target, mode = mount.split(":")
+    assert (ROOT / source).resolve() == NGINX_CONF
+    assert (target, mode) == ("/etc/nginx/conf.d/default.conf", "ro")  # the image's http{} includes conf.d/*.conf
+    assert lb["depends_on"] == {"api": {"condition": "service_healthy"}}
+
+
+def test_the_nginx_config_round_robins_over_every_replica_and_does_not_buffer_the_stream() -> None:
+    conf = re.sub(r"#.*", "", NGINX_CONF.read_text(encoding="utf-8"))
+    upstream = re.search(r"upstream (\w+) \{(.*?)\}", conf, flags=re.DOTALL)
+    assert upstream is not None
+    name, body = upstream.groups()
+    assert re.search(r"server api:8000 resolve\b", body)  # every replica Docker's DNS knows, kept up to date
+    assert re.search(r"\bzone \w+ \d+k;", body)  # `resolve` needs the shared zone
+    assert "resolver 127.0.0.11" in conf  # Docker's embedded DNS
+    assert conf.count(f"proxy_pass http://{name};") == 2
+    assert re.search(r"proxy_next_upstream error timeout[^;]*non_idempotent;", conf)
+    stream = conf.split("location = /api/v1/events/stream", 1)[1]
+    assert "proxy_buffering off;" in stream
+    assert "gzip off;" in conf  # feeds are compressed (and their ETags computed) by the hub
