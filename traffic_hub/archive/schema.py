@@ -140,7 +140,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
                 last_partition = EXCLUDED.last_partition,
                 last_offset = EXCLUDED.last_offset,
                 deleted = EXCLUDED.deleted,
-                ended_at = CASE WHEN EXCLUDED.ended_at IS NULL THEN NULL ELSE coalesce(s.ended_at, EXCLUDED.ended_at) END,
+                ended_at = CASE WHEN EXCLUDED.ended_at IS NULL THEN NULL
+                                ELSE coalesce(s.ended_at, EXCLUDED.ended_at) END,
                 ends_at = CASE WHEN EXCLUDED.deleted THEN s.ends_at ELSE EXCLUDED.ends_at END,
                 life = archive_life(
                     s.first_at,
