@@ -159,7 +159,9 @@ async def open_hub(
         if Role.ARCHIVER in roles and settings.database_url:
             hub.archiver = await stack.enter_async_context(archiver(settings, topics))
         if Role.API in roles and settings.database_url:
-            history = HistoryDb(settings.database_url, k.bootstrap_servers, topics, f"{settings.instance}-history")
+            history = HistoryDb(
+                settings.database_url, k.bootstrap_servers, topics, f"{settings.instance}-history", k.partitions
+            )
             hub.history = await stack.enter_async_context(history)
         if settings.demo and hub.demo_keys and Role.API in roles:
             seeding = asyncio.create_task(seed(closures, live.wait_ready, hub.demo_keys), name="demo-seed")

@@ -91,8 +91,11 @@ def _topic_lag(
 class HistoryDb(Service):
     """The pool the history routes read through; `status()` is what `/readyz` shows of the archive."""
 
-    def __init__(self, database_url: str, bootstrap_servers: str, topics: Topics, client_id: str) -> None:
+    def __init__(
+        self, database_url: str, bootstrap_servers: str, topics: Topics, client_id: str, partitions: int = 3
+    ) -> None:
         super().__init__()
+        self._partitions = partitions
         self._topics = topics
         self._bootstrap = bootstrap_servers
         self._client_id = client_id
@@ -182,7 +185,7 @@ class HistoryDb(Service):
             return
         self._status.database, self._status.error, self._status.checked_at = "up", None, now
         try:
-            ends = await self._end_offsets()
+            ends = await self._end_offsets(stored)
         except (KafkaError, OSError, TimeoutError):
             self._status.lag_known = False
             return
@@ -202,7 +205,8 @@ class HistoryDb(Service):
             found = await cur.fetchall()
         return {(str(t), int(p)): (int(o), at) for t, p, o, at in found}
 
-    async def _end_offsets(self) -> dict[tuple[str, int], int]:
+    async def _end_offsets(self, stored: dict[tuple[str, int], Any]) -> dict[tuple[str, int], int]:
+        """The topics' end offsets: the partitions the hub creates (`partitions`) and any archived beyond."""
         async with asyncio.timeout(5):
             if self._consumer is None:
                 consumer = AIOKafkaConsumer(
@@ -211,13 +215,7 @@ class HistoryDb(Service):
                 )
                 await consumer.start()
                 self._consumer = consumer
-            consumer = self._consumer
-            tps: list[TopicPartition] = []
-            for topic in (self._topics.reports, self._topics.events):
-                partitions = consumer.partitions_for_topic(topic) or set()
-                tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
-            if not tps:
-                await consumer.topics()  # refresh the metadata; the lag is known from the next check
-                return {}
-            ends = await consumer.end_offsets(tps)
+            wanted = {(topic, p) for topic in (self._topics.reports, self._topics.events)
+                      for p in range(self._partitions)} | set(stored)
+            ends = await self._consumer.end_offsets([TopicPartition(t, p) for t, p in sorted(wanted)])
         return {(tp.topic, tp.partition): int(offset) for tp, offset in ends.items()}
