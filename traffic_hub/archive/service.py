@@ -135,6 +135,7 @@ class Archiver(Service):
         async with asyncio.timeout(10):
             conn = await psycopg.AsyncConnection.connect(self._url, connect_timeout=5, application_name="archiver")
         self._conn = conn
+        self._months = set()  # a database that came back may be a new one (restored, re-created): no partition known
         version = await schema.migrate(conn)
         self.connected = True
         log.info("archiver: database schema version %d", version)
