@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from loadtests import closures_load, feeds_load, ingest, matching
+from loadtests import archive, closures_load, feeds_load, ingest, matching
 from loadtests.feedwatch import feed_paths
 from loadtests.hubproc import Hub
 from loadtests.machine import describe
@@ -19,7 +19,7 @@ from loadtests.memory import GOAL_MIB, seeded_hub
 from loadtests.report import Row, machine_lines, markdown, text_table, verdict
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-STEPS = ("matching", "ingest", "feeds", "writes", "memory")
+STEPS = ("matching", "ingest", "feeds", "writes", "memory", "archive")
 
 
 def _ingest_rows(rounds: int) -> list[Row]:
@@ -184,6 +184,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=3, help="connector and ProducerPerformance rounds")
     parser.add_argument("--traces", type=int, default=100)
     parser.add_argument("--closures", type=int, default=400)
+    parser.add_argument("--archive-scale", type=float, default=0.05,
+                        help="the synthetic archive year's share of MEL's estimated Waze volume (1 = ~6.9 M events)")
+    parser.add_argument("--archive-burst", type=int, default=20_000, help="records the archiver catches up on")
+    parser.add_argument("--archive-seconds", type=float, default=10.0, help="steady load for the archiver's lag")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     parser.add_argument(
         "--only",
@@ -216,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             ("feeds", lambda: _hub_rows(args, workdir, rows, writes=False)),
             ("writes", lambda: _writes_only_rows(args, workdir)),
             ("memory", lambda: _memory_rows(args.memory_events, workdir)),
+            ("archive", lambda: archive.run(args.archive_scale, args.archive_burst, args.archive_seconds)),
         ]
         steps = [(name, step) for name, step in every if _chosen(name, wanted)]
         for name, step in steps:
