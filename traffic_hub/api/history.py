@@ -24,7 +24,15 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from geo.communes import Communes
-from traffic_hub.api.deps import ClosureReader, CommunesDep, HistoryDep, Operator
+from traffic_hub.api.deps import (
+    ClosureReader,
+    ClosuresDep,
+    CommunesDep,
+    HistoryDep,
+    Operator,
+    OptionalHistoryDep,
+    history_db,
+)
 from traffic_hub.api.responses import READ
 from traffic_hub.archive import diff, queries
 from traffic_hub.archive.queries import Cursor, EventFilter, PastEvent, Version
@@ -372,8 +380,21 @@ async def past_events(
     }
 
 
-router.add_api_route("/api/v1/closures/{item_id}/history", report_history("closure"), methods=["GET"],
-                     responses=HISTORY_ERRORS, tags=["closures", "history"])
+_any_closure = report_history("closure")
+
+
+@router.get("/api/v1/closures/{closure_id}/history", responses=HISTORY_ERRORS, tags=["closures"])
+async def closure_history(
+    closure_id: str, principal: ClosureReader, closures: ClosuresDep, history: OptionalHistoryDep,
+    communes: CommunesDep,
+) -> ItemHistory:
+    """Every version of the closure, oldest first: `at` (when the hub recorded it), `who` wrote it, the
+    `action` and the field-level `changes` from the previous version, and the `state` as written.
+    Road-works teams: the closures in their communes (403 otherwise); operators and admins: all. 404 when
+    the archive has no such closure; 503 with Retry-After when the history database is unavailable."""
+    if closures.book.get(closure_id)[0] is not None:
+        closures.read(principal, closure_id)  # a live closure: the closure routes' own check, database or not
+    return await _any_closure(closure_id, principal, history_db(history), communes)
 # Measures (another branch generalises closures): their history is this one line, once measures are reports
 # of kind "measure" carrying the measure under "measure":
 # router.add_api_route("/api/v1/measures/{item_id}/history", report_history("measure"), methods=["GET"], ...)
