@@ -287,8 +287,10 @@ async def query_rows(url: str, year: Year) -> list[Row]:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await queries.events_between(conn, year.start, year.start + timedelta(days=1), everything, None, 10)  # warm
         months = [year.start + timedelta(days=30 * m + 5) for m in range(11)]
-        first_pages, results = await _timed([
-            partial(queries.events_between, conn, m, m + timedelta(days=30), lille, None, 1000) for m in months])
+        first_pages, _ = await _timed([  # the API's default page (200)
+            partial(queries.events_between, conn, m, m + timedelta(days=30), lille, None, 200) for m in months])
+        _, results = await _timed([partial(queries.events_between, conn, months[0], months[0] + timedelta(days=30),
+                                           lille, None, 1000)])
         walk_started = time.perf_counter()
         page = results[0]
         pages, walked = 1, len(page.items)
@@ -297,7 +299,8 @@ async def query_rows(url: str, year: Year) -> list[Row]:
             pages, walked = pages + 1, walked + len(page.items)
         walk_s = time.perf_counter() - walk_started
         rows.append(Row(
-            "19", f"history: a commune-month (Lille, 30 days), page of 1,000 (n={len(first_pages)}); whole walk",
+            "19", f"history: a commune-month (Lille, 30 days), first page of 200 (n={len(first_pages)}); "
+            "whole walk by pages of 1,000",
             f"p50 {statistics.median(first_pages):.0f} ms, p99 {_p(first_pages, 0.99):.0f} ms; "
             f"{walked:,} events in {pages} pages, {walk_s:.1f} s", "", f"page p99 < {GOAL_PAGE_P99_MS:.0f} ms",
             verdict(_p(first_pages, 0.99) < GOAL_PAGE_P99_MS)))
@@ -312,9 +315,9 @@ async def query_rows(url: str, year: Year) -> list[Row]:
             "per instant)", "", f"p99 < {GOAL_AT_P99_MS:.0f} ms", verdict(_p(at_times, 0.99) < GOAL_AT_P99_MS)))
         days = [year.start + timedelta(days=rng.randrange(30, 330)) for _ in range(20)]
         day_times, _ = await _timed([partial(queries.events_between, conn, d, d + timedelta(days=1), everything,
-                                             None, 1000) for d in days])
+                                             None, 200) for d in days])
         rows.append(Row(
-            "19", f"history: a day's window, whole MEL, page of 1,000 (n={len(day_times)})",
+            "19", f"history: a day's window, whole MEL, first page of 200 (n={len(day_times)})",
             f"p50 {statistics.median(day_times):.0f} ms, p99 {_p(day_times, 0.99):.0f} ms", "",
             f"p99 < {GOAL_PAGE_P99_MS:.0f} ms", verdict(_p(day_times, 0.99) < GOAL_PAGE_P99_MS)))
         if IMPACT_QUERY is not None:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from tests.archive.conftest import count
 from tests.integration.hubs import KEYS, auth, closure_body, running_hub, settings_for, wait_until, write_principals
+from traffic_hub.api.history import PastEventsPage
 from traffic_hub.runtime import Role
 
 pytestmark = [pytest.mark.kafka, pytest.mark.db]
@@ -111,6 +112,7 @@ def test_past_events_window_at_pagination_and_validation(
         feature = body["features"][0]
         assert set(feature["properties"]) >= {"id", "type", "status", "version", "version_at", "life", "sources"}
         assert feature["geometry"]["type"] == "LineString"
+        PastEventsPage.model_validate(body)  # the documented (OpenAPI) shape is the one served
 
         seen: list[str] = []
         cursor = None

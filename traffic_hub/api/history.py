@@ -249,6 +249,58 @@ async def event_history(
 # --- past events: a window, or the state at an instant --------------------------------------------------
 
 
+class Life(BaseModel):
+    from_: datetime = Field(alias="from", description="the first archived version's time")
+    to: datetime | None = Field(description="ended, cancelled, removed or the validity's end; null: still open")
+
+
+class SourceOut(BaseModel):
+    source: str | None
+    source_id: str | None
+    kind: str | None
+    active: bool | None
+
+
+class PastEventProperties(BaseModel):
+    id: str
+    type: str | None
+    subtype: str | None
+    cause: str | None
+    description: str | None
+    street: str | None
+    commune: str | None
+    direction: str | None
+    status: str | None = Field(description="planned, active, ended or cancelled at `at` (window: at `to` or now)")
+    lifecycle: str | None
+    verification: str | None
+    starts_at: str | None
+    ends_at: str | None
+    lanes: dict[str, Any] | None
+    version: int | None
+    version_at: datetime = Field(description="when the version shown was recorded")
+    life: Life
+    sources: list[SourceOut]
+    created_at: str | None
+    updated_at: str | None
+
+
+class PastEventFeature(BaseModel):
+    type: str = "Feature"
+    id: str
+    geometry: dict[str, Any] | None
+    properties: PastEventProperties
+
+
+class PastEventsPage(BaseModel):
+    """The documented shape of `GET /api/v1/history/events` (docs/history.md): stable for the map's slider."""
+
+    type: str = "FeatureCollection"
+    query: dict[str, Any]
+    features: list[PastEventFeature]
+    next: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+
 def parse_bbox(text: str) -> tuple[float, float, float, float]:
     parts = text.split(",")
     try:
@@ -335,7 +387,8 @@ def _cursor(text: str | None) -> Cursor | None:
         raise InvalidInput("cursor", "not a cursor this endpoint gave (pass `next` back unchanged)") from exc
 
 
-@router.get("/api/v1/history/events", responses=HISTORY_ERRORS)
+@router.get("/api/v1/history/events", response_model=None,
+            responses={**HISTORY_ERRORS, 200: {"model": PastEventsPage, "description": "a page of past events"}})
 async def past_events(
     principal: Operator,
     db: HistoryDep,

@@ -125,12 +125,13 @@ async def _versions_at(conn: Conn, spans: list[tuple[Any, ...]], at: datetime, i
     oldest = min(s[1] for s in spans)
     bound = sql.SQL("<=") if inclusive else sql.SQL("<")
     query = sql.SQL(
-        "SELECT DISTINCT ON (event_id) event_id, received_at, event FROM event_versions "
+        "SELECT DISTINCT ON (event_id) event_id, received_at, event::text FROM event_versions "
         "WHERE event_id = ANY(%(ids)s) AND received_at >= %(oldest)s AND received_at {} %(at)s "
         "AND NOT deleted AND event ? 'id' ORDER BY event_id, received_at DESC, \"offset\" DESC"
     ).format(bound)
     cur = await conn.execute(query, {"ids": ids, "oldest": oldest, "at": at})
-    return {str(row[0]): (row[1], row[2]) for row in await cur.fetchall()}
+    # the JSON as text, parsed by orjson: several times faster than the driver's json.loads per document
+    return {str(row[0]): (row[1], orjson.loads(row[2])) for row in await cur.fetchall()}
 
 
 def _page(spans: list[tuple[Any, ...]], versions: dict[str, Any]) -> list[PastEvent]:
