@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from loadtests import chaos, closures_load, cluster_bench, feeds_load, ingest, matching
+from loadtests import archive, chaos, closures_load, cluster_bench, feeds_load, ingest, matching
 from loadtests import cluster as clusters
 from loadtests.feedwatch import feed_paths
 from loadtests.hubproc import Hub
@@ -20,8 +20,9 @@ from loadtests.memory import GOAL_MIB, seeded_hub
 from loadtests.report import Row, machine_lines, markdown, text_table, verdict
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-STEPS = ("matching", "ingest", "feeds", "writes", "memory", "cluster", "chaos")
-DEFAULT_STEPS = ("matching", "ingest", "feeds", "writes", "memory", "cluster")  # chaos: `--only chaos`, `make chaos`
+STEPS = ("matching", "ingest", "feeds", "writes", "memory", "archive", "cluster", "chaos")
+# chaos: `--only chaos`, `make chaos`
+DEFAULT_STEPS = ("matching", "ingest", "feeds", "writes", "memory", "archive", "cluster")
 
 
 def _ingest_rows(rounds: int) -> list[Row]:
@@ -215,6 +216,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--closures", type=int, default=400)
     parser.add_argument("--cluster-reports", type=int, default=1500, help="backlog of the normaliser rows (cluster)")
     parser.add_argument("--chaos-short", action="store_true", help="chaos: only controller, normaliser, api")
+    parser.add_argument("--archive-scale", type=float, default=0.05,
+                        help="the synthetic archive year's share of MEL's estimated Waze volume (1 = ~6.9 M events)")
+    parser.add_argument("--archive-burst", type=int, default=20_000, help="records the archiver catches up on")
+    parser.add_argument("--archive-seconds", type=float, default=10.0, help="steady load for the archiver's lag")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     parser.add_argument(
         "--only",
@@ -248,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             ("feeds", lambda: _hub_rows(args, workdir, rows, writes=False)),
             ("writes", lambda: _writes_only_rows(args, workdir)),
             ("memory", lambda: _memory_rows(args.memory_events, workdir)),
+            ("archive", lambda: archive.run(args.archive_scale, args.archive_burst, args.archive_seconds)),
             ("cluster", lambda: _cluster_rows(args, workdir, rows)),
             ("chaos", lambda: _chaos_rows(args)),
         ]

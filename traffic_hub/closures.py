@@ -196,7 +196,7 @@ class ClosureService:
             if existing is not None and not existing.cancelled:
                 return _repost(existing, state)
             closure_checks.check_ends_in_future(state.ends_at, state.updated_at)
-            await self._record(state)
+            await self._record(state, principal)
             return Written(state, "created" if existing is None else "reopened")
 
     async def _next(
@@ -227,7 +227,7 @@ class ClosureService:
             now = self._clock()
             update = {"cancelled": True, "version": current.version + 1, "updated_at": now}
             state = current.model_copy(update=update)
-            await self._record(state)
+            await self._record(state, principal)
             return Written(state, "deleted")
 
     # -- helpers -------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ class ClosureService:
             self._build, owner=current.owner, version=current.version + 1, created_at=current.created_at, now=now,
         )
         state = await asyncio.to_thread(build, principal, cid, body)
-        await self._record(state)
+        await self._record(state, principal)
         return Written(state, outcome)
 
     def _lock(self, cid: str) -> asyncio.Lock:
@@ -362,13 +362,14 @@ class ClosureService:
             raise InvalidInput(_street_field(exc), exc.reason) from exc
         return line_from_coords([list(c) for c in coords])
 
-    async def _record(self, state: ClosureState) -> None:
+    async def _record(self, state: ClosureState, principal: Principal) -> None:
         report = Report(
             key=state.id,
             kind=ReportKind.CLOSURE,
             source=f"roadworks:{state.owner}",
             received_at=self._clock(),
             closure=state,
+            payload={"by": principal.name, "role": principal.role.value},  # who wrote this version (history)
         )
         await self._publisher.send(Record(self._topics.reports, state.id.encode(), report.model_dump_json().encode()))
         self.book.remember(state)

@@ -32,6 +32,7 @@ from geo.network import RoadNetwork
 from traffic_hub.api.app import build_app
 from traffic_hub.api.deps import ApiState
 from traffic_hub.archive import Archiver
+from traffic_hub.archive.store import HistoryDb
 from traffic_hub.auth import DemoKey, KeyStore, Principals
 from traffic_hub.closures import ClosureBook, ClosureService, StreetResolver
 from traffic_hub.demo.closures import seed
@@ -84,6 +85,7 @@ class Hub:
     connectors: ConnectorRunner | None = None
     connector_statuses: SavedStateReader | None = None  # an API without connectors: what the shared runners report
     archiver: Archiver | None = None
+    history: HistoryDb | None = None  # the history routes' reads (API role, when a database is configured)
     demo_keys: list[DemoKey] = field(default_factory=list)
     replication: Replication = field(default_factory=Replication)  # what /readyz says of the topics' durability
 
@@ -171,6 +173,11 @@ async def open_hub(
             ))
         if Role.ARCHIVER in roles and settings.database_url:
             hub.archiver = await stack.enter_async_context(archiver(settings, topics))
+        if Role.API in roles and settings.database_url:
+            history = HistoryDb(
+                settings.database_url, k.bootstrap_servers, topics, f"{settings.instance}-history", k.partitions
+            )
+            hub.history = await stack.enter_async_context(history)
         if settings.demo and hub.demo_keys and Role.API in roles:
             seeding = asyncio.create_task(seed(closures, live.wait_ready, hub.demo_keys), name="demo-seed")
             stack.callback(seeding.cancel)
@@ -249,6 +256,7 @@ def api_state(hub: Hub, metrics: Metrics) -> ApiState:
         network=hub.network,
         settings=hub.settings,
         metrics=metrics,
+        history=hub.history,
     )
 
 

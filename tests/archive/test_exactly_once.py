@@ -52,6 +52,9 @@ async def test_replay_of_the_same_offsets_writes_nothing_twice_and_burst_rate(
     load = os.getloadavg()
     print(f"\narchiver burst: {burst} reports in {seconds:.2f} s = {burst / seconds:.0f} rows/s "
           f"(load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores)")
+    spans = _spans(database_url)
+    assert len(spans) == events
+    assert all(s[3] is not None for s in spans)  # each ended by its tombstone
     # forget the stored offsets: a new archiver replays both topics from the start
     with psycopg.connect(database_url) as conn:
         conn.execute("DELETE FROM archive_offsets")
@@ -63,6 +66,14 @@ async def test_replay_of_the_same_offsets_writes_nothing_twice_and_burst_rate(
     assert count(database_url, "SELECT count(*) FROM event_versions") == 3 * events
     assert count(database_url, "SELECT count(*) FROM event_versions WHERE deleted") == events
     assert count(database_url, "SELECT count(*) FROM event_versions WHERE geom IS NOT NULL AND version = 2") == events
+    assert _spans(database_url) == spans  # the span trigger fired only for rows inserted: the replay left them
+
+
+def _spans(url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT event_id, first_at, last_offset, ended_at, life::text FROM event_spans ORDER BY event_id"
+        ).fetchall()
 
 
 def _archiver_process(bootstrap: str, prefix: str, url: str, log: Path) -> subprocess.Popen[bytes]:

@@ -57,6 +57,11 @@ POLICY: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/map/fonts/{stack}/{name}"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
+    ("GET", "/api/v1/closures/{closure_id}/history"): READ_CLOSURES,
+    ("GET", "/api/v1/events/{event_id}/history"): OPS,
+    ("GET", "/api/v1/history/events"): OPS,
+    ("GET", "/feeds/opendata/history/index.json"): PUBLIC,
+    ("GET", "/feeds/opendata/history/{name}"): PUBLIC,
     ("GET", "/metrics"): {ADMIN},  # Prometheus scrapes the loopback listener (issue 14, finding 10)
 }
 CALLERS = {ROADWORKS: KEYS.lille, PARTNER: KEYS.partner, OPERATOR: KEYS.operator, ADMIN: KEYS.admin}

@@ -17,9 +17,10 @@ from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBear
 
 from geo.communes import Communes
 from geo.network import RoadNetwork
+from traffic_hub.archive.store import HistoryDb
 from traffic_hub.auth import KeyStore, Principal, Role
 from traffic_hub.closures import ClosureService
-from traffic_hub.errors import Forbidden, Unauthenticated
+from traffic_hub.errors import Forbidden, Unauthenticated, Unavailable
 from traffic_hub.feeds.engine import FeedBook
 from traffic_hub.metrics import Metrics
 from traffic_hub.model import Report
@@ -51,6 +52,7 @@ class ApiState(TypedDict):
     network: RoadNetwork | None
     settings: Settings
     metrics: Metrics
+    history: HistoryDb | None  # the archive's reads (issue 19); None: no TRAFFIC_HUB_DATABASE_URL
 
 
 def _part(name: str) -> Callable[[Request], Any]:
@@ -73,6 +75,17 @@ CommunesDep = Annotated[Communes, Depends(_part("communes"))]
 NetworkDep = Annotated[RoadNetwork | None, Depends(_part("network"))]
 SettingsDep = Annotated[Settings, Depends(_part("settings"))]
 MetricsDep = Annotated[Metrics, Depends(_part("metrics"))]
+OptionalHistoryDep = Annotated[HistoryDb | None, Depends(_part("history"))]
+
+
+def history_db(history: OptionalHistoryDep) -> HistoryDb:
+    """The archive, or a 503 when this hub has none (the history routes only; nothing else needs it)."""
+    if history is None:
+        raise Unavailable("this hub has no history archive (TRAFFIC_HUB_DATABASE_URL is not set)", retry_after_s=60)
+    return history
+
+
+HistoryDep = Annotated[HistoryDb, Depends(history_db)]
 
 
 def timezone(settings: SettingsDep) -> ZoneInfo:

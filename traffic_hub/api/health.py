@@ -6,12 +6,12 @@ Metrics name principals and connectors: Prometheus scrapes them on the separate 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from traffic_hub.api.deps import DurabilityDep, MetricsDep, ReadinessDep, caller
+from traffic_hub.api.deps import DurabilityDep, MetricsDep, OptionalHistoryDep, ReadinessDep, caller
 from traffic_hub.api.responses import AUTH
 from traffic_hub.auth import Principal, Role
 
@@ -25,11 +25,21 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "Kafka does not answer or the views are catching up"}})
-async def readyz(readiness: ReadinessDep, durability: DurabilityDep, response: Response) -> dict[str, bool | str]:
-    """200 only when Kafka answers and the event view has caught up; else 503."""
-    checks: dict[str, bool | str] = dict(readiness())
+async def readyz(
+    readiness: ReadinessDep, durability: DurabilityDep, history: OptionalHistoryDep, response: Response
+) -> dict[str, Any]:
+    """200 only when Kafka answers and the event view has caught up; else 503.
+
+    `archive` (when the hub has a history database) is a report, not a gate: the feeds and the API do not
+    need it. `status` is `ok`, `behind` (a warning: over 10,000 records or 5 minutes not archived yet on
+    a topic) or `down` (the database does not answer: the history routes answer 503); `lag` per topic:
+    `records` not archived yet and `seconds`, an upper bound of how long the oldest of them has waited
+    (null while Kafka's end offsets are unknown)."""
+    checks: dict[str, Any] = dict(readiness())
     ready = all(checks.values())
     checks["kafka.replication"] = durability()  # a report, not a gate: a single broker still serves
+    if history is not None:
+        checks["archive"] = history.status()
     checks["status"] = "ready" if ready else "not ready"
     if not ready:
         response.status_code = 503

@@ -73,11 +73,14 @@ def event_row(topic: str, partition: int, offset: int, timestamp_ms: int, key: b
 
 
 def principal_of(doc: dict[str, Any]) -> str | None:
-    """Who wrote a report: `roadworks:<team>` for a closure, `operator:<name>` for an operator action."""
+    """Who wrote a report: `<role>:<principal>` of the writer of a closure version (recorded since schema
+    v2; before, the owning team `roadworks:<team>`), `operator:<name>` for an operator action."""
+    payload = doc.get("payload")
+    if doc.get("kind") in ("closure", "measure") and isinstance(payload, dict) and payload.get("by"):
+        return f"{payload.get('role') or 'roadworks'}:{payload['by']}"
     closure = doc.get("closure")
     if isinstance(closure, dict) and closure.get("owner"):
         return f"roadworks:{closure['owner']}"
-    payload = doc.get("payload")
     if doc.get("kind") == "operator" and isinstance(payload, dict) and payload.get("by"):
         return f"operator:{payload['by']}"
     return None

@@ -73,6 +73,99 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX reports_principal ON reports (principal, received_at);
         """,
     ),
+    (
+        2,
+        # History (issue 19, d-history): one row per event with its life span, kept by a trigger on the
+        # version rows, so the archiver's exactly-once insert (ON CONFLICT DO NOTHING: a replayed row fires
+        # nothing) keeps it exactly once too. A span's life runs from the first archived version to the
+        # earlier of "ended/cancelled/deleted" (the version that first said so) and the validity's end.
+        """
+        ALTER TABLE archive_offsets ADD COLUMN last_record_at timestamptz;
+        CREATE INDEX event_versions_event_time ON event_versions (event_id, received_at);
+        CREATE TABLE event_spans (
+            event_id text PRIMARY KEY,
+            first_at timestamptz NOT NULL,
+            last_at timestamptz NOT NULL,
+            last_topic text NOT NULL,
+            last_partition integer NOT NULL,
+            last_offset bigint NOT NULL,
+            deleted boolean NOT NULL DEFAULT false,
+            ended_at timestamptz,
+            ends_at timestamptz,
+            life tstzrange NOT NULL,
+            type text,
+            commune text,
+            sources text[] NOT NULL DEFAULT '{}',
+            waze_only boolean NOT NULL DEFAULT false,
+            geom geometry(Geometry, 4326)
+        );
+        CREATE INDEX event_spans_life ON event_spans USING gist (life);
+        CREATE INDEX event_spans_first ON event_spans (first_at, event_id);
+        CREATE INDEX event_spans_commune ON event_spans (commune, first_at, event_id);
+        CREATE INDEX event_spans_geom ON event_spans USING gist (geom);
+        CREATE INDEX event_spans_sources ON event_spans USING gin (sources);
+        CREATE INDEX event_spans_end ON event_spans (upper(life));
+        CREATE FUNCTION archive_life(first timestamptz, ended timestamptz, ends timestamptz) RETURNS tstzrange
+        LANGUAGE sql IMMUTABLE AS $$
+            SELECT tstzrange(first, GREATEST(first, LEAST(coalesce(ended, 'infinity'::timestamptz),
+                                                          coalesce(ends, 'infinity'::timestamptz))), '[)')
+        $$;
+        CREATE FUNCTION archive_span() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            ended timestamptz := CASE WHEN NEW.deleted OR NEW.lifecycle IN ('ended', 'cancelled')
+                                      THEN NEW.received_at END;
+            names text[];
+            waze boolean;
+        BEGIN
+            IF NEW.event ? 'unstorable' OR NEW.event ? 'raw' OR NEW.event_id = '' THEN
+                RETURN NULL;  -- a degraded row says nothing of the event's life
+            END IF;
+            IF jsonb_typeof(NEW.sources) = 'array' THEN
+                SELECT coalesce(bool_and(coalesce(e->>'kind', '') LIKE 'waze%'
+                                         OR coalesce(e->>'source', '') LIKE 'waze%'), false)
+                  INTO waze FROM jsonb_array_elements(NEW.sources) e;
+                SELECT coalesce(array_agg(DISTINCT x ORDER BY x), '{}') INTO names
+                  FROM jsonb_array_elements(NEW.sources) e,
+                       unnest(ARRAY[e->>'source', split_part(e->>'source', ':', 1)]) x
+                 WHERE x IS NOT NULL AND x <> '';
+            END IF;
+            INSERT INTO event_spans AS s (event_id, first_at, last_at, last_topic, last_partition, last_offset,
+                                          deleted, ended_at, ends_at, life, type, commune, sources, waze_only, geom)
+            VALUES (NEW.event_id, NEW.received_at, NEW.received_at, NEW.topic, NEW.partition, NEW."offset",
+                    NEW.deleted, ended, NEW.ends_at, archive_life(NEW.received_at, ended, NEW.ends_at), NEW.type,
+                    NEW.commune, coalesce(names, '{}'), coalesce(waze, false), NEW.geom)
+            ON CONFLICT (event_id) DO UPDATE SET
+                last_at = EXCLUDED.last_at,
+                last_topic = EXCLUDED.last_topic,
+                last_partition = EXCLUDED.last_partition,
+                last_offset = EXCLUDED.last_offset,
+                deleted = EXCLUDED.deleted,
+                ended_at = CASE WHEN EXCLUDED.ended_at IS NULL THEN NULL
+                                ELSE coalesce(s.ended_at, EXCLUDED.ended_at) END,
+                ends_at = CASE WHEN EXCLUDED.deleted THEN s.ends_at ELSE EXCLUDED.ends_at END,
+                life = archive_life(
+                    s.first_at,
+                    CASE WHEN EXCLUDED.ended_at IS NULL THEN NULL ELSE coalesce(s.ended_at, EXCLUDED.ended_at) END,
+                    CASE WHEN EXCLUDED.deleted THEN s.ends_at ELSE EXCLUDED.ends_at END),
+                type = coalesce(EXCLUDED.type, s.type),
+                commune = coalesce(EXCLUDED.commune, s.commune),
+                sources = CASE WHEN EXCLUDED.deleted THEN s.sources ELSE EXCLUDED.sources END,
+                waze_only = CASE WHEN EXCLUDED.deleted THEN s.waze_only ELSE EXCLUDED.waze_only END,
+                geom = coalesce(EXCLUDED.geom, s.geom)
+            WHERE CASE WHEN s.last_topic = EXCLUDED.last_topic AND s.last_partition = EXCLUDED.last_partition
+                       THEN s.last_offset < EXCLUDED.last_offset
+                       ELSE s.last_at < EXCLUDED.last_at END;
+            RETURN NULL;
+        END
+        $$;
+        CREATE TRIGGER event_versions_span AFTER INSERT ON event_versions
+            FOR EACH ROW EXECUTE FUNCTION archive_span();
+        -- an archive written before this version: its spans, replayed in record order through the trigger
+        CREATE TEMP TABLE archive_backfill ON COMMIT DROP AS SELECT * FROM event_versions;
+        DELETE FROM event_versions;
+        INSERT INTO event_versions SELECT * FROM archive_backfill ORDER BY topic, partition, "offset";
+        """,
+    ),
 )
 
 

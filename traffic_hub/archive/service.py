@@ -48,10 +48,12 @@ def _insert(table: str, columns: Sequence[str], geometry: bool) -> sql.Composed:
 
 INSERT_EVENT = _insert("event_versions", rows.EVENT_COLUMNS, geometry=True)
 INSERT_REPORT = _insert("reports", rows.REPORT_COLUMNS, geometry=False)
-UPSERT_OFFSET = (
-    "INSERT INTO archive_offsets (topic, partition, next_offset, updated_at) VALUES (%s, %s, %s, now()) "
+UPSERT_OFFSET = (  # last_record_at: the Kafka time of the last archived record (what /readyz's lag in seconds uses)
+    "INSERT INTO archive_offsets (topic, partition, next_offset, updated_at, last_record_at) "
+    "VALUES (%s, %s, %s, now(), %s) "
     "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = "
-    "GREATEST(archive_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()"
+    "GREATEST(archive_offsets.next_offset, EXCLUDED.next_offset), updated_at = now(), "
+    "last_record_at = GREATEST(archive_offsets.last_record_at, EXCLUDED.last_record_at)"
 )
 
 
@@ -133,6 +135,7 @@ class Archiver(Service):
         async with asyncio.timeout(10):
             conn = await psycopg.AsyncConnection.connect(self._url, connect_timeout=5, application_name="archiver")
         self._conn = conn
+        self._months = set()  # a database that came back may be a new one (restored, re-created): no partition known
         version = await schema.migrate(conn)
         self.connected = True
         log.info("archiver: database schema version %d", version)
@@ -195,7 +198,7 @@ class Archiver(Service):
         events: list[rows.Row] = []
         reports: list[rows.Row] = []
         months: set[tuple[str, datetime]] = set()
-        offsets: list[tuple[str, int, int]] = []
+        offsets: list[tuple[str, int, int, datetime]] = []
         for tp, records in batches.items():
             if not records:
                 continue
@@ -208,7 +211,8 @@ class Archiver(Service):
                 else:
                     reports.append(rows.report_row(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value))
                 months.add((table, schema.month_start(rows.record_time(r.timestamp))))
-            offsets.append((tp.topic, tp.partition, records[-1].offset + 1))
+            last = records[-1]
+            offsets.append((tp.topic, tp.partition, last.offset + 1, rows.record_time(last.timestamp)))
         async with conn.transaction():
             for table, start in sorted(months - self._months):
                 await schema.ensure_partition(conn, table, start)
@@ -224,7 +228,7 @@ class Archiver(Service):
             async with conn.cursor() as cur:
                 await cur.executemany(UPSERT_OFFSET, offsets)
         self._months |= months
-        self._next.update({(t, p): o for t, p, o in offsets})
+        self._next.update({(t, p): o for t, p, o, _ in offsets})
         self.rows_written += len(events) + len(reports)
 
     async def _one_by_one(
