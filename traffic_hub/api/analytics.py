@@ -33,7 +33,7 @@ DEFAULT_PERIOD = timedelta(days=28)
 From = Annotated[
     datetime | None, Query(alias="from", description="start (ISO 8601 with offset); default: 28 days before `to`")
 ]
-To = Annotated[datetime | None, Query(description="end, excluded (ISO 8601 with offset); default: now")]
+To = Annotated[datetime | None, Query(alias="to", description="end, excluded (ISO 8601 with offset); default: now")]
 Commune = Annotated[str | None, Query(pattern=r"^\d[0-9AB]\d{3}$", description="INSEE code")]
 Types = Annotated[list[EventType] | None, Query(alias="type", description="event types (repeatable)")]
 Radius = Annotated[float, Query(ge=10, le=5000, description="metres around the closed line")]
