@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,7 +103,9 @@ class Archive:
     _offsets: itertools.count[int] = field(default_factory=itertools.count)
 
     def write(self, url: str) -> None:
-        asyncio.run(self._write(url))
+        """In a thread of its own: the browser tests' thread already runs Playwright's event loop."""
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(lambda: asyncio.run(self._write(url))).result()
 
     async def _write(self, url: str) -> None:
         async with await psycopg.AsyncConnection.connect(url) as conn:

@@ -55,6 +55,7 @@ class Verdict:
     contradicts: bool
     confirms: bool
     why: str
+    code: str = ""  # for the pages to translate: moving_traffic, driver_alert, waze_closed, waze_blocked
 
 
 def judge(row: dict[str, Any], one_direction: bool) -> Verdict:
@@ -62,13 +63,13 @@ def judge(row: dict[str, Any], one_direction: bool) -> Verdict:
     if row["kind"] == "waze-alert":
         kind = row["waze_type"] or ""
         if kind == "ROAD_CLOSED":
-            return Verdict(False, True, "Waze users report the road closed")
+            return Verdict(False, True, "Waze users report the road closed", "waze_closed")
         if kind in DRIVER_ALERTS:
-            return Verdict(True, False, f"a {kind} alert from a driver on the closed road")
+            return Verdict(True, False, f"a {kind} alert from a driver on the closed road", "driver_alert")
         return Verdict(False, False, "")
     level = row["level"]
     if level is not None and level >= 5:
-        return Verdict(False, True, "Waze shows the road blocked")
+        return Verdict(False, True, "Waze shows the road blocked", "waze_blocked")
     speed = row["speed_kmh"]
     moving = speed >= MOVING_KMH if speed is not None else level is not None and 1 <= level <= 4
     along = row["along_m"] or 0.0
@@ -77,7 +78,8 @@ def judge(row: dict[str, Any], one_direction: bool) -> Verdict:
         return Verdict(False, False, "")
     if one_direction and not _same_way(row["heading"], row["closure_heading"]):
         return Verdict(False, False, "")
-    return Verdict(True, False, f"traffic moving at {speed if speed is not None else '?'} km/h on the closed road")
+    return Verdict(True, False, f"traffic moving at {speed if speed is not None else '?'} km/h on the closed road",
+                   "moving_traffic")
 
 
 def _same_way(heading: float | None, closure_heading: float | None) -> bool:
@@ -113,14 +115,14 @@ async def reality_check(
         verdict = judge(row, one_way)
         confirming += verdict.confirms
         if verdict.contradicts:
-            contradicting.append(_evidence(row, verdict.why))
+            contradicting.append(_evidence(row, verdict))
     flagged = len(contradicting) >= MIN_EVIDENCE
     return {**base, "flagged": flagged, "contradicting": len(contradicting), "confirming": confirming,
             "first_seen": contradicting[0]["at"] if contradicting else None,
             "last_seen": contradicting[-1]["at"] if contradicting else None, "evidence": contradicting[-MAX_SHOWN:]}
 
 
-def _evidence(row: dict[str, Any], why: str) -> dict[str, Any]:
+def _evidence(row: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
     return {"at": row["received_at"], "kind": row["kind"], "waze_type": row["waze_type"], "street": row["street"],
             "level": row["level"], "speed_kmh": row["speed_kmh"], "along_m": round(row["along_m"] or 0.0, 1),
-            "why": why}
+            "why": verdict.why, "code": verdict.code}
