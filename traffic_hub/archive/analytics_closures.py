@@ -116,7 +116,8 @@ async def _hourly_near(
     radius_m: float,
 ) -> list[tuple[str, datetime, float, float]]:
     hours = sorted(set(during) | set(before))
-    sql = hourly_sql(NEAR, "h.h = ANY(%(hours)s::timestamptz[])")
+    # a semi-join (hashed), not `= ANY(array)`: a closure of weeks has thousands of hours to look up
+    sql = hourly_sql(NEAR, "h.h IN (SELECT unnest(%(hours)s::timestamptz[]))")
     cur = await conn.execute(sql.encode(), {
         "line": line, "deg": radius_m * DEG_PER_M, "radius": radius_m, "hours": hours,
         "lo": hours[0] - STALE, "hi": hours[-1] + HOUR + STALE, "now": now, "stale": STALE,
