@@ -24,8 +24,9 @@ from tests.archive.analytics_seed import (
     monday_of_last_week,
 )
 from tests.archive.conftest import count
-from traffic_hub.archive import analytics, analytics_closures, reality
+from traffic_hub.archive import analytics, analytics_closures, reality, rows, schema
 from traffic_hub.archive.analytics_db import reading
+from traffic_hub.archive.service import INSERT_REPORT
 from traffic_hub.model.validity import Schedule
 from traffic_hub.model.vocabulary import Direction, EventType, Lifecycle
 
@@ -227,3 +228,27 @@ def test_a_one_way_closure_is_not_flagged_by_traffic_the_other_way(database_url:
     result = run(database_url, check)
     assert result["flagged"] is False  # one accident alert is evidence, but one report is not enough
     assert result["contradicting"] == 1
+
+
+def test_waze_reports_archived_before_the_migration_are_back_filled(database_url: str) -> None:
+    """An archive at schema version 1 (before the analytics) already holds Waze reports: migration 3 copies them."""
+    now = datetime.now(UTC)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)")
+        conn.execute(schema.MIGRATIONS[0][1].encode())
+        conn.execute("INSERT INTO schema_version VALUES (1, now())")
+        month = schema.month_start(now - timedelta(hours=1))
+        conn.execute(f"CREATE TABLE {schema.partition_name('reports', month)} PARTITION OF reports "
+                     f"FOR VALUES FROM ('{month.isoformat()}') TO ('{schema.next_month(month).isoformat()}')".encode())
+        old = jam("old", now - timedelta(hours=1), SOLFERINO, 45, 250)
+        row = rows.report_row("t.reports", 0, 7, int(old.received_at.timestamp() * 1000), old.key.encode(),
+                              old.model_dump_json().encode())
+        conn.execute(INSERT_REPORT, row)
+    assert count(database_url, "SELECT count(*) FROM reports") == 1
+    archive = Archive()  # migrates, then adds a report the trigger copies
+    archive.reports.append(jam("new", now - timedelta(minutes=30), SOLFERINO, 60, 300))
+    archive.write(database_url)
+    with psycopg.connect(database_url) as conn:
+        found = conn.execute("SELECT source_id, delay_s, length_m, ST_GeometryType(geom) FROM waze_observations "
+                             "ORDER BY received_at").fetchall()
+    assert found == [("jam-old", 45.0, 250.0, "ST_LineString"), ("jam-new", 60.0, 300.0, "ST_LineString")]
