@@ -29,6 +29,7 @@ from traffic_hub.model.vocabulary import EventType
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 
 MAX_PERIOD = timedelta(days=366)
+MAX_CLOSURES = 500  # closures analysed per list request; `truncated` says when the period had more
 DEFAULT_PERIOD = timedelta(days=28)
 From = Annotated[
     datetime | None, Query(alias="from", description="start (ISO 8601 with offset); default: 28 days before `to`")
@@ -130,14 +131,16 @@ async def closures_impact(
     period = period_of(start, end, now)
     reports = []
     async with reading(settings.database_url) as conn:
-        for archived in await analytics_closures.closures_in(conn, period, 500):
+        found = await analytics_closures.closures_in(conn, period, MAX_CLOSURES + 1)
+        for archived in found[:MAX_CLOSURES]:
             if may_see(principal, archived, communes, own=True):
                 report = await analytics_closures.impact(conn, archived, now, tz, radius_m, weeks)
                 report["reality_check"] = await reality.reality_check(conn, archived, now, tz)
                 report.pop("segments")
                 reports.append(report)
     reports.sort(key=lambda r: (-r["impact"]["extra_delay_s"], r["closure"]["id"]))
-    return {"from": period.start, "to": period.end, "radius_m": radius_m, "weeks": weeks, "items": reports[:limit]}
+    return {"from": period.start, "to": period.end, "radius_m": radius_m, "weeks": weeks, "items": reports[:limit],
+            "truncated": len(found) > MAX_CLOSURES}
 
 
 @router.get("/closures/{closure_id}/impact", responses=READ)
@@ -175,13 +178,14 @@ async def reality_flags(
     period = period_of(start, end, now)
     items = []
     async with reading(settings.database_url) as conn:
-        for archived in await analytics_closures.closures_in(conn, period, 500):
+        found = await analytics_closures.closures_in(conn, period, MAX_CLOSURES + 1)
+        for archived in found[:MAX_CLOSURES]:
             if may_see(principal, archived, communes, own=True):
                 check = await reality.reality_check(conn, archived, now, tz)
                 if check["flagged"] or not flagged:
                     items.append({**check, "closure": archived.summary()})
     items.sort(key=lambda i: (i["last_seen"] is None, -(i["last_seen"] or now).timestamp(), i["closure_id"]))
-    return {"from": period.start, "to": period.end, "items": items[:limit]}
+    return {"from": period.start, "to": period.end, "items": items[:limit], "truncated": len(found) > MAX_CLOSURES}
 
 
 async def _visible(conn: Any, closure_id: str, principal: Principal, communes: Communes) -> ArchivedClosure:
