@@ -1,14 +1,16 @@
 """The analytics page and the day replay in Chromium, on a hub over the real archive database.
 
-The analytics page reads the seeded archive through the real routes; the test also writes the README's
-screenshot (docs/analytics.png). The replay's endpoint (`/api/v1/history/events?at=`) is built by
-another branch (d-history): until it is merged, the test answers it in the browser with the agreed shape
-(a GeoJSON FeatureCollection of the events as they were at `at`), and checks what the slider asks and shows.
+The analytics page reads the seeded archive through the real routes; with `UPDATE_SCREENSHOTS=1` the
+test also rewrites the README's screenshot (docs/analytics.png), else it writes it to a temporary
+directory. The replay's endpoint (`/api/v1/history/events?at=`) is built by another branch (d-history):
+until it is merged, the test answers it in the browser with its shape (a GeoJSON FeatureCollection of
+the events as they were at `at`, `next` a cursor), and checks what the slider asks and shows.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,7 +61,7 @@ def _page(browser: Browser) -> Page:
     return context.new_page()
 
 
-def test_the_analytics_page_shows_the_archive_numbers(browser: Browser, archive_hub: Served) -> None:
+def test_the_analytics_page_shows_the_archive_numbers(browser: Browser, archive_hub: Served, tmp_path: Path) -> None:
     week = monday_of_last_week(datetime.now(UTC)).astimezone(PARIS).date()
     page = _page(browser)
     errors: list[str] = []
@@ -80,7 +82,7 @@ def test_the_analytics_page_shows_the_archive_numbers(browser: Browser, archive_
     page.wait_for_selector("#impact-detail table")
     assert "Rue Nationale" in page.locator("#impact-detail").inner_text()
     assert errors == []
-    page.screenshot(path=str(SCREENSHOT), full_page=False)
+    page.screenshot(path=str(SCREENSHOT if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path / "analytics.png"))
     page.context.close()
 
 
