@@ -138,6 +138,12 @@ def test_the_time_slider_replays_a_past_moment(browser: Browser, archive_hub: Se
     assert "2 événements" in page.locator("#replay-status").inner_text()
     shown = page.evaluate("window.trafficHubMap.getSource('replay').serialize().data.features.length")
     assert shown == 2
+    page.evaluate(f"window.trafficHubMap.jumpTo({{center: {list(SOLFERINO[1])}, zoom: 16}})")
+    page.wait_for_function("() => window.trafficHubMap.loaded()", timeout=15_000)
+    x, y = page.evaluate(f"(() => {{ const p = window.trafficHubMap.project({list(SOLFERINO[1])}); "
+                         "return [p.x, p.y]; })()")
+    page.locator("#map canvas").click(position={"x": x, "y": y})
+    page.wait_for_function("() => document.getElementById('replay-status').textContent.includes('Rue Solférino')")
     page.click("#replay-toggle")  # back to live
     assert page.evaluate("window.trafficHubMap.getLayoutProperty('event-lines', 'visibility')") == "visible"
     page.context.close()

@@ -136,6 +136,13 @@ export function installReplay(map, { api, colours }) {
       delete panel.dataset.at;
     }
   });
+  addLayers(map, colours); // empty until a replay
+  for (const layer of ["replay-lines", "replay-points"]) { // a click says what was there at that moment
+    map.on("click", layer, (event) => {
+      const p = event.features?.[0]?.properties || {};
+      status.textContent = [p.type, p.street, p.description, p.status].filter(Boolean).join(" · ");
+    });
+  }
   slider.addEventListener("input", soon);
   day.addEventListener("change", soon);
   play.addEventListener("click", () => {
