@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query
 
 from geo.communes import Communes
 from traffic_hub.api.deps import ClosureReader, CommunesDep, Operator, SettingsDep, TimezoneDep
-from traffic_hub.api.responses import READ
+from traffic_hub.api.responses import READ, Problem
 from traffic_hub.archive import analytics, analytics_closures, reality
 from traffic_hub.archive.analytics_closures import ArchivedClosure
 from traffic_hub.archive.analytics_db import reading
@@ -28,6 +28,11 @@ from traffic_hub.model.vocabulary import EventType
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    **READ,
+    503: {"description": "the archive database is unavailable (or not configured); retry after Retry-After seconds",
+          "model": Problem, "content": {"application/problem+json": {}}},
+}
 MAX_PERIOD = timedelta(days=366)
 MAX_CLOSURES = 500  # closures analysed per list request; `truncated` says when the period had more
 DEFAULT_PERIOD = timedelta(days=28)
@@ -81,7 +86,7 @@ def _types(types: list[EventType] | None) -> list[str] | None:
     return [t.value for t in types] if types else None
 
 
-@router.get("/incidents", responses=READ)
+@router.get("/incidents", responses=RESPONSES)
 async def incidents(
     principal: ClosureReader, settings: SettingsDep, tz: TimezoneDep, start: From = None, end: To = None,
     commune: Commune = None, type: Types = None,
@@ -94,7 +99,7 @@ async def incidents(
     return {"from": period.start, "to": period.end, "timezone": tz.key, "rows": rows}
 
 
-@router.get("/durations", responses=READ)
+@router.get("/durations", responses=RESPONSES)
 async def durations(
     principal: ClosureReader, settings: SettingsDep, start: From = None, end: To = None, commune: Commune = None,
     type: Types = None,
@@ -107,7 +112,7 @@ async def durations(
     return {"from": period.start, "to": period.end, "rows": rows}
 
 
-@router.get("/jams", responses=READ)
+@router.get("/jams", responses=RESPONSES)
 async def jams(
     principal: Operator, settings: SettingsDep, tz: TimezoneDep, start: From = None, end: To = None,
     city: Annotated[str | None, Query(min_length=1, max_length=100, description="Waze's city name")] = None,
@@ -121,7 +126,7 @@ async def jams(
     return {"from": period.start, "to": period.end, "timezone": tz.key, "weeks": weeks, "segments": segments}
 
 
-@router.get("/closures/impact", responses=READ)
+@router.get("/closures/impact", responses=RESPONSES)
 async def closures_impact(
     principal: ClosureReader, settings: SettingsDep, tz: TimezoneDep, communes: CommunesDep,
     start: From = None, end: To = None, radius_m: Radius = 300.0, weeks: Weeks = 4, limit: Limit = 50,
@@ -143,7 +148,7 @@ async def closures_impact(
             "truncated": len(found) > MAX_CLOSURES}
 
 
-@router.get("/closures/{closure_id}/impact", responses=READ)
+@router.get("/closures/{closure_id}/impact", responses=RESPONSES)
 async def closure_impact(
     closure_id: str, principal: ClosureReader, settings: SettingsDep, tz: TimezoneDep, communes: CommunesDep,
     radius_m: Radius = 300.0, weeks: Weeks = 4,
@@ -157,7 +162,7 @@ async def closure_impact(
     return report
 
 
-@router.get("/closures/{closure_id}/reality-check", responses=READ)
+@router.get("/closures/{closure_id}/reality-check", responses=RESPONSES)
 async def closure_reality(
     closure_id: str, principal: ClosureReader, settings: SettingsDep, tz: TimezoneDep, communes: CommunesDep,
 ) -> dict[str, Any]:
@@ -167,7 +172,7 @@ async def closure_reality(
         return await reality.reality_check(conn, archived, datetime.now(UTC), tz)
 
 
-@router.get("/reality-check", responses=READ)
+@router.get("/reality-check", responses=RESPONSES)
 async def reality_flags(
     principal: ClosureReader, settings: SettingsDep, tz: TimezoneDep, communes: CommunesDep,
     start: From = None, end: To = None,
