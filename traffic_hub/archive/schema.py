@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 
+from traffic_hub.archive.analytics_schema import ANALYTICS_MIGRATION, ANALYTICS_VERSION
+
 LOCK_ID = 190_019  # pg_advisory_xact_lock key: schema changes and partition creation, one archiver at a time
-PARTITIONED = ("event_versions", "reports")
+PARTITIONED = ("event_versions", "reports", "waze_observations")
 _SUFFIX = re.compile(r"_p(\d{4})(\d{2})$")
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -166,6 +168,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         INSERT INTO event_versions SELECT * FROM archive_backfill ORDER BY topic, partition, "offset";
         """,
     ),
+    (ANALYTICS_VERSION, ANALYTICS_MIGRATION),  # the Waze observations the analytics query (analytics_schema.py)
 )
 
 

@@ -2,6 +2,7 @@
 // Plain ES modules, no build step; MapLibre GL comes from npm, served by the hub under /map/vendor/.
 
 import { applyLabels, initialLanguage, language, locale, setLanguage, t } from "/map/static/i18n.js";
+import { installReplay } from "/map/static/replay.js";
 
 const TYPES = ["closure", "lane_closure", "roadworks", "accident", "hazard", "jam", "weather", "police", "other"];
 const TYPE_COLOURS = {
@@ -626,6 +627,7 @@ async function initMap() {
     map.on("load", () => {
       if (styleBasemap) addCommuneBoundaries(map);
       addOverlayLayers(map);
+      if (canSeeEvents()) installReplay(map, { api, colours: TYPE_COLOURS }); // the day replay (replay.js)
       state.mapReady = true;
       document.body.dataset.map = "ready";
       refreshMapData();

@@ -35,7 +35,7 @@ const LABELS = {
     saturday: "samedi", sunday: "dimanche", no_webgl: "La carte ne peut pas s'afficher (WebGL indisponible) : la liste, les détails et la saisie par coordonnées restent utilisables.",
     delete: "Supprimer", deleted: "Fermeture supprimée.", length: "longueur",
     source: "Source", no_description: "(sans description)",
-    pick_title: (n) => `${n} éléments à cet endroit : lequel ?`,
+    pick_title: (n) => `${n} éléments à cet endroit : lequel ?`, analytics: "Analyses",
   },
   en: {
     title: "Incident map", skip_to_list: "Skip to the list", mode_events: "Incidents", mode_draw: "Road works",
@@ -71,7 +71,7 @@ const LABELS = {
     saturday: "Saturday", sunday: "Sunday", no_webgl: "The map cannot be drawn (no WebGL): the list, details and entry by coordinates still work.",
     delete: "Delete", deleted: "Closure deleted.", length: "length",
     source: "Source", no_description: "(no description)",
-    pick_title: (n) => `${n} items here: which one?`,
+    pick_title: (n) => `${n} items here: which one?`, analytics: "Analytics",
   },
 };
 
