@@ -27,6 +27,7 @@ from traffic_hub.api import (
     feeds,
     health,
     history,
+    measures,
     opendata_history,
     problems,
     stream,
@@ -98,8 +99,8 @@ def build_app(settings: Settings, open_parts: OpenParts, metrics: Metrics) -> Fa
         redoc_url=None,
     )
     problems.install(app)
-    routes = (closures, analytics, stream, actions, events, feeds, connector_routes, health, whoami, map_routes, docs,
-              history, opendata_history)
+    routes = (closures, measures, analytics, stream, actions, events, feeds, connector_routes, health, whoami,
+              map_routes, docs, history, opendata_history)
     for module in routes:
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -24,9 +24,13 @@ from pyproj import Geod
 from traffic_hub.feeds.base import FeedContext, status_reasons
 from traffic_hub.feeds.waze_incident import clean_text, description_of, local_time, rounded_points
 from traffic_hub.feeds.waze_types import waze_kind
-from traffic_hub.model import Event, Segment
+from traffic_hub.model import Event, Measure, MeasureType, Segment, Vehicles
 from traffic_hub.model.geometry import lonlat_pairs
 
+NATIONAL_BASE_KINDS = ("dialog",)
+"""Source kinds (prefixes of `SourceReport.kind`) of the national regulation base, which sends its own
+orders to Waze already (DiaLog's CIFS feed): an event known only from it is not sent a second time."""
+NATIONAL_BASE_REASON = "already sent to Waze by the national base"
 MIN_LENGTH_M = 35.0
 MAX_LENGTH_M = 10_000.0
 MIN_ID_LENGTH = 3
@@ -61,6 +65,11 @@ def from_waze_only(event: Event) -> bool:
 
 def rule_reasons(event: Event, ctx: FeedContext) -> list[str]:
     """What Waze would reject in the event itself; independent of `ctx.now`, so memoisable."""
+    cannot = measure_reason(event.measure)
+    if cannot is not None:
+        return [cannot]
+    if from_national_base_only(event):
+        return [NATIONAL_BASE_REASON]
     kind = waze_kind(event)
     if kind is None:
         return [f"no Waze type for events of type {event.type.value}"]
@@ -73,6 +82,41 @@ def rule_reasons(event: Event, ctx: FeedContext) -> list[str]:
     for number, segment in enumerate(event.segments, start=1):
         reasons.extend(_segment_reasons(number, segment, area))
     return reasons
+
+
+def from_national_base_only(event: Event) -> bool:
+    """Every source still reporting the event is the national regulation base (never two copies in Waze;
+    an event our own teams also posted is published once, by us)."""
+    reporting = [s for s in event.sources if s.active and s.kind != "operator"]
+    return bool(reporting) and all(s.kind.startswith(NATIONAL_BASE_KINDS) for s in reporting)
+
+
+def measure_reason(measure: Measure | None) -> str | None:
+    """Why Waze CIFS cannot carry a measure (None: it can). CIFS carries closures for all vehicles, in
+    one or both directions (and lane closures as hazards); no vehicle classes, speeds or rules."""
+    if measure is None or measure.type in (MeasureType.ROAD_CLOSED, MeasureType.LANE_CLOSED):
+        return None
+    what = {
+        MeasureType.ALTERNATE_TRAFFIC: "alternating traffic",
+        MeasureType.NO_OVERTAKING: "a no-overtaking rule",
+        MeasureType.SPEED_LIMIT: f"a {measure.speed_kmh} km/h speed limit",
+        MeasureType.DETOUR: "a detour (Waze routes drivers around the closure by itself)",
+    }.get(measure.type) or restriction_text(measure.vehicles)
+    return f"Waze CIFS cannot carry {what}: it takes closures for all vehicles only"
+
+
+def restriction_text(vehicles: Vehicles | None) -> str:
+    """A vehicle restriction in a few words: "a 3.5 t limit", "a ban on heavy_goods_vehicle"."""
+    if vehicles is None:
+        return "a vehicle restriction"
+    units = {"max_weight_t": ("t", ""), "max_axle_load_t": ("t", " axle-load"), "max_height_m": ("m", " height"),
+             "max_width_m": ("m", " width"), "max_length_m": ("m", " length")}
+    parts = [f"a {value:g} {units[name][0]}{units[name][1]} limit" for name, value in vehicles.limits.items()]
+    if vehicles.kinds:
+        parts.append(f"a ban on {', '.join(vehicles.kinds)}")
+    if vehicles.critair:
+        parts.append(f"a Crit'Air ban ({', '.join(vehicles.critair)})")
+    return " and ".join(parts) or "a vehicle restriction"
 
 
 def _event_reasons(event: Event, waze_type: str, ctx: FeedContext) -> Iterator[str]:
