@@ -1,0 +1,271 @@
+"""TrafficRegulationPublication in: each regulation of each order becomes a measure report, safely."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connectors.base import ParseContext, PayloadError
+from connectors.registry import parser_for
+from tests.connectors.sources import read
+from traffic_hub.model import IncidentReport
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+HEAD = (
+    '<d2:payload xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:d2="http://datex2.eu/schema/3/d2Payload"'
+    ' xmlns:com="http://datex2.eu/schema/3/common" xmlns:loc="http://datex2.eu/schema/3/locationReferencing"'
+    ' xmlns:dx="https://raw.githubusercontent.com/MTES-MCT/dialog/main/docs/spec/datex2"'
+    ' xmlns="http://datex2.eu/schema/3/trafficRegulation" xsi:type="TrafficRegulationPublication" id="p1"'
+    ' modelBaseVersion="3" lang="FR"><com:publicationTime>2026-01-01T00:00:00+00:00</com:publicationTime>'
+    "<com:publicationCreator><com:country>fr</com:country><com:nationalIdentifier>T</com:nationalIdentifier>"
+    "</com:publicationCreator><trafficRegulationsFromCompetentAuthorities>"
+)
+TAIL = "</trafficRegulationsFromCompetentAuthorities></d2:payload>"
+LILLE_LINE = '{"type":"LineString","coordinates":[[3.0561,50.6301],[3.0509,50.6279]]}'
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def _validity(starts: datetime, ends: datetime | None, periods: str = "", tag: str = "ValidityCondition") -> str:
+    end = f"<com:overallEndTime>{_iso(ends)}</com:overallEndTime>" if ends else ""
+    return (
+        f'<conditions xsi:type="{tag}"><validityByOrder><com:validityStatus>definedByValidityTimeSpec'
+        f"</com:validityStatus><com:validityTimeSpecification><com:overallStartTime>{_iso(starts)}"
+        f"</com:overallStartTime>{end}{periods}</com:validityTimeSpecification></validityByOrder></conditions>"
+    )
+
+
+def _location(geojson: str = LILLE_LINE, street: str = "Rue Nationale") -> str:
+    return (
+        '<conditions xsi:type="LocationCondition"><locationByOrder xsi:type="loc:LinearLocation">'
+        f"<loc:supplementaryPositionalDescription><loc:roadInformation><loc:roadName>{street}</loc:roadName>"
+        "</loc:roadInformation></loc:supplementaryPositionalDescription><loc:_linearLocationExtension>"
+        f"<loc:linearLocationExtended><dx:geoJsonGeometry>{geojson}</dx:geoJsonGeometry>"
+        "</loc:linearLocationExtended></loc:_linearLocationExtension></locationByOrder></conditions>"
+    )
+
+
+def _vehicle(characteristics: str, negate: bool = False) -> str:
+    return (
+        f'<conditions xsi:type="VehicleCondition"><negate>{str(negate).lower()}</negate>'
+        f"<vehicleCharacteristics>{characteristics}</vehicleCharacteristics></conditions>"
+    )
+
+
+def _order(ident: str, regulation_type: str, conditions: str, status: str = "madeAndImplemented") -> str:
+    return (
+        f'<trafficRegulationOrder id="{ident}" version="3"><description><com:values><com:value>Travaux {ident}'
+        "</com:value></com:values></description><issuingAuthority><com:values><com:value>Lille</com:value>"
+        f"</com:values></issuingAuthority><regulationId>2026-{ident}</regulationId><status>{status}</status>"
+        f"<trafficRegulation><status>active</status>{regulation_type}"
+        f'<condition xsi:type="ConditionSet"><operator>and</operator>{conditions}</condition></trafficRegulation>'
+        "</trafficRegulationOrder>"
+    )
+
+
+def _parse(*orders: str, kind: str = "datex2") -> dict[str, IncidentReport]:
+    payload = (HEAD + "".join(orders) + TAIL).encode()
+    parsed = parser_for(kind).parse(payload, ParseContext(source="dialog", received_at=NOW))
+    assert parsed.rejects == [], [r.reason for r in parsed.rejects]
+    assert parsed.snapshot is True
+    return {incident.source_id: incident for incident in parsed.incidents}
+
+
+def test_each_type_of_regulation_becomes_its_measure() -> None:
+    starts, ends = NOW - timedelta(days=1), NOW + timedelta(days=10)
+    where = _validity(starts, ends) + _location()
+    found = _parse(
+        _order(
+            "closed",
+            '<typeOfRegulation xsi:type="AccessRestriction"><accessRestrictionType>noEntry'
+            "</accessRestrictionType></typeOfRegulation>",
+            where,
+        ),
+        _order(
+            "speed",
+            '<typeOfRegulation xsi:type="SpeedLimit"><maxValue><numericValue>30</numericValue>'
+            "<unitOfMeasure>kilometresPerHour</unitOfMeasure></maxValue></typeOfRegulation>",
+            where,
+        ),
+        _order(
+            "speed37",
+            '<typeOfRegulation xsi:type="MaxSpeedLimit"><numericalValue>50</numericalValue>'
+            "<unitOfMeasure>kilometresPerHour</unitOfMeasure></typeOfRegulation>",
+            _validity(starts, ends, tag="TimeValidityCondition") + _location(),
+        ),
+        _order(
+            "alternate",
+            '<typeOfRegulation xsi:type="RoadOrCarriagewayOrLaneManagement">'
+            "<roadOrCarriagewayOrLaneManagementType>singleAlternateLineTraffic"
+            "</roadOrCarriagewayOrLaneManagementType></typeOfRegulation>",
+            where,
+        ),
+        _order(
+            "overtaking",
+            '<typeOfRegulation xsi:type="GeneralInstructionToRoadUsers">'
+            "<generalInstructionToRoadUsersType>noOvertaking</generalInstructionToRoadUsersType>"
+            "</typeOfRegulation>",
+            where,
+        ),
+        _order("overtaking37", '<typeOfRegulation xsi:type="ProhibitionOfOvertaking"/>', where),
+    )
+    measures = {key.split("/")[0]: report.said["measure"] for key, report in found.items()}
+    assert measures == {
+        "closed": {"type": "road_closed"},
+        "speed": {"type": "speed_limit", "speed_kmh": 30},
+        "speed37": {"type": "speed_limit", "speed_kmh": 50},
+        "alternate": {"type": "alternate_traffic"},
+        "overtaking": {"type": "no_overtaking"},
+        "overtaking37": {"type": "no_overtaking"},
+    }
+    closed = found["closed/1"]
+    assert closed.kind == "datex2-regulation"
+    assert closed.source_version == "3"
+    assert closed.validity.starts_at == starts
+    assert closed.validity.ends_at == ends
+    assert closed.street == "Rue Nationale"
+    assert closed.ended is False
+    assert closed.said["regulation_id"] == "2026-closed"
+
+
+def test_vehicle_conditions_with_negations_are_limits_kinds_and_exemptions() -> None:
+    vehicles = (
+        '<conditions xsi:type="ConditionSet"><operator>or</operator>'
+        + _vehicle(
+            "<com:vehicleType>heavyGoodsVehicle</com:vehicleType><com:grossWeightCharacteristic>"
+            "<com:comparisonOperator>lessThanOrEqualTo</com:comparisonOperator>"
+            "<com:grossVehicleWeight>3.5</com:grossVehicleWeight></com:grossWeightCharacteristic>"
+        )
+        + _vehicle(
+            "<com:heightCharacteristic><com:comparisonOperator>greaterThan</com:comparisonOperator>"
+            "<com:vehicleHeight>3.2</com:vehicleHeight></com:heightCharacteristic>"
+        )
+        + _vehicle("<com:loadType>hazardousMaterials</com:loadType>")
+        + _vehicle(
+            "<com:emissions><com:emissionClassificationOther>critair4</com:emissionClassificationOther></com:emissions>"
+        )
+        + _vehicle("<com:vehicleUsage>emergencyServices</com:vehicleUsage>", negate=True)
+        + _vehicle(
+            "<com:_vehicleCharacteristicsExtension><com:vehicleCharacteristicsExtended>"
+            "<dx:otherVehicleType>Riverains</dx:otherVehicleType></com:vehicleCharacteristicsExtended>"
+            "</com:_vehicleCharacteristicsExtension>",
+            negate=True,
+        )
+        + '<conditions xsi:type="AccessCondition"><negate>true</negate><accessConditionType>loadingAndUnloading'
+        "</accessConditionType></conditions></conditions>"
+    )
+    found = _parse(
+        _order(
+            "lorries",
+            '<typeOfRegulation xsi:type="AccessRestriction"><accessRestrictionType>noEntry'
+            "</accessRestrictionType></typeOfRegulation>",
+            _validity(NOW - timedelta(days=1), None) + _location() + vehicles,
+        )
+    )
+    assert found["lorries/1"].said["measure"] == {
+        "type": "vehicle_restriction",
+        "vehicles": {
+            "max_weight_t": 3.5,
+            "max_height_m": 3.2,
+            "kinds": ["hazardous_goods"],
+            "critair": [4],
+            "except": ["emergency_services", "deliveries", "Riverains"],
+        },
+    }
+
+
+def test_recurring_periods_exceptions_and_overnight_slots() -> None:
+    periods = (
+        "<com:validPeriod><com:recurringTimePeriodOfDay><com:startTimeOfPeriod>21:00:00+00:00</com:startTimeOfPeriod>"
+        "<com:endTimeOfPeriod>06:00:00+00:00</com:endTimeOfPeriod></com:recurringTimePeriodOfDay>"
+        "<com:recurringDayWeekMonthPeriod><com:applicableDay>friday</com:applicableDay>"
+        "<com:applicableDay>sunday</com:applicableDay></com:recurringDayWeekMonthPeriod></com:validPeriod>"
+        "<com:exceptionPeriod><com:recurringDayWeekMonthPeriod><com:applicableDay>sunday</com:applicableDay>"
+        "</com:recurringDayWeekMonthPeriod></com:exceptionPeriod>"
+        "<com:exceptionPeriod><com:recurringSpecialDay><com:specialDayType>publicHoliday</com:specialDayType>"
+        "</com:recurringSpecialDay></com:exceptionPeriod>"
+    )
+    found = _parse(
+        _order(
+            "nights",
+            '<typeOfRegulation xsi:type="AccessRestriction"><accessRestrictionType>noEntry'
+            "</accessRestrictionType></typeOfRegulation>",
+            _validity(NOW - timedelta(days=1), NOW + timedelta(days=30), periods) + _location(),
+        )
+    )
+    report = found["nights/1"]
+    schedule = report.validity.schedule
+    assert schedule is not None
+    # local wall-clock times (the +00:00 DiaLog writes is not applied); Friday 21:00-06:00 runs into Saturday;
+    # Sunday is an exception day: its hours go, the Monday hours of its night stay (exceptions name days)
+    assert schedule.model_dump(exclude_none=True) == {
+        "friday": ["21:00-24:00"],
+        "saturday": ["00:00-06:00"],
+        "monday": ["00:00-06:00"],
+    }
+    assert report.said["except_public_holidays"] is True
+
+
+def test_withdrawn_and_past_orders_end_their_measures() -> None:
+    where = _validity(NOW - timedelta(days=10), NOW - timedelta(days=1)) + _location()
+    closed = (
+        '<typeOfRegulation xsi:type="AccessRestriction"><accessRestrictionType>noEntry</accessRestrictionType>'
+        "</typeOfRegulation>"
+    )
+    found = _parse(
+        _order("past", closed, where), _order("gone", closed, _validity(NOW, None) + _location(), status="withdrawn")
+    )
+    assert found["past/1"].ended
+    assert found["gone/1"].ended
+
+
+def test_unusable_regulations_are_rejects_naming_the_reason() -> None:
+    parking = (
+        '<typeOfRegulation xsi:type="StandingOrParkingRestriction"><standingOrParkingRestrictionType>'
+        "parkingProhibited</standingOrParkingRestrictionType></typeOfRegulation>"
+    )
+    payload = (HEAD + _order("parking", parking, _validity(NOW, None) + _location()) + TAIL).encode()
+    parsed = parser_for("datex2").parse(payload, ParseContext(source="x", received_at=NOW))
+    assert parsed.incidents == []
+    assert [r.source_id for r in parsed.rejects] == ["parking"]
+    assert "StandingOrParkingRestriction" in parsed.rejects[0].reason
+
+
+def test_the_national_base_keeps_only_the_orders_in_mel() -> None:
+    sample = read("datex2/fr-dialog/dialog-regulations_mel-derived.xml")
+    parsed = parser_for("dialog").parse(sample, ParseContext(source="dialog", received_at=NOW))
+    ids = sorted(incident.source_id for incident in parsed.incidents)
+    # order 1 moved into Lille (4 regulations, one street each), the copy of order 2 moved into Roubaix;
+    # order 2 (Meurthe-et-Moselle) dropped
+    assert ids == [
+        *(f"018a45df-58c3-740c-b712-37d3d2ca25f8/{n}" for n in range(1, 5)),
+        "018b19e9-7f21-7b21-9200-5b4a09b00fde/1",
+    ]
+    assert {incident.kind for incident in parsed.incidents} == {"dialog-regulation"}
+    assert (
+        parser_for("dialog")
+        .parse(read("datex2/fr-dialog/dialog-regulations.xml"), ParseContext(source="dialog", received_at=NOW))
+        .incidents
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'<!DOCTYPE d [<!ENTITY e SYSTEM "http://example.invalid/x">]><d2:payload xmlns:d2="x">&e;</d2:payload>',
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><payload/>',
+    ],
+)
+def test_hostile_documents_are_refused_before_parsing(payload: bytes) -> None:
+    for kind in ("datex2", "dialog"):
+        with pytest.raises(PayloadError, match=r"DTD|DOCTYPE"):
+            parser_for(kind).parse(payload, ParseContext(source="x", received_at=NOW))
+
+
+def test_a_situation_publication_is_not_the_national_base() -> None:
+    with pytest.raises(PayloadError, match="TrafficRegulationPublication"):
+        parser_for("dialog").parse(read("datex2/nl-ndw/situations.xml"), ParseContext(source="x", received_at=NOW))
