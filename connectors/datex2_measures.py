@@ -31,7 +31,20 @@ from connectors.datex2_regulation import (
 from connectors.items import MAX_RAW, collect
 from connectors.values import ItemError, small
 from connectors.xml_find import Element, raw
-from traffic_hub.model import Cause, Direction, EventType, IncidentReport, Schedule, Validity
+from traffic_hub.model import (
+    Cause,
+    CritAir,
+    Direction,
+    EventType,
+    Exemption,
+    IncidentReport,
+    Measure,
+    MeasureType,
+    Schedule,
+    Validity,
+    VehicleKind,
+    Vehicles,
+)
 
 REPORT_KIND = "datex2-regulation"
 
@@ -97,21 +110,47 @@ def _raw_measure(measure: RegulationMeasure) -> bytes:
     return f"{measure.source_id}: {measure.type} {measure.detail}".encode()
 
 
-def measure_fields(measure: RegulationMeasure) -> dict[str, Any]:
-    """The measure's own values, in the API's shape (`type`, `speed_kmh`, `vehicles`)."""
-    out: dict[str, Any] = {"type": measure.type}
-    if measure.speed_kmh is not None:
-        out["speed_kmh"] = measure.speed_kmh
-    vehicles = measure.vehicles.as_dict()
-    if vehicles:
-        out["vehicles"] = vehicles
-    return out
+_KINDS = frozenset(VehicleKind)
+_EXEMPTIONS = frozenset(Exemption)
+_CRITAIR = frozenset(CritAir)
+
+
+def canonical_measure(measure: RegulationMeasure) -> tuple[Measure, dict[str, Any]]:
+    """The model's `Measure`, and what the order said that the model has no word for.
+
+    A road closed to everyone but some users (« sauf riverains ») stays `road_closed`: the model keeps
+    exemptions on restrictions only, so they are in `said` (and in the description)."""
+    kind = MeasureType(measure.type)
+    found = measure.vehicles
+    unknown: dict[str, Any] = {
+        "vehicle_kinds": [k for k in found.kinds if k not in _KINDS],
+        "exemptions": [e for e in found.exempt if e not in _EXEMPTIONS] + list(found.exempt_other),
+    }
+    vehicles = None
+    if kind is MeasureType.VEHICLE_RESTRICTION:
+        vehicles = Vehicles.model_validate(
+            {
+                **found.limits(),
+                "kinds": [k for k in found.kinds if k in _KINDS],
+                "critair": [c for c in found.critair if c in _CRITAIR],
+                "except": [e for e in found.exempt if e in _EXEMPTIONS],
+            }
+        )
+        if not vehicles.bans_anything:
+            kind, vehicles = MeasureType.ROAD_CLOSED, None
+    else:
+        unknown["exemptions"] = list(found.exempt) + list(found.exempt_other)
+    if kind is MeasureType.SPEED_LIMIT and not (measure.speed_kmh and 5 <= measure.speed_kmh <= 130):
+        raise ItemError(f"speed limit of {measure.speed_kmh} km/h is outside 5-130 km/h")
+    speed = measure.speed_kmh if kind is MeasureType.SPEED_LIMIT else None
+    return Measure(type=kind, speed_kmh=speed, vehicles=vehicles), small(unknown)
 
 
 def measure_report(measure: RegulationMeasure, ctx: ParseContext, kind: str) -> IncidentReport:
     validity = _validity(measure.period, ctx.received_at)
     ended = measure.withdrawn or (validity.ends_at is not None and validity.ends_at <= ctx.received_at)
-    label = LABELS.get(measure.type, measure.type)
+    canonical, unknown = canonical_measure(measure)
+    label = LABELS.get(canonical.type.value, canonical.type.value)
     description = measure.description
     if label.lower() not in description.lower():
         description = f"{description} ({label})"
@@ -120,8 +159,8 @@ def measure_report(measure: RegulationMeasure, ctx: ParseContext, kind: str) -> 
         kind=kind,
         source_id=measure.source_id[:200],
         source_version=measure.order_version,
-        type=EVENT_TYPES[measure.type],
-        subtype=measure.type,
+        type=EVENT_TYPES[canonical.type.value],
+        subtype=canonical.type.value,
         cause=Cause.OTHER,
         description=description[:2000],
         geometry=measure.geometry,
@@ -130,10 +169,11 @@ def measure_report(measure: RegulationMeasure, ctx: ParseContext, kind: str) -> 
         validity=validity,
         ended=ended,
         reliability=1.0,
+        measure=canonical,
         said=small(
             {
-                "measure": measure_fields(measure),
                 "regulation": measure.detail,
+                "not_in_model": unknown,
                 "order_id": measure.order_id,
                 "order_version": measure.order_version,
                 "regulation_id": measure.regulation_id,
@@ -141,7 +181,6 @@ def measure_report(measure: RegulationMeasure, ctx: ParseContext, kind: str) -> 
                 "issuing_authority": measure.authority,
                 "public_url": measure.public_url,
                 "origin": measure.origin,
-                "except_public_holidays": measure.period.except_public_holidays or None,
             }
         ),
     )
@@ -150,5 +189,8 @@ def measure_report(measure: RegulationMeasure, ctx: ParseContext, kind: str) -> 
 def _validity(period: Period, now: datetime) -> Validity:
     starts = period.starts_at or now
     ends = period.ends_at if period.ends_at is not None and period.ends_at > starts else None
-    schedule = Schedule.model_validate(period.windows) if period.windows else None
+    windows: dict[str, Any] = dict(period.windows)
+    if period.except_public_holidays:
+        windows = {**(windows or {"daily": ["00:00-24:00"]}), "except": {"public_holidays": True}}
+    schedule = Schedule.model_validate(windows) if windows else None
     return Validity(starts_at=starts, ends_at=ends, schedule=schedule)

@@ -67,22 +67,44 @@ VEHICLE_KINDS = {
     "commercial": "commercial",
     "agriculturalVehicle": "agricultural_vehicle",
     "tractor": "agricultural_vehicle",
+    "tanker": "tanker",
+    "moped": "moped",
 }
-HAZARDOUS = "hazardous_goods"
+LOAD_KINDS = {
+    "hazardousMaterials": "hazardous_goods",
+    "dangerousGoods": "hazardous_goods",
+    "abnormalLoad": "abnormal_load",
+    "extraHighLoad": "abnormal_load",
+    "extraLongLoad": "abnormal_load",
+    "extraWideLoad": "abnormal_load",
+}
 # DATEX II vehicle usages and access conditions → our exemptions
 USAGES = {
     "emergencyServices": "emergency_services",
     "police": "emergency_services",
     "fireBrigade": "emergency_services",
     "ambulance": "emergency_services",
-    "roadMaintenanceOrConstruction": "roadworks",
-    "roadOperator": "roadworks",
+    "roadMaintenanceOrConstruction": "road_maintenance",
+    "roadOperator": "road_maintenance",
     "publicTransport": "public_transport",
     "deliveryServices": "deliveries",
+    "cityLogistics": "deliveries",
     "agricultural": "agricultural",
     "military": "military",
     "taxi": "taxi",
+    "carSharing": "car_sharing",
+    "recoveryServices": "recovery_services",
 }
+# words of free-text exemptions (DiaLog's `dx:otherVehicleType`, in French) → our exemptions
+OTHER_EXEMPTIONS = (
+    ("desserte", "local_access"),
+    ("déserte", "local_access"),
+    ("riverain", "residents"),
+    ("resident", "residents"),
+    ("livraison", "deliveries"),
+    ("secours", "emergency_services"),
+    ("transport en commun", "public_transport"),
+)
 ACCESS = {
     "accessOnly": "residents",
     "destinationTraffic": "residents",
@@ -92,8 +114,8 @@ ACCESS = {
 }
 _LIMITS = (
     ("grossWeightCharacteristic", "grossVehicleWeight", "max_weight_t"),
-    ("heaviestAxleWeightCharacteristic", "heaviestAxleWeight", "max_axle_weight_t"),
-    ("axleWeightCharacteristic", "axleWeight", "max_axle_weight_t"),
+    ("heaviestAxleWeightCharacteristic", "heaviestAxleWeight", "max_axle_load_t"),
+    ("axleWeightCharacteristic", "axleWeight", "max_axle_load_t"),
     ("heightCharacteristic", "vehicleHeight", "max_height_m"),
     ("widthCharacteristic", "vehicleWidth", "max_width_m"),
     ("lengthCharacteristic", "vehicleLength", "max_length_m"),
@@ -107,34 +129,27 @@ class Vehicles:
     """Who a regulation is for (empty: every vehicle) and who is exempted."""
 
     max_weight_t: float | None = None
-    max_axle_weight_t: float | None = None
+    max_axle_load_t: float | None = None
     max_height_m: float | None = None
     max_width_m: float | None = None
     max_length_m: float | None = None
     kinds: tuple[str, ...] = ()
-    critair: tuple[int, ...] = ()
+    critair: tuple[str, ...] = ()  # "critair3", …
     exempt: tuple[str, ...] = ()  # our exemption words ("emergency_services", "residents", …)
     exempt_other: tuple[str, ...] = ()  # the source's own words for other exemptions
 
     def restricts(self) -> bool:
         """True when the rule is for some vehicles only (a limit, a kind or a Crit'Air class)."""
-        limits = (self.max_weight_t, self.max_axle_weight_t, self.max_height_m, self.max_width_m, self.max_length_m)
+        limits = (self.max_weight_t, self.max_axle_load_t, self.max_height_m, self.max_width_m, self.max_length_m)
         return any(value is not None for value in limits) or bool(self.kinds or self.critair)
 
-    def as_dict(self) -> dict[str, object]:
-        """The model's `vehicles` shape: limits, kinds, critair and `except` (exemptions)."""
-        out: dict[str, object] = {
+    def limits(self) -> dict[str, float]:
+        """The limits given, by the model's field names."""
+        return {
             name: value
-            for name in ("max_weight_t", "max_axle_weight_t", "max_height_m", "max_width_m", "max_length_m")
+            for name in ("max_weight_t", "max_axle_load_t", "max_height_m", "max_width_m", "max_length_m")
             if (value := getattr(self, name)) is not None
         }
-        if self.kinds:
-            out["kinds"] = list(self.kinds)
-        if self.critair:
-            out["critair"] = list(self.critair)
-        if self.exempt or self.exempt_other:
-            out["except"] = [*self.exempt, *self.exempt_other]
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +375,7 @@ def _leaves(condition: Element | None, *, negated: bool) -> Iterator[tuple[Eleme
 def _vehicles(leaves: list[tuple[Element, bool]]) -> Vehicles:
     limits: dict[str, float] = {}
     kinds: list[str] = []
-    critair: list[int] = []
+    critair: list[str] = []
     exempt: list[str] = []
     other: list[str] = []
     for element, negated in leaves:
@@ -375,7 +390,9 @@ def _vehicles(leaves: list[tuple[Element, bool]]) -> Vehicles:
             continue
         if negated:
             exempt.extend(_exemptions(characteristics))
-            other.extend(t[:100] for t in _texts(characteristics, "otherVehicleType"))
+            for text in _texts(characteristics, "otherVehicleType"):
+                word = _other_exemption(text)
+                (exempt if word else other).append(word or text[:100])
             continue
         found = _limits(characteristics)
         limits.update({k: min(v, limits.get(k, v)) for k, v in found.items()})
@@ -405,25 +422,34 @@ def _limits(characteristics: Element) -> dict[str, float]:
     return out
 
 
-def _critair(characteristics: Element) -> list[int]:
+def _critair(characteristics: Element) -> list[str]:
     out = []
     for text in _texts(characteristics, "emissionClassificationOther"):
         match = _CRITAIR.search(text)
-        if "crit" in text.lower() and match:
-            out.append(int(match[1]))
+        if "crit" in text.lower() and match and int(match[1]) <= 5:
+            out.append(f"critair{match[1]}")
+        elif "crit" in text.lower() and ("non" in text.lower() or "unclassified" in text.lower()):
+            out.append("unclassified")
     return out
+
+
+def _other_exemption(text: str) -> str | None:
+    lowered = text.lower()
+    return next((word for key, word in OTHER_EXEMPTIONS if key in lowered), None)
 
 
 def _kinds(characteristics: Element) -> list[str]:
     kinds = [VEHICLE_KINDS.get(value, value) for value in _texts(characteristics, "vehicleType")]
-    if any(value in ("hazardousMaterials", "dangerousGoods") for value in _texts(characteristics, "loadType")):
-        kinds.append(HAZARDOUS)
+    kinds.extend(LOAD_KINDS[value] for value in _texts(characteristics, "loadType") if value in LOAD_KINDS)
     return kinds
 
 
 def _exemptions(characteristics: Element) -> list[str]:
     words = [USAGES.get(value, value) for value in _texts(characteristics, "vehicleUsage")]
-    words.extend(VEHICLE_KINDS.get(value, value) for value in _texts(characteristics, "vehicleType"))
+    words.extend(
+        "public_transport" if value == "bus" else VEHICLE_KINDS.get(value, value)
+        for value in _texts(characteristics, "vehicleType")
+    )
     return words
 
 
