@@ -18,7 +18,10 @@ How the condition tree is read (DiaLog's shape: an `and` of `or` sets):
   writes its local times with a `+00:00` offset, and an order's "07:00-20:00" means 07:00 in France
   all year, so the offset is not applied.
 - vehicles: a vehicle condition that is not negated says who the rule is for, a negated one who is
-  exempted. A weight, axle load or dimension is the limit above which the rule applies, whatever the
+  exempted. Several restricted conditions (an `or`) are merged into one set of kinds, limits and
+  classes, which the model reads as an `and` (kinds, then limits, then classes): exact for DiaLog's
+  usual "lorries above 7.5 t", an approximation when one order mixes unrelated conditions. A
+  weight, axle load or dimension is the limit above which the rule applies, whatever the
   comparison operator (DiaLog writes `lessThanOrEqualTo 7.5` for "+7,5 t interdit").
 - the order's own validity and location are used when the conditions carry none.
 
@@ -106,7 +109,7 @@ OTHER_EXEMPTIONS = (
     ("transport en commun", "public_transport"),
 )
 ACCESS = {
-    "accessOnly": "residents",
+    "accessOnly": "local_access",
     "destinationTraffic": "residents",
     "sourceAndDestinationTraffic": "residents",
     "loadingAndUnloading": "deliveries",
@@ -397,8 +400,7 @@ def _vehicles(leaves: list[tuple[Element, bool]]) -> Vehicles:
         found = _limits(characteristics)
         limits.update({k: min(v, limits.get(k, v)) for k, v in found.items()})
         critair.extend(_critair(characteristics))
-        if not found:  # "heavyGoodsVehicle + 7.5 t" is the 7.5 t limit, not every lorry
-            kinds.extend(_kinds(characteristics))
+        kinds.extend(_kinds(characteristics))  # "heavyGoodsVehicle + 7.5 t": lorries above 7.5 t
     return Vehicles(
         **limits,
         kinds=tuple(dict.fromkeys(kinds)),

@@ -176,7 +176,7 @@ def test_vehicle_conditions_with_negations_are_limits_kinds_and_exemptions() -> 
         "vehicles": {
             "max_weight_t": 3.5,
             "max_height_m": 3.2,
-            "kinds": ["hazardous_goods"],
+            "kinds": ["heavy_goods_vehicle", "hazardous_goods"],
             "critair": ["critair4"],
             "except": ["emergency_services", "residents", "deliveries"],
         },

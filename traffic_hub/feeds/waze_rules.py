@@ -24,6 +24,7 @@ from pyproj import Geod
 from traffic_hub.feeds.base import FeedContext, status_reasons
 from traffic_hub.feeds.waze_incident import clean_text, description_of, local_time, rounded_points
 from traffic_hub.feeds.waze_types import waze_kind
+from traffic_hub.feeds.waze_withhold import national_base_reasons
 from traffic_hub.model import Event, Segment
 from traffic_hub.model.geometry import lonlat_pairs
 
@@ -66,6 +67,8 @@ def rule_reasons(event: Event, ctx: FeedContext) -> list[str]:
         return [f"no Waze type for events of type {event.type.value}"]
     if from_waze_only(event):
         return ["reported by Waze itself: not sent back to Waze"]
+    if national := national_base_reasons(event, enabled=ctx.waze_withhold_national_base):
+        return national
     reasons = list(_event_reasons(event, kind.type, ctx))
     if not event.segments:
         reasons.extend(event.segments_withheld or ["not matched to a single street"])
