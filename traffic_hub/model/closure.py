@@ -1,4 +1,9 @@
-"""Closures as road-works teams post them (contract §3), and the state the hub keeps of one."""
+"""Closures and measures as road-works teams post them (contract §3), and the state the hub keeps of one.
+
+A closure is a measure (``road_closed``, or ``lane_closed`` when it has ``lanes`` not all closed);
+the measures API adds ``type`` and the type's values (:mod:`traffic_hub.model.measure`). One state
+(:class:`ClosureState`) records both, so every guarantee of closures holds for measures.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from traffic_hub.model.geometry import LineString
+from traffic_hub.model.measure import Measure, MeasureType, SpeedKmh, Vehicles, values_problem
 from traffic_hub.model.validity import Schedule, Validity, ends_after
 from traffic_hub.model.vocabulary import Cause, Direction
 
@@ -109,6 +115,43 @@ class ClosurePatch(BaseModel):
     lanes: Lanes | None = None
 
 
+MeasureId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class _MeasureValues(BaseModel):
+    """A measure's type and values, flat as the measures API takes them (None: a plain closure)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: MeasureType | None = None
+    speed_kmh: SpeedKmh | None = None
+    vehicles: Vehicles | None = None
+    detour_of: MeasureId | None = None
+
+
+def measure_problem(
+    kind: MeasureType, lanes: Lanes | None, speed_kmh: int | None, vehicles: Vehicles | None, detour_of: str | None
+) -> tuple[str, str] | None:
+    """(field, message) when a measure's values do not fit its type (lanes included), else None."""
+    if kind is MeasureType.LANE_CLOSED and (lanes is None or lanes.full):
+        return "lanes", "a lane_closed measure needs lanes with fewer closed than total (all closed: road_closed)"
+    if kind is MeasureType.ROAD_CLOSED and lanes is not None and not lanes.full:
+        return "lanes", "a road_closed measure closes every lane: use lane_closed for some lanes"
+    return values_problem(kind, speed_kmh, vehicles, detour_of)
+
+
+class MeasureIn(ClosureIn, _MeasureValues):
+    """Body of POST /api/v1/measures and PUT /api/v1/measures/{id}: a closure's fields plus `type` and
+    the type's values. Whether the values fit the type is :func:`measure_problem` (the service answers
+    a 422 naming the field)."""
+
+    type: MeasureType
+
+
+class MeasurePatch(ClosurePatch, _MeasureValues):
+    """Body of PATCH /api/v1/measures/{id}: any subset of the measure's fields (reference is fixed)."""
+
+
 class ClosureWarning(BaseModel):
     """Accepted, but worth a second look: unusual input a team would rather hear about now."""
 
@@ -119,11 +162,11 @@ class ClosureWarning(BaseModel):
     message: str
 
 
-class ClosureState(_ClosureFields):
-    """What the hub records of a closure: the submission as accepted, plus bookkeeping.
+class ClosureState(_ClosureFields, _MeasureValues):
+    """What the hub records of a closure or measure: the submission as accepted, plus bookkeeping.
 
     `geometry` is always WGS84 here (converted from `crs` by the API); `submitted_crs` keeps what
-    the team used.
+    the team used. `type` is None for a closure posted through /api/v1/closures: see :meth:`measure`.
     """
 
     id: str
@@ -136,3 +179,16 @@ class ClosureState(_ClosureFields):
     created_at: datetime
     updated_at: datetime
     submitted_crs: Crs = "EPSG:4326"
+
+    @property
+    def measure_type(self) -> MeasureType:
+        """The type, also of a plain closure: lane_closed when some lanes stay open, else road_closed."""
+        if self.type is not None:
+            return self.type
+        if self.lanes is not None and not self.lanes.full:
+            return MeasureType.LANE_CLOSED
+        return MeasureType.ROAD_CLOSED
+
+    def measure(self) -> Measure:
+        return Measure(type=self.measure_type, speed_kmh=self.speed_kmh, vehicles=self.vehicles,
+                       detour_of=self.detour_of)

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from traffic_hub.model.closure import ClosureState
 from traffic_hub.model.geometry import Geometry
 from traffic_hub.model.incident import IncidentReport
+from traffic_hub.model.measure import Measure
 from traffic_hub.model.validity import Validity
 from traffic_hub.model.vocabulary import Cause, Direction, EventType, Lifecycle, Status
 
@@ -85,6 +86,7 @@ class Event(BaseModel):
     ended_by: str | None = None  # an operator ended it: sources cannot reopen it
     merged_into: str | None = None  # an operator merged it into this event
     closure: ClosureState | None = None  # set when the event is a road-works closure (same id)
+    measure: Measure | None = None  # what a traffic-regulation order imposes (closures too); None: an incident
     created_at: AwareDatetime
     updated_at: AwareDatetime
 

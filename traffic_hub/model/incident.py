@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from traffic_hub.model.geometry import Geometry
+from traffic_hub.model.measure import Measure
 from traffic_hub.model.validity import Validity
 from traffic_hub.model.vocabulary import Cause, Direction, EventType
 
@@ -42,3 +43,4 @@ class IncidentReport(BaseModel):
     reliability: float | None = Field(default=None, ge=0.0, le=1.0)
     openlr: str | None = None  # an OpenLR line reference (base64 binary) when the source gives one
     said: dict[str, Any] = Field(default_factory=dict)  # the source's own fields, summarised (no huge blobs)
+    measure: Measure | None = None  # a traffic-regulation measure (e.g. from the national base); None: an incident

@@ -1,12 +1,21 @@
-"""When an event applies: an overall period and optional recurring weekly windows."""
+"""When an event applies: an overall period and optional recurring weekly windows.
+
+Windows are local time (Europe/Paris for MEL) and are turned into instants day by day, so a window
+"08:00-18:00" is 08:00 to 18:00 on the clock also on the days the clocks change. A schedule may give
+`daily` windows (every day without its own list) and days it does not apply (`except`: weekends,
+French public holidays from the maintained `holidays` library, given dates): traffic-regulation
+orders are written that way ("de 8 h à 17 h, sauf week-ends et jours fériés").
+"""
 
 from __future__ import annotations
 
+import functools
 import re
-from datetime import datetime, time, timedelta
-from typing import Annotated
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+import holidays
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -28,12 +37,46 @@ def _check_window(value: str) -> str:
 
 Window = Annotated[str, AfterValidator(_check_window)]
 Windows = Annotated[list[Window], Field(min_length=1, max_length=8)]
+HOLIDAY_COUNTRY = "FR"
+
+
+@functools.lru_cache(maxsize=64)
+def public_holidays(year: int) -> frozenset[date]:
+    """French public holidays of `year` (metropolitan list, which is Lille's)."""
+    return frozenset(holidays.country_holidays(HOLIDAY_COUNTRY, years=year).keys())
+
+
+def _none(value: Any) -> bool:
+    return value is None
+
+
+class ScheduleExceptions(BaseModel):
+    """Local dates on which a schedule does not apply."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weekends: bool = False
+    public_holidays: bool = False
+    dates: Annotated[list[date], Field(max_length=366)] = Field(default_factory=list)
+
+    def excludes(self, day: date) -> bool:
+        if self.weekends and day.weekday() >= 5:
+            return True
+        if self.public_holidays and day in public_holidays(day.year):
+            return True
+        return day in self.dates
 
 
 class Schedule(BaseModel):
-    """Recurring windows per weekday, in the authority's local time ("08:00-18:00")."""
+    """Recurring windows per weekday, in the authority's local time ("08:00-18:00").
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    `daily`: the windows of every weekday not listed on its own. `except`: days it does not apply
+    (JSON name `except`; both are left out of the JSON when not given, so closures read as before).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
     monday: Windows | None = None
     tuesday: Windows | None = None
@@ -42,22 +85,31 @@ class Schedule(BaseModel):
     friday: Windows | None = None
     saturday: Windows | None = None
     sunday: Windows | None = None
+    daily: Annotated[Windows | None, Field(exclude_if=_none)] = None
+    except_: Annotated[ScheduleExceptions | None, Field(alias="except", exclude_if=_none)] = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> Schedule:
         if not any(self.windows(day) for day in WEEKDAYS):
-            raise ValueError("schedule needs at least one weekday with windows")
+            raise ValueError("schedule needs at least one weekday with windows (or daily windows)")
         return self
 
     def windows(self, day: str) -> list[str]:
+        """The windows of a weekday (its own, else the daily ones), whatever the date."""
         windows: list[str] | None = getattr(self, day)
-        return windows or []
+        return windows or self.daily or []
+
+    def windows_on(self, day: date) -> list[str]:
+        """The windows of a local date: none on an excepted day."""
+        if self.except_ is not None and self.except_.excludes(day):
+            return []
+        return self.windows(WEEKDAYS[day.weekday()])
 
     def covers(self, moment: datetime, tz: ZoneInfo) -> bool:
-        """Whether `moment` falls inside one of the windows of its local weekday."""
+        """Whether `moment` falls inside one of the windows of its local date."""
         local = moment.astimezone(tz)
         minute = local.hour * 60 + local.minute
-        for window in self.windows(WEEKDAYS[local.weekday()]):
+        for window in self.windows_on(local.date()):
             start, end = _minutes(window)
             if start <= minute < end:
                 return True
@@ -69,7 +121,7 @@ class Schedule(BaseModel):
         out: list[datetime] = []
         for offset in range(days):
             day = (local + timedelta(days=offset)).date()
-            for window in self.windows(WEEKDAYS[day.weekday()]):
+            for window in self.windows_on(day):
                 for minute in _minutes(window):
                     hours, minutes = divmod(minute, 60)
                     moment = datetime.combine(day, time(0), tz) + timedelta(hours=hours, minutes=minutes)
