@@ -17,6 +17,7 @@ from connectors.base import ParseContext, Reject
 from connectors.datex2_location import Shape
 from connectors.datex2_regulation import (
     ALTERNATE_TRAFFIC,
+    LANE_CLOSED,
     NO_OVERTAKING,
     ROAD_CLOSED,
     SPEED_LIMIT,
@@ -51,6 +52,7 @@ REPORT_KIND = "datex2-regulation"
 # The event type each measure type is carried as by feeds that know only event types.
 EVENT_TYPES = {
     ROAD_CLOSED: EventType.CLOSURE,
+    LANE_CLOSED: EventType.LANE_CLOSURE,
     ALTERNATE_TRAFFIC: EventType.LANE_CLOSURE,
     NO_OVERTAKING: EventType.ROADWORKS,
     SPEED_LIMIT: EventType.ROADWORKS,
@@ -58,6 +60,7 @@ EVENT_TYPES = {
 }
 LABELS = {
     ROAD_CLOSED: "route barrée",
+    LANE_CLOSED: "voie fermée",
     ALTERNATE_TRAFFIC: "circulation alternée",
     NO_OVERTAKING: "interdiction de dépasser",
     SPEED_LIMIT: "limitation de vitesse",

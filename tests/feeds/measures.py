@@ -23,8 +23,11 @@ from traffic_hub.model import (
 )
 from traffic_hub.model.validity import ScheduleExceptions
 
-LORRIES = Vehicles(max_weight_t=3.5, kinds=[VehicleKind.HEAVY_GOODS_VEHICLE, VehicleKind.HAZARDOUS_GOODS],
-                   except_=[Exemption.EMERGENCY_SERVICES, Exemption.RESIDENTS, Exemption.DELIVERIES])
+LORRIES = Vehicles(
+    max_weight_t=3.5,
+    kinds=[VehicleKind.HEAVY_GOODS_VEHICLE, VehicleKind.HAZARDOUS_GOODS],
+    except_=[Exemption.EMERGENCY_SERVICES, Exemption.RESIDENTS, Exemption.DELIVERIES],
+)
 LOW_BRIDGE = Vehicles(max_height_m=3.2)
 DIRTY_ENGINES = Vehicles(critair=[CritAir.CRITAIR_4, CritAir.CRITAIR_5], except_=[Exemption.LOCAL_ACCESS])
 OVERSIZE = Vehicles(max_width_m=2.5, max_length_m=12.0, max_axle_load_t=10.0, kinds=[VehicleKind.ABNORMAL_LOAD])
@@ -59,8 +62,12 @@ def every_measure(now: datetime) -> list[Event]:
         measure_event("m-lane-closed", now, Measure(type=MeasureType.LANE_CLOSED)),
         measure_event("m-alternate", now, Measure(type=MeasureType.ALTERNATE_TRAFFIC)),
         measure_event("m-no-overtaking", now, Measure(type=MeasureType.NO_OVERTAKING)),
-        measure_event("m-speed-30", now, Measure(type=MeasureType.SPEED_LIMIT, speed_kmh=30),
-                      validity=closed.validity.model_copy(update={"schedule": weekdays})),
+        measure_event(
+            "m-speed-30",
+            now,
+            Measure(type=MeasureType.SPEED_LIMIT, speed_kmh=30),
+            validity=closed.validity.model_copy(update={"schedule": weekdays}),
+        ),
         measure_event("m-lorries", now, Measure(type=MeasureType.VEHICLE_RESTRICTION, vehicles=LORRIES)),
         measure_event("m-low-bridge", now, Measure(type=MeasureType.VEHICLE_RESTRICTION, vehicles=LOW_BRIDGE)),
         measure_event("m-critair", now, Measure(type=MeasureType.VEHICLE_RESTRICTION, vehicles=DIRTY_ENGINES)),
@@ -77,7 +84,12 @@ def every_measure(now: datetime) -> list[Event]:
 def from_national_base(event: Event, *, also_team: bool = False) -> Event:
     """`event` as the `dialog` connector reports it (and a road-works team too when `also_team`)."""
     received = event.created_at + timedelta(minutes=5)
-    dialog = SourceReport(source="dialog", source_id=f"{event.id}/1", kind="dialog-regulation",
-                          received_at=received, said={"issuing_authority": "Lille", "regulation_id": "2026-042"})
+    dialog = SourceReport(
+        source="dialog",
+        source_id=f"{event.id}/1",
+        kind="dialog-regulation",
+        received_at=received,
+        said={"issuing_authority": "Lille", "regulation_id": "2026-042"},
+    )
     sources = [*event.sources, dialog] if also_team else [dialog]
     return event.model_copy(update={"sources": sources})

@@ -39,6 +39,9 @@ Each carries the works record behind it when road works cause it, as closures do
 Locations by coordinates: a point → `loc:PointLocation/pointByCoordinates`; a line →
 `loc:LinearLocation/gmlLineString` (`posList` is **lat lon** for EPSG:4326); a multi-line →
 `loc:LocationGroupByList` of linear locations. The street is the location's `roadInformation`.
+An event the normaliser could not place on the loaded road network (beyond its coverage, or no
+road there) is published at the place its source drew, with a `locationDescription` saying that
+place is not verified (`UNVERIFIED_PLACE`); Waze gets nothing of it (its gate needs the segments).
 Validity: `overallStartTime`/`overallEndTime`, and a weekly schedule as one `validPeriod` per
 group of weekdays sharing the same windows (`recurringTimePeriodOfDay` + `recurringDayWeekMonthPeriod`,
 local times). Sources: the record's single `com:source` names every source of a conflated event;
@@ -534,13 +537,29 @@ def pos_list(points: list[tuple[float, float]]) -> str:
     return " ".join(pairs)
 
 
+UNVERIFIED_PLACE = "tracé de la source, non vérifié sur le réseau routier chargé"
+
+
+def is_placed(event: Event) -> bool:
+    """False when the normaliser could not place the event on the loaded road network (its drawn place is
+    published as it is, marked unverified); True when placed or when nobody tried (no `normalised`)."""
+    return event.normalised is None or event.normalised.matched
+
+
 def _supplementary(event: Event, counts: tuple[int, int] | None) -> str:
-    """The street as `roadInformation`; for a lane closure, the side and the carriageway's lanes."""
+    """The street as `roadInformation`; for a lane closure, the side and the carriageway's lanes; off the
+    loaded road network, a `locationDescription` saying the place is as drawn, not verified."""
     street = escape_xml(clean_text(event.street)[:TEXT_MAX])
     side = str((event.lanes or {}).get("side", ""))
-    if not street and counts is None:
+    unverified = not is_placed(event)
+    if not street and counts is None and not unverified:
         return ""
     parts = ["<loc:supplementaryPositionalDescription>"]
+    if unverified:
+        parts.append(
+            f'<loc:locationDescription><com:values><com:value lang="{LANG}">{UNVERIFIED_PLACE}</com:value>'
+            "</com:values></loc:locationDescription>"
+        )
     if counts is not None:
         if side in _POSITION:
             parts.append(_leaf("loc:positionOnCarriageway", _POSITION[side]))
