@@ -8,66 +8,15 @@ import pytest
 
 from connectors.base import ParseContext, PayloadError
 from connectors.registry import parser_for
+from tests.connectors import regulations_xml as x
 from tests.connectors.sources import read
 from traffic_hub.model import IncidentReport
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-HEAD = (
-    '<d2:payload xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:d2="http://datex2.eu/schema/3/d2Payload"'
-    ' xmlns:com="http://datex2.eu/schema/3/common" xmlns:loc="http://datex2.eu/schema/3/locationReferencing"'
-    ' xmlns:dx="https://raw.githubusercontent.com/MTES-MCT/dialog/main/docs/spec/datex2"'
-    ' xmlns="http://datex2.eu/schema/3/trafficRegulation" xsi:type="TrafficRegulationPublication" id="p1"'
-    ' modelBaseVersion="3" lang="FR"><com:publicationTime>2026-01-01T00:00:00+00:00</com:publicationTime>'
-    "<com:publicationCreator><com:country>fr</com:country><com:nationalIdentifier>T</com:nationalIdentifier>"
-    "</com:publicationCreator><trafficRegulationsFromCompetentAuthorities>"
-)
-TAIL = "</trafficRegulationsFromCompetentAuthorities></d2:payload>"
-LILLE_LINE = '{"type":"LineString","coordinates":[[3.0561,50.6301],[3.0509,50.6279]]}'
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat()
-
-
-def _validity(starts: datetime, ends: datetime | None, periods: str = "", tag: str = "ValidityCondition") -> str:
-    end = f"<com:overallEndTime>{_iso(ends)}</com:overallEndTime>" if ends else ""
-    return (
-        f'<conditions xsi:type="{tag}"><validityByOrder><com:validityStatus>definedByValidityTimeSpec'
-        f"</com:validityStatus><com:validityTimeSpecification><com:overallStartTime>{_iso(starts)}"
-        f"</com:overallStartTime>{end}{periods}</com:validityTimeSpecification></validityByOrder></conditions>"
-    )
-
-
-def _location(geojson: str = LILLE_LINE, street: str = "Rue Nationale") -> str:
-    return (
-        '<conditions xsi:type="LocationCondition"><locationByOrder xsi:type="loc:LinearLocation">'
-        f"<loc:supplementaryPositionalDescription><loc:roadInformation><loc:roadName>{street}</loc:roadName>"
-        "</loc:roadInformation></loc:supplementaryPositionalDescription><loc:_linearLocationExtension>"
-        f"<loc:linearLocationExtended><dx:geoJsonGeometry>{geojson}</dx:geoJsonGeometry>"
-        "</loc:linearLocationExtended></loc:_linearLocationExtension></locationByOrder></conditions>"
-    )
-
-
-def _vehicle(characteristics: str, negate: bool = False) -> str:
-    return (
-        f'<conditions xsi:type="VehicleCondition"><negate>{str(negate).lower()}</negate>'
-        f"<vehicleCharacteristics>{characteristics}</vehicleCharacteristics></conditions>"
-    )
-
-
-def _order(ident: str, regulation_type: str, conditions: str, status: str = "madeAndImplemented") -> str:
-    return (
-        f'<trafficRegulationOrder id="{ident}" version="3"><description><com:values><com:value>Travaux {ident}'
-        "</com:value></com:values></description><issuingAuthority><com:values><com:value>Lille</com:value>"
-        f"</com:values></issuingAuthority><regulationId>2026-{ident}</regulationId><status>{status}</status>"
-        f"<trafficRegulation><status>active</status>{regulation_type}"
-        f'<condition xsi:type="ConditionSet"><operator>and</operator>{conditions}</condition></trafficRegulation>'
-        "</trafficRegulationOrder>"
-    )
 
 
 def _parse(*orders: str, kind: str = "datex2") -> dict[str, IncidentReport]:
-    payload = (HEAD + "".join(orders) + TAIL).encode()
+    payload = (x.HEAD + "".join(orders) + x.TAIL).encode()
     parsed = parser_for(kind).parse(payload, ParseContext(source="dialog", received_at=NOW))
     assert parsed.rejects == [], [r.reason for r in parsed.rejects]
     assert parsed.snapshot is True
@@ -76,41 +25,41 @@ def _parse(*orders: str, kind: str = "datex2") -> dict[str, IncidentReport]:
 
 def test_each_type_of_regulation_becomes_its_measure() -> None:
     starts, ends = NOW - timedelta(days=1), NOW + timedelta(days=10)
-    where = _validity(starts, ends) + _location()
+    where = x.validity(starts, ends) + x.location()
     found = _parse(
-        _order(
+        x.order(
             "closed",
             '<typeOfRegulation xsi:type="AccessRestriction"><accessRestrictionType>noEntry'
             "</accessRestrictionType></typeOfRegulation>",
             where,
         ),
-        _order(
+        x.order(
             "speed",
             '<typeOfRegulation xsi:type="SpeedLimit"><maxValue><numericValue>30</numericValue>'
             "<unitOfMeasure>kilometresPerHour</unitOfMeasure></maxValue></typeOfRegulation>",
             where,
         ),
-        _order(
+        x.order(
             "speed37",
             '<typeOfRegulation xsi:type="MaxSpeedLimit"><numericalValue>50</numericalValue>'
             "<unitOfMeasure>kilometresPerHour</unitOfMeasure></typeOfRegulation>",
-            _validity(starts, ends, tag="TimeValidityCondition") + _location(),
+            x.validity(starts, ends, tag="TimeValidityCondition") + x.location(),
         ),
-        _order(
+        x.order(
             "alternate",
             '<typeOfRegulation xsi:type="RoadOrCarriagewayOrLaneManagement">'
             "<roadOrCarriagewayOrLaneManagementType>singleAlternateLineTraffic"
             "</roadOrCarriagewayOrLaneManagementType></typeOfRegulation>",
             where,
         ),
-        _order(
+        x.order(
             "overtaking",
             '<typeOfRegulation xsi:type="GeneralInstructionToRoadUsers">'
             "<generalInstructionToRoadUsersType>noOvertaking</generalInstructionToRoadUsersType>"
             "</typeOfRegulation>",
             where,
         ),
-        _order("overtaking37", '<typeOfRegulation xsi:type="ProhibitionOfOvertaking"/>', where),
+        x.order("overtaking37", '<typeOfRegulation xsi:type="ProhibitionOfOvertaking"/>', where),
     )
     measures = {
         key.split("/")[0]: report.measure.model_dump(exclude_none=True)
@@ -138,21 +87,21 @@ def test_each_type_of_regulation_becomes_its_measure() -> None:
 def test_vehicle_conditions_with_negations_are_limits_kinds_and_exemptions() -> None:
     vehicles = (
         '<conditions xsi:type="ConditionSet"><operator>or</operator>'
-        + _vehicle(
+        + x.vehicle(
             "<com:vehicleType>heavyGoodsVehicle</com:vehicleType><com:grossWeightCharacteristic>"
             "<com:comparisonOperator>lessThanOrEqualTo</com:comparisonOperator>"
             "<com:grossVehicleWeight>3.5</com:grossVehicleWeight></com:grossWeightCharacteristic>"
         )
-        + _vehicle(
+        + x.vehicle(
             "<com:heightCharacteristic><com:comparisonOperator>greaterThan</com:comparisonOperator>"
             "<com:vehicleHeight>3.2</com:vehicleHeight></com:heightCharacteristic>"
         )
-        + _vehicle("<com:loadType>hazardousMaterials</com:loadType>")
-        + _vehicle(
+        + x.vehicle("<com:loadType>hazardousMaterials</com:loadType>")
+        + x.vehicle(
             "<com:emissions><com:emissionClassificationOther>critair4</com:emissionClassificationOther></com:emissions>"
         )
-        + _vehicle("<com:vehicleUsage>emergencyServices</com:vehicleUsage>", negate=True)
-        + _vehicle(
+        + x.vehicle("<com:vehicleUsage>emergencyServices</com:vehicleUsage>", negate=True)
+        + x.vehicle(
             "<com:_vehicleCharacteristicsExtension><com:vehicleCharacteristicsExtended>"
             "<dx:otherVehicleType>Riverains</dx:otherVehicleType></com:vehicleCharacteristicsExtended>"
             "</com:_vehicleCharacteristicsExtension>",
@@ -162,11 +111,11 @@ def test_vehicle_conditions_with_negations_are_limits_kinds_and_exemptions() -> 
         "</accessConditionType></conditions></conditions>"
     )
     found = _parse(
-        _order(
+        x.order(
             "lorries",
             '<typeOfRegulation xsi:type="AccessRestriction"><accessRestrictionType>noEntry'
             "</accessRestrictionType></typeOfRegulation>",
-            _validity(NOW - timedelta(days=1), None) + _location() + vehicles,
+            x.validity(NOW - timedelta(days=1), None) + x.location() + vehicles,
         )
     )
     measure = found["lorries/1"].measure
@@ -195,11 +144,11 @@ def test_recurring_periods_exceptions_and_overnight_slots() -> None:
         "</com:recurringSpecialDay></com:exceptionPeriod>"
     )
     found = _parse(
-        _order(
+        x.order(
             "nights",
             '<typeOfRegulation xsi:type="AccessRestriction"><accessRestrictionType>noEntry'
             "</accessRestrictionType></typeOfRegulation>",
-            _validity(NOW - timedelta(days=1), NOW + timedelta(days=30), periods) + _location(),
+            x.validity(NOW - timedelta(days=1), NOW + timedelta(days=30), periods) + x.location(),
         )
     )
     report = found["nights/1"]
@@ -217,13 +166,14 @@ def test_recurring_periods_exceptions_and_overnight_slots() -> None:
 
 
 def test_withdrawn_and_past_orders_end_their_measures() -> None:
-    where = _validity(NOW - timedelta(days=10), NOW - timedelta(days=1)) + _location()
+    where = x.validity(NOW - timedelta(days=10), NOW - timedelta(days=1)) + x.location()
     closed = (
         '<typeOfRegulation xsi:type="AccessRestriction"><accessRestrictionType>noEntry</accessRestrictionType>'
         "</typeOfRegulation>"
     )
     found = _parse(
-        _order("past", closed, where), _order("gone", closed, _validity(NOW, None) + _location(), status="withdrawn")
+        x.order("past", closed, where),
+        x.order("gone", closed, x.validity(NOW, None) + x.location(), status="withdrawn"),
     )
     assert found["past/1"].ended
     assert found["gone/1"].ended
@@ -234,7 +184,7 @@ def test_unusable_regulations_are_rejects_naming_the_reason() -> None:
         '<typeOfRegulation xsi:type="StandingOrParkingRestriction"><standingOrParkingRestrictionType>'
         "parkingProhibited</standingOrParkingRestrictionType></typeOfRegulation>"
     )
-    payload = (HEAD + _order("parking", parking, _validity(NOW, None) + _location()) + TAIL).encode()
+    payload = (x.HEAD + x.order("parking", parking, x.validity(NOW, None) + x.location()) + x.TAIL).encode()
     parsed = parser_for("datex2").parse(payload, ParseContext(source="x", received_at=NOW))
     assert parsed.incidents == []
     assert [r.source_id for r in parsed.rejects] == ["parking"]

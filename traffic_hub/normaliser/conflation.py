@@ -9,6 +9,11 @@ joins it, and a closure that comes after an incident event takes that event in (
 the very same test (`_same_incident`). Times are compared as instants (microseconds since the epoch),
 never by wall clock: Python compares two datetimes sharing a tzinfo by their local time, which is
 wrong for an hour each autumn night when Europe/Paris falls back.
+
+Traffic-regulation measures (issue 18): when both sides are measures, their types must also be of
+one family (`_MEASURE_FAMILIES`): an order the national base relays and the closure MEL's team
+posted for the same works (same place, overlapping time) are one event, but a speed limit and a
+closure at the same place are two rules, as are two vehicle restrictions and a detour.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from datetime import datetime
 import shapely
 
 from geo.names import core
-from traffic_hub.model import Event, EventType, IncidentReport, Lifecycle, Normalised, Validity
+from traffic_hub.model import Event, EventType, IncidentReport, Lifecycle, Measure, MeasureType, Normalised, Validity
 from traffic_hub.model.geometry import lonlat_pairs
 from traffic_hub.view import Stored, encode, micros
 
@@ -39,8 +44,31 @@ _FAMILIES: list[set[EventType]] = [
 ]
 
 
+_MEASURE_FAMILIES: list[set[MeasureType]] = [
+    {MeasureType.ROAD_CLOSED, MeasureType.LANE_CLOSED, MeasureType.ALTERNATE_TRAFFIC},  # closing all or some lanes
+    {MeasureType.NO_OVERTAKING},
+    {MeasureType.SPEED_LIMIT},
+    {MeasureType.VEHICLE_RESTRICTION},
+    {MeasureType.DETOUR},
+]
+
+
 def compatible(a: EventType, b: EventType) -> bool:
     return any(a in family and b in family for family in _FAMILIES)
+
+
+def measures_compatible(a: Measure | None, b: Measure | None) -> bool:
+    """Two measures may be one order only if their types are of one family; an incident (None) may match any."""
+    if a is None or b is None:
+        return True
+    return any(a.type in family and b.type in family for family in _MEASURE_FAMILIES)
+
+
+def event_measure(event: Event) -> Measure | None:
+    """The event's measure; a road-works closure's own when the event does not say it."""
+    if event.measure is not None:
+        return event.measure
+    return event.closure.measure() if event.closure is not None else None
 
 
 def _metric(points: list[tuple[float, float]], lat0: float) -> shapely.Geometry:
@@ -261,6 +289,8 @@ def _same_incident(
     event: Event, report: IncidentReport, placement: Normalised, points: list[tuple[float, float]], now: datetime
 ) -> tuple[float, str] | None:
     if not is_current(event, now) or not compatible(event.type, report.type):
+        return None
+    if not measures_compatible(event_measure(event), report.measure):
         return None
     if any(s.source == report.source for s in event.sources if s.active):
         return None  # one source never reports the same incident twice under two ids
