@@ -30,7 +30,7 @@ decimals), far above the float noise of reprojection."""
 
 COMPARED = (
     "description", "geometry", "street", "from_street", "to_street", "direction", "cause", "starts_at", "ends_at",
-    "schedule", "lanes",
+    "schedule", "lanes", "type", "speed_kmh", "vehicles", "detour_of",
 )
 
 
@@ -111,6 +111,8 @@ def differences(current: ClosureState, posted: ClosureState) -> list[dict[str, A
     out: list[dict[str, Any]] = []
     for name in COMPARED:
         before, after = getattr(current, name), getattr(posted, name)
+        if name == "type":  # a closure recorded before measures existed has no type: it is its derived one
+            before, after = current.measure_type, posted.measure_type
         if _same(name, before, after):
             continue
         if name == "geometry":  # a line is too long to echo; the field is what matters

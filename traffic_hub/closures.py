@@ -1,4 +1,10 @@
-"""Road-works closures: validate, scope-check and record them durably as reports.
+"""Road-works closures and measures: validate, scope-check and record them durably as reports.
+
+A closure is a measure (issue 18): the measures API posts the closure's fields plus `type` and the
+type's values through this same service, so every guarantee below holds for both. The closures API
+sees only the closing types (road_closed, lane_closed); another measure read or written through it
+is "not found" there, with a pointer to /api/v1/measures (a PUT of a closure body must never turn a
+speed limit into a road closure).
 
 The events topic is the truth; a closure read comes from the event view. Between the broker's
 acknowledgement and the normaliser's event, the closure is kept in a short-lived pending map so a
@@ -31,13 +37,14 @@ from geo.communes import Communes
 from geo.crs import Reprojector
 from geo.errors import GeoError
 from geo.shapes import line_from_coords, looks_swapped
-from traffic_hub import closure_checks
+from traffic_hub import closure_checks, measures
 from traffic_hub.auth import Principal, Role
 from traffic_hub.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from traffic_hub.kafka.publisher import Publisher
-from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState, Event, Report, ReportKind
-from traffic_hub.model.closure import ClosureWarning
+from traffic_hub.model import ClosureIn, ClosurePatch, ClosureState, Event, MeasureIn, MeasurePatch, Report, ReportKind
+from traffic_hub.model.closure import ClosureWarning, measure_problem
 from traffic_hub.model.geometry import LineString
+from traffic_hub.model.measure import CLOSING_TYPES, DETOURABLE_TYPES, MeasureType
 from traffic_hub.normaliser.placement import Placement, Placer
 from traffic_hub.publishing import Record
 from traffic_hub.topics import Topics
@@ -48,6 +55,9 @@ PENDING_TTL_S = 120.0
 _SCOPE_CACHE = 10_000
 
 StreetResolver = Callable[[str, str, str], list[tuple[float, float]]]
+Body = ClosureIn | MeasureIn
+"""What a write carries: a closure (its type follows from `lanes`) or a measure (`type` given)."""
+PatchBody = ClosurePatch | MeasurePatch
 
 
 def closure_id(owner: str, reference: str) -> str:
@@ -154,17 +164,36 @@ class ClosureService:
         """What is unusual about a closure just written (see :mod:`traffic_hub.closure_checks`)."""
         return closure_checks.warnings(state, self._clock(), tz)
 
+    async def measure_warnings(self, state: ClosureState, tz: ZoneInfo) -> list[ClosureWarning]:
+        """:meth:`warnings`, and for a detour the current closures and restrictions it runs through
+        (:mod:`traffic_hub.measures`; geometry in a thread)."""
+        out = self.warnings(state, tz)
+        if state.measure_type is MeasureType.DETOUR:
+            events = measures.candidates(self.book.view, state, self._clock())
+            out += await asyncio.to_thread(measures.detour_warnings, state, events, self._reprojector)
+        return out
+
     # -- reads ---------------------------------------------------------------------------------
 
-    def read(self, principal: Principal, closure_id: str) -> tuple[ClosureState, Event | None]:
+    def read(
+        self, principal: Principal, closure_id: str, closures_only: bool = True
+    ) -> tuple[ClosureState, Event | None]:
         state, event = self.book.get(closure_id)
         if state is None:
-            raise NotFound(f"no closure {closure_id}")
+            raise NotFound(f"no {'closure' if closures_only else 'measure'} {closure_id}")
+        _check_kind(state, closures_only)
         self._check_may_see(principal, state)
         return state, event
 
-    def list(self, principal: Principal, limit: int, cursor: str | None) -> tuple[list[ClosureState], str | None]:
-        states = [s for s in self.book.all() if self._lists(principal, s)]
+    def list(
+        self, principal: Principal, limit: int, cursor: str | None, closures_only: bool = True,
+        types: frozenset[MeasureType] | None = None,
+    ) -> tuple[list[ClosureState], str | None]:
+        wanted = CLOSING_TYPES if closures_only else types
+        states = [
+            s for s in self.book.all()
+            if (wanted is None or s.measure_type in wanted) and self._lists(principal, s)
+        ]
         start = _decode_cursor(cursor)
         if start is not None:
             states = [s for s in states if (s.created_at.isoformat(), s.id) > start]
@@ -172,7 +201,7 @@ class ClosureService:
         more = len(states) > limit
         return page, _encode_cursor(page[-1]) if more and page else None
 
-    def preview(self, principal: Principal, body: ClosureIn) -> tuple[ClosureState, Placement | None]:
+    def preview(self, principal: Principal, body: Body) -> tuple[ClosureState, Placement | None]:
         """What a closure would become, without writing anything (CPU work: call from a thread)."""
         _require_writer(principal)
         now = self._clock()
@@ -182,7 +211,7 @@ class ClosureService:
 
     # -- writes --------------------------------------------------------------------------------
 
-    async def create(self, principal: Principal, body: ClosureIn) -> Written:
+    async def create(self, principal: Principal, body: Body) -> Written:
         """Post a closure once (201). The same body again: the same closure (200). Another body for
         a live reference: :class:`ReferenceTaken` (409). After a DELETE: re-opened with this body as
         the closure's next version (201)."""
@@ -192,6 +221,7 @@ class ClosureService:
             existing, _ = self.book.get(cid)
             if existing is not None:
                 self._check_may_see(principal, existing)
+            self._check_detour_target(principal, cid, body)
             state = await self._next(principal, cid, body, existing)
             if existing is not None and not existing.cancelled:
                 return _repost(existing, state)
@@ -200,7 +230,7 @@ class ClosureService:
             return Written(state, "created" if existing is None else "reopened")
 
     async def _next(
-        self, principal: Principal, cid: str, body: ClosureIn, existing: ClosureState | None
+        self, principal: Principal, cid: str, body: Body, existing: ClosureState | None
     ) -> ClosureState:
         """What the POSTed body makes of the reference: its first version, or the next one."""
         now = self._clock()
@@ -209,19 +239,19 @@ class ClosureService:
         build = functools.partial(self._build, owner=principal.name, version=version, created_at=created_at, now=now)
         return await asyncio.to_thread(build, principal, cid, body)  # geometry work stays off the event loop
 
-    async def replace(self, principal: Principal, cid: str, body: ClosureIn, if_match: str | None) -> Written:
+    async def replace(self, principal: Principal, cid: str, body: Body, if_match: str | None) -> Written:
         async with self._lock(cid):
             return await self._replace(principal, cid, body, if_match, "replaced")
 
-    async def patch(self, principal: Principal, cid: str, patch: ClosurePatch, if_match: str | None) -> Written:
+    async def patch(self, principal: Principal, cid: str, patch: PatchBody, if_match: str | None) -> Written:
         async with self._lock(cid):
-            current = self._writable(principal, cid, if_match)
+            current = self._writable(principal, cid, if_match, closures_only=not isinstance(patch, MeasurePatch))
             merged = _merge(current, patch)
             return await self._replace(principal, cid, merged, if_match, "patched")
 
-    async def cancel(self, principal: Principal, cid: str, if_match: str | None) -> Written:
+    async def cancel(self, principal: Principal, cid: str, if_match: str | None, closures_only: bool = True) -> Written:
         async with self._lock(cid):
-            current = self._writable(principal, cid, if_match, allow_cancelled=True)
+            current = self._writable(principal, cid, if_match, allow_cancelled=True, closures_only=closures_only)
             if current.cancelled:
                 return Written(current, "unchanged")
             now = self._clock()
@@ -233,11 +263,12 @@ class ClosureService:
     # -- helpers -------------------------------------------------------------------------------
 
     async def _replace(
-        self, principal: Principal, cid: str, body: ClosureIn, if_match: str | None, outcome: Outcome
+        self, principal: Principal, cid: str, body: Body, if_match: str | None, outcome: Outcome
     ) -> Written:
-        current = self._writable(principal, cid, if_match)
+        current = self._writable(principal, cid, if_match, closures_only=not isinstance(body, MeasureIn))
         if body.reference != current.reference:
             raise InvalidInput("reference", "the reference of a closure cannot change")
+        self._check_detour_target(principal, cid, body)
         now = self._clock()
         closure_checks.check_ends_in_future(body.ends_at, now)
         build = functools.partial(
@@ -256,12 +287,14 @@ class ClosureService:
         return lock
 
     def _writable(
-        self, principal: Principal, cid: str, if_match: str | None, allow_cancelled: bool = False
+        self, principal: Principal, cid: str, if_match: str | None, allow_cancelled: bool = False,
+        closures_only: bool = True,
     ) -> ClosureState:
         _require_writer(principal)
         current, _ = self.book.get(cid)
         if current is None:
-            raise NotFound(f"no closure {cid}")
+            raise NotFound(f"no {'closure' if closures_only else 'measure'} {cid}")
+        _check_kind(current, closures_only)
         self._check_may_see(principal, current)
         if if_match is not None and if_match.strip() not in ("*", etag(current), f"W/{etag(current)}"):
             raise PreconditionFailed(f"If-Match {if_match} does not match the current version {etag(current)}")
@@ -289,6 +322,27 @@ class ClosureService:
             self._scopes[key] = known
         return known
 
+    def _check_detour_target(self, principal: Principal, cid: str, body: Body) -> None:
+        """A detour goes around a live road_closed or vehicle_restriction the team may see (422 on
+        `detour_of` otherwise: unknown, deleted, another type, outside the team's communes, itself)."""
+        if not isinstance(body, MeasureIn) or body.type is not MeasureType.DETOUR or not body.detour_of:
+            return
+        target, _ = self.book.get(body.detour_of)
+        if target is None or target.cancelled:
+            raise InvalidInput("detour_of", f"no live measure {body.detour_of} to go around")
+        if target.id == cid:
+            raise InvalidInput("detour_of", "a detour cannot go around itself")
+        if not self._in_scope(principal, target):
+            raise InvalidInput(
+                "detour_of", f"measure {target.id} lies outside your communes ({', '.join(sorted(principal.communes))})"
+            )
+        if target.measure_type not in DETOURABLE_TYPES:
+            raise InvalidInput(
+                "detour_of",
+                f"measure {target.id} is a {target.measure_type.value}; a detour goes around a road_closed "
+                "or a vehicle_restriction",
+            )
+
     def _check_may_see(self, principal: Principal, state: ClosureState) -> None:
         if not self._in_scope(principal, state):
             raise Forbidden(f"this closure lies outside your communes ({', '.join(sorted(principal.communes))})")
@@ -303,7 +357,7 @@ class ClosureService:
         self,
         principal: Principal,
         cid: str,
-        body: ClosureIn,
+        body: Body,
         *,
         owner: str,
         version: int,
@@ -321,6 +375,7 @@ class ClosureService:
             )
         coords = [list(c) for c in shapely.get_coordinates(line).tolist()]
         fields: dict[str, Any] = body.model_dump(exclude={"geometry", "crs"})
+        fields["type"] = _measure_type(body)
         return ClosureState(
             **fields,
             geometry=LineString(type="LineString", coordinates=coords),
@@ -335,7 +390,7 @@ class ClosureService:
             updated_at=now,
         )
 
-    def _line(self, body: ClosureIn) -> shapely.LineString:
+    def _line(self, body: Body) -> shapely.LineString:
         if body.geometry is None:
             return self._street_line(body)
         raw = body.geometry.coordinates
@@ -351,7 +406,7 @@ class ClosureService:
         except GeoError as exc:
             raise InvalidInput("geometry.coordinates", exc.reason) from exc
 
-    def _street_line(self, body: ClosureIn) -> shapely.LineString:
+    def _street_line(self, body: Body) -> shapely.LineString:
         if not (body.street and body.from_street and body.to_street):
             raise InvalidInput("street", "give either geometry, or street with from_street and to_street")
         if self._resolve_street is None:
@@ -387,14 +442,35 @@ def _require_writer(principal: Principal) -> None:
         raise Forbidden(f"role {principal.role.value} cannot write closures")
 
 
-def _merge(current: ClosureState, patch: ClosurePatch) -> ClosureIn:
-    data = current.model_dump(include=set(ClosureIn.model_fields) - {"crs"})
+def _check_kind(state: ClosureState, closures_only: bool) -> None:
+    """The closures API sees closures only; another measure is found under /api/v1/measures."""
+    if closures_only and state.measure_type not in CLOSING_TYPES:
+        raise NotFound(
+            f"{state.id} is a {state.measure_type.value} measure, not a closure: see /api/v1/measures/{state.id}"
+        )
+
+
+def _measure_type(body: Body) -> MeasureType:
+    """The type a write records: the measure's own (checked against its values), else the closure's."""
+    if isinstance(body, MeasureIn):
+        problem = measure_problem(body.type, body.lanes, body.speed_kmh, body.vehicles, body.detour_of)
+        if problem is not None:
+            raise InvalidInput(*problem)
+        return body.type
+    return MeasureType.LANE_CLOSED if body.lanes is not None and not body.lanes.full else MeasureType.ROAD_CLOSED
+
+
+def _merge(current: ClosureState, patch: PatchBody) -> Body:
+    model: type[ClosureIn] | type[MeasureIn] = MeasureIn if isinstance(patch, MeasurePatch) else ClosureIn
+    data = current.model_dump(include=set(model.model_fields) - {"crs"})
     data["crs"] = "EPSG:4326"
+    if model is MeasureIn:
+        data["type"] = current.measure_type
     data.update(patch.model_dump(exclude_unset=True))
     if "geometry" in patch.model_fields_set and patch.geometry is not None:
         data["crs"] = patch.crs or "EPSG:4326"
     try:
-        return ClosureIn.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field_name = ".".join(str(p) for p in first["loc"]) or "body"

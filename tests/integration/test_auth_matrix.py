@@ -34,6 +34,12 @@ POLICY: dict[tuple[str, str], set[str] | None] = {
     ("PUT", "/api/v1/closures/{closure_id}"): WRITE,
     ("PATCH", "/api/v1/closures/{closure_id}"): WRITE,
     ("DELETE", "/api/v1/closures/{closure_id}"): WRITE,
+    ("POST", "/api/v1/measures"): WRITE,
+    ("GET", "/api/v1/measures"): READ_CLOSURES,
+    ("GET", "/api/v1/measures/{measure_id}"): READ_CLOSURES,
+    ("PUT", "/api/v1/measures/{measure_id}"): WRITE,
+    ("PATCH", "/api/v1/measures/{measure_id}"): WRITE,
+    ("DELETE", "/api/v1/measures/{measure_id}"): WRITE,
     ("GET", "/api/v1/events"): OPS,
     ("GET", "/api/v1/events/{event_id}"): OPS,
     ("POST", "/api/v1/events/{event_id}/actions"): OPS,
@@ -89,10 +95,11 @@ def app_routes(hub: TestClient) -> set[tuple[str, str]]:
 
 def call(hub: TestClient, method: str, path: str, cid: str, key: str | None) -> int:
     url = path.replace("{closure_id}", cid).replace("{event_id}", cid).replace("{name}", "app.js")
+    url = url.replace("{measure_id}", cid)  # a closure is a measure
     headers = auth(key) if key else {}
     body: dict[str, Any] | None = None
     if method in ("POST", "PUT"):
-        body = closure_body("AUTH-1")
+        body = closure_body("AUTH-1") | ({"type": "road_closed"} if "/measures" in path else {})
     if method == "PATCH":
         body = {"description": "Travaux"}
     if path.endswith("/actions"):
@@ -130,12 +137,13 @@ def test_roles_on_every_route(world: tuple[TestClient, str], method: str, path: 
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [(m, p) for (m, p), allowed in sorted(POLICY.items()) if allowed and ROADWORKS in allowed and "closures" in p],
+    [(m, p) for (m, p), allowed in sorted(POLICY.items())
+     if allowed and ROADWORKS in allowed and ("closures" in p or "measures" in p)],
 )
 def test_a_team_outside_the_commune_is_refused(world: tuple[TestClient, str], method: str, path: str) -> None:
     hub, cid = world
     status = call(hub, method, path, cid, KEYS.roubaix)
-    if path == "/api/v1/closures" and method == "GET":
+    if path in ("/api/v1/closures", "/api/v1/measures") and method == "GET":
         assert status == 200  # lists only its own closures
         assert hub.get(path, headers=auth(KEYS.roubaix)).json()["items"] == []
     else:

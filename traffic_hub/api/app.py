@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from traffic_hub.api import actions, closures, docs, events, feeds, health, problems, stream, whoami
+from traffic_hub.api import actions, closures, docs, events, feeds, health, measures, problems, stream, whoami
 from traffic_hub.api import connectors as connector_routes
 from traffic_hub.api import map as map_routes
 from traffic_hub.api.deps import ApiState
@@ -85,7 +85,8 @@ def build_app(settings: Settings, open_parts: OpenParts, metrics: Metrics) -> Fa
         redoc_url=None,
     )
     problems.install(app)
-    for module in (closures, stream, actions, events, feeds, connector_routes, health, whoami, map_routes, docs):
+    routes = (closures, measures, stream, actions, events, feeds, connector_routes, health, whoami, map_routes, docs)
+    for module in routes:
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

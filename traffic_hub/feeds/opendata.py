@@ -23,7 +23,13 @@ Properties (flat, the same columns in the CSV):
 `starts_at`, `ends_at` (RFC 3339, Europe/Paris offset; `ends_at` empty when unknown),
 `schedule` (weekly windows in local time, "mon 08:00-12:00,13:30-17:00; wed 08:00-12:00"),
 `lanes_closed`, `lanes_total`, `lanes_side` (LEFT, MIDDLE, RIGHT), `sources`, `verified`
-(an operator confirmed it), `version` (raised on every change), `created_at`, `updated_at`.
+(an operator confirmed it), `version` (raised on every change), `created_at`, `updated_at`;
+and for a traffic measure (issue 18; empty for an incident): `measure` (road_closed, lane_closed,
+alternate_traffic, no_overtaking, speed_limit, vehicle_restriction, detour), `speed_kmh`,
+`max_weight_t`, `max_axle_load_t`, `max_height_m`, `max_width_m`, `max_length_m` (the vehicles banned
+exceed one of these), `vehicle_kinds`, `critair`, `vehicles_except` (comma-separated words of
+docs/measures.md), `detour_of` (the id of the measure a detour goes around). The schedule text adds
+its exceptions ("except weekends, public holidays").
 The CSV adds `lon`, `lat` (the first point) and `wkt` (the geometry in WKT, lon lat order).
 
 The CSV is opened in spreadsheets, and its text comes from road-works teams and external sources: a
@@ -76,7 +82,19 @@ COLUMNS = (
     "version",
     "created_at",
     "updated_at",
+    "measure",
+    "speed_kmh",
+    "max_weight_t",
+    "max_axle_load_t",
+    "max_height_m",
+    "max_width_m",
+    "max_length_m",
+    "vehicle_kinds",
+    "critair",
+    "vehicles_except",
+    "detour_of",
 )
+LIMITS = ("max_weight_t", "max_axle_load_t", "max_height_m", "max_width_m", "max_length_m")
 CSV_COLUMNS = (*COLUMNS, "lon", "lat", "wkt")
 
 
@@ -118,7 +136,29 @@ def public_sources(event: Event) -> str:
 def schedule_text(schedule: Schedule | None) -> str:
     if schedule is None:
         return ""
-    return "; ".join(f"{day[:3]} {','.join(schedule.windows(day))}" for day in WEEKDAYS if schedule.windows(day))
+    text = "; ".join(f"{day[:3]} {','.join(schedule.windows(day))}" for day in WEEKDAYS if schedule.windows(day))
+    excepted = schedule.except_
+    if excepted is None:
+        return text
+    days = [*(["weekends"] if excepted.weekends else []), *(["public holidays"] if excepted.public_holidays else []),
+            *(day.isoformat() for day in excepted.dates)]
+    return f"{text}; except {', '.join(days)}" if days else text
+
+
+def measure_properties(event: Event) -> dict[str, Any]:
+    """The measure's type and values, flat (all None for an incident)."""
+    measure = event.measure
+    vehicles = measure.vehicles if measure is not None else None
+    out: dict[str, Any] = {
+        "measure": measure.type.value if measure is not None else None,
+        "speed_kmh": measure.speed_kmh if measure is not None else None,
+    }
+    out.update({name: getattr(vehicles, name) if vehicles is not None else None for name in LIMITS})
+    out["vehicle_kinds"] = ", ".join(vehicles.kinds) if vehicles is not None and vehicles.kinds else None
+    out["critair"] = ", ".join(vehicles.critair) if vehicles is not None and vehicles.critair else None
+    out["vehicles_except"] = ", ".join(vehicles.except_) if vehicles is not None and vehicles.except_ else None
+    out["detour_of"] = measure.detour_of if measure is not None else None
+    return out
 
 
 def properties_of(event: Event, ctx: FeedContext, tz: ZoneInfo) -> dict[str, Any]:
@@ -145,6 +185,7 @@ def properties_of(event: Event, ctx: FeedContext, tz: ZoneInfo) -> dict[str, Any
         "version": event.version,
         "created_at": local_time(event.created_at, tz),
         "updated_at": local_time(event.updated_at, tz),
+        **measure_properties(event),
     }
 
 

@@ -25,7 +25,7 @@ from traffic_hub.feeds.base import FeedContext, status_reasons
 from traffic_hub.feeds.waze_incident import clean_text, description_of, local_time, rounded_points
 from traffic_hub.feeds.waze_types import waze_kind
 from traffic_hub.feeds.waze_withhold import national_base_reasons
-from traffic_hub.model import Event, Segment
+from traffic_hub.model import Event, Measure, MeasureType, Segment, Vehicles
 from traffic_hub.model.geometry import lonlat_pairs
 
 MIN_LENGTH_M = 35.0
@@ -62,6 +62,9 @@ def from_waze_only(event: Event) -> bool:
 
 def rule_reasons(event: Event, ctx: FeedContext) -> list[str]:
     """What Waze would reject in the event itself; independent of `ctx.now`, so memoisable."""
+    cannot = measure_reason(event.measure)
+    if cannot is not None:
+        return [cannot]
     kind = waze_kind(event)
     if kind is None:
         return [f"no Waze type for events of type {event.type.value}"]
@@ -76,6 +79,34 @@ def rule_reasons(event: Event, ctx: FeedContext) -> list[str]:
     for number, segment in enumerate(event.segments, start=1):
         reasons.extend(_segment_reasons(number, segment, area))
     return reasons
+
+
+def measure_reason(measure: Measure | None) -> str | None:
+    """Why Waze CIFS cannot carry a measure (None: it can). CIFS carries closures for all vehicles, in
+    one or both directions (and lane closures as hazards); no vehicle classes, speeds or rules."""
+    if measure is None or measure.type in (MeasureType.ROAD_CLOSED, MeasureType.LANE_CLOSED):
+        return None
+    what = {
+        MeasureType.ALTERNATE_TRAFFIC: "alternating traffic",
+        MeasureType.NO_OVERTAKING: "a no-overtaking rule",
+        MeasureType.SPEED_LIMIT: f"a {measure.speed_kmh} km/h speed limit",
+        MeasureType.DETOUR: "a detour (Waze routes drivers around the closure by itself)",
+    }.get(measure.type) or restriction_text(measure.vehicles)
+    return f"Waze CIFS cannot carry {what}: it takes closures for all vehicles only"
+
+
+def restriction_text(vehicles: Vehicles | None) -> str:
+    """A vehicle restriction in a few words: "a 3.5 t limit", "a ban on heavy_goods_vehicle"."""
+    if vehicles is None:
+        return "a vehicle restriction"
+    units = {"max_weight_t": ("t", ""), "max_axle_load_t": ("t", " axle-load"), "max_height_m": ("m", " height"),
+             "max_width_m": ("m", " width"), "max_length_m": ("m", " length")}
+    parts = [f"a {value:g} {units[name][0]}{units[name][1]} limit" for name, value in vehicles.limits.items()]
+    if vehicles.kinds:
+        parts.append(f"a ban on {', '.join(vehicles.kinds)}")
+    if vehicles.critair:
+        parts.append(f"a Crit'Air ban ({', '.join(vehicles.critair)})")
+    return " and ".join(parts) or "a vehicle restriction"
 
 
 def _event_reasons(event: Event, waze_type: str, ctx: FeedContext) -> Iterator[str]:
