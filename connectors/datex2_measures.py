@@ -49,14 +49,12 @@ from traffic_hub.model import (
 
 REPORT_KIND = "datex2-regulation"
 
-# The event type each measure type is carried as by feeds that know only event types.
+# The event type each measure type is carried as by feeds that know only event types (as for the
+# teams' measures, traffic_hub.normaliser.closures: an order's cause is not known, so no "roadworks").
 EVENT_TYPES = {
     ROAD_CLOSED: EventType.CLOSURE,
     LANE_CLOSED: EventType.LANE_CLOSURE,
     ALTERNATE_TRAFFIC: EventType.LANE_CLOSURE,
-    NO_OVERTAKING: EventType.ROADWORKS,
-    SPEED_LIMIT: EventType.ROADWORKS,
-    VEHICLE_RESTRICTION: EventType.ROADWORKS,
 }
 LABELS = {
     ROAD_CLOSED: "route barrée",
@@ -162,7 +160,7 @@ def measure_report(measure: RegulationMeasure, ctx: ParseContext, kind: str) -> 
         kind=kind,
         source_id=measure.source_id[:200],
         source_version=measure.order_version,
-        type=EVENT_TYPES[canonical.type.value],
+        type=EVENT_TYPES.get(canonical.type.value, EventType.OTHER),
         subtype=canonical.type.value,
         cause=Cause.OTHER,
         description=description[:2000],

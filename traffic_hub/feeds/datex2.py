@@ -157,7 +157,7 @@ def check_datex2(event: Event, ctx: FeedContext) -> list[str]:
 
 def _rule_reasons(event: Event) -> list[str]:
     reasons: list[str] = []
-    if event.type in _WITHHELD_TYPES:
+    if event.type in _WITHHELD_TYPES and event.measure is None:  # a measure has its own record type
         reasons.append(_WITHHELD_TYPES[event.type])
     if not event.id or clean_text(event.id) != event.id:
         reasons.append("the event id is empty or has characters XML cannot carry")
