@@ -25,7 +25,9 @@ How the condition tree is read (DiaLog's shape: an `and` of `or` sets):
   comparison operator (DiaLog writes `lessThanOrEqualTo 7.5` for "+7,5 t interdit").
 - the order's own validity and location are used when the conditions carry none.
 
-Nothing here does I/O; errors in one regulation are `ItemError`s (one reject), never a crash.
+Nothing here does I/O; errors in one regulation are `ItemError`s (one reject), never a crash. The
+work per document is bounded (`MAX_ORDERS`, `MAX_REGULATIONS`, `MAX_CONDITIONS`, `_MAX_GEOJSON`)
+on top of the XML size cap (`connectors.xml_safety`), so no document can hold a parse for long.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 
+from connectors.base import PayloadError
 from connectors.coords import geometry as line_or_point
 from connectors.datex2_location import Shape, road_name, shape
 from connectors.json_safety import parse_json
@@ -125,7 +129,12 @@ _LIMITS = (
     ("lengthCharacteristic", "vehicleLength", "max_length_m"),
 )
 ENDED_ORDER_STATUSES = frozenset({"withdrawn"})
-_MAX_GEOJSON = 5 * 1024 * 1024
+# Bounds on work per document, whatever its size (the XML itself is size-capped by xml_safety): a
+# hostile or broken document cannot make one parse run for minutes.
+MAX_ORDERS = 200_000  # the national base held about 20 000 orders in 2026
+MAX_REGULATIONS = 200  # per order
+MAX_CONDITIONS = 2_000  # leaf conditions per regulation
+_MAX_GEOJSON = 2 * 1024 * 1024  # characters of one GeoJSON geometry
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,12 +209,15 @@ def is_regulation_publication(publication: Element) -> bool:
 
 
 def orders(publication: Element) -> list[Element]:
-    """Every `trafficRegulationOrder` of the publication (from competent authorities)."""
-    return [
+    """Every `trafficRegulationOrder` of the publication (competent authorities); PayloadError past MAX_ORDERS."""
+    found = [
         order
         for group in children(publication, "trafficRegulationsFromCompetentAuthorities")
         for order in children(group, "trafficRegulationOrder")
     ]
+    if len(found) > MAX_ORDERS:
+        raise PayloadError(f"{len(found)} traffic regulation orders: more than the {MAX_ORDERS} the hub reads")
+    return found
 
 
 def order_id(order: Element) -> str:
@@ -220,7 +232,10 @@ def measures_of(order: Element) -> list[RegulationMeasure]:
     header = _OrderHeader.of(order)
     out: list[RegulationMeasure] = []
     problems: list[str] = []
-    for number_, regulation in enumerate(children(order, "trafficRegulation"), start=1):
+    regulations = children(order, "trafficRegulation")
+    if len(regulations) > MAX_REGULATIONS:
+        raise ItemError(f"{len(regulations)} regulations in one order: more than {MAX_REGULATIONS}")
+    for number_, regulation in enumerate(regulations, start=1):
         try:
             out.extend(_regulation_measures(order, ident, header, number_, regulation))
         except ItemError as exc:
@@ -269,7 +284,9 @@ def _regulation_measures(
     if child_text(regulation, "status") == "inactive":
         raise ItemError("the regulation is inactive")
     kind, detail, speed = _kind(regulation)
-    leaves = list(_leaves(child(regulation, "condition"), negated=False))
+    leaves = list(islice(_leaves(child(regulation, "condition"), negated=False), MAX_CONDITIONS + 1))
+    if len(leaves) > MAX_CONDITIONS:
+        raise ItemError(f"more than {MAX_CONDITIONS} conditions in one regulation")
     vehicles = _vehicles([(e, n) for e, n in leaves if local_type(e) in _VEHICLE_LEAVES])
     if kind == ROAD_CLOSED and vehicles.restricts():
         kind = VEHICLE_RESTRICTION
@@ -610,7 +627,9 @@ def _located(location: Element) -> tuple[Shape, str | None] | None:
 
 
 def _from_geojson(text: str) -> Shape:
-    data = parse_json(text.encode()[:_MAX_GEOJSON])
+    if len(text) > _MAX_GEOJSON:
+        raise ItemError(f"GeoJSON geometry of {len(text)} characters: more than {_MAX_GEOJSON}")
+    data = parse_json(text.encode())
     if not isinstance(data, dict):
         raise ItemError("the GeoJSON geometry is not an object")
     kind, coordinates = data.get("type"), data.get("coordinates")

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connectors import datex2_regulation as regulation
 from connectors.base import ParseContext, PayloadError
 from connectors.registry import parser_for
 from tests.connectors import regulations_xml as x
@@ -226,3 +227,21 @@ def test_hostile_documents_are_refused_before_parsing(payload: bytes) -> None:
 def test_a_situation_publication_is_not_the_national_base() -> None:
     with pytest.raises(PayloadError, match="TrafficRegulationPublication"):
         parser_for("dialog").parse(read("datex2/nl-ndw/situations.xml"), ParseContext(source="x", received_at=NOW))
+
+
+def test_work_per_document_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(regulation, "MAX_CONDITIONS", 2)
+    monkeypatch.setattr(regulation, "_MAX_GEOJSON", 200)
+    long_line = '{"type":"LineString","coordinates":[' + ",".join(["[3.05,50.63]"] * 40) + "]}"
+    payload = x.document(
+        x.order("many", x.no_entry(), x.validity(NOW, None) + x.location() + x.location()),
+        x.order("huge", x.no_entry(), x.validity(NOW, None) + x.location(long_line)),
+    )
+    parsed = parser_for("datex2").parse(payload, ParseContext(source="x", received_at=NOW))
+    assert parsed.incidents == []
+    reasons = {r.source_id: r.reason for r in parsed.rejects}
+    assert "more than 2 conditions" in reasons["many"]
+    assert "more than 200" in reasons["huge"]
+    monkeypatch.setattr(regulation, "MAX_ORDERS", 1)
+    with pytest.raises(PayloadError, match="more than the 1"):
+        parser_for("datex2").parse(payload, ParseContext(source="x", received_at=NOW))
