@@ -102,7 +102,7 @@ def _write_rows(args: argparse.Namespace, hub: Hub, paths: list[str]) -> list[Ro
     """
     rows: list[Row] = []
     # one at a time on a settled hub first: after the throughput run the pipeline still drains its backlog
-    seen = closures_load.visible(hub, paths, args.samples)
+    seen = closures_load.visible(hub, paths, args.samples, mix=args.measure_mix)
     rows.append(
         Row(
             "7",
@@ -115,12 +115,13 @@ def _write_rows(args: argparse.Namespace, hub: Hub, paths: list[str]) -> list[Ro
     )
     pool = closures_load.lille_streets()
     for clients in args.clients:
-        tp = closures_load.throughput(hub, clients, args.post_seconds, pool=pool)
+        tp = closures_load.throughput(hub, clients, args.post_seconds, pool=pool, mix=args.measure_mix)
         refused = closures_load.describe_refused(tp.refused)
         rows.append(
             Row(
                 "7",
-                f"POST /api/v1/closures, {tp.clients} concurrent clients, {tp.seconds:.0f} s (healthy broker)",
+                f"POST /api/v1/{'measures (mix of 6 types)' if args.measure_mix else 'closures'}, {tp.clients} "
+                f"concurrent clients, {tp.seconds:.0f} s (healthy broker)",
                 f"{tp.per_s:,.0f} closures/s accepted ({tp.accepted:,} ok, {refused}), "
                 f"p50 {tp.p50_ms:.0f} ms, p99 {tp.p99_ms:.0f} ms",
                 "",
@@ -185,6 +186,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--traces", type=int, default=100)
     parser.add_argument("--closures", type=int, default=400)
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    parser.add_argument("--measure-mix", action="store_true",
+                        help="writes: post a mix of measure types through /api/v1/measures (issue 18)")
     parser.add_argument(
         "--only",
         choices=STEPS,

@@ -8,6 +8,12 @@ Only streets the team may post are used: the API checks a closure's line geometr
 team's communes (25 m tolerance), and some edges tagged Lille cross into a neighbour (Lomme, La
 Madeleine, …). Posting those gave the "1–2 refused" of earlier runs, which were 403s, not 503s.
 Refusals are reported by status code, so a refusal is never read as something it is not.
+
+`mix=True` (`--measure-mix`): the same load through POST /api/v1/measures, cycling through the measure
+types (road closed, lane closed, alternating traffic, no overtaking, speed limit, lorry ban; issue 18),
+so write and feed figures can be compared with closures alone. The one-at-a-time "in every feed" timing
+then posts road_closed measures: the other types are withheld from Waze by design, so "in every feed"
+would never hold for them.
 """
 
 from __future__ import annotations
@@ -86,33 +92,58 @@ def closure_body(street: Street, reference: str) -> dict[str, Any]:
     }
 
 
+MEASURE_MIX: tuple[dict[str, Any], ...] = (
+    {"type": "road_closed"},
+    {"type": "lane_closed", "lanes": {"closed": 1, "total": 2, "side": "RIGHT"}},
+    {"type": "alternate_traffic"},
+    {"type": "no_overtaking"},
+    {"type": "speed_limit", "speed_kmh": 30},
+    {"type": "vehicle_restriction",
+     "vehicles": {"max_weight_t": 3.5, "kinds": ["heavy_goods_vehicle"], "except": ["deliveries"]}},
+)
+"""The measure types of the mix (a detour needs a live closure to go around: not part of a blind load)."""
+
+
+def write(street: Street, reference: str, n: int, mix: bool) -> tuple[str, dict[str, Any]]:
+    """(path, body) of the `n`-th write: a closure, or with `mix` the `n`-th measure type of the mix."""
+    body = closure_body(street, reference)
+    if not mix:
+        return "/api/v1/closures", body
+    return "/api/v1/measures", {**body, **MEASURE_MIX[n % len(MEASURE_MIX)]}
+
+
 def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {ROADWORKS_KEY}"}
 
 
 async def _client(
-    http: httpx2.AsyncClient, bodies: itertools.cycle[Street], refs: itertools.count[int], deadline: float, limit: int
+    http: httpx2.AsyncClient, bodies: itertools.cycle[Street], refs: itertools.count[int], deadline: float, limit: int,
+    mix: bool = False,
 ) -> list[tuple[int, float]]:
     out: list[tuple[int, float]] = []
     tag = time.time_ns()
-    while time.monotonic() < deadline and next(refs) < limit:
-        body = closure_body(next(bodies), f"BENCH-{tag}-{len(out)}")
+    while time.monotonic() < deadline and (n := next(refs)) < limit:
+        path, body = write(next(bodies), f"BENCH-{tag}-{len(out)}", n, mix)
         started = time.perf_counter()
         try:
-            status = (await http.post("/api/v1/closures", json=body, headers=_auth())).status_code
+            status = (await http.post(path, json=body, headers=_auth())).status_code
         except httpx2.HTTPError:
             status = NO_ANSWER
         out.append((status, (time.perf_counter() - started) * 1000))
     return out
 
 
-async def _throughput(hub: Hub, clients: int, seconds: float, limit: int, pool: list[Street]) -> Throughput:
+async def _throughput(
+    hub: Hub, clients: int, seconds: float, limit: int, pool: list[Street], mix: bool = False
+) -> Throughput:
     bodies = itertools.cycle(pool)
     refs = itertools.count()
     limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx2.AsyncClient(base_url=hub.url, timeout=30, limits=limits) as http:
         started = time.monotonic()
-        results = await asyncio.gather(*(_client(http, bodies, refs, started + seconds, limit) for _ in range(clients)))
+        results = await asyncio.gather(
+            *(_client(http, bodies, refs, started + seconds, limit, mix) for _ in range(clients))
+        )
         elapsed = time.monotonic() - started
     flat = [r for part in results for r in part]
     accepted = [ms for status, ms in flat if status == 201]
@@ -129,10 +160,11 @@ async def _throughput(hub: Hub, clients: int, seconds: float, limit: int, pool: 
 
 
 def throughput(
-    hub: Hub, clients: int = 32, seconds: float = 8.0, limit: int = 5000, pool: list[Street] | None = None
+    hub: Hub, clients: int = 32, seconds: float = 8.0, limit: int = 5000, pool: list[Street] | None = None,
+    mix: bool = False,
 ) -> Throughput:
-    """`clients` concurrent clients posting new closures for `seconds` (at most `limit` posts)."""
-    return asyncio.run(_throughput(hub, clients, seconds, limit, pool or lille_streets()))
+    """`clients` concurrent clients posting new closures (`mix`: measures) for `seconds` (at most `limit`)."""
+    return asyncio.run(_throughput(hub, clients, seconds, limit, pool or lille_streets(), mix))
 
 
 async def _waze_ready(http: httpx2.AsyncClient, pool: list[Street], wanted: int) -> list[Street]:
@@ -148,7 +180,7 @@ async def _waze_ready(http: httpx2.AsyncClient, pool: list[Street], wanted: int)
     return ready or pool
 
 
-async def _visible(hub: Hub, paths: list[str], samples: int, budget_s: float) -> list[float]:
+async def _visible(hub: Hub, paths: list[str], samples: int, budget_s: float, mix: bool = False) -> list[float]:
     out: list[float] = []
     budget_end = time.monotonic() + budget_s
     async with httpx2.AsyncClient(base_url=hub.url, timeout=60) as http:
@@ -157,9 +189,9 @@ async def _visible(hub: Hub, paths: list[str], samples: int, budget_s: float) ->
             if out and time.monotonic() > budget_end:
                 break
             etags = await current_etags(http, paths)
-            body = closure_body(pool[n % len(pool)], f"BENCH-VISIBLE-{time.time_ns()}")
+            path, body = write(pool[n % len(pool)], f"BENCH-VISIBLE-{time.time_ns()}", 0, mix)  # 0: road_closed
             started = time.monotonic()
-            response = await http.post("/api/v1/closures", json=body, headers=_auth())
+            response = await http.post(path, json=body, headers=_auth())
             if response.status_code != 201:
                 raise RuntimeError(f"POST answered {response.status_code}: {response.text[:300]}")
             closure_id = response.json()["id"]
@@ -167,6 +199,8 @@ async def _visible(hub: Hub, paths: list[str], samples: int, budget_s: float) ->
     return out
 
 
-def visible(hub: Hub, paths: list[str], samples: int = 30, budget_s: float = 60.0) -> ChangeLatency:
+def visible(
+    hub: Hub, paths: list[str], samples: int = 30, budget_s: float = 60.0, mix: bool = False
+) -> ChangeLatency:
     """One closure at a time: POST sent → its id in the bytes of every feed (sampling stops after `budget_s`)."""
-    return latency(asyncio.run(_visible(hub, paths, samples, budget_s)))
+    return latency(asyncio.run(_visible(hub, paths, samples, budget_s, mix)))

@@ -18,7 +18,16 @@ from traffic_hub.feeds.base import FeedContext
 from traffic_hub.feeds.opendata import CSV_COLUMNS, OpenDataCsv, OpenDataGeoJson
 from traffic_hub.feeds.waze_rules import check_waze, measure_reason
 from traffic_hub.measures import detour_warnings
-from traffic_hub.model import ClosureState, Event, Measure, MeasureType, Schedule, Validity, Vehicles
+from traffic_hub.model import (
+    ClosureState,
+    Event,
+    Measure,
+    MeasureType,
+    Schedule,
+    SourceReport,
+    Validity,
+    Vehicles,
+)
 from traffic_hub.model.closure import measure_problem
 from traffic_hub.model.geometry import LineString
 from traffic_hub.model.validity import public_holidays
@@ -224,6 +233,15 @@ def test_waze_still_takes_closures_for_all_vehicles() -> None:
     event = ev.scheduled_closure(NOW).model_copy(update={"measure": Measure(type=MeasureType.ROAD_CLOSED)})
     assert measure_reason(event.measure) is None
     assert check_waze(event, FeedContext(now=NOW)) == []
+
+
+def test_an_order_known_only_from_the_national_base_is_not_sent_to_waze_twice() -> None:
+    closure = ev.scheduled_closure(NOW).model_copy(update={"measure": Measure(type=MeasureType.ROAD_CLOSED)})
+    national = SourceReport(source="dialog", source_id="order-1", kind="dialog-regulation", received_at=NOW)
+    alone = closure.model_copy(update={"sources": [national]})
+    assert check_waze(alone, FeedContext(now=NOW)) == ["already sent to Waze by the national base"]
+    merged = closure.model_copy(update={"sources": [*closure.sources, national]})
+    assert check_waze(merged, FeedContext(now=NOW)) == []  # our team posted it too: published once, by us
 
 
 def test_the_open_data_carries_every_measure_with_its_values() -> None:

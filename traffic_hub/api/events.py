@@ -37,6 +37,7 @@ def feature(feeds: FeedBook, event: Event, now: datetime) -> dict[str, Any]:
             "ends_at": event.validity.ends_at.isoformat() if event.validity.ends_at else None,
             "schedule": event.validity.schedule.model_dump(exclude_none=True) if event.validity.schedule else None,
             "lanes": event.lanes,
+            "measure": event.measure.model_dump(mode="json", exclude_none=True) if event.measure else None,
             "version": event.version,
             "sources": [s.model_dump(mode="json") for s in event.sources],
             "normalised": event.normalised.model_dump(mode="json") if event.normalised else None,

@@ -3,11 +3,25 @@
 
 import { applyLabels, initialLanguage, language, locale, setLanguage, t } from "/map/static/i18n.js";
 
-const TYPES = ["closure", "lane_closure", "roadworks", "accident", "hazard", "jam", "weather", "police", "other"];
+// measures other than closures (issue 18): told apart from the event type they travel as in the feeds
+const MEASURE_TYPES = ["alternate_traffic", "no_overtaking", "speed_limit", "vehicle_restriction", "detour"];
+const TYPES = ["closure", "lane_closure", "roadworks", "accident", "hazard", "jam", "weather", "police", "other",
+  ...MEASURE_TYPES];
 const TYPE_COLOURS = {
   closure: "#c0392b", lane_closure: "#e67e22", roadworks: "#b7950b", accident: "#8e44ad", hazard: "#d35400",
   jam: "#e74c3c", weather: "#2471a3", police: "#1a5276", other: "#566573",
+  road_closed: "#c0392b", lane_closed: "#e67e22", alternate_traffic: "#f1c40f", no_overtaking: "#16a085",
+  speed_limit: "#5dade2", vehicle_restriction: "#784212", detour: "#27ae60",
 };
+const VEHICLE_KINDS = ["heavy_goods_vehicle", "hazardous_goods", "abnormal_load", "bus", "commercial",
+  "light_commercial_vehicle", "car", "vehicle_with_trailer", "tanker", "agricultural_vehicle", "motorcycle", "moped",
+  "bicycle", "pedestrians"];
+const EXEMPTIONS = ["emergency_services", "residents", "local_access", "deliveries", "public_transport", "taxi",
+  "car_sharing", "road_maintenance", "recovery_services", "military", "agricultural", "bicycle"];
+const CRITAIR = ["critair0", "critair1", "critair2", "critair3", "critair4", "critair5", "unclassified"];
+const LIMITS = [["max_weight_t", "t"], ["max_axle_load_t", "t"], ["max_height_m", "m"], ["max_width_m", "m"],
+  ["max_length_m", "m"]];
+const DETOURABLE = new Set(["road_closed", "vehicle_restriction"]);
 const SOURCE_COLOURS = { roadworks: "#1b1b1b", waze: "#0fa3d1", datex2: "#6c3483", wzdx: "#117a65", cifs: "#1f618d" };
 const OTHER_SOURCE_COLOUR = "#7f8c8d";
 const FONT_STREETS = ["Noto Sans Regular"]; // bundled glyphs, served by the hub (traffic_hub/map/fonts/)
@@ -80,6 +94,12 @@ function family(source) {
   if (name.startsWith("roadworks")) return "roadworks";
   for (const known of ["waze", "datex2", "wzdx", "cifs"]) if (name.includes(known)) return known;
   return "other";
+}
+
+/** What an event is, for people: its measure type when it is a measure other than a closure, else its type. */
+function kindOf(props) {
+  const measure = props.measure?.type;
+  return MEASURE_TYPES.includes(measure) ? measure : props.type;
 }
 
 function eventFamily(props) {
@@ -244,7 +264,7 @@ function inTime(props, window, now) {
 
 function matches(feature, f, now) {
   const p = feature.properties;
-  if (f.type && p.type !== f.type) return false;
+  if (f.type && p.type !== f.type && kindOf(p) !== f.type) return false;
   if (f.source && !(p.sources || []).some((s) => s.source === f.source)) return false;
   if (f.commune && p.commune !== f.commune) return false;
   if (f.status && p.status !== f.status) return false;
@@ -293,7 +313,7 @@ function sourceNames(p) {
 /** "Fermeture · Rue Nationale" (what and where), the line that names an event in the list and the chooser. */
 function headline(feature) {
   const p = feature.properties;
-  return `${t(`type_${p.type}`)} · ${p.street || communeName(p.commune) || feature.id}`;
+  return `${t(`type_${kindOf(p)}`)} · ${p.street || communeName(p.commune) || feature.id}`;
 }
 
 function listItem(feature, index) {
@@ -304,7 +324,7 @@ function listItem(feature, index) {
     tabindex: (state.selected ? selected : index === 0) ? "0" : "-1", class: `item status-${p.status}`,
     onclick: () => select(feature.id, { fly: true }),
   },
-  h("span", { class: "swatch", style: `background:${TYPE_COLOURS[p.type] || TYPE_COLOURS.other}` }),
+  h("span", { class: "swatch", style: `background:${TYPE_COLOURS[kindOf(p)] || TYPE_COLOURS.other}` }),
   h("span", { class: "main" },
     h("strong", {}, headline(feature)),
     h("span", { class: "desc" }, p.description || t("no_description")),
@@ -382,11 +402,31 @@ function publicationRows(p) {
 function validity(p) {
   const parts = [`${t("from")} ${when(p.starts_at)} ${t("to")} ${when(p.ends_at)}`];
   if (p.schedule) {
-    const windows = Object.entries(p.schedule).map(([day, w]) => `${t(day)} ${[].concat(w).join(", ")}`);
-    parts.push(`${t("schedule_txt")}: ${windows.join(" ; ")}`);
+    const { except: skip, ...days } = p.schedule;
+    const windows = Object.entries(days).map(([day, w]) => `${t(day)} ${[].concat(w).join(", ")}`);
+    const skipped = skip ? [skip.weekends && t("weekends"), skip.public_holidays && t("public_holidays"),
+      ...(skip.dates || [])].filter(Boolean) : [];
+    parts.push(`${t("schedule_txt")}: ${windows.join(" ; ")}${skipped.length ? ` (${t("except_txt")} ${skipped.join(", ")})` : ""}`);
   }
   if (p.lanes) parts.push(t("lanes_txt", p.lanes.closed, p.lanes.total));
   return parts;
+}
+
+/** A measure's values in words: "limitée à 30 km/h", "Poids > (t) 3.5 · poids lourds · sauf livraisons". */
+function measureLines(measure) {
+  if (!measure) return [];
+  const lines = [t(`m_${measure.type}`)];
+  if (measure.speed_kmh) lines.push(t("speed_txt", measure.speed_kmh));
+  const v = measure.vehicles;
+  if (v) {
+    const parts = LIMITS.filter(([name]) => v[name] != null).map(([name]) => `${t(name)} ${v[name]}`);
+    if (v.kinds?.length) parts.push(v.kinds.map((k) => t(`kind_${k}`)).join(", "));
+    if (v.critair?.length) parts.push(`Crit'Air ${v.critair.map((c) => c.replace("critair", "")).join(", ")}`);
+    if (v.except?.length) parts.push(`${t("except_txt")} ${v.except.map((e) => t(`except_${e}`)).join(", ")}`);
+    if (parts.length) lines.push(parts.join(" · "));
+  }
+  if (measure.detour_of) lines.push(`${t("detour_of")} ${measure.detour_of}`);
+  return lines;
 }
 
 function actionBar(feature) {
@@ -413,8 +453,10 @@ function renderDetails(feature) {
   const focused = document.activeElement?.id;
   const noteValue = $("action-note")?.value || "";
   body.replaceChildren(
-    h("h2", { id: "details-title" }, t(`type_${p.type}`), p.subtype ? ` (${p.subtype})` : ""),
+    h("h2", { id: "details-title" }, t(`type_${kindOf(p)}`), p.subtype ? ` (${p.subtype})` : ""),
     h("dl", {},
+      ...(p.measure ? [h("dt", {}, t("measure")),
+        h("dd", { id: "details-measure" }, measureLines(p.measure).map((line) => h("div", {}, line)))] : []),
       h("dt", {}, t("description")), h("dd", { id: "details-description" }, p.description || t("no_description")),
       h("dt", {}, t("source")), h("dd", { id: "details-source" }, sourceNames(p).join(", ") || "operator"),
       h("dt", {}, t("street")), h("dd", {}, p.street || "—"),
@@ -546,7 +588,7 @@ function addOverlayLayers(map) {
     filter: ["all", lines, ["==", ["get", "selected"], true]],
     paint: { "line-color": "#00e5ff", "line-width": 14, "line-opacity": 0.5, "line-offset": offset } }, "event-casing");
   add({ id: "closure-lines", type: "line", source: "closures",
-    layout: { "line-cap": "round" }, paint: { "line-color": TYPE_COLOURS.closure, "line-width": 5 } });
+    layout: { "line-cap": "round" }, paint: { "line-color": byType, "line-width": 5 } });
   add({ id: "snapped-line", type: "line", source: "snapped",
     layout: { "line-cap": "round" }, paint: { "line-color": "#1e8449", "line-width": 8, "line-opacity": 0.8 } });
   add({ id: "draft-line", type: "line", source: "draft", filter: lines,
@@ -671,13 +713,13 @@ function refreshMapData() {
   state.widestOffset = Math.max(0, ...[...offsets.values()].map(Math.abs));
   const features = shown.map((f) => ({
     type: "Feature", geometry: f.geometry,
-    properties: { id: f.id, type: f.properties.type, status: f.properties.status,
+    properties: { id: f.id, type: kindOf(f.properties), status: f.properties.status,
       family: eventFamily(f.properties), selected: f.id === state.selected, offset: offsets.get(f.id) || 0 },
   }));
   state.map.getSource("events").setData({ type: "FeatureCollection", features });
   state.map.setLayoutProperty("jams", "visibility", $("f-jams").checked ? "visible" : "none");
   const closures = state.mode === "draw" ? state.closures.filter((c) => c.geometry && !GONE.has(c.status))
-    .map((c) => ({ type: "Feature", geometry: c.geometry, properties: { id: c.id } })) : [];
+    .map((c) => ({ type: "Feature", geometry: c.geometry, properties: { id: c.id, type: c.type } })) : [];
   state.map.getSource("closures").setData({ type: "FeatureCollection", features: closures });
   refreshDraftLayers();
 }
@@ -745,7 +787,7 @@ function sideBySide(features) {
 }
 
 function renderLegend() {
-  const entries = ["closure", "lane_closure", "roadworks", "accident", "hazard", "jam"]
+  const entries = ["closure", "lane_closure", "roadworks", "accident", "hazard", "jam", ...MEASURE_TYPES]
     .map((type) => h("li", {}, h("span", { class: "swatch", style: `background:${TYPE_COLOURS[type]}` }), t(`type_${type}`)));
   const sources = Object.entries(SOURCE_COLOURS)
     .map(([name, colour]) => h("li", {}, h("span", { class: "swatch ring", style: `border-color:${colour}` }), name));
@@ -779,6 +821,11 @@ function setUpDrawForm() {
   $("my-communes").textContent = `${t("your_communes")} : ${communes.length ? communes.map(communeName).join(", ") : t("all")}`;
   $("d-schedule").replaceChildren(...DAYS.map((day) => h("label", {},
     h("span", { "data-i18n": day }, t(day)), h("input", { id: `d-day-${day}`, "data-day": day, placeholder: "08:00-18:00" }))));
+  const options = (id, values, label) => $(id).replaceChildren(...values.map((v) => h("option", { value: v }, label(v))));
+  options("d-kinds", VEHICLE_KINDS, (v) => t(`kind_${v}`));
+  options("d-critair", CRITAIR, (v) => (v === "unclassified" ? "Crit'Air —" : `Crit'Air ${v.replace("critair", "")}`));
+  options("d-except", EXEMPTIONS, (v) => t(`except_${v}`));
+  $("d-type").addEventListener("change", showMeasureBoxes);
   resetDraftForm();
   $("d-coords").addEventListener("input", () => {
     state.draft = parseCoords($("d-coords").value);
@@ -803,7 +850,49 @@ function resetDraftForm() {
   $("d-ends").value = localInput(new Date(start.getTime() + 24 * 3600e3));
   $("d-lanes-on").checked = false;
   for (const day of DAYS) $(`d-day-${day}`).value = "";
+  $("d-daily").value = "";
+  $("d-except-weekends").checked = false;
+  $("d-except-holidays").checked = false;
+  $("d-type").value = "road_closed";
+  for (const [name] of LIMITS) $(`d-${name}`).value = "";
+  for (const id of ["d-kinds", "d-critair", "d-except"]) for (const option of $(id).options) option.selected = false;
+  showMeasureBoxes();
   setDraft([]);
+}
+
+/** Show the fields of the chosen measure type only (speed, vehicles, the closure a detour goes around). */
+function showMeasureBoxes() {
+  const type = $("d-type").value;
+  for (const box of document.querySelectorAll("#draw-form .measure-box")) {
+    box.hidden = !box.dataset.for.split(" ").includes(type);
+  }
+  if (type === "lane_closed") $("d-lanes-on").checked = true;
+  $("d-vehicles-legend").textContent = t(type === "detour" ? "vehicles_for" : "vehicles");
+  const targets = state.closures.filter((c) => DETOURABLE.has(c.type));
+  $("d-detour-of").replaceChildren(...(targets.length ? targets.map((c) => h("option", { value: c.id },
+    `${t(`m_${c.type}`)} · ${c.reference} · ${c.normalised?.street || c.street || c.description}`))
+    : [h("option", { value: "" }, t("no_target"))]));
+}
+
+function selected(id) {
+  return [...$(id).selectedOptions].map((option) => option.value);
+}
+
+/** The measure's type and values from the form (added to the closure fields by `closureBody`). */
+function measureFields(body) {
+  let type = $("d-type").value;
+  if (type === "road_closed" && body.lanes && body.lanes.closed < body.lanes.total) type = "lane_closed";
+  const out = { type };
+  if (type === "speed_limit") out.speed_kmh = Number($("d-speed").value);
+  if (type === "detour") out.detour_of = $("d-detour-of").value;
+  if (type === "vehicle_restriction" || type === "detour") {
+    const vehicles = {};
+    for (const [name] of LIMITS) if ($(`d-${name}`).value !== "") vehicles[name] = Number($(`d-${name}`).value);
+    const lists = { kinds: selected("d-kinds"), critair: selected("d-critair"), except: selected("d-except") };
+    for (const [name, values] of Object.entries(lists)) if (values.length) vehicles[name] = values;
+    if (Object.keys(vehicles).length) out.vehicles = vehicles;
+  }
+  return out;
 }
 
 function parseCoords(text) {
@@ -852,8 +941,12 @@ function closureBody() {
     const windows = $(`d-day-${day}`).value.split(/[,;\s]+/).filter(Boolean);
     if (windows.length) schedule[day] = windows;
   }
+  const daily = $("d-daily").value.split(/[,;\s]+/).filter(Boolean);
+  if (daily.length) schedule.daily = daily;
+  const skip = { weekends: $("d-except-weekends").checked, public_holidays: $("d-except-holidays").checked };
+  if (Object.keys(schedule).length && (skip.weekends || skip.public_holidays)) schedule.except = skip;
   if (Object.keys(schedule).length) body.schedule = schedule;
-  return body;
+  return { ...body, ...measureFields(body) };
 }
 
 function schedulePreview() {
@@ -871,7 +964,7 @@ async function runPreview() {
   }
   const body = closureBody();
   body.description ||= "—";
-  delete body.reference;
+  for (const name of ["reference", "type", "speed_kmh", "vehicles", "detour_of"]) delete body[name]; // a closure preview
   try {
     const preview = await api("/api/v1/closures/preview", { method: "POST", body });
     if (seq !== state.previewSeq) return;
@@ -911,8 +1004,9 @@ async function submitClosure(event) {
     return;
   }
   try {
-    const closure = await api("/api/v1/closures", { method: "POST", body: closureBody() });
-    toast(t("submitted", closure.reference));
+    const closure = await api("/api/v1/measures", { method: "POST", body: closureBody() });
+    const conflicts = (closure.warnings || []).filter((w) => w.code === "detour-conflict").map((w) => w.message);
+    toast([t("submitted", closure.reference), ...conflicts.map((m) => `${t("detour_conflict")} : ${m}`)].join(" — "));
     resetDraftForm();
     await loadClosures();
   } catch (error) {
@@ -926,20 +1020,22 @@ async function loadClosures() {
   do {
     const query = new URLSearchParams({ limit: "500" });
     if (cursor) query.set("cursor", cursor);
-    const page = await api(`/api/v1/closures?${query}`);
+    const page = await api(`/api/v1/measures?${query}`);
     items.push(...page.items);
     cursor = page.next;
   } while (cursor);
   state.closures = items.filter((c) => !GONE.has(c.status));
   renderClosures();
+  showMeasureBoxes();
   refreshMapData();
 }
 
 function renderClosures() {
   $("closure-list").replaceChildren(...state.closures.map((c) => h("li", { class: "item", "data-id": c.id },
-    h("span", { class: "swatch", style: `background:${TYPE_COLOURS[c.lanes ? "lane_closure" : "closure"]}` }),
+    h("span", { class: "swatch", style: `background:${TYPE_COLOURS[c.type] || TYPE_COLOURS.closure}` }),
     h("span", { class: "main" },
-      h("strong", {}, c.reference, " · ", c.normalised?.street || c.street || c.description),
+      h("strong", {}, c.reference, " · ", t(`m_${c.type}`), " · ", c.normalised?.street || c.street || c.description),
+      h("span", { class: "meta" }, measureLines(c).slice(1).join(" · ")),
       h("span", { class: "meta" }, `${t(`status_${c.status}`)} · ${when(c.starts_at)} → ${when(c.ends_at)} · `,
         Object.entries(c.publication || {}).map(([feed, p]) => `${feed}: ${t(p.status)}`).join(", "))),
     h("button", { type: "button", class: "small", onclick: () => deleteClosure(c) }, t("delete")))));
@@ -947,7 +1043,7 @@ function renderClosures() {
 
 async function deleteClosure(closure) {
   try {
-    await api(`/api/v1/closures/${encodeURIComponent(closure.id)}`, { method: "DELETE" });
+    await api(`/api/v1/measures/${encodeURIComponent(closure.id)}`, { method: "DELETE" });
     toast(t("deleted"));
     await loadClosures();
   } catch (error) {
