@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from traffic_hub.model import Event
 
-__all__ = ["NATIONAL_BASE_KIND", "NATIONAL_BASE_REASON", "from_national_base_only", "national_base_reasons"]
+__all__ = ["NATIONAL_BASE_KINDS", "NATIONAL_BASE_REASON", "from_national_base_only", "national_base_reasons"]
 
-NATIONAL_BASE_KIND = "dialog-regulation"  # the report kind of the `dialog` connector (connectors.dialog)
+# prefixes of the national base's report kinds (`dialog-regulation`: the `dialog` connector, connectors.dialog)
+NATIONAL_BASE_KINDS = ("dialog",)
 NATIONAL_BASE_REASON = "already sent to Waze by the national base"
 _OPERATOR = "operator"
 
@@ -28,7 +29,7 @@ _OPERATOR = "operator"
 def from_national_base_only(event: Event) -> bool:
     """Every source still reporting the event is the national base (operators' actions aside)."""
     reporting = [s for s in event.sources if s.active and s.kind != _OPERATOR]
-    return bool(reporting) and all(s.kind == NATIONAL_BASE_KIND for s in reporting)
+    return bool(reporting) and all(s.kind.startswith(NATIONAL_BASE_KINDS) for s in reporting)
 
 
 def national_base_reasons(event: Event, *, enabled: bool = True) -> list[str]:
