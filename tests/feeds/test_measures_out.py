@@ -213,3 +213,10 @@ def test_a_measure_ended_an_hour_ago_leaves_every_feed() -> None:
     )
     for renderer in (Datex2Situations(), Datex2Regulations(), WzdxWorkZones(), CifsXml()):
         assert renderer.check(ended, CTX) == ["ended"]
+
+
+def test_an_order_relayed_by_the_national_base_is_a_road_authority_s_word_in_datex2() -> None:
+    relayed = ms.from_national_base(ms.every_measure(NOW)[0])
+    document = feed(Datex2Situations(), [relayed])
+    assert datex2_errors(document) == []
+    assert etree.fromstring(document).findtext(".//com:sourceType", namespaces=NS) == "roadAuthorities"

@@ -76,6 +76,7 @@ LANG = "fr"
 TEXT_MAX = 1024  # com:String and MultilingualStringValueType maxLength
 
 _AUTHORITY_PREFIXES = ("roadworks:", "operator")
+_ORDER_SUFFIX = "-regulation"  # report kinds of orders: `dialog-regulation`, `datex2-regulation`
 _CROWD_PREFIX = "waze"
 _WORKS_SUFFIX = "-works"
 _LANE_USAGE = {"LEFT": "leftLane", "MIDDLE": "middleLane", "RIGHT": "rightLane"}
@@ -382,6 +383,11 @@ def _record(event: Event, record: Record, shared: _Shared) -> str:
     )
 
 
+def is_authority(source: str, kind: str) -> bool:
+    """A road authority's word: a road-works team, an operator, or a traffic-regulation order."""
+    return source.startswith(_AUTHORITY_PREFIXES) or kind.endswith(_ORDER_SUFFIX)
+
+
 def is_certain(event: Event) -> bool:
     """Certain unless only crowd reports (Waze users) back it and no operator confirmed it."""
     return event.verification == "confirmed" or any(
@@ -391,9 +397,10 @@ def is_certain(event: Event) -> bool:
 
 
 def _source(event: Event, certain: bool) -> str:
-    """`com:source`: every source's name; road authorities when a road-works team or operator said it."""
+    """`com:source`: every source's name; road authorities when a road-works team, an operator or an
+    authority's traffic-regulation order (relayed by the national base or a DATEX II connector) said it."""
     names = ", ".join(dict.fromkeys(name for report in event.sources if (name := clean_text(report.source))))
-    authority = any(report.source.startswith(_AUTHORITY_PREFIXES) for report in event.sources)
+    authority = any(is_authority(report.source, report.kind) for report in event.sources)
     return "".join(
         (
             "<sit:source>",

@@ -35,6 +35,7 @@ from traffic_hub.feeds.datex2 import (
     Record,
     SituationShell,
     escape_xml,
+    is_authority,
     is_certain,
     schedule_groups,
 )
@@ -122,7 +123,7 @@ def _situation(event: Event, records: list[Record], tz: ZoneInfo) -> str:
 def _head(event: Event, tz: ZoneInfo) -> str:
     certain = is_certain(event)
     names = ", ".join(dict.fromkeys(name for report in event.sources if (name := clean_text(report.source))))
-    authority = any(report.source.startswith(("roadworks:", "operator")) for report in event.sources)
+    authority = any(is_authority(report.source, report.kind) for report in event.sources)
     return "".join(
         (
             _leaf("situationRecordCreationTime", local_time(event.created_at, tz)),
