@@ -151,6 +151,8 @@ def test_every_measure_is_a_valid_wzdx_road_event() -> None:
     assert wzdx_errors(document) == []
     features = {f["id"].rsplit("-", 1)[0]: f["properties"] for f in orjson.loads(document)["features"]}
     assert features["m-alternate"]["vehicle_impact"] == "alternating-one-way"
+    assert "lanes" not in features["m-alternate"]  # no lane counts given
+
     assert features["m-speed-30"]["reduced_speed_limit_kph"] == 30
     assert features["m-no-overtaking"]["restrictions"] == [{"type": "no-passing"}]
     assert {"type": "gross-weight-limit", "value": 3500.0, "unit": "kilograms"} in features["m-lorries"]["restrictions"]
@@ -220,3 +222,12 @@ def test_an_order_relayed_by_the_national_base_is_a_road_authority_s_word_in_dat
     document = feed(Datex2Situations(), [relayed])
     assert datex2_errors(document) == []
     assert etree.fromstring(document).findtext(".//com:sourceType", namespaces=NS) == "roadAuthorities"
+
+
+def test_alternating_traffic_with_lanes_gives_wzdx_lane_statuses() -> None:
+    alternate = next(e for e in ms.every_measure(NOW) if e.id == "m-alternate")
+    alternate = alternate.model_copy(update={"lanes": {"closed": 1, "total": 2, "side": "RIGHT"}})
+    document = orjson.loads(feed(WzdxWorkZones(), [alternate]))
+    assert wzdx_errors(document) == []
+    statuses = [[lane["status"] for lane in f["properties"]["lanes"]] for f in document["features"]]
+    assert statuses == [["alternating-flow", "closed"]] * 2

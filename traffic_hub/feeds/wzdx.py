@@ -6,7 +6,7 @@ events are withheld ("not a work zone"). A measure is a work zone with what WZDx
 | measure | work zone |
 |---|---|
 | road_closed / lane_closed | `vehicle_impact` all / some lanes closed, `lanes` when the closed side is known |
-| alternate_traffic | `vehicle_impact` `alternating-one-way` |
+| alternate_traffic | `vehicle_impact` `alternating-one-way`; with lanes, the open ones `alternating-flow` |
 | no_overtaking | restriction `no-passing` |
 | speed_limit | `reduced_speed_limit_kph` |
 | vehicle_restriction | `restrictions` (below) |
@@ -178,7 +178,8 @@ def work_zones_of(event: Event, ctx: FeedContext) -> list[dict[str, Any]]:
             back = points[::-1]
             runs.append((back, compass(back)))
     ids = [event.id] if len(runs) == 1 else [f"{event.id}-{n}" for n in range(1, len(runs) + 1)]
-    lanes = _lanes(event) if event.direction is Direction.ONE_DIRECTION else None
+    alternating = event.measure is not None and event.measure.type is MeasureType.ALTERNATE_TRAFFIC
+    lanes = _lanes(event) if event.direction is Direction.ONE_DIRECTION or alternating else None
     base = _properties(event, period, lanes)
     detour_of = event.measure.detour_of if event.measure is not None else None
     features = []
@@ -304,15 +305,19 @@ def vehicle_impact(event: Event) -> str:
 
 
 def _lanes(event: Event) -> list[dict[str, Any]] | None:
-    """Every lane (order 1 = left-most), the closed ones on the given side; None if unknown."""
+    """Every lane (order 1 = left-most), the closed ones on the given side; None if unknown.
+
+    Under alternating traffic the lanes left open carry both directions in turn: `alternating-flow`."""
     counts = lane_counts(event)
     side = (event.lanes or {}).get("side")
     if event.type is not EventType.LANE_CLOSURE or counts is None or side not in ("LEFT", "MIDDLE", "RIGHT"):
         return None
     closed, total = counts
     first = {"LEFT": 1, "RIGHT": total - closed + 1, "MIDDLE": (total - closed) // 2 + 1}[str(side)]
+    alternating = event.measure is not None and event.measure.type is MeasureType.ALTERNATE_TRAFFIC
+    passing = "alternating-flow" if alternating else "open"
     return [
-        {"order": order, "status": "closed" if first <= order < first + closed else "open", "type": "general"}
+        {"order": order, "status": "closed" if first <= order < first + closed else passing, "type": "general"}
         for order in range(1, total + 1)
     ]
 
