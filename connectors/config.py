@@ -3,8 +3,8 @@
 ```toml
 [[connectors]]
 name = "waze-mel"
-kind = "waze-partner-feed"    # waze-partner-feed | datex2 | wzdx | cifs | geojson
-url = "https://…"
+kind = "waze-partner-feed"    # waze-partner-feed | datex2 | wzdx | cifs | geojson | dialog
+url = "https://…"             # kind dialog: defaults to the national base, DIALOG_URL
 interval_s = 60               # >= 5
 timeout_s = 10                # whole request, connect to last byte
 max_bytes = 20971520          # the body is abandoned beyond this
@@ -27,14 +27,24 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-Kind = Literal["waze-partner-feed", "datex2", "wzdx", "cifs", "geojson"]
+Kind = Literal["waze-partner-feed", "datex2", "wzdx", "cifs", "geojson", "dialog"]
 KINDS: tuple[str, ...] = get_args(Kind)
 
 MIN_INTERVAL_S = 5.0
 MIN_TESTING_INTERVAL_S = 0.1
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DIALOG_URL = "https://dialog.beta.gouv.fr/api/regulations.xml"  # the national regulation base (kind dialog)
 
 
 class ConnectorsFileError(ValueError):
@@ -58,6 +68,14 @@ class ConnectorConfig(BaseModel):
     follow_redirects: bool = True
     allow_redirect_hosts: list[str] = Field(default_factory=list)
     allow_private: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dialog_url(cls, data: Any) -> Any:
+        """The national base's URL when a `dialog` connector names none."""
+        if isinstance(data, dict) and data.get("kind") == "dialog" and not data.get("url"):
+            return {**data, "url": DIALOG_URL}
+        return data
 
     @field_validator("allow_redirect_hosts")
     @classmethod

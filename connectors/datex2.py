@@ -1,9 +1,14 @@
-"""DATEX II SituationPublication, v2.x (`d2LogicalModel`) and v3.x (`d2:payload` or `mc:messageContainer`).
+"""DATEX II SituationPublication, v2.x (`d2LogicalModel`) and v3.x (`d2:payload` or `mc:messageContainer`),
+and v3 TrafficRegulationPublication (traffic-regulation orders, `connectors.datex2_regulation`).
 
 Elements are found by local name, so any namespace prefix (and v2's default namespace) works.
 Each situation record is one report, keyed by the record id with its version; when one payload
 repeats a record, the highest version wins. `validityStatus` `suspended` or an `overallEndTime`
 at or before the reception time marks the record ended.
+
+A TrafficRegulationPublication's orders become measure reports (kind `datex2-regulation`, see
+`connectors.datex2_measures`). A document holding only regulations is a snapshot: it lists every
+order in force, so an order missing from the next one has ended.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from functools import partial
 
 from connectors.base import ParseContext, Parsed, PayloadError
 from connectors.datex2_location import direction, location_of, road_name, shape
+from connectors.datex2_measures import regulation_reports
+from connectors.datex2_regulation import is_regulation_publication
 from connectors.items import collect
 from connectors.values import ItemError, number, optional_time, small
 from connectors.xml_find import Element, child, child_text, children, descendant_text, descendants, local, raw, xsi_type
@@ -70,6 +77,7 @@ _DETAILS = (
     "generalNetworkManagementType",
 )
 PROBABILITY = {"certain": 1.0, "probable": 0.7, "riskOf": 0.3}
+_READ = frozenset({"SituationPublication"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +94,19 @@ class Datex2Parser:
     def parse(self, payload: bytes, ctx: ParseContext) -> Parsed:
         root = parse_xml(payload)
         publications, model = _publications(root)
-        records = _latest_versions([r for p in publications for r in _records(p, model)])
+        situations = [p for p in publications if not is_regulation_publication(p)]
+        records = _latest_versions([r for p in situations for r in _records(p, model)])
         incidents, rejects = collect(records, partial(_report, ctx=ctx), lambda r: raw(r.element), _record_id)
-        return Parsed(incidents=incidents, rejects=rejects, snapshot=False)
+        regulations = [p for p in publications if is_regulation_publication(p)]
+        if regulations:
+            found = regulation_reports(regulations, ctx)
+            incidents, rejects = incidents + found.incidents, rejects + found.rejects
+        return Parsed(incidents=incidents, rejects=rejects, snapshot=bool(regulations) and not situations)
+
+
+def publications_of(root: Element) -> tuple[list[Element], str]:
+    """The document's SituationPublications and TrafficRegulationPublications, and its model ("2" or "3")."""
+    return _publications(root)
 
 
 def _publications(root: Element) -> tuple[list[Element], str]:
@@ -101,10 +119,12 @@ def _publications(root: Element) -> tuple[list[Element], str]:
         candidates, model = [root], "3"
     else:
         raise PayloadError(f"not a DATEX II document: root element is <{name}>")
-    found = [p for p in candidates if xsi_type(p) == "SituationPublication"]
+    found = [p for p in candidates if xsi_type(p) in _READ or (model == "3" and is_regulation_publication(p))]
     if not found:
         kinds = ", ".join(sorted({xsi_type(p) or "untyped" for p in candidates})) or "none"
-        raise PayloadError(f"no SituationPublication in the DATEX II document (publications: {kinds})")
+        raise PayloadError(
+            f"no SituationPublication or TrafficRegulationPublication in the DATEX II document (publications: {kinds})"
+        )
     return found, model
 
 

@@ -130,6 +130,8 @@ class Settings(BaseSettings):
     demo: bool = False
     timezone: str = "Europe/Paris"
     publisher: str = "Métropole Européenne de Lille"
+    # withhold from our Waze CIFS what only the national regulation base (DiaLog) reports: it sends it to Waze itself
+    waze_withhold_national_base: bool = True
     # the hub's public address, used in feeds; default: this host and port (a second hub on 8001 says 8001)
     public_url: str = "http://127.0.0.1:8000"
     # operator map basemap in production: a raster XYZ template ("https://…/{z}/{x}/{y}.png") or a MapLibre

@@ -79,7 +79,6 @@ def test_fintraffic_alert_c_only_records_are_rejected() -> None:
 @pytest.mark.parametrize(
     ("path", "reason"),
     [
-        ("datex2/fr-dialog/dialog-regulations.xml", "TrafficRegulationPublication"),
         ("datex2/fr-bisonfute-tipi/speeds.xml", "MeasuredDataPublication"),
         ("cifs/dialog-fr_cifs-feed_test-fixture.xml", "not a DATEX II document"),
     ],

@@ -30,6 +30,7 @@ SAMPLES: dict[str, list[bytes]] = {
     "wzdx": [(LILLE / "lille_wzdx-4.2_workzones.geojson").read_bytes()],
     "cifs": [(LILLE / "lille_cifs.xml").read_bytes(), (LILLE / "lille_cifs.json").read_bytes()],
     "geojson": [(LILLE / "lille_opendata_chantiers.geojson").read_bytes()],
+    "dialog": [read("datex2/fr-dialog/dialog-regulations_mel-derived.xml")],
 }
 KINDS = sorted(SAMPLES)
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

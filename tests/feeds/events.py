@@ -26,6 +26,8 @@ from traffic_hub.model import (
     EventType,
     Lifecycle,
     LineString,
+    Measure,
+    MeasureType,
     Point,
     Schedule,
     Segment,
@@ -288,8 +290,9 @@ def nightly_closure(now: datetime) -> Event:
 
 
 def lane_closure(now: datetime) -> Event:
-    """One of two lanes closed on the right, Boulevard de la Liberté (one-way)."""
-    return make_event(
+    """One of two lanes closed on the right, Boulevard de la Liberté (one-way); a `lane_closed` measure, as the
+    normaliser records every team's closure (so the regulations feed carries it too)."""
+    event = make_event(
         "cl-LILLE-2026-0077",
         now,
         segments=[segment(BOULEVARD_DE_LA_LIBERTE)],
@@ -298,6 +301,7 @@ def lane_closure(now: datetime) -> Event:
         direction=Direction.ONE_DIRECTION,
         lanes={"closed": 1, "total": 2, "side": "RIGHT"},
     )
+    return event.model_copy(update={"measure": Measure(type=MeasureType.LANE_CLOSED)})
 
 
 def braderie_closure(now: datetime) -> Event:

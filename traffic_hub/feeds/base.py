@@ -49,6 +49,7 @@ class FeedContext:
     publisher: str = "Métropole Européenne de Lille"
     publisher_id: str = "MEL"
     base_url: str = "http://127.0.0.1:8000"
+    waze_withhold_national_base: bool = True  # traffic_hub.feeds.waze_withhold
 
     @property
     def timestamp(self) -> datetime:

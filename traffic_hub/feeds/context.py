@@ -21,6 +21,7 @@ def feed_context(settings: Settings) -> ContextFactory:
             timezone=settings.timezone,
             publisher=settings.publisher,
             base_url=settings.public_url,
+            waze_withhold_national_base=settings.waze_withhold_national_base,
         )
 
     return make

@@ -21,9 +21,27 @@ through `cause/managedCause`, as NDW does and as DATEX II → CIFS converters ex
 | JAM | `AbnormalTraffic` (`stationaryTraffic`, `queuingTraffic`, `slowTraffic`, `heavyTraffic`) |
 | POLICE, OTHER | withheld: police sightings are not road information; "other" has no honest record type |
 
+A traffic-regulation measure (`event.measure`) other than a closure is written by its type:
+
+| measure | record |
+|---|---|
+| alternate_traffic | `RoadOrCarriagewayOrLaneManagement` `singleAlternateLineTraffic` |
+| no_overtaking | `GeneralInstructionOrMessageToRoadUsers` `noOvertaking` |
+| speed_limit | `SpeedManagement` `speedRestrictionInOperation`, `temporarySpeedLimit` = the limit |
+| vehicle_restriction | `RoadOrCarriagewayOrLaneManagement` (`weightRestrictionInOperation`, …) for the vehicles |
+
+A vehicle restriction's vehicles are its `forVehiclesWithCharacteristicsOf`
+(`traffic_hub.feeds.datex2_vehicles`); its exemptions are said in the regulations feed only.
+| detour | `ReroutingManagement` `followDiversionSigns` at the detour's own geometry |
+
+Each carries the works record behind it when road works cause it, as closures do.
+
 Locations by coordinates: a point → `loc:PointLocation/pointByCoordinates`; a line →
 `loc:LinearLocation/gmlLineString` (`posList` is **lat lon** for EPSG:4326); a multi-line →
 `loc:LocationGroupByList` of linear locations. The street is the location's `roadInformation`.
+An event the normaliser could not place on the loaded road network (beyond its coverage, or no
+road there) is published at the place its source drew, with a `locationDescription` saying that
+place is not verified (`UNVERIFIED_PLACE`); Waze gets nothing of it (its gate needs the segments).
 Validity: `overallStartTime`/`overallEndTime`, and a weekly schedule as one `validPeriod` per
 group of weekdays sharing the same windows (`recurringTimePeriodOfDay` + `recurringDayWeekMonthPeriod`,
 local times). Sources: the record's single `com:source` names every source of a conflated event;
@@ -38,9 +56,10 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from traffic_hub.feeds.base import XML_DECLARATION, FeedContext, Item, Shell, status_reasons
+from traffic_hub.feeds.datex2_vehicles import characteristics
 from traffic_hub.feeds.validation import geometry_reasons, lane_counts, lane_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text, local_time
-from traffic_hub.model import Cause, Event, EventType, Schedule
+from traffic_hub.model import Cause, Event, EventType, Measure, MeasureType, Schedule, Validity, Vehicles
 from traffic_hub.model.geometry import Point
 from traffic_hub.model.validity import WEEKDAYS
 
@@ -57,6 +76,7 @@ LANG = "fr"
 TEXT_MAX = 1024  # com:String and MultilingualStringValueType maxLength
 
 _AUTHORITY_PREFIXES = ("roadworks:", "operator")
+_ORDER_SUFFIX = "-regulation"  # report kinds of orders: `dialog-regulation`, `datex2-regulation`
 _CROWD_PREFIX = "waze"
 _WORKS_SUFFIX = "-works"
 _LANE_USAGE = {"LEFT": "leftLane", "MIDDLE": "middleLane", "RIGHT": "rightLane"}
@@ -108,6 +128,24 @@ class Record:
     leaves: tuple[Leaf, ...]  # after locationReference, in XSD order
     managed_cause: str | None = None  # id of the record that causes this one (the works behind a closure)
     lanes: bool = False  # carries the lane impact
+    vehicles: Vehicles | None = None  # whom a network management applies to (`forVehiclesWithCharacteristicsOf`)
+
+    def ordered(self, vehicles: list[Leaf]) -> list[Leaf]:
+        """The leaves with `vehicles` (the characteristics, already written) where NetworkManagement wants them."""
+        common = [leaf for leaf in self.leaves if leaf[0].removeprefix("sit:") in _NETWORK_MANAGEMENT]
+        rest = [leaf for leaf in self.leaves if leaf[0].removeprefix("sit:") not in _NETWORK_MANAGEMENT]
+        return [*common, *vehicles, *rest]
+
+
+_NETWORK_MANAGEMENT = frozenset({"complianceOption", "applicableForTrafficDirection"})
+MANAGEMENT_TYPES = frozenset(
+    {
+        "sit:RoadOrCarriagewayOrLaneManagement",
+        "sit:SpeedManagement",
+        "sit:GeneralInstructionOrMessageToRoadUsers",
+        "sit:ReroutingManagement",
+    }
+)
 
 
 # --- the gate ---------------------------------------------------------------------------------
@@ -120,7 +158,7 @@ def check_datex2(event: Event, ctx: FeedContext) -> list[str]:
 
 def _rule_reasons(event: Event) -> list[str]:
     reasons: list[str] = []
-    if event.type in _WITHHELD_TYPES:
+    if event.type in _WITHHELD_TYPES and event.measure is None:  # a measure has its own record type
         reasons.append(_WITHHELD_TYPES[event.type])
     if not event.id or clean_text(event.id) != event.id:
         reasons.append("the event id is empty or has characters XML cannot carry")
@@ -134,6 +172,9 @@ def _rule_reasons(event: Event) -> list[str]:
 
 def records_of(event: Event) -> list[Record]:
     """The situation records of `event`, main record first."""
+    measure = event.measure
+    if measure is not None and measure.type not in (MeasureType.ROAD_CLOSED, MeasureType.LANE_CLOSED):
+        return _measure_records(event, measure)
     kind = event.type
     if kind in (EventType.CLOSURE, EventType.LANE_CLOSURE):
         return _closure_records(event)
@@ -156,21 +197,65 @@ def records_of(event: Event) -> list[Record]:
 def _closure_records(event: Event) -> list[Record]:
     lane_closure = event.type is EventType.LANE_CLOSURE
     management = "laneClosures" if lane_closure else "roadClosed"
+    leaves = (("sit:roadOrCarriagewayOrLaneManagementType", management),)
+    return _managed(event, "sit:RoadOrCarriagewayOrLaneManagement", leaves, lanes=lane_closure)
+
+
+def _managed(
+    event: Event, xsi_type: str, leaves: tuple[Leaf, ...], *, lanes: bool = False, vehicles: Vehicles | None = None
+) -> list[Record]:
+    """A network-management record (mandatory, in the event's directions), and the works behind it."""
     works = event.cause is Cause.ROADWORKS
-    leaves: list[Leaf] = [("sit:complianceOption", "mandatory")]
+    common: list[Leaf] = [("sit:complianceOption", "mandatory")]
     if event.direction.value == "ONE_DIRECTION":
-        leaves.append(("sit:applicableForTrafficDirection", "aligned"))
+        common.append(("sit:applicableForTrafficDirection", "aligned"))
     elif event.direction.value == "BOTH_DIRECTIONS":
-        leaves.append(("sit:applicableForTrafficDirection", "bothWays"))
-    leaves.append(("sit:roadOrCarriagewayOrLaneManagementType", management))
+        common.append(("sit:applicableForTrafficDirection", "bothWays"))
     main = Record(
         event.id,
-        "sit:RoadOrCarriagewayOrLaneManagement",
-        tuple(leaves),
+        xsi_type,
+        (*common, *leaves),
         managed_cause=event.id + _WORKS_SUFFIX if works else None,
-        lanes=lane_closure,
+        lanes=lanes,
+        vehicles=vehicles,
     )
     return [main, _works(event.id + _WORKS_SUFFIX)] if works else [main]
+
+
+def _measure_records(event: Event, measure: Measure) -> list[Record]:
+    """The records of a traffic-regulation measure that is not a closure (see the module's table)."""
+    kind = measure.type
+    if kind is MeasureType.ALTERNATE_TRAFFIC:
+        leaves: tuple[Leaf, ...] = (("sit:roadOrCarriagewayOrLaneManagementType", "singleAlternateLineTraffic"),)
+        return _managed(event, "sit:RoadOrCarriagewayOrLaneManagement", leaves, lanes=True)
+    if kind is MeasureType.NO_OVERTAKING:
+        leaves = (("sit:generalInstructionToRoadUsersType", "noOvertaking"),)
+        return _managed(event, "sit:GeneralInstructionOrMessageToRoadUsers", leaves)
+    if kind is MeasureType.SPEED_LIMIT and measure.speed_kmh is not None:
+        leaves = (
+            ("sit:speedManagementType", "speedRestrictionInOperation"),
+            ("sit:temporarySpeedLimit", f"{measure.speed_kmh:.1f}"),
+        )
+        return _managed(event, "sit:SpeedManagement", leaves)
+    if kind is MeasureType.VEHICLE_RESTRICTION and measure.vehicles is not None:
+        leaves = (("sit:roadOrCarriagewayOrLaneManagementType", restriction_type(measure.vehicles)),)
+        return _managed(event, "sit:RoadOrCarriagewayOrLaneManagement", leaves, vehicles=measure.vehicles)
+    if kind is MeasureType.DETOUR:
+        leaves = (("sit:reroutingManagementType", "followDiversionSigns"),)
+        return _managed(event, "sit:ReroutingManagement", leaves, vehicles=measure.vehicles)
+    return []
+
+
+def restriction_type(vehicles: Vehicles) -> str:
+    """`weightRestrictionInOperation` / `heightRestrictionInOperation` for that only limit, else `roadClosed`."""
+    limits = set(vehicles.limits)
+    if vehicles.kinds or vehicles.critair or not limits:
+        return "roadClosed"
+    if limits <= {"max_weight_t", "max_axle_load_t"}:
+        return "weightRestrictionInOperation"
+    if limits == {"max_height_m"}:
+        return "heightRestrictionInOperation"
+    return "roadClosed"
 
 
 def _works(record_id: str) -> Record:
@@ -273,15 +358,17 @@ def _shared(event: Event, tz: ZoneInfo) -> _Shared:
     return _Shared(
         head=head,
         comment=comment,
-        location=_location(event, None),
-        lanes_location=_location(event, counts) if counts is not None else "",
+        location=location_xml(event, None),
+        lanes_location=location_xml(event, counts) if counts is not None else "",
         impact=impact,
     )
 
 
 def _record(event: Event, record: Record, shared: _Shared) -> str:
     lanes = record.lanes and bool(shared.impact)
-    leaves = "".join(_leaf(name, text) for name, text in record.leaves)
+    vehicles = characteristics(record.vehicles) if record.vehicles is not None else []
+    wanted = [("sit:forVehiclesWithCharacteristicsOf", content) for content in vehicles]
+    leaves = "".join(_leaf(name, text) for name, text in record.ordered(wanted))
     return "".join(
         (
             f'<sit:situationRecord id="{_attr(record.id)}" version="{event.version}" xsi:type="{record.xsi_type}">',
@@ -296,6 +383,11 @@ def _record(event: Event, record: Record, shared: _Shared) -> str:
     )
 
 
+def is_authority(source: str, kind: str) -> bool:
+    """A road authority's word: a road-works team, an operator, or a traffic-regulation order."""
+    return source.startswith(_AUTHORITY_PREFIXES) or kind.endswith(_ORDER_SUFFIX)
+
+
 def is_certain(event: Event) -> bool:
     """Certain unless only crowd reports (Waze users) back it and no operator confirmed it."""
     return event.verification == "confirmed" or any(
@@ -305,9 +397,10 @@ def is_certain(event: Event) -> bool:
 
 
 def _source(event: Event, certain: bool) -> str:
-    """`com:source`: every source's name; road authorities when a road-works team or operator said it."""
+    """`com:source`: every source's name; road authorities when a road-works team, an operator or an
+    authority's traffic-regulation order (relayed by the national base or a DATEX II connector) said it."""
     names = ", ".join(dict.fromkeys(name for report in event.sources if (name := clean_text(report.source))))
-    authority = any(report.source.startswith(_AUTHORITY_PREFIXES) for report in event.sources)
+    authority = any(is_authority(report.source, report.kind) for report in event.sources)
     return "".join(
         (
             "<sit:source>",
@@ -320,9 +413,13 @@ def _source(event: Event, certain: bool) -> str:
 
 
 def _validity(event: Event, tz: ZoneInfo) -> str:
-    validity = event.validity
+    return f"<sit:validity>{validity_content(event.validity, tz)}</sit:validity>"
+
+
+def validity_content(validity: Validity, tz: ZoneInfo) -> str:
+    """The content of a `com:Validity`: overall period, weekly windows, excepted days (holidays, weekends, dates)."""
     parts = [
-        "<sit:validity><com:validityStatus>definedByValidityTimeSpec</com:validityStatus>",
+        "<com:validityStatus>definedByValidityTimeSpec</com:validityStatus>",
         "<com:validityTimeSpecification>",
         _leaf("com:overallStartTime", local_time(validity.starts_at, tz)),
     ]
@@ -330,8 +427,34 @@ def _validity(event: Event, tz: ZoneInfo) -> str:
         parts.append(_leaf("com:overallEndTime", local_time(validity.ends_at, tz)))
     if validity.schedule is not None:
         parts.extend(_valid_period(days, windows) for days, windows in schedule_groups(validity.schedule))
-    parts.append("</com:validityTimeSpecification></sit:validity>")
+        parts.extend(exception_periods(validity.schedule))
+    parts.append("</com:validityTimeSpecification>")
     return "".join(parts)
+
+
+def exception_periods(schedule: Schedule) -> list[str]:
+    """`com:exceptionPeriod`s of a schedule's excepted days: public holidays, weekends, given dates."""
+    excepted = schedule.except_
+    if excepted is None:
+        return []
+    out = []
+    if excepted.public_holidays:
+        out.append(
+            "<com:exceptionPeriod><com:recurringSpecialDay><com:intersectWithApplicableDays>false"
+            "</com:intersectWithApplicableDays><com:specialDayType>publicHoliday</com:specialDayType>"
+            "</com:recurringSpecialDay></com:exceptionPeriod>"
+        )
+    if excepted.weekends:
+        out.append(
+            "<com:exceptionPeriod><com:recurringDayWeekMonthPeriod><com:applicableDay>saturday</com:applicableDay>"
+            "<com:applicableDay>sunday</com:applicableDay></com:recurringDayWeekMonthPeriod></com:exceptionPeriod>"
+        )
+    for day in excepted.dates:
+        out.append(
+            f"<com:exceptionPeriod>{_leaf('com:startOfPeriod', f'{day.isoformat()}T00:00:00')}"
+            f"{_leaf('com:endOfPeriod', f'{day.isoformat()}T23:59:59')}</com:exceptionPeriod>"
+        )
+    return out
 
 
 def schedule_groups(schedule: Schedule) -> list[tuple[list[str], list[str]]]:
@@ -362,7 +485,7 @@ def _valid_period(days: list[str], windows: list[str]) -> str:
 
 def _cause(event: Event, record: Record) -> str:
     """`sit:cause` of a management record: the cause type, and the works record it manages."""
-    if record.xsi_type != "sit:RoadOrCarriagewayOrLaneManagement":
+    if record.xsi_type not in MANAGEMENT_TYPES:
         return ""
     cause_type = _CAUSE_TYPE.get(event.cause)
     if cause_type is None and record.managed_cause is None:
@@ -380,27 +503,28 @@ def _cause(event: Event, record: Record) -> str:
     return "".join(parts)
 
 
-def _location(event: Event, counts: tuple[int, int] | None) -> str:
+def location_xml(event: Event, counts: tuple[int, int] | None, element: str = "sit:locationReference") -> str:
+    """The event's place as a DATEX II v3 location reference named `element` (lanes when `counts`)."""
     geometry = event.geometry
     supplementary = _supplementary(event, counts)
     if isinstance(geometry, Point):
         lon, lat = geometry.coordinates[0], geometry.coordinates[1]
         return (
-            f'<sit:locationReference xsi:type="loc:PointLocation">{supplementary}'
+            f'<{element} xsi:type="loc:PointLocation">{supplementary}'
             "<loc:pointByCoordinates><loc:pointCoordinates>"
             f"{_leaf('loc:latitude', f'{lat:.6f}')}{_leaf('loc:longitude', f'{lon:.6f}')}"
-            "</loc:pointCoordinates></loc:pointByCoordinates></sit:locationReference>"
+            f"</loc:pointCoordinates></loc:pointByCoordinates></{element}>"
         )
     parts = line_parts(geometry)
     if len(parts) == 1:
         linear = _linear(parts[0], supplementary)
-        return f'<sit:locationReference xsi:type="loc:LinearLocation">{linear}</sit:locationReference>'
+        return f'<{element} xsi:type="loc:LinearLocation">{linear}</{element}>'
     members = "".join(
         f'<loc:locationContainedInGroup xsi:type="loc:LinearLocation">{_linear(part, supplementary)}'
         "</loc:locationContainedInGroup>"
         for part in parts
     )
-    return f'<sit:locationReference xsi:type="loc:LocationGroupByList">{members}</sit:locationReference>'
+    return f'<{element} xsi:type="loc:LocationGroupByList">{members}</{element}>'
 
 
 def _linear(points: list[tuple[float, float]], supplementary: str) -> str:
@@ -420,13 +544,29 @@ def pos_list(points: list[tuple[float, float]]) -> str:
     return " ".join(pairs)
 
 
+UNVERIFIED_PLACE = "tracé de la source, non vérifié sur le réseau routier chargé"
+
+
+def is_placed(event: Event) -> bool:
+    """False when the normaliser could not place the event on the loaded road network (its drawn place is
+    published as it is, marked unverified); True when placed or when nobody tried (no `normalised`)."""
+    return event.normalised is None or event.normalised.matched
+
+
 def _supplementary(event: Event, counts: tuple[int, int] | None) -> str:
-    """The street as `roadInformation`; for a lane closure, the side and the carriageway's lanes."""
+    """The street as `roadInformation`; for a lane closure, the side and the carriageway's lanes; off the
+    loaded road network, a `locationDescription` saying the place is as drawn, not verified."""
     street = escape_xml(clean_text(event.street)[:TEXT_MAX])
     side = str((event.lanes or {}).get("side", ""))
-    if not street and counts is None:
+    unverified = not is_placed(event)
+    if not street and counts is None and not unverified:
         return ""
     parts = ["<loc:supplementaryPositionalDescription>"]
+    if unverified:
+        parts.append(
+            f'<loc:locationDescription><com:values><com:value lang="{LANG}">{UNVERIFIED_PLACE}</com:value>'
+            "</com:values></loc:locationDescription>"
+        )
     if counts is not None:
         if side in _POSITION:
             parts.append(_leaf("loc:positionOnCarriageway", _POSITION[side]))

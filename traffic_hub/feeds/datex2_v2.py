@@ -16,6 +16,10 @@ publishes under the same key "datex2", so an event is in both or in neither. Wha
 - Causes: the works behind a roadworks closure are a `ManagedCause` reference (as in v3); other
   causes are a `NonManagedCause` when v2.3 has a word for them (accident, obstruction).
 - Lanes: `affectedCarriagewayAndLanes` names the closed side; counts are in `impact`.
+- Measures: the v3 records (alternating traffic, no overtaking, speed, vehicle restrictions,
+  detours) in their 2.3 names; a restriction's vehicles without Crit'Air classes (2.3 has no
+  emission classes). A ban by Crit'Air class alone would read as a closure for all: it is left out
+  of the 2.3 document (the v3 one carries it).
 """
 
 from __future__ import annotations
@@ -26,13 +30,16 @@ from zoneinfo import ZoneInfo
 from traffic_hub.feeds.base import FeedContext
 from traffic_hub.feeds.datex2 import (
     LANG,
+    MANAGEMENT_TYPES,
     TEXT_MAX,
     Record,
     SituationShell,
     escape_xml,
+    is_authority,
     is_certain,
     schedule_groups,
 )
+from traffic_hub.feeds.datex2_vehicles import characteristics
 from traffic_hub.feeds.validation import lane_counts, line_parts
 from traffic_hub.feeds.waze_incident import clean_text, local_time
 from traffic_hub.feeds.wzdx import compass
@@ -57,6 +64,8 @@ class Datex2V2Situations(SituationShell):
     closing = b"</payloadPublication></d2LogicalModel>"
 
     def situation(self, event: Event, records: list[Record], tz: ZoneInfo) -> str:
+        if any(_critair_only(record) for record in records):
+            return ""
         return _situation(event, records, tz)
 
     def opening(self, ctx: FeedContext, tz: ZoneInfo) -> tuple[str, ...]:
@@ -69,6 +78,12 @@ class Datex2V2Situations(SituationShell):
             _leaf("publicationTime", local_time(ctx.timestamp, tz)),
             f"<publicationCreator>{creator}</publicationCreator>",
         )
+
+
+def _critair_only(record: Record) -> bool:
+    """A restriction 2.3 cannot say: it bans by Crit'Air class only."""
+    vehicles = record.vehicles
+    return vehicles is not None and bool(vehicles.critair) and not (vehicles.kinds or vehicles.limits)
 
 
 def _leaf(name: str, text: str) -> str:
@@ -108,7 +123,7 @@ def _situation(event: Event, records: list[Record], tz: ZoneInfo) -> str:
 def _head(event: Event, tz: ZoneInfo) -> str:
     certain = is_certain(event)
     names = ", ".join(dict.fromkeys(name for report in event.sources if (name := clean_text(report.source))))
-    authority = any(report.source.startswith(("roadworks:", "operator")) for report in event.sources)
+    authority = any(is_authority(report.source, report.kind) for report in event.sources)
     return "".join(
         (
             _leaf("situationRecordCreationTime", local_time(event.created_at, tz)),
@@ -170,7 +185,8 @@ def _record(event: Event, record: Record, head: str, counts: tuple[int, int] | N
 def _leaves(record: Record) -> list[tuple[str, str]]:
     """The record's type-specific children in v2.3 words (no `aligned` direction in 2.3)."""
     out: list[tuple[str, str]] = []
-    for name, value in record.leaves:
+    vehicles = characteristics(record.vehicles, "", v2=True) if record.vehicles is not None else []
+    for name, value in record.ordered([("forVehiclesWithCharacteristicsOf", content) for content in vehicles]):
         bare = name.removeprefix("sit:")
         if bare == "applicableForTrafficDirection" and value == "aligned":
             continue
@@ -189,7 +205,7 @@ def _impact(counts: tuple[int, int] | None) -> str:
 
 
 def _cause(event: Event, record: Record) -> str:
-    if record.xsi_type != "sit:RoadOrCarriagewayOrLaneManagement":
+    if record.xsi_type not in MANAGEMENT_TYPES:
         return ""
     if record.managed_cause is not None:
         target = f'id="{_attr(record.managed_cause)}" version="{event.version}"'

@@ -17,6 +17,7 @@ from traffic_hub.feeds.base import Renderer
 from traffic_hub.feeds.datex2 import Datex2Situations
 from traffic_hub.feeds.datex2_v2 import Datex2V2Situations
 from traffic_hub.feeds.opendata import OpenDataCsv, OpenDataGeoJson
+from traffic_hub.feeds.regulations import Datex2Regulations
 from traffic_hub.feeds.waze import CifsJson, CifsXml
 from traffic_hub.feeds.wzdx import WzdxWorkZones
 
@@ -66,6 +67,13 @@ FEEDS: tuple[Feed, ...] = (
         "DATEX II v3.7 SituationPublication",
         "DATEX II v3 SituationPublication (valid against the 3.7 schemas).",
         Datex2Situations,
+    ),
+    Feed(
+        "datex2/v3/regulations.xml",
+        "DATEX II v3.7 TrafficRegulationPublication",
+        "DATEX II v3 TrafficRegulationPublication (valid against the 3.7 schemas): every traffic-regulation "
+        "measure as an order, in the shape the national regulation base (DiaLog) publishes.",
+        Datex2Regulations,
     ),
     Feed(
         "datex2/v2/situations.xml",

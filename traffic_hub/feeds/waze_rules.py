@@ -24,13 +24,10 @@ from pyproj import Geod
 from traffic_hub.feeds.base import FeedContext, status_reasons
 from traffic_hub.feeds.waze_incident import clean_text, description_of, local_time, rounded_points
 from traffic_hub.feeds.waze_types import waze_kind
+from traffic_hub.feeds.waze_withhold import national_base_reasons
 from traffic_hub.model import Event, Measure, MeasureType, Segment, Vehicles
 from traffic_hub.model.geometry import lonlat_pairs
 
-NATIONAL_BASE_KINDS = ("dialog",)
-"""Source kinds (prefixes of `SourceReport.kind`) of the national regulation base, which sends its own
-orders to Waze already (DiaLog's CIFS feed): an event known only from it is not sent a second time."""
-NATIONAL_BASE_REASON = "already sent to Waze by the national base"
 MIN_LENGTH_M = 35.0
 MAX_LENGTH_M = 10_000.0
 MIN_ID_LENGTH = 3
@@ -68,8 +65,8 @@ def rule_reasons(event: Event, ctx: FeedContext) -> list[str]:
     cannot = measure_reason(event.measure)
     if cannot is not None:
         return [cannot]
-    if from_national_base_only(event):
-        return [NATIONAL_BASE_REASON]
+    if national := national_base_reasons(event, enabled=ctx.waze_withhold_national_base):
+        return national  # never two copies in Waze (traffic_hub.feeds.waze_withhold)
     kind = waze_kind(event)
     if kind is None:
         return [f"no Waze type for events of type {event.type.value}"]
@@ -82,13 +79,6 @@ def rule_reasons(event: Event, ctx: FeedContext) -> list[str]:
     for number, segment in enumerate(event.segments, start=1):
         reasons.extend(_segment_reasons(number, segment, area))
     return reasons
-
-
-def from_national_base_only(event: Event) -> bool:
-    """Every source still reporting the event is the national regulation base (never two copies in Waze;
-    an event our own teams also posted is published once, by us)."""
-    reporting = [s for s in event.sources if s.active and s.kind != "operator"]
-    return bool(reporting) and all(s.kind.startswith(NATIONAL_BASE_KINDS) for s in reporting)
 
 
 def measure_reason(measure: Measure | None) -> str | None:

@@ -1,8 +1,24 @@
 """WZDx 4.2 WorkZoneFeed (served at `/feeds/wzdx/v4.2/workzones.geojson`), valid against its JSON schemas.
 
-Only closures, lane closures and roadworks are work zones; other events are withheld ("not a work
-zone"). No detour features: our events carry no detour geometry (a detour named in a description
-is not a route a consumer could draw).
+Only closures, lane closures, roadworks and traffic-regulation measures are road events; other
+events are withheld ("not a work zone"). A measure is a work zone with what WZDx can say of it:
+
+| measure | work zone |
+|---|---|
+| road_closed / lane_closed | `vehicle_impact` all / some lanes closed, `lanes` when the closed side is known |
+| alternate_traffic | `vehicle_impact` `alternating-one-way`; with lanes, the open ones `alternating-flow` |
+| no_overtaking | restriction `no-passing` |
+| speed_limit | `reduced_speed_limit_kph` |
+| vehicle_restriction | `restrictions` (below) |
+| detour | a `DetourRoadEvent`, `related_road_events` → the measure it goes around (`related-detour`) |
+
+A vehicle restriction's `restrictions`: `gross-weight-limit` and `axle-load-limit` (kg),
+`reduced-height`, `reduced-width`, `reduced-length` (cm), `no-trucks` (lorries),
+`permitted-oversize-loads-prohibited`, `towing-prohibited`, and `local-access-only` when residents
+or local access are exempted.
+
+WZDx has no word for Crit'Air classes, hazardous goods or buses: a restriction of those only is
+withheld with that reason; with other limits, they are left out (the description says them).
 
 Directions. WZDx wants one road event per direction of travel, with a compass direction
 (`northbound`, …). A one-direction closure gets the compass direction of its line's overall bearing
@@ -39,7 +55,7 @@ import orjson
 from traffic_hub.feeds.base import FeatureCollectionShell, FeedContext, Item, status_reasons
 from traffic_hub.feeds.validation import geometry_reasons, lane_counts, lane_reasons, line_parts
 from traffic_hub.feeds.waze_incident import clean_text
-from traffic_hub.model import Direction, Event, EventType, Validity
+from traffic_hub.model import Direction, Event, EventType, Measure, MeasureType, Validity, Vehicles
 from traffic_hub.model.geometry import Point
 from traffic_hub.model.validity import WEEKDAYS
 
@@ -51,6 +67,8 @@ ROADWORKS_SOURCE_ID = "mel-roadworks"
 WORK_ZONE_TYPES = frozenset({EventType.CLOSURE, EventType.LANE_CLOSURE, EventType.ROADWORKS})
 HORIZON_DAYS = 8  # a weekly schedule has a window within any 8 days, if it has one at all
 _COMPASS = ("northbound", "eastbound", "southbound", "westbound")
+# measures that close no lane: traffic passes, under a rule
+_OPEN_MEASURES = frozenset({MeasureType.NO_OVERTAKING, MeasureType.SPEED_LIMIT, MeasureType.VEHICLE_RESTRICTION})
 
 
 # --- the gate ---------------------------------------------------------------------------------
@@ -62,9 +80,12 @@ def check_wzdx(event: Event, ctx: FeedContext) -> list[str]:
 
 
 def _rule_reasons(event: Event, ctx: FeedContext) -> list[str]:
-    if event.type not in WORK_ZONE_TYPES:
+    if event.type not in WORK_ZONE_TYPES and event.measure is None:
         return ["not a work zone"]
     reasons: list[str] = []
+    measure = event.measure
+    if measure is not None and measure.type is MeasureType.VEHICLE_RESTRICTION and not restrictions_of(measure):
+        reasons.append("WZDx cannot say this restriction (Crit'Air classes, hazardous goods or buses only)")
     if isinstance(event.geometry, Point):
         reasons.append("WZDx needs a line and the event has only a point")
     else:
@@ -157,12 +178,16 @@ def work_zones_of(event: Event, ctx: FeedContext) -> list[dict[str, Any]]:
             back = points[::-1]
             runs.append((back, compass(back)))
     ids = [event.id] if len(runs) == 1 else [f"{event.id}-{n}" for n in range(1, len(runs) + 1)]
-    lanes = _lanes(event) if event.direction is Direction.ONE_DIRECTION else None
+    alternating = event.measure is not None and event.measure.type is MeasureType.ALTERNATE_TRAFFIC
+    lanes = _lanes(event) if event.direction is Direction.ONE_DIRECTION or alternating else None
     base = _properties(event, period, lanes)
+    detour_of = event.measure.detour_of if event.measure is not None else None
     features = []
     for feature_id, (points, direction) in zip(ids, runs, strict=True):
         core = {**base["core_details"], "direction": direction}
         related = [{"type": "related-work-zone", "id": other} for other in ids if other != feature_id]
+        if detour_of:
+            related.append({"type": "related-detour", "id": detour_of})
         if related:
             core["related_road_events"] = related
         features.append(
@@ -186,8 +211,10 @@ def _rounded(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def _properties(event: Event, period: tuple[datetime, datetime], lanes: list[dict[str, Any]] | None) -> dict[str, Any]:
+    measure = event.measure
+    detour = measure is not None and measure.type is MeasureType.DETOUR
     core: dict[str, Any] = {
-        "event_type": "work-zone",
+        "event_type": "detour" if detour else "work-zone",
         "data_source_id": data_source_id(event),
         "road_names": road_names(event),
         "direction": "unknown",
@@ -204,18 +231,71 @@ def _properties(event: Event, period: tuple[datetime, datetime], lanes: list[dic
         "end_date": utc(period[1]),
         "is_start_date_verified": False,
         "is_end_date_verified": False,
-        "is_start_position_verified": False,
-        "is_end_position_verified": False,
-        "location_method": "other",
-        "vehicle_impact": vehicle_impact(event),
-        "work_zone_type": "static",
     }
+    if detour:
+        return properties
+    properties.update(
+        {
+            "is_start_position_verified": False,
+            "is_end_position_verified": False,
+            "location_method": "other",
+            "vehicle_impact": vehicle_impact(event),
+            "work_zone_type": "static",
+        }
+    )
     if lanes:
         properties["lanes"] = lanes
+    if measure is not None and measure.type is MeasureType.SPEED_LIMIT and measure.speed_kmh is not None:
+        properties["reduced_speed_limit_kph"] = measure.speed_kmh
+    restrictions = restrictions_of(measure) if measure is not None else []
+    if restrictions:
+        properties["restrictions"] = restrictions
     return properties
 
 
+# WZDx words for our vehicle kinds (the others have none)
+_KIND_RESTRICTIONS = {
+    "heavy_goods_vehicle": "no-trucks",
+    "abnormal_load": "permitted-oversize-loads-prohibited",
+    "vehicle_with_trailer": "towing-prohibited",
+}
+_LIMIT_RESTRICTIONS = (  # model field, WZDx type, factor, unit
+    ("max_weight_t", "gross-weight-limit", 1000.0, "kilograms"),
+    ("max_axle_load_t", "axle-load-limit", 1000.0, "kilograms"),
+    ("max_height_m", "reduced-height", 100.0, "centimeters"),
+    ("max_width_m", "reduced-width", 100.0, "centimeters"),
+    ("max_length_m", "reduced-length", 100.0, "centimeters"),
+)
+
+
+def restrictions_of(measure: Measure) -> list[dict[str, Any]]:
+    """The WZDx restrictions of a measure: no passing, or a vehicle restriction's limits and kinds."""
+    if measure.type is MeasureType.NO_OVERTAKING:
+        return [{"type": "no-passing"}]
+    if measure.type is not MeasureType.VEHICLE_RESTRICTION or measure.vehicles is None:
+        return []
+    return _vehicle_restrictions(measure.vehicles)
+
+
+def _vehicle_restrictions(vehicles: Vehicles) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for field, kind, factor, unit in _LIMIT_RESTRICTIONS:
+        value = getattr(vehicles, field)
+        if value is not None:
+            out.append({"type": kind, "value": round(value * factor, 1), "unit": unit})
+    kinds = [_KIND_RESTRICTIONS[kind.value] for kind in vehicles.kinds if kind.value in _KIND_RESTRICTIONS]
+    out.extend({"type": kind} for kind in dict.fromkeys(kinds))
+    if out and {e.value for e in vehicles.except_} & {"residents", "local_access"}:
+        out.append({"type": "local-access-only"})
+    return out
+
+
 def vehicle_impact(event: Event) -> str:
+    measure = event.measure
+    if measure is not None and measure.type is MeasureType.ALTERNATE_TRAFFIC:
+        return "alternating-one-way"
+    if measure is not None and measure.type in _OPEN_MEASURES:
+        return "all-lanes-open"
     if event.type is EventType.CLOSURE:
         return "all-lanes-closed"
     if event.type is EventType.LANE_CLOSURE:
@@ -225,15 +305,19 @@ def vehicle_impact(event: Event) -> str:
 
 
 def _lanes(event: Event) -> list[dict[str, Any]] | None:
-    """Every lane (order 1 = left-most), the closed ones on the given side; None if unknown."""
+    """Every lane (order 1 = left-most), the closed ones on the given side; None if unknown.
+
+    Under alternating traffic the lanes left open carry both directions in turn: `alternating-flow`."""
     counts = lane_counts(event)
     side = (event.lanes or {}).get("side")
     if event.type is not EventType.LANE_CLOSURE or counts is None or side not in ("LEFT", "MIDDLE", "RIGHT"):
         return None
     closed, total = counts
     first = {"LEFT": 1, "RIGHT": total - closed + 1, "MIDDLE": (total - closed) // 2 + 1}[str(side)]
+    alternating = event.measure is not None and event.measure.type is MeasureType.ALTERNATE_TRAFFIC
+    passing = "alternating-flow" if alternating else "open"
     return [
-        {"order": order, "status": "closed" if first <= order < first + closed else "open", "type": "general"}
+        {"order": order, "status": "closed" if first <= order < first + closed else passing, "type": "general"}
         for order in range(1, total + 1)
     ]
 

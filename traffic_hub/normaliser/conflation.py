@@ -9,6 +9,11 @@ joins it, and a closure that comes after an incident event takes that event in (
 the very same test (`_same_incident`). Times are compared as instants (microseconds since the epoch),
 never by wall clock: Python compares two datetimes sharing a tzinfo by their local time, which is
 wrong for an hour each autumn night when Europe/Paris falls back.
+
+Traffic-regulation measures (issue 18): when both sides are measures, their types must also be of
+one family (`_MEASURE_FAMILIES`): an order the national base relays and the closure MEL's team
+posted for the same works (same place, overlapping time) are one event, but a speed limit and a
+closure at the same place are two rules, as are two vehicle restrictions and a detour.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from datetime import datetime
 import shapely
 
 from geo.names import core
-from traffic_hub.model import Event, EventType, IncidentReport, Lifecycle, Normalised, Validity
+from traffic_hub.model import Event, EventType, IncidentReport, Lifecycle, Measure, MeasureType, Normalised, Validity
 from traffic_hub.model.geometry import lonlat_pairs
 from traffic_hub.view import Stored, encode, micros
 
@@ -39,8 +44,47 @@ _FAMILIES: list[set[EventType]] = [
 ]
 
 
+_MEASURE_FAMILIES: list[set[MeasureType]] = [
+    {MeasureType.ROAD_CLOSED, MeasureType.LANE_CLOSED, MeasureType.ALTERNATE_TRAFFIC},  # closing all or some lanes
+    {MeasureType.NO_OVERTAKING},
+    {MeasureType.SPEED_LIMIT},
+    {MeasureType.VEHICLE_RESTRICTION},
+    {MeasureType.DETOUR},
+]
+
+
 def compatible(a: EventType, b: EventType) -> bool:
     return any(a in family and b in family for family in _FAMILIES)
+
+
+def measures_compatible(a: Measure | None, b: Measure | None) -> bool:
+    """Two measures may be one order only if their types are of one family; an incident (None) may match any."""
+    if a is None or b is None:
+        return True
+    return _same_family(a.type, b.type)
+
+
+def _same_family(a: MeasureType, b: MeasureType) -> bool:
+    return any(a in family and b in family for family in _MEASURE_FAMILIES)
+
+
+def kinds_match(a: EventType, a_measure: MeasureType | None, b: EventType, b_measure: MeasureType | None) -> bool:
+    """Whether two events' kinds may be one incident: by measure family when both are measures (their event
+    types, `roadworks` or `other` for most measures, say little), else by event-type family."""
+    if a_measure is not None and b_measure is not None:
+        return _same_family(a_measure, b_measure)
+    return compatible(a, b)
+
+
+def _measure_type(measure: Measure | None) -> MeasureType | None:
+    return measure.type if measure is not None else None
+
+
+def event_measure(event: Event) -> Measure | None:
+    """The event's measure; a road-works closure's own when the event does not say it."""
+    if event.measure is not None:
+        return event.measure
+    return event.closure.measure() if event.closure is not None else None
 
 
 def _metric(points: list[tuple[float, float]], lat0: float) -> shapely.Geometry:
@@ -88,6 +132,7 @@ class _Entry:
     points: bytes  # lonlat_pairs(geometry), as float64 lon, lat, lon, lat...
     sources: tuple[str, ...]  # its `_source_key`s
     absorbable: bool  # an incident event a closure may take in (not a closure, not merged into another)
+    measure: MeasureType | None = None  # the event's measure type (None: an incident)
 
     def lonlat(self) -> list[tuple[float, float]]:
         values = array("d")
@@ -149,7 +194,8 @@ class EventIndex:
         sources = () if event.merged_into else tuple(_source_key(s.source, s.source_id) for s in event.sources)
         points = lonlat_pairs(event.geometry)
         absorbable = event.closure is None and event.merged_into is None
-        self._entries[stored.id] = _Entry(stored, event.type, _packed(points), sources, absorbable)
+        measure = _measure_type(event_measure(event))
+        self._entries[stored.id] = _Entry(stored, event.type, _packed(points), sources, absorbable, measure)
         for key in sources:
             self._by_source[key] = stored.id
         for cell in _cells(points):
@@ -160,7 +206,9 @@ class EventIndex:
         entry = self._entries.get(stored.id)
         if entry is None or entry.stored.raw != stored.raw:
             return False
-        self._entries[stored.id] = _Entry(stored, entry.type, entry.points, entry.sources, entry.absorbable)
+        self._entries[stored.id] = _Entry(
+            stored, entry.type, entry.points, entry.sources, entry.absorbable, entry.measure
+        )
         return True
 
     def _forget(self, event_id: str) -> None:
@@ -199,7 +247,8 @@ class EventIndex:
         ranked: list[tuple[float, str]] = []
         for event_id in self._near(points):
             entry = self._entries[event_id]
-            if period.may_match(entry.stored) and compatible(entry.type, report.type):
+            kinds = kinds_match(entry.type, entry.measure, report.type, _measure_type(report.measure))
+            if period.may_match(entry.stored) and kinds:
                 distance = metres.to(entry.lonlat())
                 if distance <= NEAR_M:
                     ranked.append((distance, event_id))
@@ -223,7 +272,8 @@ class EventIndex:
         ranked: list[tuple[float, str]] = []
         for event_id in self._near(points):
             entry = self._entries[event_id]
-            if entry.absorbable and period.may_match(entry.stored) and compatible(entry.type, closure.type):
+            kinds = kinds_match(entry.type, entry.measure, closure.type, _measure_type(event_measure(closure)))
+            if entry.absorbable and period.may_match(entry.stored) and kinds:
                 distance = metres.to(entry.lonlat())
                 if distance <= NEAR_M + 1.0:
                     ranked.append((distance, event_id))
@@ -264,7 +314,8 @@ def is_current(event: Event, now: datetime) -> bool:
 def _same_incident(
     event: Event, report: IncidentReport, placement: Normalised, points: list[tuple[float, float]], now: datetime
 ) -> tuple[float, str] | None:
-    if not is_current(event, now) or not compatible(event.type, report.type):
+    mine = _measure_type(event_measure(event))
+    if not is_current(event, now) or not kinds_match(event.type, mine, report.type, _measure_type(report.measure)):
         return None
     if any(s.source == report.source for s in event.sources if s.active):
         return None  # one source never reports the same incident twice under two ids
@@ -277,7 +328,7 @@ def _same_incident(
     if road is None:
         return None
     kind = "an echo of our own closure" if event.closure is not None and report.kind.startswith("waze") else None
-    what = f"{event.type.value} and {report.type.value}"
+    what = f"{mine or event.type.value} and {report.measure.type if report.measure else report.type.value}"
     why = f"{distance:.0f} m apart {road}, {what}, overlapping in time"
     return distance, f"{why}: {kind}" if kind else why
 

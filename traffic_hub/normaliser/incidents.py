@@ -73,6 +73,7 @@ def incident_event(
         commune=placement.normalised.commune,
         validity=report.validity,
         lanes=report.lanes,
+        measure=report.measure,
         lifecycle=lifecycle,
         version=(previous.version + 1) if previous else 1,
         sources=sorted(sources, key=_priority),
