@@ -23,7 +23,7 @@ system-packages: ## java, maven, chromium, node, nginx: installed when missing (
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -51,7 +51,8 @@ def geometry(points: list[LonLat]) -> Point | LineString:
     """A Point for one distinct position, else a LineString (consecutive repeats dropped)."""
     cleaned: list[LonLat] = []
     for lon, lat in points:
-        checked = _checked(lon, lat)
+        # in range (NaN and infinities are not): the common case, without a call per position
+        checked = (float(lon), float(lat)) if -180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0 else _checked(lon, lat)
         if not cleaned or cleaned[-1] != checked:
             cleaned.append(checked)
     if not cleaned:

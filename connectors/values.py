@@ -33,6 +33,8 @@ def as_list(value: Any, what: str) -> list[Any]:
 
 def text(value: Any, limit: int = 2000) -> str | None:
     """A trimmed, non-empty string (numbers are written out), else None."""
+    if type(value) is str:  # the common case first (90,720 calls for the Waze partner feed sample)
+        return value.strip()[:limit] or None
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
@@ -52,6 +54,11 @@ def required_text(value: Any, what: str) -> str:
 
 def number(value: Any) -> float | None:
     """A finite number from a number or numeric string; None otherwise."""
+    kind = type(value)  # exact types first: the common case of a large feed's hundreds of thousands of values
+    if kind is float:
+        return float(value) if math.isfinite(value) else None
+    if kind is int:
+        return int(value)
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, str):

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from geo.arrays import FloatArray, IntArray
 
-__all__ = ["many_to_many", "node_path"]
+__all__ = ["Scratch", "many_to_many", "node_path", "viterbi"]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -207,6 +207,207 @@ def _node_path(  # pragma: no cover
     return path
 
 
+@numba.njit(nogil=True, cache=True)
+def _search(  # pragma: no cover
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float64],
+    xy: npt.NDArray[np.float64],
+    alpha: float,
+    scratch: npt.NDArray[np.float64],
+    done: npt.NDArray[np.bool_],
+    marks: npt.NDArray[np.int64],
+    hd: npt.NDArray[np.float64],
+    hn: npt.NDArray[np.int64],
+    src: int,
+    limit: float,
+    targets: npt.NDArray[np.int64],
+    n_targets: int,
+    out: npt.NDArray[np.float64],
+) -> None:
+    """One goal-directed search from ``src`` to ``targets[:n_targets]`` into ``out`` (inf: beyond
+    ``limit``). Scratch: ``scratch``/``done`` (n, reset on return), ``marks`` (n stamps, then the
+    search counter at ``marks[n]``, then the touched junctions), heap ``hd``/``hn`` (edges + 1)."""
+    n = len(done)
+    guided = len(xy) == n
+    marks[n] += 1
+    tag = marks[n]
+    touched = n + 1
+    left = 0
+    cx = cy = radius = 0.0
+    for k in range(n_targets):
+        t = targets[k]
+        if marks[t] != tag:
+            marks[t] = tag
+            left += 1
+            if guided:
+                cx += xy[t, 0]
+                cy += xy[t, 1]
+    if guided and left > 0:
+        cx /= left
+        cy /= left
+        for k in range(n_targets):
+            t = targets[k]
+            radius = max(radius, np.hypot(xy[t, 0] - cx, xy[t, 1] - cy))
+    scratch[src] = 0.0
+    marks[touched] = src
+    n_touched = 1
+    h = 0.0
+    if guided:
+        h = alpha * max(0.0, np.hypot(xy[src, 0] - cx, xy[src, 1] - cy) - radius)
+    size = _push(hd, hn, 0, h, src)
+    while size > 0 and left > 0:
+        f, node = hd[0], hn[0]
+        size = _pop(hd, hn, size)
+        if f > limit:
+            break
+        if done[node]:
+            continue
+        done[node] = True
+        d = scratch[node]
+        if marks[node] == tag:
+            left -= 1
+        for e in range(indptr[node], indptr[node + 1]):
+            nxt = indices[e]
+            nd = d + weights[e]
+            h = 0.0
+            if guided:
+                h = alpha * max(0.0, np.hypot(xy[nxt, 0] - cx, xy[nxt, 1] - cy) - radius)
+            if nd < scratch[nxt] and nd + h <= limit:
+                if scratch[nxt] == np.inf:
+                    marks[touched + n_touched] = nxt
+                    n_touched += 1
+                scratch[nxt] = nd
+                size = _push(hd, hn, size, nd + h, nxt)
+    for k in range(n_targets):
+        t = targets[k]
+        out[k] = scratch[t] if done[t] and scratch[t] <= limit else np.inf
+    for i in range(n_touched):
+        node = marks[touched + i]
+        scratch[node] = np.inf
+        done[node] = False
+
+
+@numba.njit(nogil=True, cache=True)
+def _viterbi(  # pragma: no cover
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float64],
+    xy: npt.NDArray[np.float64],
+    alpha: float,
+    scratch: npt.NDArray[np.float64],
+    done: npt.NDArray[np.bool_],
+    marks: npt.NDArray[np.int64],
+    hd: npt.NDArray[np.float64],
+    hn: npt.NDArray[np.int64],
+    s_u: npt.NDArray[np.int64],
+    s_v: npt.NDArray[np.int64],
+    s_len: npt.NDArray[np.float64],
+    c_state: npt.NDArray[np.int64],
+    c_offset: npt.NDArray[np.float64],
+    c_emis: npt.NDArray[np.float64],
+    g_start: npt.NDArray[np.int64],
+    g_count: npt.NDArray[np.int64],
+    g_new: npt.NDArray[np.bool_],
+    g_gc: npt.NDArray[np.float64],
+    g_limit: npt.NDArray[np.float64],
+    beta: float,
+    tolerance: float,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    n_groups = len(g_start)
+    score = np.empty(len(c_state))
+    back = np.full(len(c_state), -1, dtype=np.int64)
+    fresh = np.zeros(n_groups, dtype=np.bool_)
+    width = 1
+    for g in range(n_groups):
+        width = max(width, g_count[g])
+    targets = np.empty(width, dtype=np.int64)
+    routes = np.empty((width, width))
+    source = np.empty(width, dtype=np.int64)  # junction searched from, per row of ``routes``
+    best = np.empty(width)
+    arg = np.empty(width, dtype=np.int64)
+    for g in range(n_groups):
+        s0, nb = g_start[g], g_count[g]
+        alive = False
+        if not g_new[g]:
+            p0, na = g_start[g - 1], g_count[g - 1]
+            gc, limit = g_gc[g], g_limit[g]
+            for j in range(nb):
+                targets[j] = s_u[c_state[s0 + j]]
+                best[j] = -np.inf
+                arg[j] = -1
+            n_rows = 0
+            for i in range(na):
+                a = p0 + i
+                sa, ta, sc = c_state[a], c_offset[a], score[a]
+                if sc == -np.inf:
+                    continue
+                row = -1
+                for j in range(nb):
+                    b = s0 + j
+                    tb = c_offset[b]
+                    if sa == c_state[b] and tb >= ta - tolerance:
+                        route = max(tb - ta, 0.0)
+                    else:
+                        if row < 0:  # candidates ending at the same junction share one search
+                            src = s_v[sa]
+                            for r in range(n_rows):
+                                if source[r] == src:
+                                    row = r
+                                    break
+                            if row < 0:
+                                row = n_rows
+                                source[row] = src
+                                n_rows += 1
+                                _search(
+                                    indptr,
+                                    indices,
+                                    weights,
+                                    xy,
+                                    alpha,
+                                    scratch,
+                                    done,
+                                    marks,
+                                    hd,
+                                    hn,
+                                    src,
+                                    limit,
+                                    targets,
+                                    nb,
+                                    routes[row],
+                                )
+                        route = (s_len[sa] - ta) + routes[row, j] + tb
+                    value = (-abs(route - gc) / beta + c_emis[b]) + sc
+                    if value > best[j]:
+                        best[j] = value
+                        arg[j] = a
+            for j in range(nb):
+                if best[j] > -np.inf:
+                    alive = True
+                    break
+        if alive:
+            for j in range(nb):
+                score[s0 + j] = best[j]
+                back[s0 + j] = arg[j]
+        else:
+            fresh[g] = True
+            for j in range(nb):
+                score[s0 + j] = c_emis[s0 + j]
+    chosen = np.empty(n_groups, dtype=np.int64)
+    g = n_groups - 1
+    cur = -1
+    while g >= 0:
+        if cur < 0:  # the last group of a trace, or the group before a fresh start: its best state
+            cur = g_start[g]
+            for k in range(g_start[g] + 1, g_start[g] + g_count[g]):
+                if score[k] > score[cur]:
+                    cur = k
+        chosen[g] = cur
+        cur = -1 if fresh[g] else back[cur]
+        g -= 1
+    return chosen, fresh
+
+
 GUIDE_FACTOR = 0.999
 """Share of the straight-line distance used as the A* estimate (below 1: a margin for rounding)."""
 
@@ -275,8 +476,78 @@ def node_path(graph: Csr, src: int, dst: int, limit: float) -> list[int]:
     return path
 
 
+class Scratch:
+    """Per-thread working memory of :func:`viterbi`'s searches, allocated once (the search resets
+    what it touched): ``n`` × 25 + edges × 16 bytes (≈ 5.5 MiB per thread on the 249k-edge grid).
+    Allocating it per call cost more than the searches of a short trace."""
+
+    def __init__(self, graph: Csr) -> None:
+        n = graph.n
+        self.dist: FloatArray = np.full(n, np.inf)
+        self.done = np.zeros(n, dtype=np.bool_)
+        self.marks: IntArray = np.full(2 * n + 1, -1, dtype=np.int64)
+        self.marks[n] = 0
+        self.hd: FloatArray = np.empty(len(graph.indices) + 1)
+        self.hn: IntArray = np.empty(len(graph.indices) + 1, dtype=np.int64)
+
+
+def viterbi(
+    graph: Csr,
+    scratch: Scratch,
+    states: tuple[IntArray, IntArray, FloatArray],
+    cands: tuple[IntArray, FloatArray, FloatArray],
+    groups: tuple[IntArray, IntArray, npt.NDArray[np.bool_], FloatArray, FloatArray],
+    beta: float,
+    tolerance: float,
+) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+    """The whole HMM of a batch of traces after candidate search, compiled: transitions (routes by
+    :func:`_search`, one per candidate whose next step leaves its edge), forward pass, backtrack.
+
+    ``states``: the layer's ``u``, ``v``, ``length``; ``cands``: candidate state, offset, log
+    emission; ``groups`` (one per point with candidates, in trace order): first candidate, count,
+    starts a trace, straight distance from the previous point, search limit. Returns the chosen
+    candidate of every group and whether a part starts there (see :func:`geo.hmm.viterbi`, whose
+    numpy forward pass this reproduces, ties broken alike: the first best state)."""
+    u, v = np.asarray(states[0], dtype=np.int64), np.asarray(states[1], dtype=np.int64)
+    length = np.asarray(states[2], dtype=np.float64)
+    c_state = np.asarray(cands[0], dtype=np.int64)
+    c_offset, c_emis = np.asarray(cands[1], dtype=np.float64), np.asarray(cands[2], dtype=np.float64)
+    g_start, g_count = np.asarray(groups[0], dtype=np.int64), np.asarray(groups[1], dtype=np.int64)
+    g_new = np.asarray(groups[2], dtype=np.bool_)
+    g_gc, g_limit = np.asarray(groups[3], dtype=np.float64), np.asarray(groups[4], dtype=np.float64)
+    chosen, fresh = _viterbi(
+        graph.indptr,
+        graph.indices,
+        graph.weights,
+        graph.xy,
+        graph.alpha,
+        scratch.dist,
+        scratch.done,
+        scratch.marks,
+        scratch.hd,
+        scratch.hn,
+        u,
+        v,
+        length,
+        c_state,
+        c_offset,
+        c_emis,
+        g_start,
+        g_count,
+        g_new,
+        g_gc,
+        g_limit,
+        beta,
+        tolerance,
+    )
+    return chosen, fresh
+
+
 def warm() -> None:
     """Compile the kernels now (about a second), not on the first request."""
     g = Csr([0, 1, 1], [1], [1.0])
     many_to_many(g, np.asarray([0], dtype=np.int64), np.asarray([1], dtype=np.int64), np.asarray([2.0]))
     node_path(g, 0, 1, 2.0)
+    i1, f1, b1 = np.ones(1, dtype=np.int64), np.ones(1), np.ones(1, dtype=np.bool_)
+    z1 = np.zeros(1, dtype=np.int64)
+    viterbi(g, Scratch(g), (z1, i1, f1), (z1, f1, f1), (z1, i1, b1, f1, f1), 5.0, 10.0)

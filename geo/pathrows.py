@@ -118,6 +118,9 @@ class BoundedRows:
         self.csr: bounded.Csr = kernels.Csr(graph.indptr, graph.indices, graph.data, xy)
         self._many_to_many = kernels.many_to_many
         self._node_path = kernels.node_path
+        self._viterbi = kernels.viterbi
+        self._new_scratch = kernels.Scratch
+        self._local = threading.local()
         kernels.warm()  # compile the kernels with the layer (network start-up), not on a request
 
     def clear(self) -> None:
@@ -131,6 +134,20 @@ class BoundedRows:
     def node_path(self, src: int, dst: int, limit: float) -> list[int]:
         """Junctions on the shortest path ``src → dst`` (both included); [] beyond ``limit``."""
         return self._node_path(self.csr, int(src), int(dst), float(limit))
+
+    def viterbi(
+        self,
+        states: tuple[IntArray, IntArray, FloatArray],
+        cands: tuple[IntArray, FloatArray, FloatArray],
+        groups: tuple[IntArray, IntArray, npt.NDArray[np.bool_], FloatArray, FloatArray],
+        beta: float,
+        tolerance: float,
+    ) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+        """The compiled HMM (:func:`geo.bounded.viterbi`) with this thread's scratch memory."""
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._new_scratch(self.csr)
+        return self._viterbi(self.csr, scratch, states, cands, groups, beta, tolerance)
 
 
 SparseRows = BoundedRows

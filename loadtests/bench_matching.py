@@ -17,6 +17,7 @@ grid of ~250k directed edges (metro scale).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -34,6 +35,7 @@ from geo import hmm
 from geo.crs import Reprojector
 from geo.matching import match_trace, match_traces
 from geo.network import FORMAT, SCHEMA, RoadNetwork
+from loadtests import fastmm_ref
 from traffic_hub.model import ClosureState
 from traffic_hub.normaliser.placement import NetworkPlacer
 
@@ -65,6 +67,15 @@ class Row:
     closures_batch_ps: float = 0.0  # warm, through place_closures, closure_batch at a time
     closure_batch: int = 0
     again_pps: float = 0.0  # re-matching the same traces (caches of the same answers help)
+    rss_mib: float = 0.0  # this process after all of the above: network + every cache, before fastmm
+    paired_pps: float = 0.0  # ours, on the traces fastmm matched right after (median of the pairs)
+    fmm: fastmm_ref.FmmResult | None = None  # fastmm on the same network and traces, same run
+    load: str = ""  # load average when the pairs were measured
+
+    @property
+    def ratio(self) -> float:
+        """Our points/s over fastmm's, on the same traces, measured in alternation."""
+        return self.paired_pps / self.fmm.pps if self.fmm else 0.0
 
 
 def _route(net: RoadNetwork, rng: np.random.Generator, min_m: float, max_m: float) -> FloatArray:
@@ -171,7 +182,14 @@ def _closures_batch_ps(net: RoadNetwork, closures: list[ClosureState], size: int
 
 
 def bench(
-    name: str, net: RoadNetwork, load_s: float, n_traces: int, n_closures: int, closure_batch: int = CLOSURE_BATCH
+    name: str,
+    net: RoadNetwork,
+    load_s: float,
+    n_traces: int,
+    n_closures: int,
+    closure_batch: int = CLOSURE_BATCH,
+    *,
+    reference: bool = True,
 ) -> Row:
     """Run the whole protocol on one network."""
     traces = make_traces(net, n_traces, seed=1)
@@ -189,6 +207,8 @@ def bench(
     closures_cold = _closures_ps(net, closures)
     closures_warm = statistics.median(_closures_ps(net, c) for c in fresh_closures[:WARM_PASSES])
     closures_batch = statistics.median(_closures_batch_ps(net, c, closure_batch) for c in fresh_closures[WARM_PASSES:])
+    rss = fastmm_ref.rss_mib()
+    paired, fmm, load = _against_fastmm(net, n_traces, traces) if reference else (0.0, None, "")
     return Row(
         name,
         net.n_edges,
@@ -204,7 +224,33 @@ def bench(
         closures_batch,
         closure_batch,
         again,
+        rss,
+        paired,
+        fmm,
+        load,
     )
+
+
+def _against_fastmm(
+    net: RoadNetwork, n_traces: int, traces: list[tuple[shapely.LineString, FloatArray]]
+) -> tuple[float, fastmm_ref.FmmResult, str]:
+    """Ours and fastmm on the same fresh traces, pass by pass in alternation (so that a burst of load
+    from other processes hits both alike); fastmm's accuracy on the accuracy traces. Returns our
+    median points/s over the pairs, fastmm's result, and the load average while they ran."""
+    passes = [make_traces(net, n_traces, seed=400 + i) for i in range(WARM_PASSES)]
+    ref = fastmm_ref.Reference(net)
+    try:
+        ours: list[float] = []
+        theirs: list[float] = []
+        for unseen in passes:
+            ours.append(_pps(net, unseen))
+            theirs.append(ref.pps(unseen))
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        within, matched = ref.accuracy(traces)
+    finally:
+        ref.close()
+    fmm = fastmm_ref.FmmResult(ref.build_s, ref.build_mib, statistics.median(theirs), within, matched)
+    return statistics.median(ours), fmm, load
 
 
 def grid_network(side: int, spacing_m: float = 100.0, seed: int = 7) -> pa.Table:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.base import PayloadError
 from connectors.json_safety import parse_json
@@ -34,3 +37,32 @@ def test_limits_are_exact() -> None:
     with pytest.raises(PayloadError, match="over the"):
         parse_json(b"[1, 2]", max_bytes=5)
     assert parse_json(b"[1, 2]", max_bytes=6) == [1, 2]
+
+
+def _walk_depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_walk_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_walk_depth(v) for v in value), default=0)
+    return 0
+
+
+@given(
+    st.recursive(
+        st.none() | st.integers(-(2**63), 2**63 - 1) | st.text(alphabet='[]{}"\\ab\u00e9', max_size=6),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text('[]{}"\\x', max_size=4), inner, max_size=3),
+        max_leaves=40,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_the_depth_is_measured_on_the_text_without_counting_brackets_inside_strings(value: object) -> None:
+    """The depth check reads the bytes (strings with brackets and escaped quotes removed): it agrees
+    with a walk over the decoded document at every limit around the real depth."""
+    payload = orjson.dumps(value)
+    depth = _walk_depth(value)
+    for limit in range(max(depth - 1, 1), depth + 2):
+        if depth > limit:
+            with pytest.raises(PayloadError, match="deeper than"):
+                parse_json(payload, max_depth=limit)
+        else:
+            assert parse_json(payload, max_depth=limit) == value

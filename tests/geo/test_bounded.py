@@ -3,6 +3,7 @@ metro-scale layer keeps no rows, and the path cache stays within its byte budget
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -10,11 +11,11 @@ import pyarrow as pa
 import pytest
 from scipy.sparse.csgraph import dijkstra
 
-from geo import routing
+from geo import hmm, routing
 from geo.network import RoadNetwork
 from geo.pathrows import BoundedRows, DenseRows
 from geo.routing import Layer
-from loadtests.bench_matching import grid_network
+from loadtests.bench_matching import grid_network, make_traces
 from tests.geo.cases import lille
 
 
@@ -108,3 +109,29 @@ def test_goal_directed_search_is_exact_and_falls_back_when_an_edge_is_shorter_th
     squeezed = layer.graph.copy()
     squeezed.data = squeezed.data * 0.3  # "lengths" far below the straight distances
     assert BoundedRows(squeezed, net.node_xy).csr.alpha < 0.5  # estimate off: plain Dijkstra
+
+
+@pytest.mark.parametrize("limit", [None, 60.0])
+def test_the_compiled_hmm_matches_like_the_numpy_pass_on_a_one_way_city(
+    monkeypatch: pytest.MonkeyPatch, limit: float | None
+) -> None:
+    """Same layer and rows (targeted search), HMM by the compiled kernel or by the numpy forward
+    pass: identical parts, states and offsets, for single traces and batches; with a 60 m route
+    limit, across the breaks it causes. (Against dense rows, exact ties may break differently:
+    those keep float32 distances.)"""
+    net = lille()
+    if limit is not None:
+        monkeypatch.setattr(hmm, "DEFAULT_LIMIT_M", limit)
+        monkeypatch.setattr(hmm, "LIMIT_TIERS", (limit,))
+    for base in (net.directed, net.both_ways):
+        layer = dataclasses.replace(base, rows=BoundedRows(base.graph, net.node_xy))
+        traces = [xy for _, xy in make_traces(net, 25, seed=5)]
+        off = np.vstack([traces[3][:3], traces[3][:3] + 5_000.0, traces[3][3:]])  # points off the network
+        traces += [np.vstack(traces[:3]), off, traces[4][:1]]
+        got = hmm.match_batch(net, layer, traces, 40.0, 6)
+        alone = [hmm.match_steps(net, layer, xy, 40.0, 6) for xy in traces[-4:]]
+        with monkeypatch.context() as m:
+            m.setattr(hmm, "BoundedRows", type("NotBounded", (), {}))  # isinstance fails: the numpy pass
+            assert got == hmm.match_batch(net, layer, traces, 40.0, 6)
+            assert alone == [hmm.match_steps(net, layer, xy, 40.0, 6) for xy in traces[-4:]]
+        assert any(len(parts) > 1 for parts in got) == (limit is not None)
