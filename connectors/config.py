@@ -45,6 +45,7 @@ MIN_INTERVAL_S = 5.0
 MIN_TESTING_INTERVAL_S = 0.1
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DIALOG_URL = "https://dialog.beta.gouv.fr/api/regulations.xml"  # the national regulation base (kind dialog)
+DIALOG_MAX_BYTES = 512 * 1024 * 1024  # its document lists every French order: read order by order (connectors.dialog)
 
 
 class ConnectorsFileError(ValueError):
@@ -71,10 +72,10 @@ class ConnectorConfig(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _dialog_url(cls, data: Any) -> Any:
-        """The national base's URL when a `dialog` connector names none."""
-        if isinstance(data, dict) and data.get("kind") == "dialog" and not data.get("url"):
-            return {**data, "url": DIALOG_URL}
+    def _dialog_defaults(cls, data: Any) -> Any:
+        """A `dialog` connector: the national base's URL and room for its document (all of France) unless given."""
+        if isinstance(data, dict) and data.get("kind") == "dialog":
+            return {**data, "url": data.get("url") or DIALOG_URL, "max_bytes": data.get("max_bytes", DIALOG_MAX_BYTES)}
         return data
 
     @field_validator("allow_redirect_hosts")

@@ -8,16 +8,17 @@ and place, keyed `{order id}/{regulation}/{place}`, versioned by the order's ver
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connectors.base import ParseContext, Reject
+from connectors.base import ParseContext, PayloadError, Reject
 from connectors.datex2_location import Shape
 from connectors.datex2_regulation import (
     ALTERNATE_TRAFFIC,
     LANE_CLOSED,
+    MAX_ORDERS,
     NO_OVERTAKING,
     ROAD_CLOSED,
     SPEED_LIMIT,
@@ -84,19 +85,37 @@ def regulation_reports(
     (the national base's orders elsewhere in France are none of our business, usable or not).
     """
     all_orders = [order for publication in publications for order in orders(publication)]
-    measures, rejects = _measures(all_orders, keep)
+    return reports_of_orders(all_orders, ctx, kind=kind, keep=keep)
+
+
+def reports_of_orders(
+    all_orders: Iterable[Element],
+    ctx: ParseContext,
+    *,
+    kind: str = REPORT_KIND,
+    keep: Keep | None = None,
+    near: Callable[[Element], bool] | None = None,
+) -> Regulations:
+    """`regulation_reports` of orders given one by one (each may be freed once the next is asked for).
+
+    `near`: a quick test on the raw order; an order it says no to is skipped unread (the national
+    base's orders elsewhere in France)."""
+    chosen = all_orders if near is None else (order for order in all_orders if near(order))
+    measures, rejects = _measures(chosen, keep)
     kept = [m for m in measures if keep is None or keep(m.geometry)]
     incidents, bad = collect(kept, lambda m: measure_report(m, ctx, kind), _raw_measure, lambda m: m.source_id)
     return Regulations(incidents, [reject for reject, ours in rejects if ours] + bad, len(measures) - len(kept))
 
 
 def _measures(
-    all_orders: list[Element], keep: Keep | None
+    all_orders: Iterable[Element], keep: Keep | None
 ) -> tuple[list[RegulationMeasure], list[tuple[Reject, bool]]]:
     """Every order's measures; an unusable order's reject, with whether it is ours to report."""
     measures: list[RegulationMeasure] = []
     rejects: list[tuple[Reject, bool]] = []
-    for order in all_orders:
+    for count, order in enumerate(all_orders, start=1):
+        if count > MAX_ORDERS:
+            raise PayloadError(f"more than the {MAX_ORDERS} traffic regulation orders the hub reads")
         try:
             measures.extend(measures_of(order))
         except ItemError as exc:

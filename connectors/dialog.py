@@ -8,27 +8,37 @@ measure is kept when its geometry lies in one of the 95 communes, or within thei
 the reports' kind is `dialog-regulation`, which the Waze feed reads as "the national base already sent this to Waze".
 
 The publication lists every order in force: it is a snapshot, so an order that disappears from it
-(withdrawn, ended, moved out of MEL) ends its events.
+(withdrawn, ended, moved out of MEL) ends its events. The national document is big (every French
+order; DiaLog's template is whitespace-heavy): it is read order by order (`iter_elements`), each
+freed once read, up to `MAX_NATIONAL_BYTES`, rather than as one tree.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import shapely
 
 from connectors.base import ParseContext, Parsed, PayloadError
-from connectors.datex2 import publications_of
 from connectors.datex2_location import Shape
-from connectors.datex2_measures import regulation_reports
-from connectors.datex2_regulation import is_regulation_publication
-from connectors.xml_safety import parse_xml
+from connectors.datex2_measures import reports_of_orders
+from connectors.xml_find import Element, local, xsi_type
+from connectors.xml_safety import iter_elements
 from geo.communes import Communes
 from traffic_hub.model.geometry import lonlat_pairs
+
+
+def texts(element: Element, name: str) -> list[str]:
+    """The texts of the descendants named `name` (local name)."""
+    return [found.text for found in element.iter(f"{{*}}{name}", name) if found.text]
+
 
 KIND = "dialog"
 REPORT_KIND = "dialog-regulation"
 _BBOX_MARGIN_DEG = 0.01  # the quick test before the exact one (≈ 700-1100 m here)
+MAX_NATIONAL_BYTES = 512 * 1024 * 1024  # the largest body a connector may fetch (connectors.config)
+_ROOTS = frozenset({"payload", "messageContainer"})
 
 
 @cache
@@ -37,12 +47,38 @@ def mel() -> Communes:
     return Communes.load()
 
 
+_GEOJSON_PAIR = re.compile(r"\[\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def near_mel(order: Element, communes: Communes | None = None) -> bool:
+    """A quick look at an order's raw coordinates (GeoJSON `[lon, lat]`, GML `lat lon`): one near MEL's box.
+
+    Reads no geometry properly: it only spares the orders of the rest of France the full reading."""
+    west, south, east, north = _grown_bbox(communes or mel())
+    for text in texts(order, "geoJsonGeometry"):
+        if any(west <= float(lon) <= east and south <= float(lat) <= north for lon, lat in _GEOJSON_PAIR.findall(text)):
+            return True
+    for text in texts(order, "posList"):
+        values = [float(v) for v in _NUMBER.findall(text)]
+        pairs = zip(values[1::2], values[0::2], strict=False)  # lat lon (EPSG:4326), or projected: never near
+        if any(west <= lon <= east and south <= lat <= north for lon, lat in pairs):
+            return True
+    return False
+
+
+def _grown_bbox(zone: Communes) -> tuple[float, float, float, float]:
+    west, south, east, north = (
+        edge + sign * _BBOX_MARGIN_DEG for edge, sign in zip(zone.bbox, (-1, -1, 1, 1), strict=True)
+    )
+    return west, south, east, north
+
+
 def in_mel(place: Shape, communes: Communes | None = None) -> bool:
     """The place lies in MEL: in one of its communes, or within the tolerance of MEL."""
     zone = communes or mel()
     points = lonlat_pairs(place)
-    grown = (edge + sign * _BBOX_MARGIN_DEG for edge, sign in zip(zone.bbox, (-1, -1, 1, 1), strict=True))
-    west, south, east, north = grown
+    west, south, east, north = _grown_bbox(zone)
     if not any(west <= lon <= east and south <= lat <= north for lon, lat in points):
         return False
     geom = shapely.geometry.shape(place.model_dump())
@@ -55,10 +91,11 @@ class DialogParser:
     kind = KIND
 
     def parse(self, payload: bytes, ctx: ParseContext) -> Parsed:
-        root = parse_xml(payload)
-        publications, _ = publications_of(root)
-        regulations = [p for p in publications if is_regulation_publication(p)]
-        if not regulations:
-            raise PayloadError("no TrafficRegulationPublication in the national base's document")
-        found = regulation_reports(regulations, ctx, kind=REPORT_KIND, keep=in_mel)
+        elements = iter_elements(payload, "trafficRegulationOrder", max_bytes=MAX_NATIONAL_BYTES)
+        root = next(elements)
+        typed = xsi_type(root) == "TrafficRegulationPublication" if local(root) == "payload" else None
+        if local(root) not in _ROOTS or typed is False or b"TrafficRegulationPublication" not in payload:
+            kind = xsi_type(root) or local(root)
+            raise PayloadError(f"not the national base's TrafficRegulationPublication (found {kind[:60]!r})")
+        found = reports_of_orders(elements, ctx, kind=REPORT_KIND, keep=in_mel, near=near_mel)
         return Parsed(incidents=found.incidents, rejects=found.rejects, snapshot=True)

@@ -8,7 +8,9 @@ so an XXE, a billion-laughs bomb or an external DTD URL is a `PayloadError`, nev
 from __future__ import annotations
 
 import codecs
+import io
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from lxml import etree
@@ -42,6 +44,43 @@ def parse_xml(payload: bytes, *, max_bytes: int = MAX_XML_BYTES) -> etree._Eleme
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise PayloadError("XML with a DTD is refused")
     return root
+
+
+def iter_elements(payload: bytes, name: str, *, max_bytes: int = MAX_XML_BYTES) -> Iterator[etree._Element]:
+    """The root element (first, as soon as it opens), then every element named `name` (local name) once
+    parsed, each freed once the caller moves on: a big document (the national regulation base's) read
+    in bounded memory, under the same rules as `parse_xml` (no DTD, no entities, no network)."""
+    if not isinstance(payload, bytes | bytearray):
+        raise PayloadError("payload is not bytes")
+    if len(payload) > max_bytes:
+        raise PayloadError(f"payload of {len(payload)} bytes is over the {max_bytes}-byte limit")
+    _refuse_declarations(bytes(payload))
+    events = etree.iterparse(
+        io.BytesIO(bytes(payload)),
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    root = None
+    try:
+        for kind, element in events:
+            if root is None:
+                root = element
+                yield element
+            elif kind == "end" and isinstance(element.tag, str) and element.tag.rsplit("}", 1)[-1] == name:
+                yield element
+                element.clear(keep_tail=False)
+                parent = element.getparent()
+                while parent is not None and element.getprevious() is not None:
+                    del parent[0]
+    except etree.XMLSyntaxError as exc:
+        raise PayloadError(f"not well-formed XML: {_short(exc)}") from None
+    if root is None:
+        raise PayloadError("empty XML document")
 
 
 def _parser() -> etree.XMLParser:

@@ -8,6 +8,7 @@ import pytest
 
 from connectors import datex2_regulation as regulation
 from connectors.base import ParseContext, PayloadError
+from connectors.config import ConnectorConfig
 from connectors.registry import parser_for
 from tests.connectors import regulations_xml as x
 from tests.connectors.sources import read
@@ -245,3 +246,14 @@ def test_work_per_document_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(regulation, "MAX_ORDERS", 1)
     with pytest.raises(PayloadError, match="more than the 1"):
         parser_for("datex2").parse(payload, ParseContext(source="x", received_at=NOW))
+
+
+def test_a_dialog_connector_defaults_to_the_national_base_with_room_for_it() -> None:
+    config = ConnectorConfig.model_validate({"name": "dialog", "kind": "dialog", "enabled": False})
+    assert config.url == "https://dialog.beta.gouv.fr/api/regulations.xml"
+    assert config.max_bytes == 512 * 1024 * 1024
+    assert config.enabled is False
+    own = ConnectorConfig.model_validate(
+        {"name": "d", "kind": "dialog", "url": "https://x.example/r.xml", "max_bytes": 9}
+    )
+    assert (own.url, own.max_bytes) == ("https://x.example/r.xml", 9)
