@@ -209,7 +209,6 @@ class SourceLeases(Service):
         self.topics_ready = topics_ready or asyncio.Event()
         self._partitions = SOURCE_PARTITIONS
         self.held: set[str] = set()
-        self.rebalances = 0
         self._leaving = False
 
     def names_of(self, partitions: Iterable[TopicPartition]) -> list[str]:
@@ -220,7 +219,6 @@ class SourceLeases(Service):
     async def revoked(self, partitions: Iterable[TopicPartition]) -> None:
         """Returns only once the runner polls none of these sources any more (the lease's safety)."""
         names = self.names_of(partitions)
-        self.rebalances += 1
         await self._holder.release(names)
         self.held.difference_update(names)
 
