@@ -167,7 +167,7 @@ async def open_hub(
             names = LeaseTopics(topics.prefix)
             hub.connector_statuses = await stack.enter_async_context(SavedStateReader(
                 k.bootstrap_servers, names.state, f"{settings.instance}-connector-status", topics_ready,
-                wait_for_topic_s=5.0,
+                wait_for_topic_s=10.0,
             ))
         if Role.ARCHIVER in roles and settings.database_url:
             hub.archiver = await stack.enter_async_context(archiver(settings, topics))
