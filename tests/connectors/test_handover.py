@@ -16,8 +16,19 @@ import pytest_asyncio
 
 from connectors import runner as runner_module
 from connectors.fetch import Validators, make_client
-from connectors.handover import PART_BYTES, Handover, Saved, new_generation, read_saved, state_records
+from connectors.handover import (
+    PART_BYTES,
+    Handover,
+    Saved,
+    is_status,
+    new_generation,
+    read_saved,
+    state_records,
+    status_record,
+    statuses,
+)
 from connectors.runner import ConnectorRunner
+from connectors.state import ConnectorState
 from tests.connectors.httpserver import LocalServer, Route, local_server
 from tests.connectors.test_runner import Log, config, feed, incident, tiny, wait_for
 from tests.kafkarun import started_publisher
@@ -224,3 +235,14 @@ async def test_a_poll_that_outlasts_the_grace_is_cancelled_and_the_release_still
         assert runner.held() == []
         assert runner.state("mel").last_success is None  # cancelled, not finished
         assert runner.state("mel").status == "elsewhere"
+
+
+def test_a_status_record_names_the_runner_and_is_what_an_api_replica_lists() -> None:
+    state = ConnectorState(name="mel", kind="geojson", url="https://example.org/feed", runner="runner-b")
+    record = status_record("t", state, datetime.now(UTC))
+    assert record.key == b"mel#status"
+    assert is_status("mel#status")
+    assert not is_status("mel")
+    records, _ = state_records("t", "mel", saved(2))
+    listed = statuses(apply({}, [*records, record]))  # the memory's parts and manifest are not statuses
+    assert [(s["name"], s["runner"], s["status"]) for s in listed] == [("mel", "runner-b", "pending")]
