@@ -113,11 +113,15 @@ def status_record(topic: str, state: ConnectorState, at: datetime) -> Record:
     return Record(topic, f"{state.name}{STATUS_SUFFIX}".encode(), orjson.dumps({**state.as_dict(), "reported_at": at}))
 
 
+def is_status(key: str) -> bool:
+    return key.endswith(STATUS_SUFFIX)
+
+
 def statuses(values: Mapping[str, bytes]) -> list[dict[str, Any]]:
     """Every source's last status in the state topic's latest values, by name."""
     found = []
     for key in sorted(values):
-        if key.endswith(STATUS_SUFFIX):
+        if is_status(key):
             with contextlib.suppress(orjson.JSONDecodeError):
                 value = orjson.loads(values[key])
                 if isinstance(value, dict):

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 
 from connectors.config import ConnectorConfig
-from connectors.handover import Handover, statuses
+from connectors.handover import Handover, is_status, statuses
 from connectors.runner import ConnectorRunner, running_connectors
 from connectors.state import ConnectorsCollector
 from geo.communes import Communes
@@ -169,7 +169,7 @@ async def open_hub(
             names = LeaseTopics(topics.prefix)
             hub.connector_statuses = await stack.enter_async_context(SavedStateReader(
                 k.bootstrap_servers, names.state, f"{settings.instance}-connector-status", topics_ready,
-                wait_for_topic_s=5.0,
+                wait_for_topic_s=10.0, keep=is_status,
             ))
         if Role.ARCHIVER in roles and settings.database_url:
             hub.archiver = await stack.enter_async_context(archiver(settings, topics))

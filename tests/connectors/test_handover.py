@@ -14,9 +14,21 @@ from datetime import UTC, datetime
 import pytest
 import pytest_asyncio
 
+from connectors import runner as runner_module
 from connectors.fetch import Validators, make_client
-from connectors.handover import PART_BYTES, Handover, Saved, new_generation, read_saved, state_records
+from connectors.handover import (
+    PART_BYTES,
+    Handover,
+    Saved,
+    is_status,
+    new_generation,
+    read_saved,
+    state_records,
+    status_record,
+    statuses,
+)
 from connectors.runner import ConnectorRunner
+from connectors.state import ConnectorState
 from tests.connectors.httpserver import LocalServer, Route, local_server
 from tests.connectors.test_runner import Log, config, feed, incident, tiny, wait_for
 from tests.kafkarun import started_publisher
@@ -207,3 +219,30 @@ async def test_a_source_taken_over_resumes_from_the_last_owners_memory(shared: S
     reports = await shared.log.reports("incident")
     found = [(r["key"], r["incident"]["ended"]) for r in reports]
     assert found == [("mel:a", False), ("mel:b", False), ("mel:b", True)]  # b ended from the first one's memory
+
+
+@pytest.mark.kafka
+async def test_a_poll_that_outlasts_the_grace_is_cancelled_and_the_release_still_returns(
+    shared: Shared, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "RELEASE_GRACE_S", 0.3)
+    server.set("/feed", Route(feed({"id": "a", "text": "Travaux"}), delay_s=60))  # answered only when the server stops
+    async with make_client(trust_env=False) as client, runner_for(shared, server, "one", client) as runner:
+        await runner.acquire(["mel"])
+        await wait_for(lambda: bool(server.hits("/feed")))
+        async with asyncio.timeout(30):  # far above the grace: the release must not wait for the server
+            await runner.release(["mel"])
+        assert runner.held() == []
+        assert runner.state("mel").last_success is None  # cancelled, not finished
+        assert runner.state("mel").status == "elsewhere"
+
+
+def test_a_status_record_names_the_runner_and_is_what_an_api_replica_lists() -> None:
+    state = ConnectorState(name="mel", kind="geojson", url="https://example.org/feed", runner="runner-b")
+    record = status_record("t", state, datetime.now(UTC))
+    assert record.key == b"mel#status"
+    assert is_status("mel#status")
+    assert not is_status("mel")
+    records, _ = state_records("t", "mel", saved(2))
+    listed = statuses(apply({}, [*records, record]))  # the memory's parts and manifest are not statuses
+    assert [(s["name"], s["runner"], s["status"]) for s in listed] == [("mel", "runner-b", "pending")]

@@ -15,8 +15,9 @@ test rebuilds from those logs each runner's tenure of each source and checks tha
   the whole run the reports topic holds each item version once, under its deterministic key
   `<source>:<item id>` (nothing re-sent as new by a new owner, no second id for one item).
 
-Run time: ~60-90 s on the loaded 2-core VM (three hub processes start, 5 s poll intervals: the floor
-of a real connectors file).
+Run time: 65-75 s on the shared 2-core VM at load average ~10, up to 160 s at ~30 (four hub processes
+start, ~25 s of their wall time each is Python imports under that load; 5 s poll intervals, the floor of
+a real connectors file). CPU: a few seconds per process.
 """
 
 from __future__ import annotations

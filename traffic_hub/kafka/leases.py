@@ -43,7 +43,7 @@ import hashlib
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -209,7 +209,6 @@ class SourceLeases(Service):
         self.topics_ready = topics_ready or asyncio.Event()
         self._partitions = SOURCE_PARTITIONS
         self.held: set[str] = set()
-        self.rebalances = 0
         self._leaving = False
 
     def names_of(self, partitions: Iterable[TopicPartition]) -> list[str]:
@@ -220,7 +219,6 @@ class SourceLeases(Service):
     async def revoked(self, partitions: Iterable[TopicPartition]) -> None:
         """Returns only once the runner polls none of these sources any more (the lease's safety)."""
         names = self.names_of(partitions)
-        self.rebalances += 1
         await self._holder.release(names)
         self.held.difference_update(names)
 
@@ -316,6 +314,7 @@ class SavedStateReader(Service):
         client_id: str,
         gate: asyncio.Event | None = None,
         wait_for_topic_s: float | None = None,
+        keep: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__()
         self._bootstrap = bootstrap_servers
@@ -325,6 +324,7 @@ class SavedStateReader(Service):
         # an API replica reads the topic only once some runner made it (never creates it: most hubs run
         # no shared runner, and a broker's auto-creation would make it without compaction)
         self._wait_for_topic_s = wait_for_topic_s
+        self._keep = keep  # the keys worth holding (an API replica keeps the statuses, not the memories)
         self._values: dict[str, bytes] = {}
         self._position = 0
         self._asked: list[asyncio.Future[None]] = []
@@ -367,6 +367,8 @@ class SavedStateReader(Service):
             batches = await consumer.getmany(tp, timeout_ms=100, max_records=5000)
             for record in batches.get(tp, []):
                 key = record.key.decode("utf-8", "replace") if record.key else ""
+                if self._keep is not None and not self._keep(key):
+                    continue
                 if record.value is None:
                     self._values.pop(key, None)
                 else:
