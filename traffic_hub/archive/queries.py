@@ -90,7 +90,7 @@ def _filters(f: EventFilter) -> tuple[list[sql.Composable], dict[str, Any]]:
 
 
 # an open life ends at 'infinity', which Python's datetime cannot hold: None instead
-SPAN_COLUMNS = sql.SQL("event_id, first_at, lower(life), nullif(upper(life), 'infinity'::timestamptz)")
+SPAN_COLUMNS = sql.SQL("event_id, first_at, lower(life), nullif(upper(life), 'infinity'::timestamptz), last_at")
 
 
 async def _spans(conn: Conn, condition: sql.Composable, params: dict[str, Any], f: EventFilter,
@@ -118,25 +118,31 @@ async def _appeared(conn: Conn, start: datetime, end: datetime, f: EventFilter, 
 
 
 async def _versions_at(conn: Conn, spans: list[tuple[Any, ...]], at: datetime, inclusive: bool) -> dict[str, Any]:
-    """Each span's event version current at `at` (the last one before it when not `inclusive`)."""
+    """Each span's event version current at `at` (the last one before it when not `inclusive`).
+
+    One backward index step per event, bounded by the event's own first and last record times, so the
+    planner prunes the month partitions per event at run time (a closure alive for months costs a few
+    partitions; a day-long jam one) instead of probing every partition a page's oldest event reaches."""
     if not spans:
         return {}
-    ids = [s[0] for s in spans]
-    oldest = min(s[1] for s in spans)
     bound = sql.SQL("<=") if inclusive else sql.SQL("<")
     query = sql.SQL(
-        "SELECT DISTINCT ON (event_id) event_id, received_at, event::text FROM event_versions "
-        "WHERE event_id = ANY(%(ids)s) AND received_at >= %(oldest)s AND received_at {} %(at)s "
-        "AND NOT deleted AND event ? 'id' ORDER BY event_id, received_at DESC, \"offset\" DESC"
+        "SELECT s.event_id, v.received_at, v.event::text "
+        "FROM unnest(%(ids)s::text[], %(firsts)s::timestamptz[], %(lasts)s::timestamptz[]) AS s(event_id, first_at, "
+        "last_at) CROSS JOIN LATERAL (SELECT received_at, event FROM event_versions "
+        "WHERE event_id = s.event_id AND received_at >= s.first_at AND received_at <= s.last_at "
+        "AND received_at {} %(at)s AND NOT deleted AND event ? 'id' "
+        'ORDER BY received_at DESC, "offset" DESC LIMIT 1) v'
     ).format(bound)
-    cur = await conn.execute(query, {"ids": ids, "oldest": oldest, "at": at})
+    params = {"ids": [s[0] for s in spans], "firsts": [s[1] for s in spans], "lasts": [s[4] for s in spans], "at": at}
+    cur = await conn.execute(query, params)
     # the JSON as text, parsed by orjson: several times faster than the driver's json.loads per document
     return {str(row[0]): (row[1], orjson.loads(row[2])) for row in await cur.fetchall()}
 
 
 def _page(spans: list[tuple[Any, ...]], versions: dict[str, Any]) -> list[PastEvent]:
     items: list[PastEvent] = []
-    for event_id, first_at, low, high in spans:
+    for event_id, first_at, low, high, _ in spans:
         found = versions.get(event_id)
         if found is None:
             continue
@@ -202,9 +208,9 @@ async def ended_between(conn: Conn, start: datetime, end: datetime) -> list[Past
     """Events whose life ended in [start, end), not Waze-only, each as its last version before `end` (the
     open-data history's day file; the API drops the cancelled ones and applies the open feed's gate)."""
     cur = await conn.execute(
-        "SELECT event_id, first_at, lower(life), upper(life) FROM event_spans "
-        "WHERE upper(life) >= %s AND upper(life) < %s AND NOT waze_only AND NOT isempty(life) "
-        "ORDER BY upper(life), event_id", (start, end),
+        sql.SQL("SELECT {} FROM event_spans "
+                "WHERE upper(life) >= %s AND upper(life) < %s AND NOT waze_only AND NOT isempty(life) "
+                "ORDER BY upper(life), event_id").format(SPAN_COLUMNS), (start, end),
     )
     spans = list(await cur.fetchall())
     items: list[PastEvent] = []
