@@ -111,6 +111,14 @@ def test_a_deleted_reference_reopens_as_the_next_version(service: ClosureService
     assert len(sink.records) == 3
 
 
+def test_an_admins_edit_keeps_the_owning_teams_communes(service: ClosureService) -> None:
+    created: Written = run(service.create(LILLE, body()))
+    admin = Principal(name="admin", role=Role.ADMIN, communes=frozenset(), key_sha256="1" * 64)
+    edited: Written = run(service.replace(admin, created.state.id, body(description="Par l'admin"), None))
+    assert edited.state.owner == "voirie-lille"
+    assert edited.state.owner_communes == ["59350"]
+
+
 def test_ends_at_before_the_service_clock_is_refused_on_every_write(service: ClosureService) -> None:
     # a year before the injected "now", yet two years after the real one
     past = (NOW - timedelta(days=365)).isoformat()

@@ -24,7 +24,7 @@ import functools
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -271,8 +271,9 @@ class ClosureService:
         self._check_detour_target(principal, cid, body)
         now = self._clock()
         closure_checks.check_ends_in_future(body.ends_at, now)
-        build = functools.partial(
-            self._build, owner=current.owner, version=current.version + 1, created_at=current.created_at, now=now,
+        build = functools.partial(  # an admin's or operator's edit keeps the owning team's communes
+            self._build, owner=current.owner, owner_communes=current.owner_communes, version=current.version + 1,
+            created_at=current.created_at, now=now,
         )
         state = await asyncio.to_thread(build, principal, cid, body)
         await self._record(state, principal)
@@ -363,6 +364,7 @@ class ClosureService:
         version: int,
         created_at: datetime,
         now: datetime,
+        owner_communes: Sequence[str] | None = None,
     ) -> ClosureState:
         line = self._line(body)
         communes = self._communes.scope(line)
@@ -383,7 +385,7 @@ class ClosureService:
             submitted_crs=body.crs,
             id=cid,
             owner=owner,
-            owner_communes=sorted(principal.communes),
+            owner_communes=sorted(principal.communes if owner_communes is None else owner_communes),
             communes=communes,
             version=version,
             created_at=created_at,

@@ -51,8 +51,7 @@ def test_closure_and_event_history_with_who_what_and_scope(
         assert versions[1]["who"] == {"principal": "admin", "role": "admin", "source": "roadworks:voirie-lille",
                                       "recorded": "writer"}
         assert versions[0]["changes"] == []
-        # (an admin's write also empties `owner_communes`: ClosureService._build takes the writer's communes —
-        # the diff shows it as it is; reported to the lead)
+        assert not any(c["field"] == "owner_communes" for c in versions[1]["changes"])  # the team still owns it
         assert {"field": "description", "from": "Travaux de voirie", "to": "Travaux prolongés"} in versions[1][
             "changes"]
         assert versions[2]["changes"] == [{"field": "cancelled", "from": False, "to": True}]
@@ -78,6 +77,17 @@ def test_closure_and_event_history_with_who_what_and_scope(
         assert any(v["who"]["principal"] == "admin" for v in ev)
         assert hub.get(f"/api/v1/events/{cid}/history", headers=auth(KEYS.lille)).status_code == 403
         assert hub.get("/api/v1/events/nothing/history", headers=auth(KEYS.operator)).status_code == 404
+
+        # a measure of another type has the same history, under /api/v1/measures
+        body = {**closure_body("HIST-M"), "type": "speed_limit", "speed_kmh": 30}
+        measure = hub.post("/api/v1/measures", json=body, headers=auth(KEYS.lille))
+        assert measure.status_code == 201, measure.text
+        mid = measure.json()["id"]
+        wait_until(lambda: _archived(database_url, mid, 1), timeout=60)
+        history = hub.get(f"/api/v1/measures/{mid}/history", headers=auth(KEYS.lille))
+        assert history.status_code == 200, history.text
+        assert history.json()["versions"][0]["state"]["speed_kmh"] == 30
+        assert hub.get(f"/api/v1/measures/{mid}/history", headers=auth(KEYS.roubaix)).status_code == 403
 
 
 def _page(hub: TestClient, **params: Any) -> Any:

@@ -448,6 +448,15 @@ async def closure_history(
     if closures.book.get(closure_id)[0] is not None:
         closures.read(principal, closure_id)  # a live closure: the closure routes' own check, database or not
     return await _any_closure(closure_id, principal, history_db(history), communes)
-# Measures (another branch generalises closures): their history is this one line, once measures are reports
-# of kind "measure" carrying the measure under "measure":
-# router.add_api_route("/api/v1/measures/{item_id}/history", report_history("measure"), methods=["GET"], ...)
+
+
+@router.get("/api/v1/measures/{measure_id}/history", responses=HISTORY_ERRORS, tags=["measures"])
+async def measure_history(
+    measure_id: str, principal: ClosureReader, closures: ClosuresDep, history: OptionalHistoryDep,
+    communes: CommunesDep,
+) -> ItemHistory:
+    """Every version of the measure (any type: a measure is written and archived as a closure is), with the
+    same `at`, `who`, `action`, `changes` and `state`, and the same scope rules as the closure history."""
+    if closures.book.get(measure_id)[0] is not None:
+        closures.read(principal, measure_id, closures_only=False)
+    return await _any_closure(measure_id, principal, history_db(history), communes)
