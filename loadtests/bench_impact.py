@@ -34,7 +34,9 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from traffic_hub.archive import analytics, analytics_closures, rows, schema
+from traffic_hub.archive.analytics_db import reading
 from traffic_hub.archive.service import INSERT_EVENT
+from traffic_hub.errors import Unavailable
 from traffic_hub.model.closure import ClosureState
 from traffic_hub.model.event import Event, SourceReport
 from traffic_hub.model.validity import Schedule, Validity
@@ -166,18 +168,21 @@ async def time_jams(url: str, now: datetime) -> float:
     """The slowest of 3 runs of a week's Waze jams per segment for the whole metropole (4 baseline weeks)."""
     week = analytics.Period(now - timedelta(days=14), now - timedelta(days=7))
     worst = 0.0
-    async with await psycopg.AsyncConnection.connect(url, options="-c TimeZone=UTC") as conn:
-        for _ in range(3):
-            started = time.perf_counter()
-            await analytics.jams_by_segment(conn, week, now, PARIS, 4, None, 50)
-            worst = max(worst, time.perf_counter() - started)
+    for _ in range(3):
+        started = time.perf_counter()
+        try:
+            async with reading(url) as conn:  # the API's own session settings
+                await analytics.jams_by_segment(conn, week, now, PARIS, 4, None, 50)
+        except Unavailable:  # over the API's statement timeout: what a caller would get is a 503
+            return float("inf")
+        worst = max(worst, time.perf_counter() - started)
     return worst
 
 
 async def time_reports(url: str, ids: list[str], now: datetime) -> tuple[list[float], list[float]]:
     times: list[float] = []
     near: list[float] = []
-    async with await psycopg.AsyncConnection.connect(url, options="-c TimeZone=UTC") as conn:
+    async with reading(url) as conn:  # the API's own session settings
         for _ in range(ROUNDS):
             for cid in ids:
                 started = time.perf_counter()
