@@ -5,7 +5,9 @@ room and MEL's analysts, each a second of PostgreSQL work at most; opening a con
 loopback) costs nothing next to it, and a pool would hold connections and need health checks in every
 API process for nothing. The API must answer fast when the database is down (issue 19): connecting
 has `CONNECT_TIMEOUT_S`, each statement `STATEMENT_TIMEOUT_MS`, and any connection problem becomes
-`Unavailable` (503 with Retry-After). The session runs in UTC so `date_trunc('hour', …)` cuts UTC hours.
+`Unavailable` (503 with Retry-After). The session runs in UTC so `date_trunc('hour', …)` cuts UTC hours,
+and without JIT: the planner's estimates on these queries turn it on, and compiling cost more than the
+query itself (1.05 s of a 1.7 s closure impact report on a year at MEL scale; loadtests/bench_impact.py).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ async def reading(database_url: str | None) -> AsyncIterator[psycopg.AsyncConnec
         async with asyncio.timeout(CONNECT_TIMEOUT_S + 1):
             conn = await psycopg.AsyncConnection.connect(
                 database_url, connect_timeout=CONNECT_TIMEOUT_S, application_name="analytics",
-                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c TimeZone=UTC "
+                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c TimeZone=UTC -c jit=off "
                         "-c default_transaction_read_only=on",
             )
     except (psycopg.OperationalError, OSError, TimeoutError) as exc:
