@@ -251,9 +251,10 @@ def check_sound(name: str, events: dict[str, Event]) -> None:
     assert not twice, f"{name}: {len(twice)} reports in two events (an incident created twice), e.g. {twice[:3]}"
     for site in range(SITES):
         ids = {(source, f"EQ-{site}-{source}") for source, _ in SOURCES}
-        (event,) = [e for e in events.values() if e.merged_into is None and ids & _items(e)]
-        assert ids <= _items(event), f"{name}: incident {site} lost a merge: {sorted(ids - _items(event))}"
-        assert (event.closure is not None) == (site % 3 == 0)
+        live = [e for e in events.values() if e.merged_into is None and ids & _items(e)]
+        assert len(live) == 1, f"{name}: incident {site} is {len(live)} events: {[sorted(_items(e)) for e in live]}"
+        assert ids <= _items(live[0]), f"{name}: incident {site} lost a merge: {sorted(ids - _items(live[0]))}"
+        assert (live[0].closure is not None) == (site % 3 == 0)
 
 
 def _items(event: Event) -> set[tuple[str, str]]:
