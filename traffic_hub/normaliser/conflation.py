@@ -30,10 +30,11 @@ import shapely
 from geo.names import core
 from traffic_hub.model import Event, EventType, IncidentReport, Lifecycle, Measure, MeasureType, Normalised, Validity
 from traffic_hub.model.geometry import lonlat_pairs
-from traffic_hub.view import Stored, encode, micros
+from traffic_hub.view import Decoded, Stored, encode, micros
 
 NEAR_M = 60.0  # two geometries closer than this may be the same incident
 CELL_DEG = 0.002  # grid cell for the spatial index (~150-220 m in MEL)
+DECODED_KEPT = 4096  # decoded events an index keeps (~5.5 KiB each)
 
 _FAMILIES: list[set[EventType]] = [
     {EventType.CLOSURE, EventType.LANE_CLOSURE, EventType.ROADWORKS},
@@ -160,13 +161,16 @@ class EventIndex:
         self._entries: dict[str, _Entry] = {}
         self._by_source: dict[str, str] = {}
         self._grid: dict[tuple[int, int], list[str]] = defaultdict(list)
+        # the events decoded last: a decision decodes the events near a report, again and again where
+        # reports are dense (the decision stage's main cost); records are immutable, so never stale
+        self._decoded = Decoded(DECODED_KEPT)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, event_id: str) -> Event | None:
         entry = self._entries.get(event_id)
-        return entry.stored.decode() if entry else None
+        return self._decoded.get(entry.stored) if entry else None
 
     def records(self) -> list[Stored]:
         """Every indexed event's record (nothing decoded): what the normaliser has decided so far."""
@@ -196,6 +200,7 @@ class EventIndex:
         absorbable = event.closure is None and event.merged_into is None
         measure = _measure_type(event_measure(event))
         self._entries[stored.id] = _Entry(stored, event.type, _packed(points), sources, absorbable, measure)
+        self._decoded.keep(stored, event)
         for key in sources:
             self._by_source[key] = stored.id
         for cell in _cells(points):
@@ -232,7 +237,7 @@ class EventIndex:
 
     def near(self, points: list[tuple[float, float]]) -> list[Event]:
         """The events with a vertex in the grid cells around `points` (by id)."""
-        return [self._entries[i].stored.decode() for i in self._near(points)]
+        return [self._decoded.get(self._entries[i].stored) for i in self._near(points)]
 
     def find(self, report: IncidentReport, placement: Normalised, now: datetime) -> Match | None:
         """The closest current event this report is about, with the reason; None when it is new.
@@ -253,7 +258,7 @@ class EventIndex:
                 if distance <= NEAR_M:
                     ranked.append((distance, event_id))
         for _, event_id in sorted(ranked):
-            event = self._entries[event_id].stored.decode()
+            event = self._decoded.get(self._entries[event_id].stored)
             reason = _same_incident(event, report, placement, points, now)
             if reason is not None:
                 return Match(event, reason[1])
@@ -277,7 +282,7 @@ class EventIndex:
                 distance = metres.to(entry.lonlat())
                 if distance <= NEAR_M + 1.0:
                     ranked.append((distance, event_id))
-        return [self._entries[event_id].stored.decode() for _, event_id in sorted(ranked)]
+        return [self._decoded.get(self._entries[event_id].stored) for _, event_id in sorted(ranked)]
 
 
 @dataclass(frozen=True, slots=True)

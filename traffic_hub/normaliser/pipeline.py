@@ -16,6 +16,7 @@ writing it) comes twice.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -51,6 +52,8 @@ from traffic_hub.view import encode, micros
 
 log = logging.getLogger(__name__)
 
+PLACEMENTS_KEPT = 5000  # incident placements remembered by a pipeline (~1-2 KiB each)
+
 
 class Pipeline:
     def __init__(
@@ -64,6 +67,7 @@ class Pipeline:
         self._placer = placer
         self.index = index if index is not None else EventIndex()  # an empty index is falsy (len 0)
         self._clock = clock
+        self._placements: OrderedDict[str, Placement] = OrderedDict()  # see `_place_incident`
 
     def process(self, key: str, raw: bytes) -> list[Record]:
         return self._guarded(key, raw, _parse(raw), None)
@@ -254,10 +258,26 @@ class Pipeline:
                 continue  # operators' records stay with the event they were about
             own = reason
             if source.incident is not primary:
-                placed = self._placer.place_incident(source.incident).normalised
+                placed = self._place_incident(source.incident).normalised
                 own = same_incident(closure, source.incident, placed, now) or reason
             moved.append(source.model_copy(update={"match_reason": own}))
         return moved
+
+    def _place_incident(self, report: IncidentReport, placement: Placement | None = None) -> Placement:
+        """`Placer.place_incident`, remembered: a decision places again the strongest report of an event
+        (when another report joins it) and the reports of an event a closure takes in, which were placed
+        before (by stage 1, handed over as `placement`). Placement is a pure function of what the key
+        holds (what `NetworkPlacer.place_incident` reads), so remembering it changes no result."""
+        key = _placement_key(report)
+        if placement is None:
+            placement = self._placements.get(key)
+            if placement is None:
+                placement = self._placer.place_incident(report)
+        self._placements[key] = placement
+        self._placements.move_to_end(key)
+        if len(self._placements) > PLACEMENTS_KEPT:
+            self._placements.popitem(last=False)
+        return placement
 
     def _incident(
         self, report: IncidentReport, received_at: datetime, placement: Placement | None = None
@@ -268,7 +288,7 @@ class Pipeline:
             return None  # nothing to end
         if existing is not None and (_stale(existing, report) or _applied(existing, report, received_at)):
             return None
-        placement = placement if placement is not None else self._placer.place_incident(report)
+        placement = self._place_incident(report, placement)
         reason = _reason_of(existing, report)
         if existing is None:
             match = self.index.find(report, placement.normalised, now)
@@ -279,7 +299,7 @@ class Pipeline:
         sources = with_source(existing, source) if existing else [source]
         primary = primary_report(sources) or report
         if primary is not report:
-            placement = self._placer.place_incident(primary)
+            placement = self._place_incident(primary)
         event_id = existing.id if existing else event_id_for(report)
         return incident_event(event_id, sources, primary, placement, existing, now)
 
@@ -298,6 +318,11 @@ def _reason_of(event: Event | None, report: IncidentReport) -> str | None:
         if (source.source, source.source_id) == (report.source, report.source_id):
             return source.match_reason
     return None
+
+
+def _placement_key(report: IncidentReport) -> str:
+    """What an incident's placement depends on (`NetworkPlacer.place_incident`), as one string."""
+    return f"{report.geometry.model_dump_json()}\x1f{report.openlr}\x1f{report.street}\x1f{report.direction.value}"
 
 
 def _applied(event: Event, report: IncidentReport, received_at: datetime) -> bool:
