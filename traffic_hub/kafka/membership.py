@@ -10,9 +10,8 @@ session expires. That opens two corners, both closed here:
 - two live processes sharing an instance name fence each other every heartbeat for ever: `Fencing`
   notices it, and the caller carries on as a dynamic member.
 
-These were written for the normaliser (`traffic_hub/normaliser/service.py` still has its own copy,
-identical: it should import them from here) and are used by the connector runners' leases
-(`traffic_hub/kafka/leases.py`).
+Used by both stages of the normaliser (`traffic_hub/normaliser/group.py`) and by the connector
+runners' leases (`traffic_hub/kafka/leases.py`).
 """
 
 from __future__ import annotations

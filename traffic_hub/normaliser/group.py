@@ -7,8 +7,8 @@ members of a consumer group and share this machinery:
   with SIGKILL and restarted under the same `TRAFFIC_HUB_INSTANCE` takes its partitions back at once,
   instead of waiting in "(Re-)joining group" until the dead member's session expires (10 s), which
   broke the 2 s promise after a crash. Two corners this opens are closed: a clean stop still leaves
-  at once (`_leave_and_stop`), and two live processes sharing a name fall back to dynamic membership
-  (`_Fencing`).
+  at once (`leave_and_stop`), and two live processes sharing a name fall back to dynamic membership
+  (`Fencing`).
 - A batch is handled whole before its partition is given up: `on_partitions_revoked` waits for the
   batch in hand (written, acknowledged and committed), and Kafka runs every member's revocation before
   any member's assignment. So when a partition moves between live members, everything the old owner
@@ -19,15 +19,14 @@ members of a consumer group and share this machinery:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
-from collections import deque
 from collections.abc import Iterable
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
+
+from traffic_hub.kafka.membership import Fencing, SharedInstanceName, leave_and_stop
 
 log = logging.getLogger(__name__)
 
@@ -38,42 +37,6 @@ Batches: TypeAlias = dict[TopicPartition, list[KafkaRecord]]
 # dies and does not come back (the survivors take over its partitions then). The broker's minimum is
 # 6 s; 10 s leaves room for an event loop slowed by placement threads on a loaded machine.
 SESSION_TIMEOUT_MS = 10000
-# Our member id replaced this many times within the window = another live process joins with our
-# instance name and the broker fences us each time we rejoin (and we fence it back): see `_Fencing`.
-FENCED_TIMES = 3
-FENCED_WINDOW_S = 60.0
-
-
-class SharedInstanceName(Exception):
-    """Another live process uses this instance's group_instance_id."""
-
-
-class _Fencing:
-    """Notices a group_instance_id shared by two live processes.
-
-    A static member whose id is taken over by a newcomer is fenced: its next heartbeat is refused
-    (unknown member), it rejoins under the same instance id and fences the other in turn, about once
-    a heartbeat, for ever, each taking all the partitions back and forth. A rebalance keeps the member
-    id; only a rejoin from scratch (fenced, or our own session expired) gives a new one. Several new
-    ids within a minute mean a shared name. aiokafka keeps the member id on its private coordinator:
-    if that ever moves, `member_id` reads None and the check is simply off.
-    """
-
-    def __init__(self) -> None:
-        self._member: str | None = None
-        self._changes: deque[float] = deque(maxlen=FENCED_TIMES)
-
-    def check(self, consumer: AIOKafkaConsumer) -> None:
-        member = _member_id(consumer)
-        if not member or member == self._member:
-            return
-        if self._member is not None:
-            self._changes.append(time.monotonic())
-        self._member = member
-        if len(self._changes) == FENCED_TIMES and self._changes[-1] - self._changes[0] < FENCED_WINDOW_S:
-            raise SharedInstanceName(member)
-
-
 class GroupStage:
     """A consumer-group member over `topic` that hands each poll's batches to `handle`, one poll at a time.
 
@@ -132,7 +95,7 @@ class GroupStage:
 
     async def _consume(self) -> None:
         consumer = self._consumer()
-        fencing = _Fencing()
+        fencing = Fencing()
         try:
             async with asyncio.timeout(15):
                 await consumer.start()
@@ -146,7 +109,7 @@ class GroupStage:
             async with self._busy:
                 self.revoked(set(self.owned))
                 self.owned.clear()
-            await _leave_and_stop(consumer)
+            await leave_and_stop(consumer)
 
     async def run(self) -> None:
         delay = 0.2
@@ -176,24 +139,3 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         await self._stage._on_assigned(assigned)
-
-
-def _member_id(consumer: AIOKafkaConsumer) -> str | None:
-    """The group member id aiokafka holds on its (private) coordinator; None when not known."""
-    member = getattr(getattr(consumer, "_coordinator", None), "member_id", None)
-    return member if isinstance(member, str) else None
-
-
-async def _leave_and_stop(consumer: AIOKafkaConsumer) -> None:
-    """Stop the consumer, leaving the group even as a static member.
-
-    aiokafka sends LeaveGroup on stop only for dynamic members; forgetting the instance id on its
-    coordinator just before stopping makes it send one (LeaveGroup by member id, which Kafka 4.4
-    honours for a static member: checked, the partitions move in under a second instead of 10 s).
-    """
-    coordinator = getattr(consumer, "_coordinator", None)
-    if coordinator is not None and hasattr(coordinator, "_group_instance_id"):
-        coordinator._group_instance_id = None
-    with contextlib.suppress(KafkaError, OSError, TimeoutError):
-        async with asyncio.timeout(5):
-            await consumer.stop()

@@ -29,11 +29,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from traffic_hub.errors import Unavailable, WriteRejected
+from traffic_hub.kafka.membership import SharedInstanceName
 from traffic_hub.kafka.publisher import Publisher
 from traffic_hub.lifecycle import Service
 from traffic_hub.model import Event, Lifecycle
 from traffic_hub.normaliser.conflation import EventIndex
-from traffic_hub.normaliser.group import SESSION_TIMEOUT_MS, Batches, GroupStage, KafkaRecord, SharedInstanceName
+from traffic_hub.normaliser.group import SESSION_TIMEOUT_MS, Batches, GroupStage, KafkaRecord
 from traffic_hub.normaliser.pipeline import Pipeline
 from traffic_hub.normaliser.placed import decode_placed
 from traffic_hub.normaliser.placement import Placer
