@@ -341,7 +341,11 @@ class Chaos:
             if not all(r.up for r in lb.replicas):
                 last = ["a replica is not in the rotation"]
                 return False
-            versions = [await self.feed_versions(lb, r) for r in lb.replicas]
+            try:
+                versions = [await self.feed_versions(lb, r) for r in lb.replicas]
+            except httpx2.HTTPError as exc:  # a connection reset under load: look again
+                last = [f"{type(exc).__name__} while fetching the feeds"]
+                return False
             last = [f"{path}{' (gzip)' if gz else ''}: " + " ≠ ".join(str(v[path, gz]) for v in versions)
                     for (path, gz) in versions[0] if any(v[path, gz] != versions[0][path, gz] for v in versions)]
             return not last and all(v.startswith("200 ") for v, _ in versions[0].values())
@@ -357,9 +361,12 @@ class Chaos:
         acked = self.load.acked() if self.load else {}
 
         async def in_views() -> bool:
-            for replica in lb.replicas:
-                if not set(acked) <= await self.view_ids(lb, replica):
-                    return False
+            try:
+                for replica in lb.replicas:
+                    if not set(acked) <= await self.view_ids(lb, replica):
+                        return False
+            except httpx2.HTTPError:  # a connection reset under load: look again
+                return False
             return True
 
         with contextlib.suppress(TimeoutError):
