@@ -460,6 +460,8 @@ class Chaos:
                     await asyncio.wait_for(task, cfg.deadline_s * 2)
             await load.quiesce(cfg.deadline_s)
             t1 = time.monotonic()
+            with contextlib.suppress(TimeoutError, KafkaError, httpx2.HTTPError):
+                await self.check_stored(lb, result)  # lost and duplicates are still counted
         summarise(result, load.writes[writes_before:], load.polls[polls_before:], t0, t1)
         result.stream_seen = self.stream_figure(lb, [w for w in load.writes[writes_before:] if w.closure_id])
         return result
