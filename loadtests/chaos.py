@@ -341,7 +341,11 @@ class Chaos:
             if not all(r.up for r in lb.replicas):
                 last = ["a replica is not in the rotation"]
                 return False
-            versions = [await self.feed_versions(lb, r) for r in lb.replicas]
+            try:
+                versions = [await self.feed_versions(lb, r) for r in lb.replicas]
+            except httpx2.HTTPError as exc:  # a connection reset under load: look again
+                last = [f"{type(exc).__name__} while fetching the feeds"]
+                return False
             last = [f"{path}{' (gzip)' if gz else ''}: " + " ≠ ".join(str(v[path, gz]) for v in versions)
                     for (path, gz) in versions[0] if any(v[path, gz] != versions[0][path, gz] for v in versions)]
             return not last and all(v.startswith("200 ") for v, _ in versions[0].values())
@@ -357,9 +361,12 @@ class Chaos:
         acked = self.load.acked() if self.load else {}
 
         async def in_views() -> bool:
-            for replica in lb.replicas:
-                if not set(acked) <= await self.view_ids(lb, replica):
-                    return False
+            try:
+                for replica in lb.replicas:
+                    if not set(acked) <= await self.view_ids(lb, replica):
+                        return False
+            except httpx2.HTTPError:  # a connection reset under load: look again
+                return False
             return True
 
         with contextlib.suppress(TimeoutError):
@@ -453,6 +460,8 @@ class Chaos:
                     await asyncio.wait_for(task, cfg.deadline_s * 2)
             await load.quiesce(cfg.deadline_s)
             t1 = time.monotonic()
+            with contextlib.suppress(TimeoutError, KafkaError, httpx2.HTTPError):
+                await self.check_stored(lb, result)  # lost and duplicates are still counted
         summarise(result, load.writes[writes_before:], load.polls[polls_before:], t0, t1)
         result.stream_seen = self.stream_figure(lb, [w for w in load.writes[writes_before:] if w.closure_id])
         return result
