@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from geo import hmm
@@ -185,6 +185,7 @@ def test_noisy_three_point_line_on_a_long_route() -> None:
 
 
 @given(a=st.integers(min_value=0, max_value=10_000), b=st.integers(min_value=0, max_value=10_000))
+@example(a=5550, b=7441)  # the route passes one junction twice (round a block): legitimate, not out and back
 @PROPS
 def test_matching_is_idempotent(a: int, b: int) -> None:
     net = lille()
@@ -198,7 +199,10 @@ def test_matching_is_idempotent(a: int, b: int) -> None:
         assume(err.code != "self-crossing")
         raise
     nodes = [first.path[0].split(":")[1], *(edge.split(":")[2] for edge in first.path)]
-    assert len(set(nodes)) == len(nodes)  # never out and back (the bug this property once found)
+    # never out and back (the bug this property once found); a junction may come twice when the route
+    # itself goes round a block for a banned turn or a one-way street (seeds 5550 → 7441: the shortest
+    # directed route leaves junction 2549, loops and passes it again, and the match follows it)
+    assert all(nodes[i] != nodes[i + 2] for i in range(len(nodes) - 2)), nodes
     # A path may cross itself where its roads cross without a junction (a bridge over a street it took
     # earlier: Hypothesis found one, seeds 1803 → 47). Such a line is refused as input by design
     # ("split it into simple lines"), so it cannot be given back.
