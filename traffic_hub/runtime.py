@@ -138,9 +138,10 @@ async def open_hub(
         live = LiveView(k.bootstrap_servers, topics.events, f"{settings.instance}-view", gate=topics_ready)
         await stack.enter_async_context(live)
         renderers = {path: cls() for path, cls in FEEDS.items()}
-        feeds = await stack.enter_async_context(
-            FeedBook(live.events, renderers, feed_context(settings), tz, ready=live.wait_ready, settings=settings.feeds)
-        )
+        context = feed_context(settings)
+        feeds = FeedBook(live.events, renderers, context, tz, ready=live.wait_ready, settings=settings.feeds)
+        if Role.API in roles:  # a normaliser or a connector runner serves no feed: it renders none
+            await stack.enter_async_context(feeds)
         book = ClosureBook(live.events)
         placer = placer or NetworkPlacer(network)
         closures = ClosureService(book, publisher, topics, communes, reprojector, street_resolver(network), placer)

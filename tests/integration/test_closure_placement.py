@@ -39,7 +39,8 @@ def test_street_between_cross_streets_is_resolved_on_the_network(hub: TestClient
     assert isinstance(normalised, dict)
     assert normalised["street"] == "Rue de Solferino"
     published = {"status": "published", "reason": None}
-    assert closure["publication"] == {"waze": published, "datex2": published, "wzdx": published, "geojson": published}
+    feeds = ("waze", "datex2", "datex2-regulations", "wzdx", "geojson")
+    assert closure["publication"] == dict.fromkeys(feeds, published)
 
 
 @pytest.mark.parametrize(

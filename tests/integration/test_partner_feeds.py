@@ -93,7 +93,7 @@ def test_every_feed_is_valid_and_carries_the_closures_within_2s(hub: TestClient)
     hub.delete(f"/api/v1/closures/{ids[0]}", headers=auth(KEYS.lille))
     wait_until(lambda: all(ids[0] not in hub.get(p, headers=auth(KEYS.partner)).text for p in KEYED + PUBLIC))
     publication = hub.get(f"/api/v1/closures/{ids[1]}", headers=auth(KEYS.lille)).json()["publication"]
-    assert set(publication) == {"waze", "datex2", "wzdx", "geojson"}
+    assert set(publication) == {"waze", "datex2", "datex2-regulations", "wzdx", "geojson"}
     assert {p["status"] for p in publication.values()} == {"published"}
 
 

@@ -133,7 +133,12 @@ def _today(settings: Settings) -> tuple[date, ZoneInfo]:
     return datetime.now(UTC).astimezone(tz).date(), tz
 
 
-@router.get("/index.json")
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "the history archive is unavailable (or not configured): retry after Retry-After seconds"}
+}
+
+
+@router.get("/index.json", responses=UNAVAILABLE)
 async def history_index(request: Request, settings: SettingsDep, db: HistoryDep) -> Response:
     """The days that have a history file, newest first, with their links (public, no key)."""
     today, tz = _today(settings)
@@ -152,7 +157,10 @@ async def history_index(request: Request, settings: SettingsDep, db: HistoryDep)
     return _answer(request, body, etag, "application/json", "public, max-age=300")
 
 
-@router.get("/{name}", responses={404: {"description": "no such file (a day not over yet, or a bad name)"}})
+NO_FILE: dict[int | str, dict[str, Any]] = {404: {"description": "no such file (a day not over yet, or a bad name)"}}
+
+
+@router.get("/{name}", responses=NO_FILE | UNAVAILABLE)
 async def history_file(name: str, request: Request, settings: SettingsDep, db: HistoryDep) -> Response:
     """`YYYY-MM-DD.geojson`, `.csv` or `.parquet`: the events that ended that day (Europe/Paris), under
     the live open feed's licence and rules (public, no key)."""
