@@ -75,8 +75,13 @@ def test_the_national_base_keeps_the_orders_in_mel(
         situations = hub.get("/feeds/datex2/v3/situations.xml", headers=auth(KEYS.partner)).content
         assert datex2_errors(situations) == []
         assert situations.count(b"<sit:situation ") >= len(IN_MEL)
-        states = hub.get("/api/v1/connectors", headers=auth(KEYS.operator)).json()["connectors"]
-        assert [s["last_error"] for s in states if s["name"] == "dialog"] == [None]
+
+        def dialog_health() -> list[tuple[str, int]]:
+            states = hub.get("/api/v1/connectors", headers=auth(KEYS.operator)).json()["connectors"]
+            return [(s["status"], s["payload_errors"]) for s in states if s["name"] == "dialog"]
+
+        # healthy: a transient refusal by a broker just started may stay recorded in last_error after its retry
+        wait_until(lambda: dialog_health() == [("ok", 0)], timeout=30)
 
 
 def test_an_order_the_team_also_posted_is_one_event_and_waze_gets_it_once(
