@@ -63,17 +63,23 @@ def _send(
     return _out(closures, feeds, state, warnings)
 
 
-def _reference_taken(request: Request, exc: ReferenceTaken) -> JSONResponse:
+def reference_taken(exc: ReferenceTaken, path: str, detail: str, **ids: str) -> JSONResponse:
+    """The 409 of a POST whose reference names a live item with another body (closures and measures):
+    where the item is (`path`, `Location`), how it differs, and how to change it."""
     current = exc.current
-    path = str(request.url_for("read_closure", closure_id=current.id).path)
     answer = problem(
-        409, "Reference already used", exc.detail, type=REFERENCE_TAKEN,
-        reference=current.reference, closure_id=current.id, version=current.version, etag=etag(current),
+        409, "Reference already used", detail, type=REFERENCE_TAKEN,
+        reference=current.reference, **ids, version=current.version, etag=etag(current),
         location=path, differences=exc.differences,
         how_to_change={"PUT": path, "PATCH": path, "If-Match": etag(current)},
     )
     answer.headers["Location"] = path
     return answer
+
+
+def _reference_taken(request: Request, exc: ReferenceTaken) -> JSONResponse:
+    cid = exc.current.id
+    return reference_taken(exc, str(request.url_for("read_closure", closure_id=cid).path), exc.detail, closure_id=cid)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ClosureOut, responses=CREATE_RESPONSES)

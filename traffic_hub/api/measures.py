@@ -16,9 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from traffic_hub.api.audit import audited
-from traffic_hub.api.closures import REFERENCE_TAKEN, IfMatch
+from traffic_hub.api.closures import IfMatch, reference_taken
 from traffic_hub.api.deps import ClosureReader, ClosuresDep, FeedsDep, MetricsDep, TimezoneDep, Writer
-from traffic_hub.api.problems import problem
 from traffic_hub.api.resources import ClosureOut, closure_out
 from traffic_hub.api.responses import WRITE
 from traffic_hub.auth import Principal
@@ -87,14 +86,7 @@ def _reference_taken(request: Request, exc: ReferenceTaken) -> JSONResponse:
         f"it, PUT {path} (the whole measure) or PATCH {path} (only the fields to change) with If-Match: "
         f"{etag(current)}"
     )
-    answer = problem(
-        409, "Reference already used", detail, type=REFERENCE_TAKEN,
-        reference=current.reference, measure_id=current.id, closure_id=current.id, version=current.version,
-        etag=etag(current), location=path, differences=exc.differences,
-        how_to_change={"PUT": path, "PATCH": path, "If-Match": etag(current)},
-    )
-    answer.headers["Location"] = path
-    return answer
+    return reference_taken(exc, path, detail, measure_id=current.id, closure_id=current.id)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=MeasureOut, responses=CREATE_RESPONSES)
