@@ -412,3 +412,27 @@ def test_the_tile_setting_is_an_xyz_template_or_a_style(url: str, kind: str | No
     assert (config or {}).get("kind") == kind
     if config is not None:
         assert config["attribution"]  # always credited: the configured one, else OpenStreetMap's
+
+
+def test_a_refused_stream_is_said_and_retried_until_live(open_map: Opener, hub: Served) -> None:
+    """A key with every stream taken (other screens of the control room) gets a 429 the browser will not retry:
+    the map says why, with the wait, and goes live by itself once a stream is free."""
+    url = f"{hub.url}/api/v1/events/stream"
+    with contextlib.ExitStack() as held:
+        client = held.enter_context(httpx2.Client(timeout=30))
+        for _ in range(64):  # take the key's streams (the hub's limit, less any a closed page still holds)
+            response = held.enter_context(client.stream("GET", url, params={"key": KEYS.admin}))
+            if response.status_code == 429:
+                break
+            assert response.status_code == 200, response.status_code
+        else:
+            pytest.fail("the hub never refused a stream to a key")
+        opened = open_map(KEYS.admin)
+        live = opened.page.locator("#live")
+        expect(live).to_have_attribute("data-status", "429", timeout=15_000)
+        expect(live).to_contain_text("Trop de flux ouverts avec cette clé")
+        expect(live).to_contain_text("nouvel essai dans")
+        assert "event streams open" in (live.get_attribute("title") or "")
+    # every held stream closed: the next retry (backoff doubling from 2 s, at most 60 s) gets one
+    expect(live).to_contain_text("En direct", timeout=45_000)
+    assert live.get_attribute("title") is None

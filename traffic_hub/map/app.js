@@ -34,7 +34,7 @@ const GONE = new Set(["ended", "cancelled"]);
 
 const state = {
   key: null, who: null, config: { communes: {} }, events: new Map(), selected: null, mode: "events",
-  map: null, mapReady: false, stream: null, draft: [], preview: null, previewTimer: null, previewSeq: 0,
+  map: null, mapReady: false, stream: null, streamRetry: 0, draft: [], preview: null, previewTimer: null, previewSeq: 0,
   closures: [], renderQueued: false, maplibre: null, chooser: null, widestOffset: 0,
 };
 
@@ -199,11 +199,21 @@ function upsert(feature) {
   else state.events.delete(feature.id);
 }
 
+function streamUrl() {
+  return `/api/v1/events/stream?key=${encodeURIComponent(state.key)}`;
+}
+
 function connectStream() {
-  const source = new EventSource(`/api/v1/events/stream?key=${encodeURIComponent(state.key)}`);
+  const source = new EventSource(streamUrl());
   state.stream = source;
-  source.onopen = () => setLive(true);
-  source.onerror = () => setLive(false);
+  source.onopen = () => { state.streamRetry = 0; setLive(true); };
+  source.onerror = () => {
+    setLive(false);
+    // The browser retries a dropped stream by itself, but gives up for good on an HTTP error (a 429 when
+    // this key already has its streams open on other screens, a 503 when the hub is full): find out why,
+    // say it, and try again later rather than stay silently "reconnecting" for ever.
+    if (source.readyState === EventSource.CLOSED && state.stream === source) streamRefused();
+  };
   source.addEventListener("reset", (message) => {
     state.events.clear();
     for (const feature of JSON.parse(message.data).features) upsert(feature);
@@ -226,6 +236,44 @@ function setLive(on) {
   const el = $("live");
   el.textContent = on ? `● ${t("live_on")}` : `○ ${t("live_off")}`;
   el.classList.toggle("off", !on);
+  el.classList.remove("refused");
+  el.removeAttribute("title");
+  delete el.dataset.status;
+}
+
+const STREAM_RETRY_MIN_S = 2;
+const STREAM_RETRY_MAX_S = 60;
+
+async function streamRefused() {
+  // One plain request tells the status and the problem's detail; a 200 (the refusal has passed) is cut at once.
+  const controller = new AbortController();
+  let status = 0;
+  let detail = "";
+  let retryAfter = NaN;
+  try {
+    const response = await fetch(streamUrl(), { signal: controller.signal, cache: "no-store" });
+    status = response.status;
+    retryAfter = Number.parseInt(response.headers.get("Retry-After") || "", 10);
+    if (!response.ok) detail = ((await response.json().catch(() => ({}))).detail) || "";
+  } catch (_error) {
+    status = 0; // the hub is unreachable: the same wait, then a new stream
+  } finally {
+    controller.abort();
+  }
+  const backoff = Math.min(STREAM_RETRY_MAX_S, STREAM_RETRY_MIN_S * 2 ** (state.streamRetry || 0));
+  const wait = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, STREAM_RETRY_MAX_S) : backoff;
+  state.streamRetry = (state.streamRetry || 0) + 1;
+  if (status === 401 || status === 403) return; // the key itself is refused: the login screen handles that
+  if (status === 429 || status === 503) showRefused(status, detail, wait);
+  setTimeout(() => { if (state.stream && state.stream.readyState === EventSource.CLOSED) connectStream(); }, wait * 1000);
+}
+
+function showRefused(status, detail, waitS) {
+  const el = $("live");
+  el.textContent = `○ ${t(status === 429 ? "live_key_full" : "live_hub_full")} · ${t("live_retry", waitS)}`;
+  el.classList.add("off", "refused");
+  el.dataset.status = String(status);
+  if (detail) el.title = detail;
 }
 
 function scheduleRender() {
