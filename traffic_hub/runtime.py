@@ -277,7 +277,9 @@ def readiness(hub: Hub) -> dict[str, bool]:
         "topics": hub.topics_ready.is_set(),
         "producer": hub.publisher.ready,
         "view": hub.live.ready,
-        "feeds": hub.feeds.alive,
+        # rendered, not only running: a replica put back behind the load balancer during its first render
+        # (minutes at 1 M events) could only refuse partner polls with 503
+        "feeds": hub.feeds.alive and hub.feeds.rendered,
     }
 
 
