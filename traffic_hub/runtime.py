@@ -76,7 +76,7 @@ class Hub:
     publisher: Publisher
     live: LiveView
     feeds: FeedBook
-    closures: ClosureService
+    closures: ClosureService | None  # None in a connector runner: it places nothing and takes no closure
     keys: KeyStore
     communes: Communes
     topics_ready: asyncio.Event
@@ -88,10 +88,12 @@ class Hub:
     history: HistoryDb | None = None  # the history routes' reads (API role, when a database is configured)
     demo_keys: list[DemoKey] = field(default_factory=list)
     replication: Replication = field(default_factory=Replication)  # what /readyz says of the topics' durability
+    viewing: bool = True  # the event view is read (API, normaliser); a connector runner only publishes
 
     @property
     def ready(self) -> bool:
-        return self.probe.up and self.topics_ready.is_set() and self.live.ready and self.publisher.ready
+        view = self.live.ready or not self.viewing
+        return self.probe.up and self.topics_ready.is_set() and view and self.publisher.ready
 
 
 async def _ensure_topics_forever(
@@ -120,7 +122,10 @@ async def open_hub(
     k = settings.kafka
     communes = Communes.load()
     reprojector = Reprojector()
-    network = await asyncio.to_thread(load_network, settings)
+    # A connector runner fetches and publishes: it needs neither the road network (hundreds of MiB at MEL
+    # scale) nor the event view (GiBs at 1 M events, minutes to read); the API and the normaliser place.
+    viewing = bool(roles & {Role.API, Role.NORMALISER})
+    network = await asyncio.to_thread(load_network, settings) if viewing else None
     topics_ready = asyncio.Event()
     replication = Replication(conscious=settings.demo or k.single_broker_ok)
     async with contextlib.AsyncExitStack() as stack:
@@ -136,21 +141,25 @@ async def open_hub(
             Publisher(k.bootstrap_servers, probe, k.write_timeout_s, f"{settings.instance}-producer")
         )
         live = LiveView(k.bootstrap_servers, topics.events, f"{settings.instance}-view", gate=topics_ready)
-        await stack.enter_async_context(live)
+        if viewing:
+            await stack.enter_async_context(live)
         renderers = {path: cls() for path, cls in FEEDS.items()}
         context = feed_context(settings)
         feeds = FeedBook(live.events, renderers, context, tz, ready=live.wait_ready, settings=settings.feeds)
         if Role.API in roles:  # a normaliser or a connector runner serves no feed: it renders none
             await stack.enter_async_context(feeds)
-        book = ClosureBook(live.events)
-        placer = placer or NetworkPlacer(network)
-        closures = ClosureService(book, publisher, topics, communes, reprojector, street_resolver(network), placer)
+        closures = None
+        if network is not None:
+            placer = placer or NetworkPlacer(network)
+            book, resolver = ClosureBook(live.events), street_resolver(network)
+            closures = ClosureService(book, publisher, topics, communes, reprojector, resolver, placer)
         keys = KeyStore(principals)
         hub = Hub(settings, topics, tz, probe, publisher, live, feeds, closures, keys, communes, topics_ready)
         hub.network = network
+        hub.viewing = viewing
         hub.demo_keys = demo_keys or []
         hub.replication = replication
-        if Role.NORMALISER in roles:
+        if Role.NORMALISER in roles and placer is not None:  # always: a normaliser has the network
             hub.normaliser = Normaliser(
                 k.bootstrap_servers,
                 topics,
@@ -180,7 +189,7 @@ async def open_hub(
             )
             hub.history = await stack.enter_async_context(history)
         if settings.demo and hub.demo_keys and Role.API in roles:
-            seeding = asyncio.create_task(seed(closures, live.wait_ready, hub.demo_keys), name="demo-seed")
+            seeding = asyncio.create_task(seed(placing(hub), live.wait_ready, hub.demo_keys), name="demo-seed")
             stack.callback(seeding.cancel)
         yield hub
 
@@ -238,6 +247,13 @@ def street_resolver(network: RoadNetwork) -> StreetResolver:
     return resolve
 
 
+def placing(hub: Hub) -> ClosureService:
+    """The closure service of a hub that serves the API (which always loads the network)."""
+    if hub.closures is None:
+        raise RuntimeError("this hub has no road network: it runs no API")
+    return hub.closures
+
+
 def api_state(hub: Hub, metrics: Metrics) -> ApiState:
     """The parts of `hub` the API's routes use, by name (`api.deps`): never the hub itself."""
 
@@ -247,7 +263,7 @@ def api_state(hub: Hub, metrics: Metrics) -> ApiState:
     return ApiState(
         events=hub.live.events,
         feeds=hub.feeds,
-        closures=hub.closures,
+        closures=placing(hub),
         keys=hub.keys,
         write_report=write_report,
         connector_states=lambda: connector_states(hub),
