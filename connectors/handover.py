@@ -117,16 +117,37 @@ def is_status(key: str) -> bool:
     return key.endswith(STATUS_SUFFIX)
 
 
-def statuses(values: Mapping[str, bytes]) -> list[dict[str, Any]]:
-    """Every source's last status in the state topic's latest values, by name."""
+STALE_GRACE_S = 30.0  # beyond a missed poll (fetch timeout, back-off, a lease moving: ~6 s) before saying so
+
+
+def statuses(values: Mapping[str, bytes], now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every source's last status in the state topic's latest values, by name.
+
+    With `now`, a status whose runner should have polled again long ago (two intervals and
+    `STALE_GRACE_S` past its `next_run_at`) says `stale`: no runner holds the source any more (every
+    runner stopped, or the source left the connectors file), and its last "ok" is history, not health.
+    """
     found = []
     for key in sorted(values):
         if is_status(key):
             with contextlib.suppress(orjson.JSONDecodeError):
                 value = orjson.loads(values[key])
                 if isinstance(value, dict):
-                    found.append(value)
+                    found.append(_aged(value, now) if now is not None else value)
     return found
+
+
+def _aged(status: dict[str, Any], now: datetime) -> dict[str, Any]:
+    due, interval = status.get("next_run_at"), status.get("interval_s")
+    if status.get("status") == "disabled" or not isinstance(due, str) or not isinstance(interval, int | float):
+        return status
+    try:
+        overdue = (now - datetime.fromisoformat(due)).total_seconds()
+    except (ValueError, TypeError):  # a malformed or naive time: say nothing rather than guess
+        return status
+    if overdue <= 2 * interval + STALE_GRACE_S:
+        return status
+    return {**status, "status": "stale", "stale_for_s": round(overdue, 1)}
 
 
 def new_generation() -> str:

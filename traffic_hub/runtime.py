@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -282,7 +282,7 @@ def connector_states(hub: Hub) -> list[dict[str, Any]]:
     if hub.connectors is not None:
         return [s.as_dict() for s in hub.connectors.states()]
     if hub.connector_statuses is not None:
-        return statuses(hub.connector_statuses.values())
+        return statuses(hub.connector_statuses.values(), datetime.now(UTC))
     return []
 
 
