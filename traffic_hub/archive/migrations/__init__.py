@@ -32,7 +32,7 @@ import psycopg
 from alembic import command, op
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -100,7 +100,8 @@ def execute(statement: str) -> None:
 
 
 def irreversible(revision: str, why: str) -> MigrationError:
-    """The error a revision's `downgrade()` raises when it cannot be undone, saying why and what to do."""
+    """The error for a revision that cannot be undone (set `IRREVERSIBLE = "why"` in its module and raise this
+    from its `downgrade()`: `downgrade` then refuses up front, before undoing the revisions above it)."""
     return MigrationError(f"revision {revision} cannot be downgraded: {why}")
 
 
@@ -119,9 +120,18 @@ def upgrade(database_url: str, target: str = "head") -> Outcome:
 
 
 def downgrade(database_url: str, target: str) -> Outcome:
-    """Take the database back to `target` (each revision's docstring says whether it can be undone)."""
+    """Take the database back to `target`, or refuse before undoing anything when a revision on the way
+    cannot be undone (its module sets `IRREVERSIBLE` to the reason; its docstring says more)."""
     config = alembic_config(database_url)
     with _psycopg_errors():
+        script = ScriptDirectory.from_config(config)
+        revision, legacy = current(database_url)
+        start = revision or (legacy_revision(legacy) if legacy is not None else None)
+        if start is not None:
+            for undone in script.revision_map.iterate_revisions(start, target, select_for_downgrade=True):
+                why = getattr(undone.module, "IRREVERSIBLE", None) if isinstance(undone, Script) else None
+                if why:
+                    raise irreversible(undone.revision, str(why))
         command.downgrade(config, target)
     outcome: Outcome = config.attributes["outcome"]
     return outcome

@@ -13,6 +13,7 @@ revision = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}
 branch_labels: str | None = None
 depends_on: str | None = None
+IRREVERSIBLE = "..."  # only if downgrade() cannot undo it: why (delete this line and write downgrade() otherwise)
 
 
 def upgrade() -> None:
@@ -20,4 +21,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise irreversible(revision, "...")
+    raise irreversible(revision, IRREVERSIBLE)

@@ -18,6 +18,7 @@ revision = "0001"
 down_revision: str | None = None
 branch_labels: str | None = None
 depends_on: str | None = None
+IRREVERSIBLE = "it would drop the whole archive; drop the database instead (the archiver rebuilds it from the topics)"
 
 
 def upgrade() -> None:
@@ -25,4 +26,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise irreversible(revision, "it would drop the whole archive; drop the database instead")
+    raise irreversible(revision, IRREVERSIBLE)
