@@ -43,7 +43,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace, database_url: str | None) -> int:
     if args.db_command == "history":
-        command.history(migrations.alembic_config(), verbose=False)
+        config = migrations.alembic_config()
+        config.stdout = sys.stdout  # Alembic's default is the stdout of import time
+        command.history(config, verbose=False)
         return 0
     if not database_url:
         print("configuration error: traffic-hub db needs TRAFFIC_HUB_DATABASE_URL", file=sys.stderr)

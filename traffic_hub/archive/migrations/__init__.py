@@ -22,6 +22,7 @@ Adding a revision: docs/migrations.md.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +43,10 @@ LOCK_ID = 190_019  # the archive's advisory lock key: schema changes and partiti
 HERE = Path(__file__).resolve().parent
 LEGACY_TABLE = "schema_version"  # the pre-Alembic version table: (version integer, applied_at)
 CONNECT_TIMEOUT_S = 5
+# Alembic's `context` and `op` are module-level proxies, one per process: two commands running at once in
+# two threads (the API's check and the archiver's start in `traffic-hub run`) would tear each other's down.
+# So one command at a time per process; between processes, the advisory lock (env.py).
+_ONE_AT_A_TIME = threading.Lock()
 
 
 class MigrationError(psycopg.OperationalError):
@@ -113,7 +118,7 @@ def head() -> str | None:
 def upgrade(database_url: str, target: str = "head") -> Outcome:
     """Bring the database to `target` (blocking: call it in a thread from async code)."""
     config = alembic_config(database_url)
-    with _psycopg_errors():
+    with _ONE_AT_A_TIME, _psycopg_errors():
         command.upgrade(config, target)
     outcome: Outcome = config.attributes["outcome"]
     return outcome
@@ -123,7 +128,7 @@ def downgrade(database_url: str, target: str) -> Outcome:
     """Take the database back to `target`, or refuse before undoing anything when a revision on the way
     cannot be undone (its module sets `IRREVERSIBLE` to the reason; its docstring says more)."""
     config = alembic_config(database_url)
-    with _psycopg_errors():
+    with _ONE_AT_A_TIME, _psycopg_errors():
         script = ScriptDirectory.from_config(config)
         revision, legacy = current(database_url)
         start = revision or (legacy_revision(legacy) if legacy is not None else None)
