@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 from alembic.script import Script, ScriptDirectory
-from setuptools import find_packages
 
 from tests.conftest import ROOT
 from tests.integration.hubs import wait_until
@@ -84,10 +83,12 @@ def test_revisions_are_numbered_in_one_chain_each_saying_why_and_how_to_undo() -
 def test_the_wheel_ships_the_migrations() -> None:
     """The Docker image and a pip-installed hub migrate too: env.py and the revisions are in packages the
     build finds, and the revision template is package data."""
-    packages = find_packages(str(ROOT), include=["traffic_hub*"])
-    assert {"traffic_hub.archive.migrations", "traffic_hub.archive.migrations.versions"} <= set(packages)
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["*"]
-    assert "**/*.mako" in data
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["packages"]["find"]["include"][0] == "traffic_hub*"
+    for package in (migrations.HERE, migrations.HERE / "versions"):  # regular packages: found by the build
+        assert (package / "__init__.py").is_file()
+    assert (migrations.HERE / "env.py").is_file()
+    assert "**/*.mako" in setuptools["package-data"]["*"]
 
 
 # --- against the database -------------------------------------------------------------------------
