@@ -1,4 +1,4 @@
-"""`traffic-hub`: run the hub (all roles or one), build a road network, manage API keys."""
+"""`traffic-hub`: run the hub (all roles or one), build a road network, manage API keys, migrate the archive."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from geo.build import build_network
 from geo.communes import Communes
 from geo.fetch import DEFAULT_URL, MARGIN_M, FetchError, default_cache_dir, fetch_network
 from traffic_hub.api.fastproto import feed_protocol
+from traffic_hub.archive import commands as db_commands
 from traffic_hub.auth import AuthFileError, DemoKey, Principal, Principals, demo_principals
 from traffic_hub.auth import Role as AuthRole
 from traffic_hub.demo.sources import replay_configs
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     _fetch_parser(network_sub)
     _keys_parser(sub)
+    db_commands.add_parser(sub)
     return parser
 
 
@@ -327,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "db":
+        return db_commands.run(args, settings.database_url)
     try:
         if args.command == "run":
             archive = {Role.ARCHIVER} if settings.database_url else set()

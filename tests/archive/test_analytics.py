@@ -235,7 +235,7 @@ def test_waze_reports_archived_before_the_migration_are_back_filled(database_url
     now = datetime.now(UTC)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)")
-        conn.execute(schema.MIGRATIONS[0][1].encode())
+        conn.execute(schema.BASE_MIGRATION.encode())
         conn.execute("INSERT INTO schema_version VALUES (1, now())")
         month = schema.month_start(now - timedelta(hours=1))
         conn.execute(f"CREATE TABLE {schema.partition_name('reports', month)} PARTITION OF reports "

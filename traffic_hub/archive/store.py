@@ -6,8 +6,9 @@ while it is down a history request gets `Unavailable` (503 with Retry-After) at 
 on a connection; a request that still meets a dead connection, or a query past the statement timeout,
 gets the same. The monitor also reads the archiver's progress (the offsets it stored with its rows, in
 the database) against the topics' end offsets (from Kafka), so `/readyz` can say how far behind it is even
-when the archiver runs in another process. It applies the schema's migrations (idempotent, under the
-archiver's advisory lock) so an API started before any archiver finds the tables.
+when the archiver runs in another process. It brings the schema to this release's Alembic head
+(`schema.migrate`: a worker thread, its own connection, under the archiver's advisory lock) so an API
+started before any archiver finds the tables; `/readyz` shows the schema version it found.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class ArchiveStatus:
         return {
             "status": state,
             "database": self.database,
+            "schema_version": self.schema_version,  # the Alembic revision's number (revision "0003" → 3)
             **({"error": self.error} if self.error else {}),
             "lag": {topic: lag.as_dict() for topic, lag in sorted(self.lag.items())} if self.lag_known else None,
             "checked_at": self.checked_at.isoformat(timespec="seconds") if self.checked_at else None,
@@ -114,7 +116,9 @@ class HistoryDb(Service):
         )
         self._status = ArchiveStatus()
         self._consumer: AIOKafkaConsumer | None = None
+        self._url = database_url
         self._migrated = False
+        self._migration: asyncio.Task[int] | None = None
 
     def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
         return {"history-monitor": self._monitor()}
@@ -123,6 +127,8 @@ class HistoryDb(Service):
         await self.pool.open(wait=False)
 
     async def after_stop(self) -> None:
+        if self._migration is not None:
+            self._migration.cancel()  # stops waiting for it; the thread finishes (or waits on the lock) alone
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             with contextlib.suppress(KafkaError, OSError, TimeoutError):
@@ -193,17 +199,23 @@ class HistoryDb(Service):
         self._status.lag_known = True
 
     async def _stored_offsets(self) -> dict[tuple[str, int], tuple[int, datetime | None]]:
+        if not self._migrated:
+            self._status.schema_version = await self._migrate()
+            self._migrated = True
         async with self.pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn:
-            if not self._migrated:
-                await conn.execute("SET default_transaction_read_only = off")
-                try:
-                    self._status.schema_version = await schema.migrate(conn)
-                finally:
-                    await conn.execute("SET default_transaction_read_only = on")
-                self._migrated = True
             cur = await conn.execute("SELECT topic, partition, next_offset, last_record_at FROM archive_offsets")
             found = await cur.fetchall()
         return {(str(t), int(p)): (int(o), at) for t, p, o, at in found}
+
+    async def _migrate(self) -> int:
+        """One migration run at a time, which a check's timeout does not cancel: upgrading a big archive may
+        outlast it, and the next check then waits for the same run rather than starting another."""
+        task = self._migration
+        if task is None or task.done():
+            if task is not None and not task.cancelled():
+                task.exception()  # seen: a failed run is simply run again at the next check
+            task = self._migration = asyncio.create_task(schema.migrate(self._url), name="archive-migrate")
+        return await asyncio.shield(task)
 
     async def _end_offsets(self, stored: dict[tuple[str, int], Any]) -> dict[tuple[str, int], int]:
         """The topics' end offsets: the partitions the hub creates (`partitions`) and any archived beyond."""
