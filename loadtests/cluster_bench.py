@@ -389,7 +389,8 @@ def throughput_row(t: Throughput, one: Throughput, decision: Throughput | None) 
         f"backlog of {t.reports:,} Waze incident reports, 3 partitions)",
         f"{t.per_s:,.0f} reports/s decided in {t.seconds:.1f} s (placed: {t.placed_per_s:,.0f}/s in "
         f"{t.placed_s:.1f} s); CPU s per normaliser: {_cpu(t)} (* decision owner; sum {sum(t.cpu_s):.1f} of "
-        f"{t.seconds * cores:.0f} core-s); load {t.load[0]:.1f} → {t.load[1]:.1f}",
+        f"{t.seconds * cores:.0f} core-s: {sum(t.cpu_s) / t.reports * 1000:.1f} CPU ms per report); "
+        f"load {t.load[0]:.1f} → {t.load[1]:.1f}",
         f"1 normaliser: {one.per_s:,.0f}/s → {t.per_s / one.per_s:.2f}x{ceiling}",
         f"≤ {cores} cores: the machine caps the sum of CPU; one decision owner caps the total",
     )
