@@ -33,7 +33,7 @@ import os
 import re
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -411,9 +411,8 @@ def decision_row(d: Throughput, one: Throughput) -> Row:
     )
 
 
-def rows(cluster: Cluster, workdir: Path, reports: int = 1500, samples: int = 30) -> list[Row]:
-    """The cluster rows of `make bench` (each part fails loudly with what it waited for)."""
-    out: list[Row] = []
+def normaliser_rows(cluster: Cluster, workdir: Path, reports: int) -> list[Row]:
+    """1, 2 and 3 normalisers, then the decision stage alone on the 1-normaliser run's placed records."""
     runs: list[Throughput] = []
     placed: list[Record] = []
     tag = ""
@@ -423,15 +422,20 @@ def rows(cluster: Cluster, workdir: Path, reports: int = 1500, samples: int = 30
         if not placed:
             placed, tag = records, prefix
     decision = asyncio.run(decision_ceiling(cluster, workdir, placed, tag)) if placed else None
-    out += [throughput_row(t, runs[0], decision) for t in runs]
+    out = [throughput_row(t, runs[0], decision) for t in runs]
     if decision is not None:
         out.append(decision_row(decision, runs[0]))
+    return out
+
+
+def visibility_rows(cluster: Cluster, workdir: Path, samples: int) -> list[Row]:
+    """POST → closure in every feed, whole hub on the single broker, then on the cluster."""
     single_at = single_bootstrap()
     asyncio.run(broker_answers(single_at, "the single broker"))
     load_start = load1()
     single = hub_latency(single_at, 1, workdir, samples)
     replicated = hub_latency(cluster.bootstrap, 3, workdir, samples)
-    out.append(
+    return [
         Row(
             "16",
             f"POST → closure in every feed, one at a time, whole hub on the cluster (RF 3, min ISR 2) "
@@ -442,11 +446,15 @@ def rows(cluster: Cluster, workdir: Path, reports: int = 1500, samples: int = 30
             f"p99 < {closures_load.GOAL_VISIBLE_P99_MS:.0f} ms",
             "ok" if replicated.p99_ms < closures_load.GOAL_VISIBLE_P99_MS else "MISSED",
         )
-    )
+    ]
+
+
+def write_rows(cluster: Cluster) -> list[Row]:
+    """One acks=all write at a time, RF 1 then RF 3, on the same cluster."""
     load_start = load1()
     rf1 = write_latency(cluster.bootstrap, 1)
     rf3 = write_latency(cluster.bootstrap, 3)
-    out.append(
+    return [
         Row(
             "16",
             f"one acks=all write through the hub's Publisher, RF 3 / min ISR 2 on the cluster (n={rf3.samples})",
@@ -454,7 +462,24 @@ def rows(cluster: Cluster, workdir: Path, reports: int = 1500, samples: int = 30
             f"RF 1 on the same cluster: p50 {rf1.p50_ms:.1f} ms, p99 {rf1.p99_ms:.1f} ms → "
             f"p50 {rf3.p50_ms / rf1.p50_ms:.2f}x, p99 {rf3.p99_ms / rf1.p99_ms:.2f}x",
         )
-    )
+    ]
+
+
+def rows(cluster: Cluster, workdir: Path, reports: int = 1500, samples: int = 30) -> list[Row]:
+    """The cluster rows of `make bench`. A part that fails (a wait past its deadline says what it waited
+    for) gives a FAILED row with the reason, and the other parts are still measured."""
+    parts: list[tuple[str, Callable[[], list[Row]]]] = [
+        ("normalisers", lambda: normaliser_rows(cluster, workdir, reports)),
+        ("POST → every feed", lambda: visibility_rows(cluster, workdir, samples)),
+        ("RF 3 vs RF 1 writes", lambda: write_rows(cluster)),
+    ]
+    out: list[Row] = []
+    for name, part in parts:
+        try:
+            out += part()
+        except Exception as exc:  # reported in the table and on stderr; the next part still runs
+            say(f"{name}: FAILED: {type(exc).__name__}: {exc}")
+            out.append(Row("16", f"cluster, {name}: FAILED", f"{type(exc).__name__}: {exc}"[:400], verdict="MISSED"))
     return out
 
 
