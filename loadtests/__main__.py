@@ -207,11 +207,16 @@ def _matching_rows(traces: int, closures: int) -> list[Row]:
 
 def _cluster_rows(args: argparse.Namespace, workdir: Path, rows: list[Row]) -> list[Row]:
     """Issue 16 on the three-node cluster (started if it is not running, stopped again if started here)."""
+    machine, started = describe(), time.monotonic()
     cluster = clusters.ensure_up()
     try:
-        return cluster_bench.rows(cluster, workdir, args.cluster_reports, args.samples)
+        out = cluster_bench.rows(cluster, workdir, args.cluster_reports, args.samples)
     finally:
         clusters.stop(cluster)
+    if args.only is not None and not args.no_write:  # `--only cluster`: its own section of RESULTS.md
+        took = time.monotonic() - started
+        cluster_bench.write_section(cluster_bench.section(out, machine.command, machine.date, machine.load, took))
+    return out
 
 
 def _chaos_rows(args: argparse.Namespace) -> list[Row]:
@@ -250,7 +255,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=STEPS,
         nargs="+",
         help="run only these sections (writes: the closure-write rows alone; chaos is run only when named); "
-        "RESULTS.md is then left as it is, except the chaos run's own section",
+        "RESULTS.md is then left as it is, except the chaos run's and the cluster rows' own sections",
     )
     return parser
 
