@@ -63,6 +63,17 @@ HOURLY = """
 """
 
 
+# the same per UTC hour and segment, from the roll-up (complete hours only: a last report's span there runs
+# its whole 2 h where the raw query cuts it at now); rows whose jam time cancelled out are no jam
+ROLLUP = """
+    SELECT segment, hour, sum(delay_ss) / 3600 AS delay_s, sum(length_ms) / 3600 AS length_m
+    FROM waze_jam_hours
+    WHERE {where} AND {hours}
+    GROUP BY segment, hour HAVING sum(jam_s) > %(tiny)s
+"""
+TINY_S = 1e-3  # jam seconds left by float rounding where a span was added and taken off again
+
+
 @dataclass(frozen=True)
 class Period:
     start: datetime
@@ -152,27 +163,42 @@ async def durations(
 
 async def jam_hours(
     conn: psycopg.AsyncConnection[Any], start: datetime, end: datetime, now: datetime, where: str,
-    params: dict[str, Any],
+    params: dict[str, Any], raw: bool = False,
 ) -> list[dict[str, Any]]:
-    """Per segment and UTC hour in [start, end): the time-averaged delay and jam length (hours with jams)."""
-    sql = hourly_sql(where, "h.h >= %(start)s AND h.h < %(end)s")
+    """Per segment and UTC hour in [start, end): the time-averaged delay and jam length (hours with jams).
+    The complete hours come from the roll-up (`rollup_schema.py`), the current hour from the raw reports
+    (`raw`: every hour from the raw reports, what the roll-up is checked against)."""
+    cut = start if raw else max(start, min(end, floor_hour(now)))
+    out = await _rolled_up(conn, where, "hour >= %(start)s AND hour < %(end)s", {**params, "start": start, "end": cut})
+    if cut < end:
+        sql = hourly_sql(where, "h.h >= %(start)s AND h.h < %(end)s")
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(sql.encode(), {
+            **params, "lo": cut - STALE, "hi": end, "start": cut, "end": end, "now": min(now, end), "stale": STALE})
+        out += [_floats(row) for row in await cur.fetchall()]
+    return out
+
+
+async def _rolled_up(conn: psycopg.AsyncConnection[Any], where: str, hours: str,
+                     params: dict[str, Any]) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        sql.encode(),
-        {**params, "lo": start - STALE, "hi": end, "start": start, "end": end, "now": min(now, end), "stale": STALE},
-    )
+    await cur.execute(ROLLUP.format(where=where, hours=hours).encode(), {**params, "tiny": TINY_S})
     return [_floats(row) for row in await cur.fetchall()]
+
+
+def rollup_sql(where: str, hours: str) -> str:
+    return ROLLUP.format(where=where, hours=hours)
 
 
 async def jams_by_segment(
     conn: psycopg.AsyncConnection[Any], period: Period, now: datetime, tz: ZoneInfo, weeks: int,
-    city: str | None, limit: int,
+    city: str | None, limit: int, raw: bool = False,
 ) -> list[dict[str, Any]]:
     """Waze jams per segment and local hour of week over the period, each with its baseline: the median,
     over the `weeks` weeks before the period, of the same segment's value at the same hour of week."""
     base_start = _weeks_back(period.start, tz, weeks)
     rows = await jam_hours(conn, base_start, period.end, now, "(%(city)s::text IS NULL OR city = %(city)s::text)",
-                           {"city": city})
+                           {"city": city}, raw)
     occurrences: dict[int, int] = defaultdict(int)
     for hour in hours_between(period.start, min(period.end, now)):
         occurrences[hour_of_week(hour, tz)] += 1

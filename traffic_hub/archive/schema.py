@@ -16,9 +16,10 @@ import psycopg
 from psycopg import sql
 
 from traffic_hub.archive.analytics_schema import ANALYTICS_MIGRATION, ANALYTICS_VERSION
+from traffic_hub.archive.rollup_schema import ROLLUP_MIGRATION, ROLLUP_VERSION
 
 LOCK_ID = 190_019  # pg_advisory_xact_lock key: schema changes and partition creation, one archiver at a time
-PARTITIONED = ("event_versions", "reports", "waze_observations")
+PARTITIONED = ("event_versions", "reports", "waze_observations", "waze_jam_hours")
 _SUFFIX = re.compile(r"_p(\d{4})(\d{2})$")
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -169,6 +170,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """,
     ),
     (ANALYTICS_VERSION, ANALYTICS_MIGRATION),  # the Waze observations the analytics query (analytics_schema.py)
+    (ROLLUP_VERSION, ROLLUP_MIGRATION),  # the Waze jams' hourly roll-up per segment (rollup_schema.py)
 )
 
 
