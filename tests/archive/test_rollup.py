@@ -29,6 +29,7 @@ from tests.archive.analytics_seed import (
     monday_of_last_week,
 )
 from tests.archive.conftest import count
+from tests.archive.rollup_check import rollup_matches_raw
 from traffic_hub.archive import analytics, analytics_closures, rollup_schema, schema
 from traffic_hub.archive.analytics_db import reading
 from traffic_hub.archive.service import INSERT_REPORT
@@ -39,25 +40,6 @@ pytestmark = [pytest.mark.db]
 T = TypeVar("T")
 LINES = [SOLFERINO, PARALLEL_80M, NEAR_200M, FAR_2KM]
 STREETS = ["Rue Solférino", "Rue Nationale", "Rue Loin"]
-
-# the roll-up as the raw rows give it (every span to its next report or +2 h), per hour, segment and line
-RAW_ROLLUP = """
-SELECT h.h, waze_jam_segment(s.street, s.city, s.geom), waze_jam_line(s.geom),
-       round(sum(o.overlap)::numeric, 3), round(sum(coalesce(s.delay_s, 0) * o.overlap)::numeric, 1)
-FROM (SELECT *, least(coalesce(lead(received_at) OVER w, 'infinity'), received_at + interval '2 hours') AS t1
-      FROM waze_observations WHERE kind = 'waze-jam' WINDOW w AS (PARTITION BY key ORDER BY received_at)) s
-CROSS JOIN LATERAL generate_series(date_trunc('hour', s.received_at, 'UTC'), s.t1 - interval '1 microsecond',
-                                   interval '1 hour') AS h(h)
-CROSS JOIN LATERAL (SELECT extract(epoch FROM least(s.t1, h.h + interval '1 hour')
-                                          - greatest(s.received_at, h.h))::float8 AS overlap) o
-WHERE NOT s.ended AND s.t1 > s.received_at
-GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-"""
-ROLLED = """
-SELECT hour, segment, line, round(jam_s::numeric, 3), round(delay_ss::numeric, 1)
-FROM waze_jam_hours WHERE jam_s > 0.001 ORDER BY 1, 2, 3
-"""
-
 
 def run(url: str, query: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
     async def go() -> T:
@@ -76,15 +58,6 @@ def close(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return abs(a - b) <= 0.1 + 1e-9
     return bool(a == b)
-
-
-def rollup_matches_raw(url: str) -> int:
-    """Asserts the roll-up table equals its recomputation from the raw rows; returns its rows."""
-    with psycopg.connect(url) as conn:
-        raw = conn.execute(RAW_ROLLUP.encode()).fetchall()
-        rolled = conn.execute(ROLLED.encode()).fetchall()
-    assert rolled == raw
-    return len(rolled)
 
 
 def messy_jams(week: datetime, rng: random.Random) -> Archive:
