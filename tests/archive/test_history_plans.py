@@ -37,7 +37,7 @@ def _plan(conn: psycopg.Connection[object], query: sql.Composed) -> str:
     found = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) EXECUTE stab({}, 201)").format(
         sql.Literal(datetime.now(UTC) - timedelta(days=30)))).fetchone()
     conn.execute("DEALLOCATE stab")
-    assert found is not None
+    assert isinstance(found, tuple)
     return orjson.dumps(found[0]).decode()
 
 
