@@ -20,7 +20,7 @@ trigger on `reports`, in the archiver's transaction with the consumed offsets) a
 for every complete hour. A replayed record is not inserted (ON CONFLICT DO NOTHING) so nothing fires twice;
 two archivers overlapping at a rebalance take the archive's advisory lock before touching a jam's spans.
 The span of the last report of a jam runs to +2 h: the raw query cuts it at *now*, so the queries read the
-roll-up for complete hours only and the raw rows for the current hour (`analytics.jam_hours`).
+roll-up for complete hours only and the raw rows for the current hour (`analytics.hours_sql`).
 
 Partitioned by month of the hour like the other tables (the trigger creates the month's partition when it
 first needs it, like `waze_partition`), and dropped with them by the retention (`schema.PARTITIONED`).
