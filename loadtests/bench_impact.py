@@ -104,10 +104,13 @@ class Result:
     load_average: tuple[float, float, float]
 
 
-def database(name: str, create: bool = True) -> str:
+def database(name: str, create: bool = True, drop: bool = False) -> str:
     done = subprocess.run(["bash", str(ROOT / "ops/postgres/db-local.sh"), "up"], check=True, capture_output=True,
                           text=True, timeout=300)
     cluster = done.stdout.strip().splitlines()[-1]
+    if drop:
+        with psycopg.connect(cluster, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
     if not create:
         return urlunsplit(urlsplit(cluster)._replace(path=f"/{name}"))
     with psycopg.connect(cluster, autocommit=True) as admin:
@@ -232,7 +235,7 @@ def _p99(times: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
-def run(scale: float = 1.0, reuse: bool = False, days: int = 365, jams_runs: int = 20) -> Result:
+def run(scale: float = 1.0, reuse: bool = False, days: int = 365, jams_runs: int = 20, drop: bool = False) -> Result:
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     started = time.perf_counter()
     if reuse:  # the year loaded by a previous run: only the closures and the timing again
@@ -245,6 +248,8 @@ def run(scale: float = 1.0, reuse: bool = False, days: int = 365, jams_runs: int
     ids = asyncio.run(add_closures(url, now, days))
     times, near = asyncio.run(time_reports(url, ids, now))
     jams = asyncio.run(time_jams(url, now, days, jams_runs))
+    if drop:  # not kept for --reuse (python -m loadtests)
+        database("bench_impact", create=False, drop=True)
     times.sort()
     return Result(count, rollup, days, load_s, len(ids), statistics.median(times), _p99(times), times[-1],
                   statistics.mean(near), statistics.median(jams), _p99(jams), len(jams), os.getloadavg())
