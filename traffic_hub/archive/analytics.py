@@ -16,7 +16,6 @@ Definitions (docs/analytics.md says them for people):
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -195,22 +194,30 @@ def rollup_sql(where: str, hours: str) -> str:
 # The jams per segment, summed in PostgreSQL: per segment, local hour of week and week (-1: the period; 0: the
 # local week just before it, 1 the one before, …; from `cal`, worked out in Python per UTC hour), for the
 # `limit` segments with the most delay per hour in the period (Python then takes the baselines' medians).
-# The segments are ranked first (a few hundred groups), then only theirs are summed per hour of week and week:
-# summing every segment's (~180,000 groups for a week and 4 baseline weeks metropole-wide) cost 3 times more.
+# The segments are ranked first on the period alone (`TOP_SEGMENTS`: a week, a few hundred groups; on the
+# baseline weeks too only when fewer than `limit` segments had delay in it, as those then fill the list),
+# then only theirs are summed per hour of week and week (the (segment, hour) index): summing every segment's
+# (~180,000 groups for a week and 4 baseline weeks metropole-wide) cost 3 to 6 times more.
 JAMS_BY_SEGMENT = """
 WITH cal AS (
     SELECT * FROM unnest(%(cal_hours)s::timestamptz[], %(cal_how)s::int[], %(cal_week)s::int[]) AS c(hour, how, week)
-), top AS (
-    SELECT h.segment FROM ({hours}) h JOIN cal c ON c.hour = h.hour
-    GROUP BY h.segment HAVING sum(h.jam_s) > %(tiny)s
-    ORDER BY sum(CASE WHEN c.week = -1 THEN h.delay_s / greatest((%(occurrences)s::int[])[c.how + 1], 1) ELSE 0 END)
-             DESC, h.segment
-    LIMIT %(limit)s
 )
 SELECT h.segment, c.how, c.week, sum(h.delay_s) AS delay_s, sum(h.length_m) AS length_m
 FROM ({hours}) h JOIN cal c ON c.hour = h.hour
-WHERE h.segment IN (SELECT segment FROM top)
+WHERE h.segment = ANY(%(top)s::text[])
 GROUP BY 1, 2, 3 HAVING sum(h.jam_s) > %(tiny)s
+"""
+# the segments ranked by their delay per hour in the hours given (the period: -1 in the calendar), then name
+TOP_SEGMENTS = """
+WITH cal AS (
+    SELECT * FROM unnest(%(cal_hours)s::timestamptz[], %(cal_how)s::int[], %(cal_week)s::int[]) AS c(hour, how, week)
+)
+SELECT h.segment,
+       sum(CASE WHEN c.week = -1 THEN h.delay_s / greatest((%(occurrences)s::int[])[c.how + 1], 1) ELSE 0 END)
+FROM ({hours}) h JOIN cal c ON c.hour = h.hour
+GROUP BY h.segment HAVING sum(h.jam_s) > %(tiny)s
+ORDER BY 2 DESC, 1
+LIMIT %(limit)s
 """
 
 
@@ -225,13 +232,15 @@ async def jams_by_segment(
     for hour in hours_between(period.start, min(period.end, now)):
         occurrences[hour_of_week(hour, tz)] += 1
     calendar = list(hours_between(base_start, period.end))
-    hours, values = _hours(base_start, period.end, now, "(%(city)s::text IS NULL OR city = %(city)s::text)",
-                           {"city": city}, raw)
-    cur = await conn.execute(JAMS_BY_SEGMENT.format(hours=hours).encode(), {
-        **values, "cal_hours": calendar, "cal_how": [hour_of_week(h, tz) for h in calendar],
-        "cal_week": [-1 if h >= period.start else _week_index(h, period.start, tz) for h in calendar],
-        "occurrences": occurrences, "limit": limit,
-    })
+    where = "(%(city)s::text IS NULL OR city = %(city)s::text)"
+    cal = {"cal_hours": calendar, "cal_how": [hour_of_week(h, tz) for h in calendar],
+           "cal_week": [-1 if h >= period.start else _week_index(h, period.start, tz) for h in calendar],
+           "occurrences": occurrences, "limit": limit}
+    top = await _top(conn, _hours(period.start, period.end, now, where, {"city": city}, raw), cal, limit)
+    hours, values = _hours(base_start, period.end, now, where, {"city": city}, raw)
+    if top is None:  # fewer than `limit` segments with delay in the period: the baseline's fill the list
+        top = await _top(conn, (hours, values), cal, limit, full=False) or []
+    cur = await conn.execute(JAMS_BY_SEGMENT.format(hours=hours).encode(), {**values, **cal, "top": top})
     during: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
     before: dict[tuple[str, int], dict[int, list[float]]] = defaultdict(dict)
     for segment, how, week, delay, length in await cur.fetchall():
@@ -251,15 +260,15 @@ def _segments(
     for key in sorted(set(during) | set(before)):
         segment, how = key
         n = max(occurrences.get(how, 0), 1)
-        sums = during.get(key, [0.0, 0.0])
+        sums = during.get(key, ZERO)
         weekly = before.get(key, {})
-        base = [weekly.get(w, [0.0, 0.0]) for w in range(weeks)]
+        base = [weekly.get(w, ZERO) for w in range(weeks)]
         by_segment[segment].append({
             "hour_of_week": how,
             "delay_s": round(sums[0] / n, 1),
             "length_m": round(sums[1] / n, 1),
-            "baseline_delay_s": round(statistics.median(b[0] for b in base), 1) if weeks else None,
-            "baseline_length_m": round(statistics.median(b[1] for b in base), 1) if weeks else None,
+            "baseline_delay_s": round(_median([b[0] for b in base]), 1) if weeks else None,
+            "baseline_length_m": round(_median([b[1] for b in base]), 1) if weeks else None,
         })
     out = []
     for segment, hours in by_segment.items():
@@ -275,6 +284,27 @@ def _segments(
 def _weeks_back(at: datetime, tz: ZoneInfo, weeks: int) -> datetime:
     local = at.astimezone(tz).replace(tzinfo=None) - WEEK * weeks
     return floor_hour(local.replace(tzinfo=tz))
+
+
+async def _top(conn: psycopg.AsyncConnection[Any], hours: tuple[str, dict[str, Any]], cal: dict[str, Any],
+               limit: int, full: bool = True) -> list[str] | None:
+    """The `limit` segments with the most delay per period hour in `hours`; with `full`, None when the list is
+    not full of segments with delay (then segments without any come by name, and the baseline weeks' count)."""
+    cur = await conn.execute(TOP_SEGMENTS.format(hours=hours[0]).encode(), {**hours[1], **cal})
+    found = await cur.fetchall()
+    if full and (len(found) < limit or (found and not float(found[-1][1]) > 0)):
+        return None
+    return [str(row[0]) for row in found]
+
+
+ZERO = [0.0, 0.0]
+
+
+def _median(values: list[float]) -> float:
+    """statistics.median, for the few weeks of a baseline (several times faster on short lists)."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _week_index(hour: datetime, start: datetime, tz: ZoneInfo) -> int:

@@ -47,6 +47,7 @@ CREATE TABLE waze_jam_hours (
     PRIMARY KEY (hour, segment, line)
 ) PARTITION BY RANGE (hour);
 CREATE INDEX waze_jam_hours_line ON waze_jam_hours (line, hour);
+CREATE INDEX waze_jam_hours_segment ON waze_jam_hours (segment, hour);
 
 CREATE TABLE waze_jam_lines (
     line uuid PRIMARY KEY,
