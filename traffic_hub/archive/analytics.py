@@ -201,11 +201,24 @@ def rollup_sql(where: str, hours: str) -> str:
 JAMS_BY_SEGMENT = """
 WITH cal AS (
     SELECT * FROM unnest(%(cal_hours)s::timestamptz[], %(cal_how)s::int[], %(cal_week)s::int[]) AS c(hour, how, week)
+), sums AS (
+    SELECT h.segment, c.how, c.week, sum(h.delay_s) AS delay_s, sum(h.length_m) AS length_m
+    FROM ({hours}) h JOIN cal c ON c.hour = h.hour
+    WHERE h.segment = ANY(%(top)s::text[])
+    GROUP BY 1, 2, 3 HAVING sum(h.jam_s) > %(tiny)s
+), keys AS (
+    SELECT segment, how, coalesce(sum(delay_s) FILTER (WHERE week = -1), 0) AS delay_s,
+           coalesce(sum(length_m) FILTER (WHERE week = -1), 0) AS length_m
+    FROM sums GROUP BY 1, 2
+), baseline AS (  -- the median of the `weeks` weeks before, a week without jams counting 0
+    SELECT k.segment, k.how, percentile_cont(0.5) WITHIN GROUP (ORDER BY coalesce(s.delay_s, 0)) AS delay_s,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY coalesce(s.length_m, 0)) AS length_m
+    FROM keys k CROSS JOIN generate_series(0, %(weeks)s - 1) AS w(week)
+    LEFT JOIN sums s ON s.segment = k.segment AND s.how = k.how AND s.week = w.week
+    GROUP BY 1, 2
 )
-SELECT h.segment, c.how, c.week, sum(h.delay_s) AS delay_s, sum(h.length_m) AS length_m
-FROM ({hours}) h JOIN cal c ON c.hour = h.hour
-WHERE h.segment = ANY(%(top)s::text[])
-GROUP BY 1, 2, 3 HAVING sum(h.jam_s) > %(tiny)s
+SELECT k.segment, k.how, k.delay_s, k.length_m, b.delay_s, b.length_m
+FROM keys k LEFT JOIN baseline b USING (segment, how)
 """
 # the segments ranked by their delay per hour in the hours given (the period: -1 in the calendar), then name
 TOP_SEGMENTS = """
@@ -240,35 +253,24 @@ async def jams_by_segment(
     hours, values = _hours(base_start, period.end, now, where, {"city": city}, raw)
     if top is None:  # fewer than `limit` segments with delay in the period: the baseline's fill the list
         top = await _top(conn, (hours, values), cal, limit, full=False) or []
-    cur = await conn.execute(JAMS_BY_SEGMENT.format(hours=hours).encode(), {**values, **cal, "top": top})
-    during: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    before: dict[tuple[str, int], dict[int, list[float]]] = defaultdict(dict)
-    for segment, how, week, delay, length in await cur.fetchall():
-        key = (str(segment), int(how))
-        if week < 0:
-            during[key] = [float(delay), float(length)]
-        else:
-            before[key][int(week)] = [float(delay), float(length)]
-    return _segments(during, before, dict(enumerate(occurrences)), weeks, limit)
+    cur = await conn.execute(JAMS_BY_SEGMENT.format(hours=hours).encode(),
+                             {**values, **cal, "top": top, "weeks": weeks})
+    return _segments(list(await cur.fetchall()), occurrences, weeks, limit)
 
 
 def _segments(
-    during: dict[tuple[str, int], list[float]], before: dict[tuple[str, int], dict[int, list[float]]],
-    occurrences: dict[int, int], weeks: int, limit: int,
+    rows: list[tuple[Any, ...]], occurrences: list[int], weeks: int, limit: int,
 ) -> list[dict[str, Any]]:
+    """(segment, hour of week, period sums, baseline medians) rows → the answer's segments, most delay first."""
     by_segment: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for key in sorted(set(during) | set(before)):
-        segment, how = key
-        n = max(occurrences.get(how, 0), 1)
-        sums = during.get(key, ZERO)
-        weekly = before.get(key, {})
-        base = [weekly.get(w, ZERO) for w in range(weeks)]
+    for segment, how, delay, length, base_delay, base_length in sorted(rows, key=lambda r: (r[0], r[1])):
+        n = max(occurrences[how], 1)
         by_segment[segment].append({
             "hour_of_week": how,
-            "delay_s": round(sums[0] / n, 1),
-            "length_m": round(sums[1] / n, 1),
-            "baseline_delay_s": round(_median([b[0] for b in base]), 1) if weeks else None,
-            "baseline_length_m": round(_median([b[1] for b in base]), 1) if weeks else None,
+            "delay_s": round(float(delay) / n, 1),
+            "length_m": round(float(length) / n, 1),
+            "baseline_delay_s": round(float(base_delay or 0.0), 1) if weeks else None,
+            "baseline_length_m": round(float(base_length or 0.0), 1) if weeks else None,
         })
     out = []
     for segment, hours in by_segment.items():
@@ -295,16 +297,6 @@ async def _top(conn: psycopg.AsyncConnection[Any], hours: tuple[str, dict[str, A
     if full and (len(found) < limit or (found and not float(found[-1][1]) > 0)):
         return None
     return [str(row[0]) for row in found]
-
-
-ZERO = [0.0, 0.0]
-
-
-def _median(values: list[float]) -> float:
-    """statistics.median, for the few weeks of a baseline (several times faster on short lists)."""
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _week_index(hour: datetime, start: datetime, tz: ZoneInfo) -> int:
