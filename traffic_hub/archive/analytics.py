@@ -208,17 +208,18 @@ WITH cal AS (
     GROUP BY 1, 2, 3 HAVING sum(h.jam_s) > %(tiny)s
 ), keys AS (
     SELECT segment, how, coalesce(sum(delay_s) FILTER (WHERE week = -1), 0) AS delay_s,
-           coalesce(sum(length_m) FILTER (WHERE week = -1), 0) AS length_m
+           coalesce(sum(length_m) FILTER (WHERE week = -1), 0) AS length_m,
+           coalesce(array_agg(delay_s) FILTER (WHERE week >= 0 AND week < %(weeks)s), '{{}}') AS base_delay,
+           coalesce(array_agg(length_m) FILTER (WHERE week >= 0 AND week < %(weeks)s), '{{}}') AS base_length
     FROM sums GROUP BY 1, 2
-), baseline AS (  -- the median of the `weeks` weeks before, a week without jams counting 0
-    SELECT k.segment, k.how, percentile_cont(0.5) WITHIN GROUP (ORDER BY coalesce(s.delay_s, 0)) AS delay_s,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY coalesce(s.length_m, 0)) AS length_m
-    FROM keys k CROSS JOIN generate_series(0, %(weeks)s - 1) AS w(week)
-    LEFT JOIN sums s ON s.segment = k.segment AND s.how = k.how AND s.week = w.week
-    GROUP BY 1, 2
 )
-SELECT k.segment, k.how, k.delay_s, k.length_m, b.delay_s, b.length_m
-FROM keys k LEFT JOIN baseline b USING (segment, how)
+-- the baseline: the median over the `weeks` weeks before, a week without jams counting 0
+SELECT segment, how, delay_s, length_m,
+       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v)
+        FROM unnest(base_delay || array_fill(0::float8, ARRAY[%(weeks)s - cardinality(base_delay)])) AS v),
+       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v)
+        FROM unnest(base_length || array_fill(0::float8, ARRAY[%(weeks)s - cardinality(base_length)])) AS v)
+FROM keys
 """
 # the segments ranked by their delay per hour in the hours given (the period: -1 in the calendar), then name
 TOP_SEGMENTS = """
