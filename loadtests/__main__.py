@@ -247,6 +247,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="the synthetic archive year's share of MEL's estimated Waze volume (1 = ~6.9 M events)")
     parser.add_argument("--archive-burst", type=int, default=20_000, help="records the archiver catches up on")
     parser.add_argument("--archive-seconds", type=float, default=10.0, help="steady load for the archiver's lag")
+    parser.add_argument("--impact-days", type=int, default=60,
+                        help="days of Waze jams at MEL's full density for the analytics rows (0: none; ≥ 60)")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     parser.add_argument("--measure-mix", action="store_true",
                         help="writes: post a mix of measure types through /api/v1/measures (issue 18)")
@@ -282,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             ("feeds", lambda: _hub_rows(args, workdir, rows, writes=False)),
             ("writes", lambda: _writes_only_rows(args, workdir)),
             ("memory", lambda: _memory_rows(args.memory_events, workdir)),
-            ("archive", lambda: archive.run(args.archive_scale, args.archive_burst, args.archive_seconds)),
+            ("archive", lambda: archive.run(args.archive_scale, args.archive_burst, args.archive_seconds,
+                                                 args.impact_days)),
             ("cluster", lambda: _cluster_rows(args, workdir, rows)),
             ("chaos", lambda: _chaos_rows(args)),
         ]

@@ -1,4 +1,5 @@
-"""A stream of reports and event versions written straight to run-scoped topics, as the hub writes them."""
+"""A stream of reports (a tenth of them Waze jams) and event versions written straight to run-scoped topics,
+as the hub writes them."""
 
 from __future__ import annotations
 
@@ -10,13 +11,26 @@ from aiokafka import AIOKafkaProducer
 from traffic_hub.kafka import ensure_topics
 from traffic_hub.topics import Topics
 
+JAM_EVERY = 10  # every 10th report is a Waze jam (40 jams re-sent in turn): the roll-up is written too
+
+
+def report_key(n: int) -> str:
+    return f"waze-mel:jam-{n // JAM_EVERY % 40}" if n % JAM_EVERY == 0 else f"bench:{n % 500}"
+
 
 def report(n: int) -> bytes:
     now = datetime.now(UTC)
-    return orjson.dumps({
-        "key": f"bench:{n % 500}", "kind": "fetch", "source": "bench", "received_at": now.isoformat(),
-        "payload": {"n": n},
-    })
+    doc: dict[str, object] = {
+        "key": report_key(n), "kind": "fetch", "source": "bench", "received_at": now.isoformat(), "payload": {"n": n}}
+    if n % JAM_EVERY == 0:
+        x = 3.0 + n // JAM_EVERY % 40 * 0.001
+        doc.update(kind="incident", source="waze-mel", incident={
+            "source": "waze-mel", "kind": "waze-jam", "source_id": f"jam-{n // JAM_EVERY % 40}", "type": "jam",
+            "description": "jam", "street": "Rue Test", "city": "Lille", "ended": n // JAM_EVERY % 7 == 0,
+            "geometry": {"type": "LineString", "coordinates": [[x, 50.6], [x + 0.002, 50.6]]},
+            "said": {"delay": n % 300, "length": 250, "level": 2},
+        })
+    return orjson.dumps(doc)
 
 
 def event(n: int, version: int) -> bytes:
@@ -37,7 +51,7 @@ async def produce(bootstrap: str, topics: Topics, reports: int, start: int = 0, 
     await producer.start()
     try:
         for n in range(start, start + reports):
-            await producer.send(topics.reports, report(n), key=f"bench:{n % 500}".encode())
+            await producer.send(topics.reports, report(n), key=report_key(n).encode())
         for n in range(events):
             for version in (1, 2):
                 await producer.send(topics.events, event(n, version), key=f"ev-{n}".encode())

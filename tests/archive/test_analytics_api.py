@@ -45,6 +45,9 @@ def test_analytics_routes_answer_by_role_and_scope(
 
         jams = hub.get("/api/v1/analytics/jams", params=period, headers=auth(KEYS.operator))
         assert jams.status_code == 200, jams.text
+        segments = jams.json()["segments"]  # from the hourly roll-up: Tuesday 09h 300 s + Saturday 10h 900 s
+        assert [(s["segment"], s["delay_s_sum"], s["baseline_delay_s_sum"]) for s in segments[:2]] == [
+            ("Rue Nationale|Lille|E", 1200.0, 100.0), ("Rue Loin|Lille|E", 900.0, 0.0)]
         assert hub.get("/api/v1/analytics/jams", headers=auth(KEYS.lille)).status_code == 403  # Waze's data
         assert hub.get("/api/v1/analytics/incidents", headers=auth(KEYS.lille)).status_code == 200
         foreign = hub.get("/api/v1/analytics/incidents", params={"commune": "59512"}, headers=auth(KEYS.lille))

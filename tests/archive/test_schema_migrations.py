@@ -28,7 +28,7 @@ from traffic_hub.archive.migrations import LOCK_ID, MigrationError
 from traffic_hub.archive.store import HistoryDb
 from traffic_hub.topics import Topics
 
-ALL = ["0001", "0002", "0003"]
+ALL = ["0001", "0002", "0003", "0004"]
 HEAD = ALL[-1]
 # what the pre-Alembic `migrate` applied, version by version, in one transaction with its `schema_version` rows
 # one hub's start, in a process of its own: prints the revisions it applied
@@ -99,7 +99,7 @@ pytestmark_db = pytest.mark.db
 @pytestmark_db
 def test_a_fresh_database_goes_to_head_and_a_second_run_applies_nothing(database_url: str) -> None:
     first = migrations.upgrade(database_url)
-    assert (first.applied, first.revision, first.adopted, first.number) == (ALL, HEAD, None, 3)
+    assert (first.applied, first.revision, first.adopted, first.number) == (ALL, HEAD, None, 4)
     assert one_column(database_url, "SELECT version_num FROM alembic_version") == [HEAD]
     for table in ("archive_offsets", "event_versions", "reports", "event_spans", "waze_observations"):
         assert relation(database_url, table), table
@@ -144,7 +144,7 @@ def test_two_starts_in_one_process_both_succeed_and_each_revision_is_applied_onc
 
 
 @pytestmark_db
-@pytest.mark.parametrize(("legacy", "applied"), [(3, []), (1, ["0002", "0003"])])
+@pytest.mark.parametrize(("legacy", "applied"), [(3, ["0004"]), (1, ["0002", "0003", "0004"])])
 def test_a_database_migrated_before_alembic_is_stamped_and_continues(
     database_url: str, legacy: int, applied: list[str]
 ) -> None:
@@ -162,7 +162,8 @@ def test_a_database_migrated_before_alembic_is_stamped_and_continues(
 async def test_the_api_started_on_a_pre_alembic_database_adopts_it_and_shows_the_version(
     database_url: str, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The start path itself (the API's first contact, as the archiver's): nothing re-runs, /readyz says 3."""
+    """The start path itself (the API's first contact, as the archiver's): nothing re-runs, only the revisions
+    after the legacy version apply, /readyz says the head."""
     legacy_database(database_url, 3)
     history = HistoryDb(database_url, kafka_bootstrap, Topics(run_name("schema")), run_name("schema"), partitions=1)
     await history.before_start()
@@ -172,9 +173,10 @@ async def test_the_api_started_on_a_pre_alembic_database_adopts_it_and_shows_the
     finally:
         await history.after_stop()
     status = history.status()
-    assert (status["database"], status["schema_version"]) == ("up", 3)
+    assert (status["database"], status["schema_version"]) == ("up", 4)
     assert one_column(database_url, "SELECT version_num FROM alembic_version") == [HEAD]
-    assert not [r for r in caplog.records if r.getMessage().startswith("Running upgrade")]
+    ran = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Running upgrade")]
+    assert [m.split(",")[0] for m in ran] == ["Running upgrade 0003 -> 0004"]
     assert any("stamped as revision 0003" in r.getMessage() for r in caplog.records)
 
 
@@ -182,8 +184,8 @@ async def test_the_api_started_on_a_pre_alembic_database_adopts_it_and_shows_the
 async def test_the_archiver_path_migrates_through_an_open_connection(database_url: str) -> None:
     """`schema.migrate(conn)` (the archiver, the benches) reaches the same database on a connection of its own."""
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        assert await schema.migrate(conn) == 3
-        assert await schema.migrate(conn) == 3
+        assert await schema.migrate(conn) == 4
+        assert await schema.migrate(conn) == 4
         cur = await conn.execute("SELECT version_num FROM alembic_version")
         assert await cur.fetchall() == [(HEAD,)]
 
@@ -215,10 +217,10 @@ def test_downgrades_undo_the_derived_tables_and_refuse_to_drop_the_archive(datab
         migrations.downgrade(database_url, "base")
     assert one_column(database_url, "SELECT version_num FROM alembic_version") == [HEAD]  # refused up front
     down = migrations.downgrade(database_url, "0001")
-    assert (down.applied, down.revision) == (["-0003", "-0002"], "0001")
+    assert (down.applied, down.revision) == (["-0004", "-0003", "-0002"], "0001")
     assert not relation(database_url, "event_spans")
     assert not relation(database_url, "waze_observations")
-    assert migrations.upgrade(database_url).applied == ["0002", "0003"]
+    assert migrations.upgrade(database_url).applied == ["0002", "0003", "0004"]
 
 
 @pytestmark_db
@@ -230,12 +232,12 @@ def test_the_db_commands(
     assert "empty (no revision)" in capsys.readouterr().out
     assert cli.main(["db", "upgrade"]) == 0
     out = capsys.readouterr().out
-    assert "applied 0001, 0002, 0003; now at revision 0003" in out
+    assert "applied 0001, 0002, 0003, 0004; now at revision 0004" in out
     assert "postgres:" not in out.split(":", 1)[0]  # where, never the password
     assert cli.main(["db", "current", "--check"]) == 0
-    assert "revision 0003 (head)" in capsys.readouterr().out
+    assert "revision 0004 (head)" in capsys.readouterr().out
     assert cli.main(["db", "history"]) == 0
-    assert "0002 -> 0003 (head)" in capsys.readouterr().out
+    assert "0003 -> 0004 (head)" in capsys.readouterr().out
     monkeypatch.setenv("TRAFFIC_HUB_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     assert cli.main(["db", "upgrade"]) == 1
     assert "127.0.0.1:1/none" in capsys.readouterr().err

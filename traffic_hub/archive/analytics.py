@@ -16,7 +16,6 @@ Definitions (docs/analytics.md says them for people):
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -52,7 +51,8 @@ JAM_SPANS = """
 # per UTC hour and segment: time-averaged summed delay (s) and jam length (m)
 HOURLY = """
     SELECT s.segment, h.h AS hour,
-           sum(s.delay_s * o.overlap) / 3600 AS delay_s, sum(s.length_m * o.overlap) / 3600 AS length_m
+           sum(s.delay_s * o.overlap) / 3600 AS delay_s, sum(s.length_m * o.overlap) / 3600 AS length_m,
+           sum(o.overlap)::float8 AS jam_s
     FROM ({spans}) s
     CROSS JOIN LATERAL generate_series(date_trunc('hour', s.t0), s.t1 - interval '1 microsecond',
                                        interval '1 hour') AS h(h)
@@ -61,6 +61,17 @@ HOURLY = """
     WHERE NOT s.ended AND s.t1 > s.t0 AND {hours}
     GROUP BY s.segment, h.h
 """
+
+
+# the same per UTC hour and segment, from the roll-up (complete hours only: a last report's span there runs
+# its whole 2 h where the raw query cuts it at now); rows whose jam time cancelled out are no jam
+ROLLUP = """
+    SELECT segment, hour, sum(delay_ss) / 3600 AS delay_s, sum(length_ms) / 3600 AS length_m
+    FROM waze_jam_hours
+    WHERE {where} AND {hours}
+    GROUP BY segment, hour HAVING sum(jam_s) > %(tiny)s
+"""
+TINY_S = 1e-3  # jam seconds left by float rounding where a span was added and taken off again
 
 
 @dataclass(frozen=True)
@@ -150,64 +161,117 @@ async def durations(
     return [_floats(row) for row in await cur.fetchall()]
 
 
-async def jam_hours(
-    conn: psycopg.AsyncConnection[Any], start: datetime, end: datetime, now: datetime, where: str,
-    params: dict[str, Any],
-) -> list[dict[str, Any]]:
-    """Per segment and UTC hour in [start, end): the time-averaged delay and jam length (hours with jams)."""
-    sql = hourly_sql(where, "h.h >= %(start)s AND h.h < %(end)s")
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        sql.encode(),
-        {**params, "lo": start - STALE, "hi": end, "start": start, "end": end, "now": min(now, end), "stale": STALE},
-    )
-    return [_floats(row) for row in await cur.fetchall()]
+# the same hours from the roll-up, one row per segment, hour and jam line (summed by the caller)
+ROLLUP_ROWS = """
+    SELECT segment, hour, delay_ss / 3600 AS delay_s, length_ms / 3600 AS length_m, jam_s
+    FROM waze_jam_hours WHERE {where} AND hour >= %(start)s AND hour < %(cut)s
+"""
+
+
+def hours_sql(where: str, hybrid: bool) -> str:
+    """Rows (segment, hour, delay_s, length_m, jam_s) that sum, per segment and UTC hour in
+    [%(start)s, %(end)s), to the time-averaged delay and jam length. The complete hours, before %(cut)s, come
+    from the roll-up (`rollup_schema.py`); with `hybrid`, the hours from %(cut)s from the raw reports (the
+    current hour, or every hour when checking the roll-up)."""
+    rolled = ROLLUP_ROWS.format(where=where)
+    if not hybrid:
+        return rolled
+    return f"{rolled} UNION ALL {hourly_sql(where, 'h.h >= %(cut)s AND h.h < %(end)s')}"
+
+
+def _hours(start: datetime, end: datetime, now: datetime, where: str, params: dict[str, Any],
+           raw: bool) -> tuple[str, dict[str, Any]]:
+    cut = start if raw else max(start, min(end, floor_hour(now)))
+    values = {**params, "start": start, "end": end, "cut": cut, "tiny": TINY_S, "lo": cut - STALE, "hi": end,
+              "now": min(now, end), "stale": STALE}
+    return hours_sql(where, cut < end), values
+
+
+def rollup_sql(where: str, hours: str) -> str:
+    return ROLLUP.format(where=where, hours=hours)
+
+
+# The jams per segment, summed in PostgreSQL: per segment, local hour of week and week (-1: the period; 0: the
+# local week just before it, 1 the one before, …; from `cal`, worked out in Python per UTC hour), for the
+# `limit` segments with the most delay per hour in the period (Python then takes the baselines' medians).
+# The segments are ranked first on the period alone (`TOP_SEGMENTS`: a week, a few hundred groups; on the
+# baseline weeks too only when fewer than `limit` segments had delay in it, as those then fill the list),
+# then only theirs are summed per hour of week and week (the (segment, hour) index): summing every segment's
+# (~180,000 groups for a week and 4 baseline weeks metropole-wide) cost 3 to 6 times more.
+JAMS_BY_SEGMENT = """
+WITH cal AS (
+    SELECT * FROM unnest(%(cal_hours)s::timestamptz[], %(cal_how)s::int[], %(cal_week)s::int[]) AS c(hour, how, week)
+), sums AS (
+    SELECT h.segment, c.how, c.week, sum(h.delay_s) AS delay_s, sum(h.length_m) AS length_m
+    FROM ({hours}) h JOIN cal c ON c.hour = h.hour
+    WHERE h.segment = ANY(%(top)s::text[])
+    GROUP BY 1, 2, 3 HAVING sum(h.jam_s) > %(tiny)s
+), keys AS (
+    SELECT segment, how, coalesce(sum(delay_s) FILTER (WHERE week = -1), 0) AS delay_s,
+           coalesce(sum(length_m) FILTER (WHERE week = -1), 0) AS length_m,
+           coalesce(array_agg(delay_s) FILTER (WHERE week >= 0 AND week < %(weeks)s), '{{}}') AS base_delay,
+           coalesce(array_agg(length_m) FILTER (WHERE week >= 0 AND week < %(weeks)s), '{{}}') AS base_length
+    FROM sums GROUP BY 1, 2
+)
+-- the baseline: the median over the `weeks` weeks before, a week without jams counting 0
+SELECT segment, how, delay_s, length_m,
+       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v)
+        FROM unnest(base_delay || array_fill(0::float8, ARRAY[%(weeks)s - cardinality(base_delay)])) AS v),
+       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v)
+        FROM unnest(base_length || array_fill(0::float8, ARRAY[%(weeks)s - cardinality(base_length)])) AS v)
+FROM keys
+"""
+# the segments ranked by their delay per hour in the hours given (the period: -1 in the calendar), then name
+TOP_SEGMENTS = """
+WITH cal AS (
+    SELECT * FROM unnest(%(cal_hours)s::timestamptz[], %(cal_how)s::int[], %(cal_week)s::int[]) AS c(hour, how, week)
+)
+SELECT h.segment,
+       sum(CASE WHEN c.week = -1 THEN h.delay_s / greatest((%(occurrences)s::int[])[c.how + 1], 1) ELSE 0 END)
+FROM ({hours}) h JOIN cal c ON c.hour = h.hour
+GROUP BY h.segment HAVING sum(h.jam_s) > %(tiny)s
+ORDER BY 2 DESC, 1
+LIMIT %(limit)s
+"""
 
 
 async def jams_by_segment(
     conn: psycopg.AsyncConnection[Any], period: Period, now: datetime, tz: ZoneInfo, weeks: int,
-    city: str | None, limit: int,
+    city: str | None, limit: int, raw: bool = False,
 ) -> list[dict[str, Any]]:
     """Waze jams per segment and local hour of week over the period, each with its baseline: the median,
     over the `weeks` weeks before the period, of the same segment's value at the same hour of week."""
     base_start = _weeks_back(period.start, tz, weeks)
-    rows = await jam_hours(conn, base_start, period.end, now, "(%(city)s::text IS NULL OR city = %(city)s::text)",
-                           {"city": city})
-    occurrences: dict[int, int] = defaultdict(int)
+    occurrences = [0] * 168
     for hour in hours_between(period.start, min(period.end, now)):
         occurrences[hour_of_week(hour, tz)] += 1
-    during: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    before: dict[tuple[str, int], dict[int, list[float]]] = defaultdict(dict)
-    for row in rows:
-        key = (row["segment"], hour_of_week(row["hour"], tz))
-        if row["hour"] >= period.start:
-            during[key][0] += row["delay_s"]
-            during[key][1] += row["length_m"]
-        else:
-            week = _week_index(row["hour"], period.start, tz)
-            before[key].setdefault(week, [0.0, 0.0])
-            before[key][week][0] += row["delay_s"]
-            before[key][week][1] += row["length_m"]
-    return _segments(during, before, occurrences, weeks, limit)
+    calendar = list(hours_between(base_start, period.end))
+    where = "(%(city)s::text IS NULL OR city = %(city)s::text)"
+    cal = {"cal_hours": calendar, "cal_how": [hour_of_week(h, tz) for h in calendar],
+           "cal_week": [-1 if h >= period.start else _week_index(h, period.start, tz) for h in calendar],
+           "occurrences": occurrences, "limit": limit}
+    top = await _top(conn, _hours(period.start, period.end, now, where, {"city": city}, raw), cal, limit)
+    hours, values = _hours(base_start, period.end, now, where, {"city": city}, raw)
+    if top is None:  # fewer than `limit` segments with delay in the period: the baseline's fill the list
+        top = await _top(conn, (hours, values), cal, limit, full=False) or []
+    cur = await conn.execute(JAMS_BY_SEGMENT.format(hours=hours).encode(),
+                             {**values, **cal, "top": top, "weeks": weeks})
+    return _segments(list(await cur.fetchall()), occurrences, weeks, limit)
 
 
 def _segments(
-    during: dict[tuple[str, int], list[float]], before: dict[tuple[str, int], dict[int, list[float]]],
-    occurrences: dict[int, int], weeks: int, limit: int,
+    rows: list[tuple[Any, ...]], occurrences: list[int], weeks: int, limit: int,
 ) -> list[dict[str, Any]]:
+    """(segment, hour of week, period sums, baseline medians) rows → the answer's segments, most delay first."""
     by_segment: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for key in sorted(set(during) | set(before)):
-        segment, how = key
-        n = max(occurrences.get(how, 0), 1)
-        sums = during.get(key, [0.0, 0.0])
-        weekly = before.get(key, {})
-        base = [weekly.get(w, [0.0, 0.0]) for w in range(weeks)]
+    for segment, how, delay, length, base_delay, base_length in sorted(rows, key=lambda r: (r[0], r[1])):
+        n = max(occurrences[how], 1)
         by_segment[segment].append({
             "hour_of_week": how,
-            "delay_s": round(sums[0] / n, 1),
-            "length_m": round(sums[1] / n, 1),
-            "baseline_delay_s": round(statistics.median(b[0] for b in base), 1) if weeks else None,
-            "baseline_length_m": round(statistics.median(b[1] for b in base), 1) if weeks else None,
+            "delay_s": round(float(delay) / n, 1),
+            "length_m": round(float(length) / n, 1),
+            "baseline_delay_s": round(float(base_delay or 0.0), 1) if weeks else None,
+            "baseline_length_m": round(float(base_length or 0.0), 1) if weeks else None,
         })
     out = []
     for segment, hours in by_segment.items():
@@ -223,6 +287,17 @@ def _segments(
 def _weeks_back(at: datetime, tz: ZoneInfo, weeks: int) -> datetime:
     local = at.astimezone(tz).replace(tzinfo=None) - WEEK * weeks
     return floor_hour(local.replace(tzinfo=tz))
+
+
+async def _top(conn: psycopg.AsyncConnection[Any], hours: tuple[str, dict[str, Any]], cal: dict[str, Any],
+               limit: int, full: bool = True) -> list[str] | None:
+    """The `limit` segments with the most delay per period hour in `hours`; with `full`, None when the list is
+    not full of segments with delay (then segments without any come by name, and the baseline weeks' count)."""
+    cur = await conn.execute(TOP_SEGMENTS.format(hours=hours[0]).encode(), {**hours[1], **cal})
+    found = await cur.fetchall()
+    if full and (len(found) < limit or (found and not float(found[-1][1]) > 0)):
+        return None
+    return [str(row[0]) for row in found]
 
 
 def _week_index(hour: datetime, start: datetime, tz: ZoneInfo) -> int:

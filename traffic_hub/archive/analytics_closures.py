@@ -20,13 +20,15 @@ from zoneinfo import ZoneInfo
 import psycopg
 from pydantic import ValidationError
 
-from traffic_hub.archive.analytics import STALE, Period, hourly_sql
-from traffic_hub.archive.analytics_periods import HOUR, active_hours, baseline_hours
+from traffic_hub.archive.analytics import STALE, TINY_S, Period, hourly_sql, rollup_sql
+from traffic_hub.archive.analytics_periods import HOUR, active_hours, baseline_hours, floor_hour
 from traffic_hub.model.event import Event
 
 DEG_PER_M = 1 / 65_000  # a bounding box in degrees that holds `radius` metres at MEL's latitude (lon: 70.6 km/°)
 NEAR = ("geom && ST_Expand(ST_GeomFromGeoJSON(%(line)s), %(deg)s) "
         "AND ST_DWithin(geom::geography, ST_GeomFromGeoJSON(%(line)s)::geography, %(radius)s)")
+# the same, on the roll-up: the jam lines near the closure (each line once, GiST-indexed)
+NEAR_LINES = f"line IN (SELECT line FROM waze_jam_lines WHERE {NEAR})"  # noqa: S608 - constants
 
 LATEST = """
     SELECT DISTINCT ON (event_id) event_id, event::text, received_at
@@ -102,27 +104,38 @@ async def _closures(conn: psycopg.AsyncConnection[Any], where: str, params: dict
 
 async def impact(
     conn: psycopg.AsyncConnection[Any], archived: ArchivedClosure, now: datetime, tz: ZoneInfo,
-    radius_m: float, weeks: int,
+    radius_m: float, weeks: int, raw: bool = False,
 ) -> dict[str, Any]:
-    """The closure's impact report (see the module's docstring)."""
+    """The closure's impact report (see the module's docstring; `raw`: from the raw reports only, not the
+    roll-up, what the roll-up is checked against)."""
     during = active_hours(archived.event.validity, tz, archived.until(now))
     before = baseline_hours(during, archived.event.validity.starts_at, tz, weeks)
-    rows = await _hourly_near(conn, archived.line, during, before, now, radius_m) if during else []
+    rows = await _hourly_near(conn, archived.line, during, before, now, radius_m, raw) if during else []
     return _report(archived, rows, during, before, radius_m, weeks)
 
 
 async def _hourly_near(
     conn: psycopg.AsyncConnection[Any], line: str, during: list[datetime], before: list[datetime], now: datetime,
-    radius_m: float,
+    radius_m: float, raw: bool,
 ) -> list[tuple[str, datetime, float, float]]:
+    """Per segment and hour of `during` and `before` (the jams within the radius): the complete hours from the
+    roll-up (the lines near the closure through `waze_jam_lines`' GiST index), the current hour from the raw rows."""
     hours = sorted(set(during) | set(before))
+    cut = hours[0] if raw else floor_hour(now)
+    near = {"line": line, "deg": radius_m * DEG_PER_M, "radius": radius_m}
     # a semi-join (hashed), not `= ANY(array)`: a closure of weeks has thousands of hours to look up
-    sql = hourly_sql(NEAR, "h.h IN (SELECT unnest(%(hours)s::timestamptz[]))")
-    cur = await conn.execute(sql.encode(), {
-        "line": line, "deg": radius_m * DEG_PER_M, "radius": radius_m, "hours": hours,
-        "lo": hours[0] - STALE, "hi": hours[-1] + HOUR + STALE, "now": now, "stale": STALE,
-    })
-    return [(str(r[0]), r[1], float(r[2]), float(r[3])) for r in await cur.fetchall()]
+    found = await conn.execute(rollup_sql(NEAR_LINES, "hour IN (SELECT unnest(%(hours)s::timestamptz[]))").encode(),
+                               {**near, "hours": [h for h in hours if h < cut], "tiny": TINY_S})
+    out = [(str(r[0]), r[1], float(r[2]), float(r[3])) for r in await found.fetchall()]
+    recent = [h for h in hours if h >= cut]
+    if recent:
+        sql = hourly_sql(NEAR, "h.h IN (SELECT unnest(%(hours)s::timestamptz[]))")
+        cur = await conn.execute(sql.encode(), {
+            **near, "hours": recent, "lo": recent[0] - STALE, "hi": recent[-1] + HOUR + STALE, "now": now,
+            "stale": STALE,
+        })
+        out += [(str(r[0]), r[1], float(r[2]), float(r[3])) for r in await cur.fetchall()]
+    return out
 
 
 def _report(

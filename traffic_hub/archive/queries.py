@@ -91,24 +91,33 @@ def _filters(f: EventFilter) -> tuple[list[sql.Composable], dict[str, Any]]:
 
 # an open life ends at 'infinity', which Python's datetime cannot hold: None instead
 SPAN_COLUMNS = sql.SQL("event_id, first_at, lower(life), nullif(upper(life), 'infinity'::timestamptz), last_at")
+RANGE = sql.SQL("SELECT {} FROM event_spans WHERE {} ORDER BY first_at, event_id LIMIT %(limit)s")
+# The events alive at an instant: the GiST stab of `life` first (a materialised CTE), then sorted. Left to
+# choose, a *generic* plan (psycopg prepares a statement run 5 times; PostgreSQL may then keep a plan made
+# without the parameters' values) walks the (first_at, event_id) b-tree from the archive's first day and
+# filters every span: 600 ms on ~350,000 spans, seconds on a year at MEL scale (the day-window p99).
+STAB = sql.SQL(
+    "WITH alive AS MATERIALIZED (SELECT {} FROM event_spans WHERE {}) "
+    "SELECT * FROM alive ORDER BY 2, 1 LIMIT %(limit)s"
+)
 
 
 async def _spans(conn: Conn, condition: sql.Composable, params: dict[str, Any], f: EventFilter,
-                 after: Cursor | None, limit: int) -> list[tuple[Any, ...]]:
+                 after: Cursor | None, limit: int, stab: bool = False) -> list[tuple[Any, ...]]:
     where, extra = _filters(f)
     clauses = [condition, *where]
     if after is not None:
         clauses.append(sql.SQL("(first_at, event_id) > (%(c_at)s, %(c_id)s)"))
         extra.update(c_at=after.first_at, c_id=after.event_id)
-    query = sql.SQL("SELECT {} FROM event_spans WHERE {} ORDER BY first_at, event_id LIMIT %(limit)s").format(
-        SPAN_COLUMNS, sql.SQL(" AND ").join(clauses))
+    template = STAB if stab else RANGE
+    query = template.format(SPAN_COLUMNS, sql.SQL(" AND ").join(clauses))
     cur = await conn.execute(query, {**params, **extra, "limit": limit})
     return list(await cur.fetchall())
 
 
 async def _alive_at(conn: Conn, at: datetime, f: EventFilter, after: Cursor | None,
                     limit: int) -> list[tuple[Any, ...]]:
-    return await _spans(conn, sql.SQL("life @> %(at)s::timestamptz"), {"at": at}, f, after, limit)
+    return await _spans(conn, sql.SQL("life @> %(at)s::timestamptz"), {"at": at}, f, after, limit, stab=True)
 
 
 async def _appeared(conn: Conn, start: datetime, end: datetime, f: EventFilter, after: Cursor | None,

@@ -26,7 +26,7 @@ from traffic_hub.archive.migrations import LOCK_ID
 
 log = logging.getLogger(__name__)
 
-PARTITIONED = ("event_versions", "reports", "waze_observations")
+PARTITIONED = ("event_versions", "reports", "waze_observations", "waze_jam_hours")
 _SUFFIX = re.compile(r"_p(\d{4})(\d{2})$")
 
 BASE_VERSION = 1  # the base archive: offsets, every event version, every report (revision 0001)
