@@ -106,6 +106,7 @@ KNOWN_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
     # numba costs about 60 MiB of RSS at import; only metro-scale routing layers load it (measured reason
     # in geo/pathrows.py)
     ("geo.pathrows", "geo.bounded"): "the compiled kernels, loaded only by a metro-scale layer",
+    ("geo.pathrows", "geo.compiled"): "the compiled matcher, loaded when a routing layer is built (numpy fallback)",
     # the measured workloads are imported in the measured tree's process (`--against REV` runs another
     # revision's code in a temporary worktree): they stay inside the function on purpose
     ("loadtests.instructions", "geo.matching"): "imported by the measured tree, not by the driver",
