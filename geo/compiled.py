@@ -63,6 +63,7 @@ def _near_point(  # pragma: no cover
     else:
         x0, x1 = _cell(x - radius, ox, size, nx), _cell(x + radius, ox, size, nx)
         y0, y1 = _cell(y - radius, oy, size, ny), _cell(y + radius, oy, size, ny)
+    far = radius * radius * (1.0 + 1e-9)  # squared, with a margin far above rounding (a few 1e-16)
     m = 0
     for cx in range(x0, x1 + 1):
         for cy in range(y0, y1 + 1):
@@ -71,7 +72,10 @@ def _near_point(  # pragma: no cover
                 s = members[at]
                 rx, ry = x - ax[s], y - ay[s]
                 along = min(max(rx * ux[s] + ry * uy[s], 0.0), seg_len[s])
-                d = np.hypot(rx - ux[s] * along, ry - uy[s] * along)
+                dx, dy = rx - ux[s] * along, ry - uy[s] * along
+                if dx * dx + dy * dy > far:  # surely beyond the radius: skip the exact hypot
+                    continue
+                d = np.hypot(dx, dy)
                 if d > radius:
                     continue
                 e = seg_edge[s]
@@ -104,12 +108,11 @@ def _candidates(  # pragma: no cover
     twin: I64,
     back: I64,
     length: F64,
-    px: F64,
-    py: F64,
+    pts: F64,
     radius: float,
     k: int,
 ) -> tuple[I64, I64, F64, F64]:
-    n = len(px)
+    n = len(pts)
     o_point = np.empty(2 * k * n, dtype=np.int64)
     o_state = np.empty(2 * k * n, dtype=np.int64)
     o_offset = np.empty(2 * k * n)
@@ -120,11 +123,11 @@ def _candidates(  # pragma: no cover
     ko = np.empty(cap)
     w = 0
     for p in range(n):
-        m = _near_point(grid, frame, px[p], py[p], radius, ke, kd, ko)
+        m = _near_point(grid, frame, pts[p, 0], pts[p, 1], radius, ke, kd, ko)
         while m < 0:
             cap *= 2
             ke, kd, ko = np.empty(cap, dtype=np.int64), np.empty(cap), np.empty(cap)
-            m = _near_point(grid, frame, px[p], py[p], radius, ke, kd, ko)
+            m = _near_point(grid, frame, pts[p, 0], pts[p, 1], radius, ke, kd, ko)
         m = min(m, k)
         for i in range(m):  # the pieces found, in their stored direction
             o_point[w], o_state[w], o_offset[w], o_dist[w] = p, ke[i], max(ko[i], 0.0), kd[i]
@@ -154,15 +157,12 @@ def candidates(
     seg_from, cell_start, members``); ``frame``: its origin, cell size, shape and reach; ``twin``
     and ``back``: the state travelling each edge the other way (its twin edge, else the layer's
     reversed state; -1: none)."""
-    pts = np.asarray(pts, dtype=np.float64)
-    return _candidates(
-        grid, frame, twin, back, length, np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1]), radius, k
-    )
+    return _candidates(grid, frame, twin, back, length, np.ascontiguousarray(pts, dtype=np.float64), radius, k)
 
 
 @numba.njit(nogil=True, cache=True)
 def _groups(  # pragma: no cover
-    c_point: I64, trace_of: I64, px: F64, py: F64, tiers: F64, short_m: float, default_m: float
+    c_point: I64, trace_of: I64, pts: F64, tiers: F64, short_m: float, default_m: float
 ) -> tuple[I64, I64, BoolArray, F64, F64]:
     """Groups (points with candidates) of a batch: first candidate, count, starts a trace, straight
     distance from the previous group (0 at a trace's start) and search limit (as ``hmm._far``)."""
@@ -185,7 +185,7 @@ def _groups(  # pragma: no cover
             new[j] = True
         else:
             q = c_point[starts[j - 1]]
-            gc[j] = np.hypot(px[p] - px[q], py[p] - py[q])
+            gc[j] = np.hypot(pts[p, 0] - pts[q, 0], pts[p, 1] - pts[q, 1])
     lo = 0
     while lo < g:
         hi = lo + 1
@@ -209,15 +209,14 @@ def _viterbi_table(  # pragma: no cover
     layer: tuple[I64, I64, F64],
     cands: tuple[I64, I64, F64, F64],
     trace_of: I64,
-    px: F64,
-    py: F64,
+    pts: F64,
     model: tuple[float, float, float, float, float],
     tiers: F64,
 ) -> tuple[I64, BoolArray]:
     s_u, s_v, s_len = layer
     c_point, c_state, c_offset, c_dist = cands
     sigma, beta, tolerance, short_m, default_m = model
-    starts, counts, new, gcs, limits = _groups(c_point, trace_of, px, py, tiers, short_m, default_m)
+    starts, counts, new, gcs, limits = _groups(c_point, trace_of, pts, tiers, short_m, default_m)
     n_groups = len(starts)
     n = len(c_state)
     emis = np.empty(n)
@@ -288,14 +287,12 @@ def viterbi_table(
     states' ``u``, ``v``, ``length``; ``cands``: point, state, offset, distance to the point;
     ``model``: σ (emission), β (transition), reverse tolerance, the step length up to which the
     default limit applies, that default limit (metres); ``tiers``: the longer limits."""
-    pts = np.asarray(pts, dtype=np.float64)
     return _viterbi_table(
         table,
         layer,
         cands,
         np.asarray(trace_of, dtype=np.int64),
-        np.ascontiguousarray(pts[:, 0]),
-        np.ascontiguousarray(pts[:, 1]),
+        np.ascontiguousarray(pts, dtype=np.float64),
         model,
         np.asarray(tiers, dtype=np.float64),
     )

@@ -123,7 +123,8 @@ def _assemble(
         covered.extend(cover[lo:hi])
     steps = [s for part in parts for s in part]
     share = len(steps) / len(xy)
-    fit = math.fsum(math.exp(-0.5 * (s.dist / hmm.SIGMA_M) ** 2) for s in steps) / len(steps)
+    sigma = hmm.SIGMA_M
+    fit = math.fsum([math.exp(-0.5 * (dist / sigma) ** 2) for _, _, _, dist in steps]) / len(steps)
     confidence = share * (0.5 + 0.5 * fit) / len(parts)
     reason = None
     if share < 1.0 or len(parts) > 1:
