@@ -28,7 +28,7 @@ import numpy.typing as npt
 from geo.arrays import BoolArray, FloatArray, IntArray
 from geo.nearby import GridColumns
 
-__all__ = ["candidates", "viterbi_table", "warm"]
+__all__ = ["candidates", "groups", "viterbi_table", "warm"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -203,6 +203,20 @@ def _groups(  # pragma: no cover
     return starts, counts, new, gc, limit
 
 
+def groups(
+    c_point: IntArray, trace_of: IntArray, pts: FloatArray, tiers: FloatArray, short_m: float, default_m: float
+) -> tuple[IntArray, IntArray, BoolArray, FloatArray, FloatArray]:
+    """The groups :func:`geo.bounded.viterbi` walks, as ``geo.hmm._groups_numpy`` lays them out."""
+    return _groups(
+        np.asarray(c_point, dtype=np.int64),
+        np.asarray(trace_of, dtype=np.int64),
+        np.ascontiguousarray(pts, dtype=np.float64),
+        np.asarray(tiers, dtype=np.float64),
+        short_m,
+        default_m,
+    )
+
+
 @numba.njit(nogil=True, cache=True)
 def _viterbi_table(  # pragma: no cover
     table: npt.NDArray[np.float32],
@@ -305,3 +319,4 @@ def warm() -> None:
     candidates(grid, (0.0, 0.0, 1.0, 1, 1, 1.0), -i1, -i1, f1, np.zeros((1, 2)), 1.0, 1)
     table = np.zeros((1, 1), dtype=np.float32)
     viterbi_table(table, (z1, z1, f1), (z1, z1, f1, f1), z1, np.zeros((1, 2)), (1.0, 1.0, 1.0, 1.0, 1.0), f1)
+    groups(z1, z1, np.zeros((1, 2)), f1, 1.0, 1.0)

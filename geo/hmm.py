@@ -236,7 +236,25 @@ def _viterbi_compiled(
     pass was 53 % of matching, mostly fixed costs per column and per pair (a numpy call per column
     of the forward pass, pair arrays, sorting pairs by source) rather than arithmetic; the kernel
     also skips the route search of a candidate whose next candidates are all further along its own
-    edge. Layers of small networks (:class:`DenseRows`) keep the numpy pass: they do not load numba."""
+    edge. The groups it walks are laid out by :func:`geo.compiled.groups` (about fifteen numpy calls
+    per trace before), else by :func:`_groups_numpy`."""
+    tiers = np.asarray(LIMIT_TIERS)
+    if rows.kernels is not None:
+        groups = rows.kernels.groups(c.point, trace_of, pts, tiers, DEFAULT_LIMIT_M / 3, DEFAULT_LIMIT_M)
+    else:
+        groups = _groups_numpy(c, pts, trace_of, tiers)
+    emis = -0.5 * (c.dist / SIGMA_M) ** 2
+    chosen, fresh = rows.viterbi(
+        (layer.u, layer.v, layer.length), (c.state, c.offset, emis), groups, BETA_M, REVERSE_TOLERANCE_M
+    )
+    return _parts(c, chosen, fresh, trace_of, n_traces)
+
+
+def _groups_numpy(
+    c: Candidates, pts: FloatArray, trace_of: IntArray, tiers: FloatArray
+) -> tuple[IntArray, IntArray, BoolArray, FloatArray, FloatArray]:
+    """Groups (points with candidates) of a batch: first candidate, count, starts a trace, straight
+    distance from the previous group (0 at a trace's start) and search limit (as :func:`_far`)."""
     starts, counts = _groups(c.point)
     gpts = c.point[starts]
     gtrace = trace_of[gpts]
@@ -248,23 +266,9 @@ def _viterbi_compiled(
     row = np.cumsum(new) - 1
     longest = np.zeros(int(row[-1]) + 1)
     np.maximum.at(longest, row, gc)
-    tiers = np.asarray(LIMIT_TIERS)
     far = tiers[np.minimum(np.searchsorted(tiers, 2.0 * longest + 300.0, side="left"), len(tiers) - 1)]
     limit = np.where(gc <= DEFAULT_LIMIT_M / 3, DEFAULT_LIMIT_M, far[row])
-    emis = -0.5 * (c.dist / SIGMA_M) ** 2
-    chosen, fresh = rows.viterbi(
-        (layer.u, layer.v, layer.length),
-        (c.state, c.offset, emis),
-        (starts, counts, new, gc, limit),
-        BETA_M,
-        REVERSE_TOLERANCE_M,
-    )
-    steps = list(map(Step, gpts.tolist(), c.state[chosen].tolist(), c.offset[chosen].tolist(), c.dist[chosen].tolist()))
-    out: list[list[list[Step]]] = [[] for _ in range(n_traces)]
-    bounds = [*np.flatnonzero(fresh).tolist(), len(steps)]
-    for lo, hi in itertools.pairwise(bounds):
-        out[int(gtrace[lo])].append(steps[lo:hi])
-    return out
+    return starts, counts, new, gc, limit
 
 
 def _viterbi_table(

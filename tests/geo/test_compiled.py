@@ -113,3 +113,18 @@ def test_without_numba_a_layer_matches_with_numpy(
     assert "compiled matcher unavailable" in caplog.text
     xy = make_traces(net, 1, seed=11)[0][1]
     assert hmm.match_steps(net, layer, xy, 40.0, 6) == hmm.match_steps(net, net.directed, xy, 40.0, 6)
+
+
+def test_compiled_groups_equal_the_numpy_layout() -> None:
+    """The groups the metro-scale kernel walks (geo/bounded.py), laid out compiled or in numpy."""
+    net = lille()
+    traces = _traces(net, 6)
+    pts = np.vstack(traces)
+    trace_of = np.repeat(np.arange(len(traces)), [len(t) for t in traces])
+    c = hmm.candidates(net, net.directed, pts, 40.0, 6)
+    tiers = np.asarray(hmm.LIMIT_TIERS)
+    kernels = net.directed.rows.kernels
+    assert kernels is not None
+    got = kernels.groups(c.point, trace_of, pts, tiers, hmm.DEFAULT_LIMIT_M / 3, hmm.DEFAULT_LIMIT_M)
+    for mine, theirs in zip(got, hmm._groups_numpy(c, pts, trace_of, tiers), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
