@@ -17,7 +17,7 @@ from geo import hmm, pathrows
 from geo.arrays import FloatArray
 from geo.matching import Direction, match_lines, match_trace
 from geo.network import RoadNetwork
-from geo.pathrows import DenseRows
+from geo.pathrows import DEFAULT_LIMIT_M, DenseRows
 from geo.routing import Layer
 from loadtests.bench_matching import grid_network, make_closures, make_traces
 from tests.geo.cases import lille
@@ -125,6 +125,6 @@ def test_compiled_groups_equal_the_numpy_layout() -> None:
     tiers = np.asarray(hmm.LIMIT_TIERS)
     kernels = net.directed.rows.kernels
     assert kernels is not None
-    got = kernels.groups(c.point, trace_of, pts, tiers, hmm.DEFAULT_LIMIT_M / 3, hmm.DEFAULT_LIMIT_M)
+    got = kernels.groups(c.point, trace_of, pts, tiers, DEFAULT_LIMIT_M / 3, DEFAULT_LIMIT_M)
     for mine, theirs in zip(got, hmm._groups_numpy(c, pts, trace_of, tiers), strict=True):
         np.testing.assert_array_equal(mine, theirs)
