@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 
 from geo.arrays import BoolArray, FloatArray, IntArray
 from geo.network import RoadNetwork
-from geo.pathrows import BoundedRows
+from geo.pathrows import BoundedRows, DenseRows
 from geo.routing import DEFAULT_LIMIT_M, Layer
 
 SIGMA_M = 10.0
@@ -70,7 +72,20 @@ def _starts(values: IntArray) -> IntArray:
 
 
 def candidates(net: RoadNetwork, layer: Layer, pts: FloatArray, radius: float, k: int) -> Candidates:
-    """Up to ``k`` nearest road pieces within ``radius`` of each point, in every allowed direction."""
+    """Up to ``k`` nearest road pieces within ``radius`` of each point, in every allowed direction
+    (by the compiled search when the layer has it, :func:`geo.compiled.candidates`: same result)."""
+    kernels = layer.rows.kernels
+    if kernels is not None:
+        grid = net.grid
+        point, state, offset, dist = kernels.candidates(
+            grid.columns, grid.frame, net.twin, layer.back_state, net.length, pts, radius, k
+        )
+        return Candidates(point, state, offset, dist)
+    return candidates_numpy(net, layer, pts, radius, k)
+
+
+def candidates_numpy(net: RoadNetwork, layer: Layer, pts: FloatArray, radius: float, k: int) -> Candidates:
+    """:func:`candidates` in numpy calls over :class:`geo.nearby.SegmentGrid` (the reference and fallback)."""
     near = net.grid.query(pts, radius)
     starts = _starts(near.point)
     rank = np.arange(len(near.point)) - np.repeat(starts, np.diff(np.append(starts, len(near.point))))
@@ -187,6 +202,8 @@ def viterbi(c: Candidates, pts: FloatArray, trace_of: IntArray, n_traces: int, l
         return out
     if isinstance(layer.rows, BoundedRows):
         return _viterbi_compiled(c, pts, trace_of, n_traces, layer.rows, layer)
+    if isinstance(layer.rows, DenseRows) and layer.rows.kernels is not None:
+        return _viterbi_table(c, pts, trace_of, n_traces, layer.rows.kernels, layer.rows.table, layer)
     g = _batch(c, trace_of, n_traces)
     rows, cols, width = len(g.first), int(g.size.max()), int(g.counts.max())
     group = np.repeat(np.arange(len(g.starts)), g.counts)
@@ -219,7 +236,25 @@ def _viterbi_compiled(
     pass was 53 % of matching, mostly fixed costs per column and per pair (a numpy call per column
     of the forward pass, pair arrays, sorting pairs by source) rather than arithmetic; the kernel
     also skips the route search of a candidate whose next candidates are all further along its own
-    edge. Layers of small networks (:class:`DenseRows`) keep the numpy pass: they do not load numba."""
+    edge. The groups it walks are laid out by :func:`geo.compiled.groups` (about fifteen numpy calls
+    per trace before), else by :func:`_groups_numpy`."""
+    tiers = np.asarray(LIMIT_TIERS)
+    if rows.kernels is not None:
+        groups = rows.kernels.groups(c.point, trace_of, pts, tiers, DEFAULT_LIMIT_M / 3, DEFAULT_LIMIT_M)
+    else:
+        groups = _groups_numpy(c, pts, trace_of, tiers)
+    emis = -0.5 * (c.dist / SIGMA_M) ** 2
+    chosen, fresh = rows.viterbi(
+        (layer.u, layer.v, layer.length), (c.state, c.offset, emis), groups, BETA_M, REVERSE_TOLERANCE_M
+    )
+    return _parts(c, chosen, fresh, trace_of, n_traces)
+
+
+def _groups_numpy(
+    c: Candidates, pts: FloatArray, trace_of: IntArray, tiers: FloatArray
+) -> tuple[IntArray, IntArray, BoolArray, FloatArray, FloatArray]:
+    """Groups (points with candidates) of a batch: first candidate, count, starts a trace, straight
+    distance from the previous group (0 at a trace's start) and search limit (as :func:`_far`)."""
     starts, counts = _groups(c.point)
     gpts = c.point[starts]
     gtrace = trace_of[gpts]
@@ -231,22 +266,51 @@ def _viterbi_compiled(
     row = np.cumsum(new) - 1
     longest = np.zeros(int(row[-1]) + 1)
     np.maximum.at(longest, row, gc)
-    tiers = np.asarray(LIMIT_TIERS)
     far = tiers[np.minimum(np.searchsorted(tiers, 2.0 * longest + 300.0, side="left"), len(tiers) - 1)]
     limit = np.where(gc <= DEFAULT_LIMIT_M / 3, DEFAULT_LIMIT_M, far[row])
-    emis = -0.5 * (c.dist / SIGMA_M) ** 2
-    chosen, fresh = rows.viterbi(
+    return starts, counts, new, gc, limit
+
+
+def _viterbi_table(
+    c: Candidates,
+    pts: FloatArray,
+    trace_of: IntArray,
+    n_traces: int,
+    kernels: ModuleType,
+    table: npt.NDArray[np.float32],
+    layer: Layer,
+) -> list[list[list[Step]]]:
+    """:func:`viterbi` on a small network's layer, by one compiled kernel over its distance table
+    (:func:`geo.compiled.viterbi_table`: same model, same ties). Why: the numpy pass cost ≈ 12 µs per
+    point of a 42-point Lille trace, mostly numpy call overhead per column; see :mod:`geo.compiled`."""
+    model = (SIGMA_M, BETA_M, REVERSE_TOLERANCE_M, DEFAULT_LIMIT_M / 3, DEFAULT_LIMIT_M)
+    chosen, fresh = kernels.viterbi_table(
+        table,
         (layer.u, layer.v, layer.length),
-        (c.state, c.offset, emis),
-        (starts, counts, new, gc, limit),
-        BETA_M,
-        REVERSE_TOLERANCE_M,
+        (c.point, c.state, c.offset, c.dist),
+        trace_of,
+        pts,
+        model,
+        np.asarray(LIMIT_TIERS),
     )
-    steps = list(map(Step, gpts.tolist(), c.state[chosen].tolist(), c.offset[chosen].tolist(), c.dist[chosen].tolist()))
+    return _parts(c, chosen, fresh, trace_of, n_traces)
+
+
+def _parts(
+    c: Candidates, chosen: IntArray, fresh: BoolArray, trace_of: IntArray, n_traces: int
+) -> list[list[list[Step]]]:
+    """Steps of the chosen candidates (one per group), cut into parts where ``fresh``, per trace."""
+    point = c.point[chosen]
+    columns = (point.tolist(), c.state[chosen].tolist(), c.offset[chosen].tolist(), c.dist[chosen].tolist())
+    steps = list(map(Step, *columns))
     out: list[list[list[Step]]] = [[] for _ in range(n_traces)]
     bounds = [*np.flatnonzero(fresh).tolist(), len(steps)]
+    if n_traces == 1:
+        out[0] = [steps[lo:hi] for lo, hi in itertools.pairwise(bounds)]
+        return out
+    traces = trace_of[point].tolist()
     for lo, hi in itertools.pairwise(bounds):
-        out[int(gtrace[lo])].append(steps[lo:hi])
+        out[traces[lo]].append(steps[lo:hi])
     return out
 
 

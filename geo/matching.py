@@ -118,12 +118,13 @@ def _assemble(
             lines.append(part_line(net, layer, part, part_states))
         else:
             lines.append(Polyline([], [], part_length(net, layer, part, part_states)))
-        lo, hi = _trim(cover)
+        lo, hi = _trim(cover, _end_u_turns(layer, part_states))
         states.extend(part_states[lo:hi])
         covered.extend(cover[lo:hi])
     steps = [s for part in parts for s in part]
     share = len(steps) / len(xy)
-    fit = math.fsum(math.exp(-0.5 * (s.dist / hmm.SIGMA_M) ** 2) for s in steps) / len(steps)
+    sigma = hmm.SIGMA_M
+    fit = math.fsum([math.exp(-0.5 * (dist / sigma) ** 2) for _, _, _, dist in steps]) / len(steps)
     confidence = share * (0.5 + 0.5 * fit) / len(parts)
     reason = None
     if share < 1.0 or len(parts) > 1:
@@ -144,14 +145,33 @@ def _assemble(
     )
 
 
-def _trim(cover: list[float], eps: float = 0.5) -> tuple[int, int]:
-    """Drop end states a part only touches at a junction (covered for less than ``eps`` metres)."""
+def _trim(cover: list[float], turns: tuple[bool, bool] = (False, False), eps: float = 0.5) -> tuple[int, int]:
+    """Drop end states a part only touches at a junction (covered for less than ``eps`` metres), and
+    an end state that only turns back onto its neighbour's twin within the HMM's reverse tolerance
+    (``turns``: first, last; a point a metre or two past a dead end's end is "moved back a little",
+    as on one edge, not "went round and came back": found by the idempotence property, 295 → 1)."""
     lo, hi = 0, len(cover)
+    if turns[0] and hi - lo > 1 and cover[lo] <= hmm.REVERSE_TOLERANCE_M:
+        lo += 1
+    if turns[1] and hi - lo > 1 and cover[hi - 1] <= hmm.REVERSE_TOLERANCE_M:
+        hi -= 1
     while hi - lo > 1 and cover[lo] < eps:
         lo += 1
     while hi - lo > 1 and cover[hi - 1] < eps:
         hi -= 1
     return lo, hi
+
+
+def _end_u_turns(layer: Layer, states: list[int]) -> tuple[bool, bool]:
+    """Whether the first (last) state goes back along the second (second to last) one."""
+    if len(states) < 2:
+        return False, False
+    u, v = layer.lists.u, layer.lists.v
+
+    def back(a: int, b: int) -> bool:
+        return u[a] == v[b] and v[a] == u[b]
+
+    return back(states[0], states[1]), back(states[-1], states[-2])
 
 
 def check_lines(net: RoadNetwork, lines: Sequence[Sequence[Sequence[float]]]) -> list[shapely.LineString | GeoError]:

@@ -9,6 +9,7 @@ answers "which edges lie within r metres, how far, and where along them" in a fe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,10 @@ REACH_M = 40.0
 the one cell its point falls in (wider radii read every cell of the point's box)."""
 MAX_CELLS = 16_000_000
 """A wider cell is used when the network's box would need more cells than this (huge extracts)."""
+GridColumns = tuple[
+    FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, IntArray, FloatArray, IntArray, npt.NDArray[np.int32]
+]
+"""Segment starts (x, y), unit vectors (x, y), lengths, edges, offsets along their edge; cell CSR, members."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,17 @@ class SegmentGrid:
             members=seg[order].astype(np.int32),
             n_keys=int(edges.max()) + 1 if len(edges) else 1,
         )
+
+    @cached_property
+    def columns(self) -> GridColumns:
+        """The columns the compiled search reads (:func:`geo.compiled.candidates`), in its order."""
+        segments = (self.ax, self.ay, self.ux, self.uy, self.seg_len, self.seg_edge, self.seg_from)
+        return (*segments, self.cell_start, self.members)
+
+    @cached_property
+    def frame(self) -> tuple[float, float, float, int, int, float]:
+        """Origin, cell size, shape and reach, for the compiled search."""
+        return (self.origin[0], self.origin[1], self.cell, self.shape[0], self.shape[1], REACH_M)
 
     def _cells(self, v: FloatArray, o: float, n: int) -> IntArray:
         return np.minimum(np.maximum(((v - o) // self.cell).astype(np.int64), 0), n - 1)

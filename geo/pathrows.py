@@ -3,11 +3,13 @@
 The HMM asks for thousands of (source, target) distances per trace; lookups must be array
 operations, and their cost must not grow with the network:
 
-* :class:`DenseRows` (networks of up to :data:`DENSE_MAX_NODES` junctions, a city centre): one-to-all
-  rows (``scipy.sparse.csgraph.dijkstra(limit=...)``) computed on demand and kept in an ``n × n``
-  matrix; a lookup is one fancy index. Memory is fixed: 2 × n² × 4 bytes per routing layer, 32 MiB
-  at most. Small networks are full of one-way streets where many candidate pairs are far apart by
-  road, so a kept row beats searching again.
+* :class:`DenseRows` (networks of up to :data:`DENSE_MAX_NODES` junctions, a city centre): the whole
+  table of distances up to :data:`TABLE_LIMIT_M` (``scipy.sparse.csgraph.dijkstra(limit=...)``),
+  computed when the layer is built, like FMM's UBODT: a transition is one lookup, and the compiled
+  HMM (:mod:`geo.compiled`) reads the table directly. Memory is fixed: 2 × n² × 4 bytes per
+  routing layer, 32 MiB at most; build time ≈ 0.06 s per layer on the bundled Lille network (848
+  junctions), ≈ 0.5 s for 2,025 junctions (a 45 × 45 grid), measured on the 2-core machine. It is an
+  index of the network, not a cache of answers: matching never fills it.
 * :class:`BoundedRows` (metro-scale networks): targeted, bounded searches (:mod:`geo.bounded`), one
   per distinct source, stopping once its targets are settled or the limit is passed. Cost grows
   with the search ball, not the network, and nothing is kept between calls: memory does not grow
@@ -19,7 +21,9 @@ Both are safe to share between threads. ``SparseRows`` is kept as a name for :cl
 
 from __future__ import annotations
 
+import logging
 import threading
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,6 +40,26 @@ DEFAULT_LIMIT_M = 1500.0
 """Default search limit: a route between two consecutive trace points longer than this is impossible."""
 DENSE_MAX_NODES = 2048
 """Up to this many junctions, rows are dense (2 × n² × 4 bytes per routing layer: 32 MiB at most)."""
+TABLE_LIMIT_M = 20_000.0
+"""Bound of the dense table: the longest route the HMM ever asks for (``geo.hmm.MAX_ROUTE_M``, its
+largest search tier); a longer one (none today) computes its row again."""
+log = logging.getLogger(__name__)
+
+
+def load_kernels() -> ModuleType | None:
+    """The compiled matcher (:mod:`geo.compiled`), compiled or loaded from numba's cache now; None
+    (the numpy matcher, same results, ≈ 2–3× slower on Lille) if numba cannot load or compile it.
+
+    Imported here, on purpose: numba costs about 60 MiB of RSS at import, paid by a process when it
+    builds its first routing layer, not by every process that imports :mod:`geo`."""
+    try:
+        import geo.compiled as kernels
+
+        kernels.warm()
+    except Exception:  # numba missing, or no compiler for this platform: the numpy fallback
+        log.warning("compiled matcher unavailable, matching with numpy", exc_info=True)
+        return None
+    return kernels
 _CHUNK = 32
 _NO_PRED = -9999  # scipy's marker for "no predecessor"
 
@@ -59,20 +83,27 @@ def _walk(pred_of: npt.NDArray[np.int32], src: int, dst: int) -> list[int]:
 
 
 class DenseRows:
-    """Rows as ``n × n`` float32 distances and int32 predecessors (inf / -1 beyond the limit)."""
+    """Rows as ``n × n`` float32 distances and int32 predecessors (inf / -1 beyond the limit), all
+    computed up to :data:`TABLE_LIMIT_M` when built. ``kernels``: the compiled matcher, or None
+    (``compiled=False``, or numba unavailable: the numpy matcher)."""
 
-    def __init__(self, graph: csr_matrix) -> None:
+    def __init__(self, graph: csr_matrix, *, compiled: bool = True) -> None:
         n = graph.shape[0]
         self._graph = graph
         self._dist = np.full((n, n), np.inf, dtype=np.float32)
         self._pred = np.full((n, n), -1, dtype=np.int32)
         self._limit = np.zeros(n)  # limit each row was computed with (0: not computed)
         self._lock = threading.Lock()
+        self._ensure(np.arange(n), TABLE_LIMIT_M)
+        self.kernels = load_kernels() if compiled else None
+
+    @property
+    def table(self) -> npt.NDArray[np.float32]:
+        """Road distance between every two junctions (inf beyond :data:`TABLE_LIMIT_M`), read-only."""
+        return self._dist
 
     def clear(self) -> None:
-        """Forget every row (benchmarks: a cold start)."""
-        with self._lock:
-            self._limit[:] = 0.0
+        """Nothing to forget: the table is an index built with the layer, not a cache of answers."""
 
     def _ensure(self, sources: IntArray, limit: float | FloatArray) -> None:
         short = self._limit[sources] < limit
@@ -110,11 +141,12 @@ class BoundedRows:
 
     def __init__(self, graph: csr_matrix, xy: FloatArray | None = None) -> None:
         # Imported here, on purpose: numba costs about 60 MiB of RSS at import (measured with `make bench`:
-        # the feed process at 10,000 events went from 346 to 430 MiB), and only metro-scale layers route
-        # with it. A hub on the bundled Lille network, or an API replica that only serves feeds, never
-        # loads it. Listed in tests/test_architecture.py (KNOWN_FUNCTION_IMPORTS).
+        # the feed process at 10,000 events went from 346 to 430 MiB), paid when a routing layer is built
+        # (see load_kernels), not by every importer of geo. Listed in tests/test_architecture.py
+        # (KNOWN_FUNCTION_IMPORTS).
         import geo.bounded as kernels
 
+        self.kernels = load_kernels()
         self.csr: bounded.Csr = kernels.Csr(graph.indptr, graph.indices, graph.data, xy)
         self._many_to_many = kernels.many_to_many
         self._node_path = kernels.node_path

@@ -3,15 +3,16 @@
 Same protocol as the research anchors (Valhalla Meili 16–19k points/s, OSRM 6.5–7.6k on this
 machine class): routes of ≥ 800 m between random junctions of the network, resampled every
 40 m, Gaussian noise σ = 8 m per coordinate; one process, one thread. Reports points/s (first
-pass with emptied routing caches: *cold*; then *warm*: a warm process matching traces it has never
-matched before, the median of a few passes each on its own fresh traces, as a service meets new
-reports; *again*: re-matching the same traces, where caches of the same answers help), the share
-of matched points within 5 m of the true route, closures normalised per second (a 2–5 vertex
-closure through ``NetworkPlacer.place_closure``: validate and match its line, split it into
-Waze-ready runs, build the placement; cold, then warm on fresh closures like points; then warm
-through ``NetworkPlacer.place_closures`` in batches of ``--closure-batch``, fresh closures again,
-as the normaliser places the closures of one Kafka poll), and the same on a synthetic jittered
-grid of ~250k directed edges (metro scale).
+pass with emptied routing caches: *cold*; a small network's distance table is not a cache but
+an index built with the network, like fastmm's UBODT, and counted in *load s*; then *warm*: a
+warm process matching traces it has never matched before, the median of a few passes each on its
+own fresh traces, as a service meets new reports; *again*: re-matching the same traces, where
+caches of the same answers help), the share of matched points within 5 m of the true route,
+closures normalised per second (a 2–5 vertex closure through ``NetworkPlacer.place_closure``:
+validate and match its line, split it into Waze-ready runs, build the placement; cold, then warm
+on fresh closures like points; then warm through ``NetworkPlacer.place_closures`` in batches of
+``--closure-batch``, fresh closures again, as the normaliser places the closures of one Kafka
+poll), and the same on a synthetic jittered grid of ~250k directed edges (metro scale).
 """
 
 from __future__ import annotations

@@ -103,9 +103,10 @@ KNOWN_FORBIDDEN: dict[tuple[str, str], str] = {}
 
 # Modules with an import inside a function: (module, imported).
 KNOWN_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
-    # numba costs about 60 MiB of RSS at import; only metro-scale routing layers load it (measured reason
-    # in geo/pathrows.py)
+    # numba costs about 60 MiB of RSS at import (≈ 110 MiB with the kernels loaded); a process loads it when it
+    # builds a routing layer, not when it imports geo (measured reason in geo/pathrows.py)
     ("geo.pathrows", "geo.bounded"): "the compiled kernels, loaded only by a metro-scale layer",
+    ("geo.pathrows", "geo.compiled"): "the compiled matcher, loaded when a routing layer is built (numpy fallback)",
     # the measured workloads are imported in the measured tree's process (`--against REV` runs another
     # revision's code in a temporary worktree): they stay inside the function on purpose
     ("loadtests.instructions", "geo.matching"): "imported by the measured tree, not by the driver",
