@@ -71,21 +71,35 @@ def first_non_finite(value: Any, path: str = "") -> str | None:
     return None
 
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_STEP = np.zeros(256, dtype=np.int8)
-_STEP[list(b"[{")] = 1
-_STEP[list(b"]}")] = -1
+_QUOTE = ord('"')
+_CHUNK = 1 << 20  # bytes per numpy pass: the temporaries stay a few MiB whatever the payload's size
 
 
 def _depth_over(payload: bytes, limit: int) -> bool:
     """Whether any value of this (already parsed) JSON text sits more than `limit` containers deep.
 
-    Measured on the bytes: strings removed (a bracket inside one is text), then the deepest point of
-    the running count of opening minus closing brackets. Why not a walk over the decoded document:
-    on the 1.7 MB Waze partner feed sample the walk (a Python step per container) was 22 % of parsing;
-    this is a regular expression and a numpy cumulative sum, both in C."""
-    brackets = _STRING.sub(b"", payload).translate(None, _NOT_BRACKETS)
-    if len(brackets) <= limit:
+    Measured on the bytes, in numpy: the running count of opening minus closing brackets outside strings.
+    The text is valid JSON, so backslashes occur only inside strings, where they pair up from the left:
+    removing every `\\\\` then every `\\"` leaves only the quotes that open or close a string, and a
+    bracket lies inside a string when an odd number of quotes precedes it. Why not a walk over the decoded
+    document: on the 1.7 MB Waze partner feed sample the walk (a Python step per container) was 22 % of
+    parsing; removing the strings with a regular expression cost 26 ms of CPU, this 10 ms."""
+    text = payload.replace(b"\\\\", b"").replace(b'\\"', b"")
+    if text.count(b"[") + text.count(b"{") <= limit:  # not even that many containers
         return False
-    return int(np.cumsum(_STEP[np.frombuffer(brackets, dtype=np.uint8)], dtype=np.int64).max()) > limit
+    depth, quotes_before = 0, 0
+    for start in range(0, len(text), _CHUNK):
+        data = np.frombuffer(text, dtype=np.uint8, count=min(_CHUNK, len(text) - start), offset=start)
+        folded = data | 0x20  # `[` 0x5B and `{` 0x7B fold to 0x7B, `]` and `}` to 0x7D; no other byte does
+        steps = (folded == 0x7B).view(np.int8) - (folded == 0x7D).view(np.int8)
+        at = np.flatnonzero(steps)
+        quotes = np.flatnonzero(data == _QUOTE)
+        outside = ((np.searchsorted(quotes, at) + quotes_before) & 1) == 0
+        kept = steps[at[outside]]
+        if kept.size:
+            running = np.cumsum(kept, dtype=np.int64)
+            if depth + int(running.max()) > limit:
+                return True
+            depth += int(running[-1])
+        quotes_before += quotes.size
+    return False

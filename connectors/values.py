@@ -120,5 +120,14 @@ def from_millis(value: Any, what: str) -> datetime:
 
 
 def small(said: dict[str, Any]) -> dict[str, Any]:
-    """The summary of what the source said, without empty values."""
-    return {key: value for key, value in said.items() if value not in (None, "", [], {})}
+    """The summary of what the source said, without empty values (None, "", [], {}).
+
+    Written as truth tests rather than `value not in (None, "", [], {})`: comparing a number with a
+    string, a list and a dict falls back through both sides' `__eq__`, and this ran for every field of
+    every item (7 % of parsing the NYC Waze sample). A false value is dropped only if it is an empty
+    string, list or dict, as before (0, 0.0 and False are kept)."""
+    return {
+        key: value
+        for key, value in said.items()
+        if value is not None and (value or not isinstance(value, str | list | dict))
+    }

@@ -101,15 +101,25 @@ async def _marks(
 
 
 def publishable_mark(event_id: str, pool: list[Street], n: int) -> dict[str, object]:
-    """A mark every feed's gate accepts (some streets of the pool are too short for Waze, say)."""
+    """A mark every feed carrying closures accepts (some streets of the pool are too short for Waze, say)."""
     now = datetime.now(UTC)
     ctx = FeedContext(now=now)
+    carrying = [FEEDS[name] for name in mark_feeds(pool)]
     for offset in range(len(pool)):
         candidate = event_dict(event_id, pool[(n + offset) % len(pool)], 0, now, n)
         event = Event.model_validate(candidate)
-        if all(not renderer().check(event, ctx) for renderer in FEEDS.values()):
+        if all(not renderer().check(event, ctx) for renderer in carrying):
             return candidate
     raise RuntimeError("no street of the pool gives an event every feed accepts")
+
+
+def mark_feeds(pool: list[Street], tries: int = 50) -> list[str]:
+    """The feeds that carry a mark (a closure) on some street of the pool: not the regulations feed, which
+    carries traffic-regulation measures only and refuses every incident by design."""
+    now = datetime.now(UTC)
+    ctx = FeedContext(now=now)
+    events = [Event.model_validate(event_dict("bench-mark", street, 0, now, 0)) for street in pool[:tries]]
+    return [name for name, renderer in FEEDS.items() if any(not renderer().check(e, ctx) for e in events)]
 
 
 def mark(
@@ -123,5 +133,8 @@ def mark(
 ) -> list[float]:
     """Write new closure events to the events topic one at a time (as the normaliser does); per event,
     the seconds until it is in the bytes of every feed. A feed carrying a mark was rendered from a view
-    holding everything written before it. Sampling stops after `budget_s` (at least one sample)."""
+    holding everything written before it. Sampling stops after `budget_s` (at least one sample). Feeds
+    that never carry a closure (`mark_feeds`) are not waited for."""
+    carrying = {f"/feeds/{name}" for name in mark_feeds(pool)}
+    paths = [path for path in paths if path in carrying]
     return asyncio.run(_marks(hub, topic, paths, pool, samples, timeout_s, budget_s))

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connectors import json_safety
 from connectors.base import PayloadError
 from connectors.json_safety import parse_json
 
@@ -66,3 +67,16 @@ def test_the_depth_is_measured_on_the_text_without_counting_brackets_inside_stri
                 parse_json(payload, max_depth=limit)
         else:
             assert parse_json(payload, max_depth=limit) == value
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1 << 20])
+def test_the_depth_is_the_same_across_the_numpy_chunks(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A string or an escape cut by a chunk boundary is still read as one (the quote parity carries over)."""
+    monkeypatch.setattr(json_safety, "_CHUNK", chunk)
+    value = {"a[": ['x"]]]\\', [[{"b": "{{[[\\\\"}]], "\\\"["], "c": [[[[1]]]]}
+    payload = orjson.dumps(value)
+    depth = _walk_depth(value)
+    assert parse_json(payload, max_depth=depth) == value
+    with pytest.raises(PayloadError, match="deeper than"):
+        parse_json(payload, max_depth=depth - 1)
+    assert parse_json(b" " * 5 + b"[" * 3 + b"]" * 3, max_depth=3) == [[[]]]

@@ -132,7 +132,7 @@ def reusable(saved: Saved, body: FeedBody, carried: Sequence[str], index: int, h
     if block is None:
         return None
     end = index + len(block.ids)
-    if tuple(carried[index:end]) != block.ids or not all(event_id in holds for event_id in block.ids):
+    if tuple(carried[index:end]) != block.ids or not holds.issuperset(block.ids):  # a set op: no Python loop
         return None
     return block if end == len(carried) or body.cuts_after(block.ids[-1]) else None
 
