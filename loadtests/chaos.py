@@ -122,6 +122,7 @@ class FaultResult:
     max_write_s: float = 0.0  # longest POST → acknowledgement, retries included
     stall_s: float = 0.0  # longest time without any acknowledged write, from the kill on
     resume_s: float | None = None
+    resume_detail: str = ""  # where the time went: probes acknowledged, then each replica's view and feeds
     source_resume_s: float | None = None
     restart_s: dict[str, float] = field(default_factory=dict)
     converged: bool = False
@@ -267,8 +268,23 @@ class Chaos:
 
     # --- measuring ----------------------------------------------------------------------------
 
-    async def until_in_every_feed(self, lb: Balancer, needles: list[bytes], since: float) -> float:
-        """Seconds from `since` until every feed of every replica in the rotation holds every needle."""
+    async def until_in_views(self, lb: Balancer, needles: list[bytes], since: float, out: dict[str, float]) -> None:
+        """Fill `out` with each replica's seconds from `since` until its event view (the operator's list) holds
+        every needle: the part of `resumed` before the feeds (runs until cancelled)."""
+        headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+        while True:
+            for replica in [r for r in lb.replicas if r.up and r.name not in out]:
+                with contextlib.suppress(httpx2.HTTPError):
+                    response = await lb.http.get(f"{replica.url}/api/v1/events", headers=headers)
+                    if response.status_code == 200 and all(n in response.content for n in needles):
+                        out[replica.name] = time.monotonic() - since
+            await asyncio.sleep(0.25)
+
+    async def until_in_every_feed(
+        self, lb: Balancer, needles: list[bytes], since: float, per_replica: dict[str, float] | None = None
+    ) -> float:
+        """Seconds from `since` until every feed of every replica in the rotation holds every needle
+        (and, in `per_replica`, each replica's seconds until all its feeds did)."""
         seen: dict[tuple[str, str], float] = {}
         etags: dict[tuple[str, str], str] = {}
         headers = {"Authorization": f"Bearer {PARTNER_KEY}"}
@@ -293,6 +309,9 @@ class Chaos:
 
         await wait_for(everywhere, self.cfg.deadline_s, "probe closures in every feed", every_s=0.05)
         live = {r.name for r in lb.replicas if r.up}
+        if per_replica is not None:
+            for name in live:
+                per_replica[name] = max(t for (n, _), t in seen.items() if n == name) - since
         return max(t for (name, _), t in seen.items() if name in live) - since
 
     async def until_event_everywhere(self, lb: Balancer, source_id: str, since: float) -> float:
@@ -444,7 +463,17 @@ class Chaos:
             needles = [w.closure_id.encode() for w in written if w.closure_id]
             if len(needles) < len(written):
                 raise RuntimeError(f"a probe closure was not acknowledged: {written}")
-            result.resume_s = await self.until_in_every_feed(lb, needles, t0)
+            acked = max(w.acked_at or t0 for w in written) - t0
+            views: dict[str, float] = {}
+            watch = asyncio.create_task(self.until_in_views(lb, needles, t0, views))
+            feeds: dict[str, float] = {}
+            try:
+                result.resume_s = await self.until_in_every_feed(lb, needles, t0, feeds)
+            finally:
+                watch.cancel()
+            result.resume_detail = f"acked {acked:.1f} s; " + ", ".join(
+                f"{name} view {_s(views.get(name))} feeds {_s(at)}" for name, at in sorted(feeds.items())
+            )
             if source_item is not None:
                 result.source_resume_s = await self.until_event_everywhere(lb, source_item, t0)
             for (label, _), task in zip(kills, restarts, strict=True):
@@ -618,7 +647,7 @@ def describe_result(r: FaultResult) -> str:
         f"{r.name}: killed {', '.join(r.killed)}; lost {r.lost}, duplicates {r.duplicates}, "
         f"writes refused for {r.refused_window_s:.1f} s ({r.refused} × 5xx, {r.cut} cut, {r.not_acked} not acked, "
         f"{r.acked} acked, longest write {r.max_write_s:.1f} s, no ack for {r.stall_s:.1f} s at most), "
-        f"resumed {_s(r.resume_s)}"
+        f"resumed {_s(r.resume_s)}" + (f" ({r.resume_detail})" if r.resume_detail else "")
         + (f" (source item {_s(r.source_resume_s)})" if r.source_resume_s is not None else "")
         + f", restarted {restart}, converged {'yes' if r.converged else 'NO'} {_s(r.converge_s)}, "
         f"feed 5xx {r.feed_5xx}/{r.feed_polls}, stream {r.stream_seen}"
