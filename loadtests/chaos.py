@@ -269,16 +269,20 @@ class Chaos:
     # --- measuring ----------------------------------------------------------------------------
 
     async def until_in_views(self, lb: Balancer, needles: list[bytes], since: float, out: dict[str, float]) -> None:
-        """Fill `out` with each replica's seconds from `since` until its event view (the operator's list) holds
-        every needle: the part of `resumed` before the feeds (runs until cancelled)."""
+        """Fill `out` with each replica's seconds from `since` until its event view holds every needle (closure
+        ids, read one by one): the part of `resumed` before the feeds (runs until cancelled)."""
         headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+        found: set[tuple[str, bytes]] = set()  # (replica, closure id): one small GET each, not the whole list
         while True:
             for replica in [r for r in lb.replicas if r.up and r.name not in out]:
-                with contextlib.suppress(httpx2.HTTPError):
-                    response = await lb.http.get(f"{replica.url}/api/v1/events", headers=headers)
-                    if response.status_code == 200 and all(n in response.content for n in needles):
-                        out[replica.name] = time.monotonic() - since
-            await asyncio.sleep(0.25)
+                for needle in [n for n in needles if (replica.name, n) not in found]:
+                    with contextlib.suppress(httpx2.HTTPError):
+                        response = await lb.http.get(f"{replica.url}/api/v1/events/{needle.decode()}", headers=headers)
+                        if response.status_code == 200:
+                            found.add((replica.name, needle))
+                if all((replica.name, n) in found for n in needles):
+                    out[replica.name] = time.monotonic() - since
+            await asyncio.sleep(0.1)
 
     async def until_in_every_feed(
         self, lb: Balancer, needles: list[bytes], since: float, per_replica: dict[str, float] | None = None
@@ -403,8 +407,9 @@ class Chaos:
         self.turn[kind] += 1
         return member
 
-    async def kill(self, kind: str, lb: Balancer) -> tuple[str, Callable[[], Awaitable[float]]]:
-        """Kill one member of `kind`; (what was killed, how to bring it back: seconds until it serves again)."""
+    async def kill(self, kind: str, lb: Balancer) -> tuple[str, Callable[[], Awaitable[float]], float]:
+        """Kill one member of `kind`; (what was killed, how to bring it back: seconds until it serves again,
+        time.monotonic() just before the SIGKILL: finding the controller runs a script, seconds under load)."""
         if kind in ("broker", "controller"):
             controller = await self.cluster.acontroller()
             if kind == "controller":
@@ -413,15 +418,17 @@ class Chaos:
                 others = [n for n in clusters.NODES if n != controller]
                 node = others[self.turn["broker"] % len(others)]
                 self.turn["broker"] += 1
+            at = time.monotonic()
             await self.cluster.akill(node)
             label = f"broker {node}" + (" (active controller)" if node == controller else "")
 
             async def start_node() -> float:
                 return await self.cluster.astart(node)
 
-            return label, start_node
+            return label, start_node, at
         members = {"normaliser": self.normalisers, "api": self.api, "connectors": self.runners}[kind]
         victim = self.next_of(kind, members)
+        at = time.monotonic()
         await asyncio.to_thread(victim.kill)
         replica = next((r for r in lb.replicas if r.name == victim.name), None)
         if replica is not None:
@@ -435,7 +442,7 @@ class Chaos:
                 await wait_for(partial(_up, replica), self.cfg.deadline_s, f"{victim.name} back in the rotation")
             return time.monotonic() - started
 
-        return victim.name, restart
+        return victim.name, restart, at
 
     async def fault(self, name: str, lb: Balancer) -> FaultResult:
         assert self.load is not None
@@ -443,12 +450,12 @@ class Chaos:
         cfg, load = self.cfg, self.load
         load.running.set()
         await asyncio.sleep(cfg.steady_s)  # steady load before the fault: a duration, not a condition
-        t0 = time.monotonic()
         writes_before, polls_before = len(load.writes), len(load.polls)
         kills = [await self.kill(kind, lb) for kind in FAULTS[name]]
-        result = FaultResult(name, [label for label, _ in kills])
+        t0 = min((at for _, _, at in kills), default=time.monotonic())  # the first SIGKILL
+        result = FaultResult(name, [label for label, _, _ in kills])
         restarts: list[asyncio.Task[float]] = []
-        for label, restart in kills:
+        for label, restart, _ in kills:
             delay = cfg.hold_s if label.startswith("broker") else 0.0
             restarts.append(asyncio.create_task(_after(delay, restart), name=f"restart {label}"))
         try:
@@ -476,7 +483,7 @@ class Chaos:
             )
             if source_item is not None:
                 result.source_resume_s = await self.until_event_everywhere(lb, source_item, t0)
-            for (label, _), task in zip(kills, restarts, strict=True):
+            for (label, _, _), task in zip(kills, restarts, strict=True):
                 result.restart_s[label] = await task
             await load.quiesce(cfg.deadline_s)
             t1 = time.monotonic()
