@@ -15,6 +15,14 @@ members of a consumer group and share this machinery:
   has restarted it (about 5 s). The broker must allow such a session (`group.min.session.timeout.ms`,
   6 s by default; 1 s on the local cluster and in compose.yaml); a broker that refuses it gets the
   10 s session instead (logged once), so the hub runs on any broker, only with slower take-overs.
+- Offsets are committed in the background: a stage waits for its commit at most `COMMIT_WAIT_S`, then
+  goes on with the next batch while the commit completes (one at a time, the latest offsets coalesced).
+  Why: a commit needs the group coordinator, and when the broker holding it is lost, the coordinator
+  moves only with the fence and the group's reload (2-4 s measured under load); waiting for it stopped
+  placement and decisions meanwhile although the data path was back. A commit not done when a
+  partition is revoked, or when the stage stops, is waited for (bounded). A commit that fails is
+  logged; the next one covers it, and what it would have covered is at worst handled again, which
+  changes nothing (docs/scaling.md, "Deciding again changes nothing").
 - A batch is handled whole before its partition is given up: `on_partitions_revoked` waits for the
   batch in hand (written, acknowledged and committed), and Kafka runs every member's revocation before
   any member's assignment. So when a partition moves between live members, everything the old owner
@@ -50,6 +58,8 @@ FAST_HEARTBEAT_INTERVAL_MS = 250
 # for an event loop slowed by placement threads on a loaded machine.
 SESSION_TIMEOUT_MS = 10000
 HEARTBEAT_INTERVAL_MS = 1000
+COMMIT_WAIT_S = 0.5  # a batch's commit is waited for this long, then left to complete in the background
+COMMIT_SETTLE_S = 10.0  # the most a revocation or a stop waits for the commit in flight
 
 class GroupStage:
     """A consumer-group member over `topic` that hands each poll's batches to `handle`, one poll at a time.
@@ -71,6 +81,8 @@ class GroupStage:
         self.owned: set[TopicPartition] = set()
         self.session_timeout_ms = FAST_SESSION_TIMEOUT_MS  # SESSION_TIMEOUT_MS if the broker refuses it
         self.heartbeats = Heartbeats()
+        self._to_commit: dict[TopicPartition, int] = {}
+        self._committing: asyncio.Task[None] | None = None
 
     @property
     def heartbeat_interval_ms(self) -> int:
@@ -86,6 +98,26 @@ class GroupStage:
     async def handle(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
         raise NotImplementedError
 
+    async def commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Commit `offsets` (after what they cover is acknowledged); waits at most `COMMIT_WAIT_S`."""
+        self._to_commit.update(offsets)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_all(consumer), name=f"{self.name} commit")
+        await asyncio.wait({self._committing}, timeout=COMMIT_WAIT_S)
+
+    async def _commit_all(self, consumer: AIOKafkaConsumer) -> None:
+        while self._to_commit:
+            offsets, self._to_commit = self._to_commit, {}
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:  # e.g. the partition moved meanwhile: the next commit covers it
+                log.warning("%s: commit of %s failed (%r); handled again at worst", self.name, offsets, exc)
+
+    async def _settle_commits(self) -> None:
+        """Wait (bounded) for the commit in flight: the offsets of a partition before it is given up."""
+        if self._committing is not None and not self._committing.done():
+            await asyncio.wait({self._committing}, timeout=COMMIT_SETTLE_S)
+
     def assigned(self, partitions: set[TopicPartition]) -> None:
         """These partitions are ours from now on (some may have been ours before the rebalance)."""
 
@@ -94,6 +126,7 @@ class GroupStage:
 
     async def _on_revoked(self, partitions: Iterable[TopicPartition]) -> None:
         async with self._busy:  # the batch in hand is written and committed before the group moves on
+            await self._settle_commits()
             gone = set(partitions)
             self.owned -= gone
             self.revoked(gone)
@@ -136,8 +169,12 @@ class GroupStage:
                     await self.handle(consumer, {tp: rs for tp, rs in batches.items() if tp in self.owned})
         finally:
             async with self._busy:
+                await self._settle_commits()
                 self.revoked(set(self.owned))
                 self.owned.clear()
+            if self._committing is not None and not self._committing.done():
+                self._committing.cancel()  # not done within the bound: the consumer goes
+            self._to_commit.clear()
             await leave_and_stop(consumer)
 
     async def run(self) -> None:

@@ -123,7 +123,7 @@ class Placing(GroupStage):
         for tp, records in batches.items():
             out = await asyncio.to_thread(self.to_records, records)
             await self._writer.publish(out)
-            await consumer.commit({tp: records[-1].offset + 1})
+            await self.commit(consumer, {tp: records[-1].offset + 1})
             self.processed += len(records)
             self.dead_lettered += sum(1 for r in out if r.topic == self._topics.deadletter)
 
@@ -191,7 +191,7 @@ class Deciding(GroupStage):
                 self._hold_back(consumer, tp, records)
                 return
             await self._writer.publish(out)
-            await consumer.commit({tp: records[-1].offset + 1})
+            await self.commit(consumer, {tp: records[-1].offset + 1})
             self.decided += len(records)
             self.dead_lettered += sum(1 for r in out if r.topic == self._topics.deadletter)
         if time.monotonic() - self._swept >= self._sweep_every_s:
