@@ -122,6 +122,7 @@ class FaultResult:
     max_write_s: float = 0.0  # longest POST → acknowledgement, retries included
     stall_s: float = 0.0  # longest time without any acknowledged write, from the kill on
     resume_s: float | None = None
+    resume_detail: str = ""  # where the time went: probes acknowledged, then each replica's view and feeds
     source_resume_s: float | None = None
     restart_s: dict[str, float] = field(default_factory=dict)
     converged: bool = False
@@ -267,8 +268,27 @@ class Chaos:
 
     # --- measuring ----------------------------------------------------------------------------
 
-    async def until_in_every_feed(self, lb: Balancer, needles: list[bytes], since: float) -> float:
-        """Seconds from `since` until every feed of every replica in the rotation holds every needle."""
+    async def until_in_views(self, lb: Balancer, needles: list[bytes], since: float, out: dict[str, float]) -> None:
+        """Fill `out` with each replica's seconds from `since` until its event view holds every needle (closure
+        ids, read one by one): the part of `resumed` before the feeds (runs until cancelled)."""
+        headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+        found: set[tuple[str, bytes]] = set()  # (replica, closure id): one small GET each, not the whole list
+        while True:
+            for replica in [r for r in lb.replicas if r.up and r.name not in out]:
+                for needle in [n for n in needles if (replica.name, n) not in found]:
+                    with contextlib.suppress(httpx2.HTTPError):
+                        response = await lb.http.get(f"{replica.url}/api/v1/events/{needle.decode()}", headers=headers)
+                        if response.status_code == 200:
+                            found.add((replica.name, needle))
+                if all((replica.name, n) in found for n in needles):
+                    out[replica.name] = time.monotonic() - since
+            await asyncio.sleep(0.1)
+
+    async def until_in_every_feed(
+        self, lb: Balancer, needles: list[bytes], since: float, per_replica: dict[str, float] | None = None
+    ) -> float:
+        """Seconds from `since` until every feed of every replica in the rotation holds every needle
+        (and, in `per_replica`, each replica's seconds until all its feeds did)."""
         seen: dict[tuple[str, str], float] = {}
         etags: dict[tuple[str, str], str] = {}
         headers = {"Authorization": f"Bearer {PARTNER_KEY}"}
@@ -293,6 +313,9 @@ class Chaos:
 
         await wait_for(everywhere, self.cfg.deadline_s, "probe closures in every feed", every_s=0.05)
         live = {r.name for r in lb.replicas if r.up}
+        if per_replica is not None:
+            for name in live:
+                per_replica[name] = max(t for (n, _), t in seen.items() if n == name) - since
         return max(t for (name, _), t in seen.items() if name in live) - since
 
     async def until_event_everywhere(self, lb: Balancer, source_id: str, since: float) -> float:
@@ -384,8 +407,9 @@ class Chaos:
         self.turn[kind] += 1
         return member
 
-    async def kill(self, kind: str, lb: Balancer) -> tuple[str, Callable[[], Awaitable[float]]]:
-        """Kill one member of `kind`; (what was killed, how to bring it back: seconds until it serves again)."""
+    async def kill(self, kind: str, lb: Balancer) -> tuple[str, Callable[[], Awaitable[float]], float]:
+        """Kill one member of `kind`; (what was killed, how to bring it back: seconds until it serves again,
+        time.monotonic() just before the SIGKILL: finding the controller runs a script, seconds under load)."""
         if kind in ("broker", "controller"):
             controller = await self.cluster.acontroller()
             if kind == "controller":
@@ -394,15 +418,17 @@ class Chaos:
                 others = [n for n in clusters.NODES if n != controller]
                 node = others[self.turn["broker"] % len(others)]
                 self.turn["broker"] += 1
+            at = time.monotonic()
             await self.cluster.akill(node)
             label = f"broker {node}" + (" (active controller)" if node == controller else "")
 
             async def start_node() -> float:
                 return await self.cluster.astart(node)
 
-            return label, start_node
+            return label, start_node, at
         members = {"normaliser": self.normalisers, "api": self.api, "connectors": self.runners}[kind]
         victim = self.next_of(kind, members)
+        at = time.monotonic()
         await asyncio.to_thread(victim.kill)
         replica = next((r for r in lb.replicas if r.name == victim.name), None)
         if replica is not None:
@@ -416,7 +442,7 @@ class Chaos:
                 await wait_for(partial(_up, replica), self.cfg.deadline_s, f"{victim.name} back in the rotation")
             return time.monotonic() - started
 
-        return victim.name, restart
+        return victim.name, restart, at
 
     async def fault(self, name: str, lb: Balancer) -> FaultResult:
         assert self.load is not None
@@ -424,12 +450,12 @@ class Chaos:
         cfg, load = self.cfg, self.load
         load.running.set()
         await asyncio.sleep(cfg.steady_s)  # steady load before the fault: a duration, not a condition
-        t0 = time.monotonic()
         writes_before, polls_before = len(load.writes), len(load.polls)
         kills = [await self.kill(kind, lb) for kind in FAULTS[name]]
-        result = FaultResult(name, [label for label, _ in kills])
+        t0 = min((at for _, _, at in kills), default=time.monotonic())  # the first SIGKILL
+        result = FaultResult(name, [label for label, _, _ in kills])
         restarts: list[asyncio.Task[float]] = []
-        for label, restart in kills:
+        for label, restart, _ in kills:
             delay = cfg.hold_s if label.startswith("broker") else 0.0
             restarts.append(asyncio.create_task(_after(delay, restart), name=f"restart {label}"))
         try:
@@ -444,10 +470,20 @@ class Chaos:
             needles = [w.closure_id.encode() for w in written if w.closure_id]
             if len(needles) < len(written):
                 raise RuntimeError(f"a probe closure was not acknowledged: {written}")
-            result.resume_s = await self.until_in_every_feed(lb, needles, t0)
+            acked = max(w.acked_at or t0 for w in written) - t0
+            views: dict[str, float] = {}
+            watch = asyncio.create_task(self.until_in_views(lb, needles, t0, views))
+            feeds: dict[str, float] = {}
+            try:
+                result.resume_s = await self.until_in_every_feed(lb, needles, t0, feeds)
+            finally:
+                watch.cancel()
+            result.resume_detail = f"acked {acked:.1f} s; " + ", ".join(
+                f"{name} view {_s(views.get(name))} feeds {_s(at)}" for name, at in sorted(feeds.items())
+            )
             if source_item is not None:
                 result.source_resume_s = await self.until_event_everywhere(lb, source_item, t0)
-            for (label, _), task in zip(kills, restarts, strict=True):
+            for (label, _, _), task in zip(kills, restarts, strict=True):
                 result.restart_s[label] = await task
             await load.quiesce(cfg.deadline_s)
             t1 = time.monotonic()
@@ -618,7 +654,7 @@ def describe_result(r: FaultResult) -> str:
         f"{r.name}: killed {', '.join(r.killed)}; lost {r.lost}, duplicates {r.duplicates}, "
         f"writes refused for {r.refused_window_s:.1f} s ({r.refused} × 5xx, {r.cut} cut, {r.not_acked} not acked, "
         f"{r.acked} acked, longest write {r.max_write_s:.1f} s, no ack for {r.stall_s:.1f} s at most), "
-        f"resumed {_s(r.resume_s)}"
+        f"resumed {_s(r.resume_s)}" + (f" ({r.resume_detail})" if r.resume_detail else "")
         + (f" (source item {_s(r.source_resume_s)})" if r.source_resume_s is not None else "")
         + f", restarted {restart}, converged {'yes' if r.converged else 'NO'} {_s(r.converge_s)}, "
         f"feed 5xx {r.feed_5xx}/{r.feed_polls}, stream {r.stream_seen}"

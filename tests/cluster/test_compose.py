@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from traffic_hub.normaliser.group import FAST_SESSION_TIMEOUT_MS
 from traffic_hub.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,6 +99,21 @@ def test_every_kafka_setting_is_one_the_local_cluster_runs_with() -> None:
         for variable in env(service):
             if variable.startswith("KAFKA_"):
                 assert property_name(variable) in known, variable
+
+
+def test_the_brokers_allow_the_normalisers_fast_group_session_and_fence_a_lost_node_as_the_local_cluster() -> None:
+    """A broker refusing the normalisers' 1.5 s session would make them fall back to 10 s (slow take-overs);
+    the fail-over values are the ones measured on the local cluster (docs/cluster.md)."""
+    script = (ROOT / "ops" / "kafka" / "cluster-local.sh").read_text(encoding="utf-8")
+    local_min = int(re.findall(r"^group\.min\.session\.timeout\.ms=(\d+)$", script, flags=re.MULTILINE)[0])
+    local_session = int(re.findall(r"SESSION_TIMEOUT_MS:-(\d+)", script)[0])
+    local_heartbeat = int(re.findall(r"HEARTBEAT_MS:-(\d+)", script)[0])
+    assert local_min <= FAST_SESSION_TIMEOUT_MS
+    for name, service in kafka_nodes().items():
+        variables = env(service)
+        assert int(variables["KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS"]) <= FAST_SESSION_TIMEOUT_MS, name
+        assert int(variables["KAFKA_BROKER_SESSION_TIMEOUT_MS"]) == local_session, name
+        assert int(variables["KAFKA_BROKER_HEARTBEAT_INTERVAL_MS"]) == local_heartbeat, name
 
 
 # --- the roles scaled out behind one address -------------------------------------------------------------

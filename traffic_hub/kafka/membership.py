@@ -10,6 +10,11 @@ session expires. That opens two corners, both closed here:
 - two live processes sharing an instance name fence each other every heartbeat for ever: `Fencing`
   notices it, and the caller carries on as a dynamic member.
 
+A member with a short session (the normaliser's 1.5 s) is dropped by the broker after a stall of that
+length, and another member takes its partitions while it may still be about to write: `Heartbeats`
+tells a member when the group last acknowledged it, so it can hold a write back when that is too long
+ago.
+
 Used by both stages of the normaliser (`traffic_hub/normaliser/group.py`) and by the connector
 runners' leases (`traffic_hub/kafka/leases.py`).
 """
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -58,6 +64,43 @@ class Fencing:
         self._member = member
         if len(self._changes) == FENCED_TIMES and self._changes[-1] - self._changes[0] < FENCED_WINDOW_S:
             raise SharedInstanceName(member)
+
+
+class Heartbeats:
+    """When the group coordinator last acknowledged this member: a heartbeat answered, or a join.
+
+    `acknowledged_at` is the time.monotonic() at which the last acknowledged heartbeat was *sent*: the
+    broker keeps the member at least one session timeout after that. aiokafka keeps its heartbeats on
+    its private coordinator; `watch` wraps the method that sends them. If that ever moves, the watch is
+    off and `acknowledged_at` stays +inf (every check passes, as before this class existed).
+    """
+
+    def __init__(self) -> None:
+        self.acknowledged_at = float("-inf")
+
+    def joined(self) -> None:
+        """The group has just (re)assigned us: the member is current now."""
+        self.acknowledged_at = max(self.acknowledged_at, time.monotonic())
+
+    def age(self) -> float:
+        """Seconds since the last acknowledged heartbeat was sent."""
+        return time.monotonic() - self.acknowledged_at
+
+    def watch(self, consumer: AIOKafkaConsumer) -> None:
+        coordinator = getattr(consumer, "_coordinator", None)
+        send: Callable[[], Awaitable[bool]] | None = getattr(coordinator, "_do_heartbeat", None)
+        if coordinator is None or send is None:
+            self.acknowledged_at = float("inf")
+            return
+
+        async def counted() -> bool:
+            sent = time.monotonic()
+            ok = await send()
+            if ok:  # answered without error, or "rebalancing" (the member is still in the group then)
+                self.acknowledged_at = max(self.acknowledged_at, sent)
+            return ok
+
+        coordinator._do_heartbeat = counted
 
 
 def member_id(consumer: AIOKafkaConsumer) -> str | None:

@@ -4,11 +4,25 @@ Both stages (placement over the reports topic, decision over the placed topic, s
 members of a consumer group and share this machinery:
 
 - Membership is static (KIP-345, `group_instance_id` = the instance's stable name): a process killed
-  with SIGKILL and restarted under the same `TRAFFIC_HUB_INSTANCE` takes its partitions back at once,
-  instead of waiting in "(Re-)joining group" until the dead member's session expires (10 s), which
-  broke the 2 s promise after a crash. Two corners this opens are closed: a clean stop still leaves
-  at once (`leave_and_stop`), and two live processes sharing a name fall back to dynamic membership
-  (`Fencing`).
+  with SIGKILL and restarted under the same `TRAFFIC_HUB_INSTANCE` within its session takes its
+  partitions back at once, instead of waiting in "(Re-)joining group" until the dead member's session
+  expires (with the 10 s session of a broker that refuses the fast one, see below). Two corners this
+  opens are closed: a clean stop still leaves at once (`leave_and_stop`), and two live processes sharing
+  a name fall back to dynamic membership (`Fencing`).
+- A killed member's partitions move to the survivors within a short session (1.5 s, heartbeats every
+  250 ms), so the others are hot standbys: the decision partition, which stops every decision while
+  it idles, and the placement partitions of the dead process are taken over long before a supervisor
+  has restarted it (about 5 s). The broker must allow such a session (`group.min.session.timeout.ms`,
+  6 s by default; 1 s on the local cluster and in compose.yaml); a broker that refuses it gets the
+  10 s session instead (logged once), so the hub runs on any broker, only with slower take-overs.
+- Offsets are committed in the background: a stage waits for its commit at most `COMMIT_WAIT_S`, then
+  goes on with the next batch while the commit completes (one at a time, the latest offsets coalesced).
+  Why: a commit needs the group coordinator, and when the broker holding it is lost, the coordinator
+  moves only with the fence and the group's reload (2-4 s measured under load); waiting for it stopped
+  placement and decisions meanwhile although the data path was back. A commit not done when a
+  partition is revoked, or when the stage stops, is waited for (bounded). A commit that fails is
+  logged; the next one covers it, and what it would have covered is at worst handled again, which
+  changes nothing (docs/scaling.md, "Deciding again changes nothing").
 - A batch is handled whole before its partition is given up: `on_partitions_revoked` waits for the
   batch in hand (written, acknowledged and committed), and Kafka runs every member's revocation before
   any member's assignment. So when a partition moves between live members, everything the old owner
@@ -24,19 +38,29 @@ from collections.abc import Iterable
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import InvalidSessionTimeoutError, KafkaError
 
-from traffic_hub.kafka.membership import Fencing, SharedInstanceName, leave_and_stop
+from traffic_hub.kafka.membership import Fencing, Heartbeats, SharedInstanceName, leave_and_stop
 
 log = logging.getLogger(__name__)
 
 KafkaRecord: TypeAlias = ConsumerRecord[bytes, bytes]
 Batches: TypeAlias = dict[TopicPartition, list[KafkaRecord]]
 
-# A dead member is dropped after this long; with static membership it only matters when an instance
-# dies and does not come back (the survivors take over its partitions then). The broker's minimum is
-# 6 s; 10 s leaves room for an event loop slowed by placement threads on a loaded machine.
+# A dead member is dropped after this long, and the survivors take its partitions: this bounds how long
+# the decisions stop when the decision owner is killed (the restart of a killed process takes ~5 s on
+# a quiet machine, so static membership alone left the decision partition idle that long). Measured on
+# the shared 2-core machine (load 15-20): heartbeats every 250 ms kept every member of a chaos run in its
+# group (no spurious rebalance). Needs the broker's `group.min.session.timeout.ms` at 1.5 s or less.
+FAST_SESSION_TIMEOUT_MS = 1500
+FAST_HEARTBEAT_INTERVAL_MS = 250
+# The session when the broker refuses the fast one (Kafka's default minimum is 6 s): 10 s leaves room
+# for an event loop slowed by placement threads on a loaded machine.
 SESSION_TIMEOUT_MS = 10000
+HEARTBEAT_INTERVAL_MS = 1000
+COMMIT_WAIT_S = 0.5  # a batch's commit is waited for this long, then left to complete in the background
+COMMIT_SETTLE_S = 10.0  # the most a revocation or a stop waits for the commit in flight
+
 class GroupStage:
     """A consumer-group member over `topic` that hands each poll's batches to `handle`, one poll at a time.
 
@@ -55,9 +79,44 @@ class GroupStage:
         self._instance_id: str | None = client_id
         self._busy = asyncio.Lock()
         self.owned: set[TopicPartition] = set()
+        self.session_timeout_ms = FAST_SESSION_TIMEOUT_MS  # SESSION_TIMEOUT_MS if the broker refuses it
+        self.heartbeats = Heartbeats()
+        self._to_commit: dict[TopicPartition, int] = {}
+        self._committing: asyncio.Task[None] | None = None
+
+    @property
+    def heartbeat_interval_ms(self) -> int:
+        fast = self.session_timeout_ms == FAST_SESSION_TIMEOUT_MS
+        return FAST_HEARTBEAT_INTERVAL_MS if fast else HEARTBEAT_INTERVAL_MS
+
+    def current(self) -> bool:
+        """Is this member surely still in its group? Its last acknowledged heartbeat was sent less than
+        the session timeout less two heartbeats ago (1 s with the fast session): a member that stalled
+        longer may have been dropped, its partitions given to another member."""
+        return self.heartbeats.age() < (self.session_timeout_ms - 2 * self.heartbeat_interval_ms) / 1000
 
     async def handle(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
         raise NotImplementedError
+
+    async def commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Commit `offsets` (after what they cover is acknowledged); waits at most `COMMIT_WAIT_S`."""
+        self._to_commit.update(offsets)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_all(consumer), name=f"{self.name} commit")
+        await asyncio.wait({self._committing}, timeout=COMMIT_WAIT_S)
+
+    async def _commit_all(self, consumer: AIOKafkaConsumer) -> None:
+        while self._to_commit:
+            offsets, self._to_commit = self._to_commit, {}
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:  # e.g. the partition moved meanwhile: the next commit covers it
+                log.warning("%s: commit of %s failed (%r); handled again at worst", self.name, offsets, exc)
+
+    async def _settle_commits(self) -> None:
+        """Wait (bounded) for the commit in flight: the offsets of a partition before it is given up."""
+        if self._committing is not None and not self._committing.done():
+            await asyncio.wait({self._committing}, timeout=COMMIT_SETTLE_S)
 
     def assigned(self, partitions: set[TopicPartition]) -> None:
         """These partitions are ours from now on (some may have been ours before the rebalance)."""
@@ -67,6 +126,7 @@ class GroupStage:
 
     async def _on_revoked(self, partitions: Iterable[TopicPartition]) -> None:
         async with self._busy:  # the batch in hand is written and committed before the group moves on
+            await self._settle_commits()
             gone = set(partitions)
             self.owned -= gone
             self.revoked(gone)
@@ -74,6 +134,7 @@ class GroupStage:
     async def _on_assigned(self, partitions: Iterable[TopicPartition]) -> None:
         async with self._busy:
             mine = set(partitions)
+            self.heartbeats.joined()
             self.owned |= mine
             self.assigned(mine)
 
@@ -86,8 +147,8 @@ class GroupStage:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=50,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=1000,
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=self.heartbeat_interval_ms,
             request_timeout_ms=15000,
         )
         consumer.subscribe([self._topic], listener=_Listener(self))
@@ -99,6 +160,7 @@ class GroupStage:
         try:
             async with asyncio.timeout(15):
                 await consumer.start()
+            self.heartbeats.watch(consumer)
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
                 if self._instance_id is not None:
@@ -107,8 +169,12 @@ class GroupStage:
                     await self.handle(consumer, {tp: rs for tp, rs in batches.items() if tp in self.owned})
         finally:
             async with self._busy:
+                await self._settle_commits()
                 self.revoked(set(self.owned))
                 self.owned.clear()
+            if self._committing is not None and not self._committing.done():
+                self._committing.cancel()  # not done within the bound: the consumer goes
+            self._to_commit.clear()
             await leave_and_stop(consumer)
 
     async def run(self) -> None:
@@ -124,6 +190,15 @@ class GroupStage:
                     self._instance_id,
                 )
                 self._instance_id = None
+            except InvalidSessionTimeoutError:
+                if self.session_timeout_ms == SESSION_TIMEOUT_MS:
+                    raise
+                log.warning(
+                    "%s: the broker refuses a %d ms group session (its group.min.session.timeout.ms is higher); "
+                    "using %d ms: a killed process's partitions move to the others only after that long",
+                    self.name, self.session_timeout_ms, SESSION_TIMEOUT_MS,
+                )  # fmt: skip
+                self.session_timeout_ms = SESSION_TIMEOUT_MS
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.warning("%s: %r; restarting in %.1fs", self.name, exc, delay)
                 await asyncio.sleep(delay)

@@ -14,6 +14,10 @@ nothing: its partitions are read again by another from the last commit, and deci
 changes nothing (`pipeline`). When the decision partition comes to a process, it first reads the
 events topic up to its end offsets of that moment (everything the previous owner wrote is below them:
 it was acknowledged before the previous owner committed or gave the partition up) and only then decides.
+Every process follows the events topic all the time (its view), so that catch-up is a look at offsets:
+the others are hot standbys, and a killed owner's partition moves to one of them when its 1.5 s session
+expires (`group`), not when it has been restarted. An owner that the group has not acknowledged for
+almost a session (it stalled: it may have been replaced) does not write what it decided (`_hold_back`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ __all__ = ["SESSION_TIMEOUT_MS", "Normaliser", "SharedInstanceName", "expired", 
 log = logging.getLogger(__name__)
 
 HANDOVER_LOG_EVERY_S = 10.0  # a decision owner waiting for its view says so this often
+NOT_CURRENT_PAUSE_S = 0.05  # a decision owner the group has not acknowledged lately looks again after this
 
 
 class _Writer:
@@ -118,7 +123,7 @@ class Placing(GroupStage):
         for tp, records in batches.items():
             out = await asyncio.to_thread(self.to_records, records)
             await self._writer.publish(out)
-            await consumer.commit({tp: records[-1].offset + 1})
+            await self.commit(consumer, {tp: records[-1].offset + 1})
             self.processed += len(records)
             self.dead_lettered += sum(1 for r in out if r.topic == self._topics.deadletter)
 
@@ -151,6 +156,8 @@ class Deciding(GroupStage):
         self.decided = 0
         self.dead_lettered = 0
         self.handovers = 0
+        self.held_back = 0  # batches decided but not written: the group had not acknowledged us lately
+        self._reindex = False  # the index was dropped: fill it from the whole view
 
     def assigned(self, partitions: set[TopicPartition]) -> None:
         self._handover = True
@@ -174,14 +181,39 @@ class Deciding(GroupStage):
             self._handover = False
             self.handovers += 1
         for tp, records in batches.items():
+            if not self.current():  # e.g. the group coordinator's broker was lost: wait for a heartbeat
+                consumer.seek(tp, records[0].offset)
+                await asyncio.sleep(NOT_CURRENT_PAUSE_S)
+                return
             await self._sync_index()
             out = await asyncio.to_thread(self.to_records, records)
+            if not self.current():
+                self._hold_back(consumer, tp, records)
+                return
             await self._writer.publish(out)
-            await consumer.commit({tp: records[-1].offset + 1})
+            await self.commit(consumer, {tp: records[-1].offset + 1})
             self.decided += len(records)
             self.dead_lettered += sum(1 for r in out if r.topic == self._topics.deadletter)
         if time.monotonic() - self._swept >= self._sweep_every_s:
             await self._sweep()
+
+    def _hold_back(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[KafkaRecord]) -> None:
+        """Decisions made, but the group has not acknowledged us for almost a session: do not write them.
+
+        Why: with the 1.5 s session, a process that stalled that long (a loaded host, a VM pause) may have
+        been dropped from the group, and another owner may be deciding already; two owners writing is what
+        the single decision partition exists to prevent. The batch is read again from its first offset,
+        by us if we are still the owner (after the usual catch-up), or by the new owner. The index holds
+        the decisions just made and not written: it is rebuilt from the view."""
+        log.warning(
+            "normaliser decision: no heartbeat acknowledged for %.1fs; %d decisions not written, read again",
+            self.heartbeats.age(), len(records),
+        )  # fmt: skip
+        consumer.seek(tp, records[0].offset)
+        self.pipeline.index = EventIndex()
+        self._reindex = True
+        self._handover = True
+        self.held_back += 1
 
     async def _catch_up(self, consumer: AIOKafkaConsumer) -> None:
         """Wait until the view holds every event written before now, then index them.
@@ -216,7 +248,8 @@ class Deciding(GroupStage):
         if self._view is None:
             return
         seq = self._view.seq
-        changes = self._view.changes_since(self._seen)
+        changes = None if self._reindex else self._view.changes_since(self._seen)
+        self._reindex = False
         if changes is None:
             await asyncio.to_thread(_index_all, self.pipeline.index, self._view.records())
         elif changes:
