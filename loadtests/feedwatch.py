@@ -18,6 +18,7 @@ from traffic_hub.model import Event
 from traffic_hub.runtime import FEEDS
 
 POLL_S = 0.005
+ROAD_CLOSED = {"type": "road_closed"}  # the measure of a posted closure (kind 0 of eventgen: a closure)
 
 
 def feed_paths() -> list[str]:
@@ -101,11 +102,14 @@ async def _marks(
 
 
 def publishable_mark(event_id: str, pool: list[Street], n: int) -> dict[str, object]:
-    """A mark every feed's gate accepts (some streets of the pool are too short for Waze, say)."""
+    """A mark every feed's gate accepts (some streets of the pool are too short for Waze, say).
+
+    It is a road closure as the normaliser writes a posted one, measure included: the regulations feed
+    carries only measures (without one, no mark could ever be "in every feed")."""
     now = datetime.now(UTC)
     ctx = FeedContext(now=now)
     for offset in range(len(pool)):
-        candidate = event_dict(event_id, pool[(n + offset) % len(pool)], 0, now, n)
+        candidate = event_dict(event_id, pool[(n + offset) % len(pool)], 0, now, n) | {"measure": ROAD_CLOSED}
         event = Event.model_validate(candidate)
         if all(not renderer().check(event, ctx) for renderer in FEEDS.values()):
             return candidate
