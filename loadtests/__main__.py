@@ -12,7 +12,17 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from loadtests import archive, chaos, closures_load, cluster_bench, fastmm_ref, feeds_load, ingest, matching
+from loadtests import (
+    archive,
+    chaos,
+    closures_load,
+    cluster_bench,
+    fastmm_ref,
+    feeds_load,
+    ingest,
+    matching,
+    writes_split,
+)
 from loadtests import cluster as clusters
 from loadtests.feedwatch import feed_paths
 from loadtests.hubproc import Hub
@@ -92,12 +102,16 @@ def _hub_rows(args: argparse.Namespace, workdir: Path, rows: list[Row], writes: 
                 f"{hub.rss_mib():,.0f} MiB (peak {mem.peak_mib:,.0f})",
             )
         )
-        if writes:
-            rows += _write_rows(args, hub, paths)
+        if writes and args.writes_layout in ("run", "both"):
+            rows += _write_rows(args, hub, paths, ALL_IN_ONE if args.writes_layout == "both" else "")
+    if writes and args.writes_layout in ("split", "both"):
+        rows += _split_rows(args, workdir)
     return rows
 
 
-def _write_rows(args: argparse.Namespace, hub: Hub, paths: list[str]) -> list[Row]:
+def _write_rows(
+    args: argparse.Namespace, hub: Hub, paths: list[str], layout: str = "", cpu: Callable[[], float] | None = None
+) -> list[Row]:
     """Closure writes: POST → every feed one at a time, then throughput at each client count, each run
     followed by one closure timed into every feed (the 2 s promise right after a burst).
 
@@ -114,7 +128,7 @@ def _write_rows(args: argparse.Namespace, hub: Hub, paths: list[str]) -> list[Ro
     rows.append(
         Row(
             "7/17",
-            f"POST → closure in all {len(paths)} feeds, one at a time (n={seen.samples})",
+            f"{layout}POST → closure in all {len(paths)} feeds, one at a time (n={seen.samples})",
             f"p50 {seen.p50_ms:.0f} ms, p99 {seen.p99_ms:.0f} ms (load {load})",
             "",
             f"p99 < {closures_load.GOAL_EVERY_FEED_P99_MS:.0f} ms",
@@ -123,7 +137,9 @@ def _write_rows(args: argparse.Namespace, hub: Hub, paths: list[str]) -> list[Ro
     )
     pool = closures_load.lille_streets()
     for clients in args.clients:
-        tp = closures_load.throughput(hub, clients, args.post_seconds, pool=pool, mix=args.measure_mix, paths=paths)
+        tp = closures_load.throughput(
+            hub, clients, args.post_seconds, pool=pool, mix=args.measure_mix, paths=paths, cpu=cpu
+        )
         refused = closures_load.describe_refused(tp.refused)
         goal = "0 refused (never a 503 while the broker is up)"
         ok = tp.refused_total == 0
@@ -133,7 +149,7 @@ def _write_rows(args: argparse.Namespace, hub: Hub, paths: list[str]) -> list[Ro
         rows.append(
             Row(
                 "7/17",
-                f"POST /api/v1/{'measures (mix of 6 types)' if args.measure_mix else 'closures'}, {tp.clients} "
+                f"{layout}POST /api/v1/{'measures (mix of 6 types)' if args.measure_mix else 'closures'}, {tp.clients} "
                 f"concurrent clients, {tp.seconds:.0f} s (healthy broker)",
                 f"{tp.per_s:,.0f} closures/s accepted ({tp.accepted:,} ok, {refused}), "
                 f"p50 {tp.p50_ms:.0f} ms, p99 {tp.p99_ms:.0f} ms; hub CPU {tp.cpu_ms:.1f} ms per write, "
@@ -146,7 +162,8 @@ def _write_rows(args: argparse.Namespace, hub: Hub, paths: list[str]) -> list[Ro
         rows.append(
             Row(
                 "17",
-                f"a closure posted right after {tp.seconds:.0f} s of {tp.clients} writers → in all {len(paths)} feeds",
+                f"{layout}a closure posted right after {tp.seconds:.0f} s of {tp.clients} writers → in all "
+                f"{len(paths)} feeds",
                 f"{tp.after_burst_s:.2f} s (load {tp.load})",
                 "",
                 f"≤ {closures_load.GOAL_AFTER_BURST_S:.0f} s",
@@ -156,10 +173,25 @@ def _write_rows(args: argparse.Namespace, hub: Hub, paths: list[str]) -> list[Ro
     return rows
 
 
+ALL_IN_ONE = "all-in-one (`traffic-hub run`): "
+SPLIT = "api + normaliser processes (compose.yaml): "
+
+
 def _writes_only_rows(args: argparse.Namespace, workdir: Path) -> list[Row]:
-    """`--only writes`: the closure-write rows on a hub seeded like the feed benchmark's (`--events`)."""
-    with seeded_hub(args.events, workdir) as (hub, _):
-        return _write_rows(args, hub, feed_paths())
+    """`--only writes`: the closure-write rows on a hub seeded like the feed benchmark's (`--events`),
+    all-in-one and/or with the API and the normaliser as two processes (`--writes-layout`)."""
+    rows: list[Row] = []
+    if args.writes_layout in ("run", "both"):
+        with seeded_hub(args.events, workdir) as (hub, _):
+            rows += _write_rows(args, hub, feed_paths(), ALL_IN_ONE if args.writes_layout == "both" else "")
+    if args.writes_layout in ("split", "both"):
+        rows += _split_rows(args, workdir)
+    return rows
+
+
+def _split_rows(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    with writes_split.split_hub(args.events, workdir) as (hub, processes):
+        return _write_rows(args, hub, feed_paths(), SPLIT, lambda: sum(p.cpu_s() for p in processes))
 
 
 def _memory_rows(count: int, workdir: Path) -> list[Row]:
@@ -265,6 +297,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--archive-burst", type=int, default=20_000, help="records the archiver catches up on")
     parser.add_argument("--archive-seconds", type=float, default=10.0, help="steady load for the archiver's lag")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    parser.add_argument("--writes-layout", choices=("run", "split", "both"), default="both",
+                        help="writes: the all-in-one hub (`traffic-hub run`, as `make run`), the API and the "
+                        "normaliser as two processes (compose.yaml), or both")
     parser.add_argument("--measure-mix", action="store_true",
                         help="writes: post a mix of measure types through /api/v1/measures (issue 18)")
     parser.add_argument(

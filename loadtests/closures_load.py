@@ -19,10 +19,12 @@ would never hold for them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -170,21 +172,23 @@ async def _throughput(
 
 def throughput(
     hub: Hub, clients: int = 32, seconds: float = 10.0, limit: int = 20_000, pool: list[Street] | None = None,
-    mix: bool = False, paths: list[str] | None = None,
+    mix: bool = False, paths: list[str] | None = None, cpu: Callable[[], float] | None = None,
 ) -> Throughput:
     """`clients` concurrent clients posting new closures (`mix`: measures) for `seconds` (at most `limit`).
 
     With `paths`, one more closure is posted right after the run and timed until it is in every feed
     (`after_burst_s`: the 2 s promise while the pipeline still drains the burst); the hub's CPU time per
     accepted write then covers the drain too (the whole pipeline's cost of a write, whatever the load of
-    the machine: a figure that other processes' load changes far less than a rate)."""
+    the machine: a figure that other processes' load changes far less than a rate). `cpu`: the CPU
+    seconds of the hub's processes so far (default: the hub process's own)."""
     pool = pool or lille_streets()
-    cpu_before = cpu_seconds(hub.process.pid)
+    cpu = cpu or functools.partial(cpu_seconds, hub.process.pid)
+    cpu_before = cpu()
     tp = asyncio.run(_throughput(hub, clients, seconds, limit, pool, mix))
     after = asyncio.run(_after_burst(hub, paths, pool)) if paths else 0.0
-    cpu = cpu_seconds(hub.process.pid) - cpu_before
+    used = cpu() - cpu_before
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return replace(tp, load=load, cpu_ms=cpu * 1000 / max(tp.accepted, 1), after_burst_s=after)
+    return replace(tp, load=load, cpu_ms=used * 1000 / max(tp.accepted, 1), after_burst_s=after)
 
 
 def cpu_seconds(pid: int) -> float:
