@@ -188,6 +188,9 @@ class EventIndex:
         self._entries: dict[str, _Entry] = {}
         self._by_source: dict[str, str] = {}
         self._grid: dict[tuple[int, int], list[str]] = defaultdict(list)
+        # the absorbable events alone, by the same cells: a closure's take-in looks only at these (in a dense
+        # view most events near a closure are closures, which it never takes in)
+        self._absorbable_grid: dict[tuple[int, int], list[str]] = defaultdict(list)
         # the events decoded last: a decision decodes the events near a report, again and again where
         # reports are dense (the decision stage's main cost); records are immutable, so never stale
         self._decoded = Decoded(DECODED_KEPT)
@@ -235,6 +238,8 @@ class EventIndex:
             self._by_source[key] = stored.id
         for cell in _cells(points):
             self._grid[cell].append(stored.id)
+            if absorbable:
+                self._absorbable_grid[cell].append(stored.id)
 
     def share(self, stored: Stored) -> bool:
         """Hold the view's record instead of ours when both are the same bytes; False when they differ."""
@@ -251,18 +256,20 @@ class EventIndex:
         if entry is None:
             return
         for cell in _cells(entry.lonlat()):
-            ids = self._grid[cell]
-            ids.remove(event_id)
-            if not ids:
-                del self._grid[cell]
+            for grid in (self._grid, self._absorbable_grid) if entry.absorbable else (self._grid,):
+                ids = grid[cell]
+                ids.remove(event_id)
+                if not ids:
+                    del grid[cell]
         for key in entry.sources:
             if self._by_source.get(key) == event_id:  # not a key another event took over since
                 del self._by_source[key]
 
-    def _near(self, points: list[tuple[float, float]]) -> list[str]:
+    def _near(self, points: list[tuple[float, float]], absorbable: bool = False) -> list[str]:
+        grid = self._absorbable_grid if absorbable else self._grid
         ids: set[str] = set()
         for cell in _neighbours(_cells(points)):
-            ids.update(self._grid.get(cell, ()))
+            ids.update(grid.get(cell, ()))
         return sorted(ids)
 
     def near(self, points: list[tuple[float, float]]) -> list[Event]:
@@ -303,7 +310,7 @@ class EventIndex:
         period = _Period.of(closure.validity, now)
         kind = _measure_type(event_measure(closure))
         chosen = [
-            event_id for event_id in self._near(points)
+            event_id for event_id in self._near(points, absorbable=True)
             if (entry := self._entries[event_id]).absorbable and period.may_match(entry.stored)
             and kinds_match(entry.type, entry.measure, closure.type, kind)
         ]
