@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import tempfile
@@ -11,7 +12,17 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from loadtests import archive, chaos, closures_load, cluster_bench, fastmm_ref, feeds_load, ingest, matching
+from loadtests import (
+    archive,
+    chaos,
+    closures_load,
+    cluster_bench,
+    fastmm_ref,
+    feeds_load,
+    ingest,
+    matching,
+    writes_split,
+)
 from loadtests import cluster as clusters
 from loadtests.feedwatch import feed_paths
 from loadtests.hubproc import Hub
@@ -91,54 +102,96 @@ def _hub_rows(args: argparse.Namespace, workdir: Path, rows: list[Row], writes: 
                 f"{hub.rss_mib():,.0f} MiB (peak {mem.peak_mib:,.0f})",
             )
         )
-        if writes:
-            rows += _write_rows(args, hub, paths)
+        if writes and args.writes_layout in ("run", "both"):
+            rows += _write_rows(args, hub, paths, ALL_IN_ONE if args.writes_layout == "both" else "")
+    if writes and args.writes_layout in ("split", "both"):
+        rows += _split_rows(args, workdir)
     return rows
 
 
-def _write_rows(args: argparse.Namespace, hub: Hub, paths: list[str]) -> list[Row]:
-    """Closure writes: POST → every feed one at a time, then throughput at each client count.
+def _write_rows(
+    args: argparse.Namespace, hub: Hub, paths: list[str], layout: str = "", cpu: Callable[[], float] | None = None
+) -> list[Row]:
+    """Closure writes: POST → every feed one at a time, then throughput at each client count, each run
+    followed by one closure timed into every feed (the 2 s promise right after a burst).
 
     The promise checked: a busy but healthy broker never causes a 503 (nor any other refusal: the
     bench posts only what its team may post); a broker that is down gives a 503 with Retry-After
     within 2 s, which tests/faults/test_broker_outage.py checks (a bench cannot stop the broker).
+    Every row says the load average: on a shared machine rates and latencies follow it; the hub's CPU
+    time per write (the whole pipeline in one process, the drain included) follows it far less.
     """
     rows: list[Row] = []
     # one at a time on a settled hub first: after the throughput run the pipeline still drains its backlog
     seen = closures_load.visible(hub, paths, args.samples, mix=args.measure_mix)
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     rows.append(
         Row(
-            "7",
-            f"POST → closure in all {len(paths)} feeds, one at a time (n={seen.samples})",
-            f"p50 {seen.p50_ms:.0f} ms, p99 {seen.p99_ms:.0f} ms",
+            "7/17",
+            f"{layout}POST → closure in all {len(paths)} feeds, one at a time (n={seen.samples})",
+            f"p50 {seen.p50_ms:.0f} ms, p99 {seen.p99_ms:.0f} ms (load {load})",
             "",
-            f"p99 < {closures_load.GOAL_VISIBLE_P99_MS:.0f} ms",
-            verdict(seen.p99_ms < closures_load.GOAL_VISIBLE_P99_MS),
+            f"p99 < {closures_load.GOAL_EVERY_FEED_P99_MS:.0f} ms",
+            verdict(seen.p99_ms < closures_load.GOAL_EVERY_FEED_P99_MS),
         )
     )
     pool = closures_load.lille_streets()
     for clients in args.clients:
-        tp = closures_load.throughput(hub, clients, args.post_seconds, pool=pool, mix=args.measure_mix)
+        tp = closures_load.throughput(
+            hub, clients, args.post_seconds, pool=pool, mix=args.measure_mix, paths=paths, cpu=cpu
+        )
         refused = closures_load.describe_refused(tp.refused)
+        goal = "0 refused (never a 503 while the broker is up)"
+        ok = tp.refused_total == 0
+        if clients >= 64:
+            goal = f"≥ {closures_load.GOAL_PER_S:.0f}/s, p99 < {closures_load.GOAL_P99_MS:.0f} ms, " + goal
+            ok = ok and tp.per_s >= closures_load.GOAL_PER_S and tp.p99_ms < closures_load.GOAL_P99_MS
         rows.append(
             Row(
-                "7",
-                f"POST /api/v1/{'measures (mix of 6 types)' if args.measure_mix else 'closures'}, {tp.clients} "
+                "7/17",
+                f"{layout}POST /api/v1/{'measures (mix of 6 types)' if args.measure_mix else 'closures'}, {tp.clients} "
                 f"concurrent clients, {tp.seconds:.0f} s (healthy broker)",
                 f"{tp.per_s:,.0f} closures/s accepted ({tp.accepted:,} ok, {refused}), "
-                f"p50 {tp.p50_ms:.0f} ms, p99 {tp.p99_ms:.0f} ms",
+                f"p50 {tp.p50_ms:.0f} ms, p99 {tp.p99_ms:.0f} ms; hub CPU {tp.cpu_ms:.1f} ms per write, "
+                f"pipeline drain included (load {tp.load})",
                 "",
-                "0 refused (never a 503 while the broker is up)",
-                verdict(tp.refused_total == 0),
+                goal,
+                verdict(ok),
+            )
+        )
+        rows.append(
+            Row(
+                "17",
+                f"{layout}a closure posted right after {tp.seconds:.0f} s of {tp.clients} writers → in all "
+                f"{len(paths)} feeds",
+                f"{tp.after_burst_s:.2f} s (load {tp.load})",
+                "",
+                f"≤ {closures_load.GOAL_AFTER_BURST_S:.0f} s",
+                verdict(tp.after_burst_s <= closures_load.GOAL_AFTER_BURST_S),
             )
         )
     return rows
 
 
+ALL_IN_ONE = "all-in-one (`traffic-hub run`): "
+SPLIT = "api + normaliser processes (compose.yaml): "
+
+
 def _writes_only_rows(args: argparse.Namespace, workdir: Path) -> list[Row]:
-    """`--only writes`: the closure-write rows on a hub seeded like the feed benchmark's (`--events`)."""
-    with seeded_hub(args.events, workdir) as (hub, _):
-        return _write_rows(args, hub, feed_paths())
+    """`--only writes`: the closure-write rows on a hub seeded like the feed benchmark's (`--events`),
+    all-in-one and/or with the API and the normaliser as two processes (`--writes-layout`)."""
+    rows: list[Row] = []
+    if args.writes_layout in ("run", "both"):
+        with seeded_hub(args.events, workdir) as (hub, _):
+            rows += _write_rows(args, hub, feed_paths(), ALL_IN_ONE if args.writes_layout == "both" else "")
+    if args.writes_layout in ("split", "both"):
+        rows += _split_rows(args, workdir)
+    return rows
+
+
+def _split_rows(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    with writes_split.split_hub(args.events, workdir) as (hub, processes):
+        return _write_rows(args, hub, feed_paths(), SPLIT, lambda: sum(p.cpu_s() for p in processes))
 
 
 def _memory_rows(count: int, workdir: Path) -> list[Row]:
@@ -233,11 +286,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--events", type=int, default=10_000, help="active events for the feed benchmark")
     parser.add_argument("--memory-events", type=int, default=100_000, help="active events for the memory benchmark")
     parser.add_argument("--wrk-seconds", type=int, default=4)
-    parser.add_argument("--samples", type=int, default=50, help="change → feed samples (p99 of 20 is the maximum)")
+    parser.add_argument("--samples", type=int, default=50, help="change → feed samples, and POST → feed samples "
+                        "(p99 of 20 is the maximum)")
     parser.add_argument(
         "--clients", type=int, nargs="+", default=[32, 64], help="concurrent POST clients, one run per count"
     )
-    parser.add_argument("--post-seconds", type=float, default=8.0)
+    parser.add_argument("--post-seconds", type=float, default=10.0, help="writes: seconds of each client count's run")
     parser.add_argument("--rounds", type=int, default=3, help="connector and ProducerPerformance rounds")
     parser.add_argument("--traces", type=int, default=100)
     parser.add_argument("--closures", type=int, default=400)
@@ -250,6 +304,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--impact-days", type=int, default=60,
                         help="days of Waze jams at MEL's full density for the analytics rows (0: none; ≥ 60)")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    parser.add_argument("--writes-layout", choices=("run", "split", "both"), default="both",
+                        help="writes: the all-in-one hub (`traffic-hub run`, as `make run`), the API and the "
+                        "normaliser as two processes (compose.yaml), or both")
     parser.add_argument("--measure-mix", action="store_true",
                         help="writes: post a mix of measure types through /api/v1/measures (issue 18)")
     parser.add_argument(

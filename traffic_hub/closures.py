@@ -367,10 +367,12 @@ class ClosureService:
         owner_communes: Sequence[str] | None = None,
     ) -> ClosureState:
         line = self._line(body)
-        communes = self._communes.scope(line)
-        if not communes or not self._communes.in_mel(line):
+        team = principal.role is Role.ROADWORKS
+        where = self._communes.assess(line, principal.communes if team else None)  # one projection, one scope
+        communes = where.scope
+        if not communes or not where.in_mel:
             raise InvalidInput("geometry", "the closure lies outside the Métropole Européenne de Lille")
-        if principal.role is Role.ROADWORKS and not self._communes.in_scope(line, principal.communes):
+        if team and not where.in_scope:
             raise Forbidden(
                 f"the closure lies in {self._communes.names(communes)}, outside your communes "
                 f"({self._communes.names(sorted(principal.communes))})"

@@ -73,10 +73,13 @@ class KafkaSettings(BaseModel):
 class FeedSettings(BaseModel):
     # uncompressed feed bytes kept in memory (smallest feeds first); the rest is served by inflating on the fly
     plain_cache_mb: Annotated[int, Field(ge=0, le=65536)] = 128
-    # events per compressed block: a change rebuilds one block of each feed
-    block_events: Annotated[int, Field(ge=1, le=4096)] = 64
+    # events per compressed block: a change rebuilds one block of each feed. 32 and level 3 (were 64 and 6):
+    # a change cost ~4.2 ms of compression over the 8 feeds, now ~1 ms, for 11-28 % more gzip bytes
+    # (loadtests/RESULTS.md, writes; measured on the bench's events, 2026-12-07): rendering must keep up
+    # with 500 closures/s (issue 17). Every replica must use the same values (same bytes, same ETags).
+    block_events: Annotated[int, Field(ge=1, le=4096)] = 32
     # zlib level of the blocks (1 fastest … 9 smallest)
-    gzip_level: Annotated[int, Field(ge=1, le=9)] = 6
+    gzip_level: Annotated[int, Field(ge=1, le=9)] = 3
     # where the rendered feeds are saved (feeds.snapshot), so that a restart renders only what changed
     # meanwhile; none = every start renders every event (about a minute at 100,000 events on 2 cores).
     # Replicas may share it: in the same state they render the same bytes.

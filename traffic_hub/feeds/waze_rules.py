@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 from pyproj import Geod
@@ -45,6 +45,13 @@ def length_m(points: list[tuple[float, float]]) -> float:
     """Geodesic length on WGS84 of (lon, lat) points."""
     if len(points) < 2:
         return 0.0
+    return _length_m(tuple(points))
+
+
+@lru_cache(maxsize=8192)
+def _length_m(points: tuple[tuple[float, float], ...]) -> float:
+    """Remembered: an event's segments are checked by each Waze feed's gate at every change and every
+    `publication` answer, and pyproj's call was 11 % of rendering a change (py-spy, issue 17)."""
     lons, lats = zip(*points, strict=True)
     return float(_geod().line_length(lons, lats))
 
