@@ -86,10 +86,6 @@ controller.quorum.election.timeout.ms=500
 # Only \`down\` sends SIGTERM, and it stops every node: moving leaderships away first is pointless, and the
 # last node would wait minutes for a controller quorum that has gone (measured: 30 s, then SIGKILL).
 controlled.shutdown.enable=false
-# Consumer groups may ask for a 1 s session (Kafka's minimum is 6 s): the normalisers' groups use 1.5 s, so
-# the decision partition and a killed process's placement partitions move to a live normaliser at once,
-# instead of idling until the killed process is restarted (traffic_hub/normaliser/group.py).
-group.min.session.timeout.ms=1000
 EOF
 }
 

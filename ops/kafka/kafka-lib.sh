@@ -137,6 +137,13 @@ auto.create.topics.enable=false
 # Fast tests: no 3 s delay before the first group rebalance.
 group.initial.rebalance.delay.ms=0
 
+# Consumer groups may ask for a 1 s session (Kafka's default minimum is 6 s): the normalisers' groups use
+# 1.5 s, so the decision partition and a killed process's placement partitions move to a live normaliser at
+# once, instead of idling until the killed process is restarted (traffic_hub/normaliser/group.py). On every
+# local node, single broker included: a broker that refuses it makes the normaliser fall back to 10 s with a
+# WARNING (and aiokafka's own ERROR line), which a clean start must not log (tests/integration/test_quiet_start.py).
+group.min.session.timeout.ms=1000
+
 # Small box (2 cores, shared with the tests): fewer threads.
 num.network.threads=2
 num.io.threads=4

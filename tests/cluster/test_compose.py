@@ -105,7 +105,8 @@ def test_the_brokers_allow_the_normalisers_fast_group_session_and_fence_a_lost_n
     """A broker refusing the normalisers' 1.5 s session would make them fall back to 10 s (slow take-overs);
     the fail-over values are the ones measured on the local cluster (docs/cluster.md)."""
     script = (ROOT / "ops" / "kafka" / "cluster-local.sh").read_text(encoding="utf-8")
-    local_min = int(re.findall(r"^group\.min\.session\.timeout\.ms=(\d+)$", script, flags=re.MULTILINE)[0])
+    shared = (ROOT / "ops" / "kafka" / "kafka-lib.sh").read_text(encoding="utf-8")  # every local node's lines
+    local_min = int(re.findall(r"^group\.min\.session\.timeout\.ms=(\d+)$", shared, flags=re.MULTILINE)[0])
     local_session = int(re.findall(r"SESSION_TIMEOUT_MS:-(\d+)", script)[0])
     local_heartbeat = int(re.findall(r"HEARTBEAT_MS:-(\d+)", script)[0])
     assert local_min <= FAST_SESSION_TIMEOUT_MS
