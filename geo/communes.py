@@ -189,9 +189,9 @@ class Communes:
 
     def in_scope(self, geom: shapely.Geometry, insee_codes: Collection[str]) -> bool:
         """The one scope rule: the geometry lies within those communes (within the tolerance) and
-        is not wholly in other communes (one of its :meth:`scope` communes is theirs)."""
-        codes = set(insee_codes)
-        return bool(codes & set(self.scope(geom))) and self.within(geom, codes)
+        is not wholly in other communes (one of its :meth:`scope` communes is theirs); stated once, in
+        :meth:`assess`."""
+        return bool(self.assess(geom, insee_codes).in_scope)
 
     def assess(self, geom: shapely.Geometry, insee_codes: Collection[str] | None = None) -> Assessment:
         """:meth:`scope`, :meth:`in_mel` and (with `insee_codes`) :meth:`in_scope` of one lon/lat geometry,
