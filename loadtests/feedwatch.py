@@ -82,7 +82,14 @@ async def until_in_every_feed(
 
 
 async def _marks(
-    hub: Hub, topic: str, paths: list[str], pool: list[Street], samples: int, timeout_s: float, budget_s: float
+    hub: Hub,
+    topic: str,
+    paths: list[str],
+    pool: list[Street],
+    feeds: list[str],
+    samples: int,
+    timeout_s: float,
+    budget_s: float,
 ) -> list[float]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap(), client_id="loadtests-marks", acks="all", linger_ms=0)
     async with asyncio.timeout(20):
@@ -96,7 +103,7 @@ async def _marks(
                     break
                 etags = await current_etags(client, paths)
                 event_id = f"bench-mark-{time.time_ns()}"
-                value = orjson.dumps(publishable_mark(event_id, pool, n))
+                value = orjson.dumps(publishable_mark(event_id, pool, n, feeds))
                 started = time.monotonic()
                 await producer.send_and_wait(topic, value=value, key=event_id.encode())
                 out.append(await until_in_every_feed(client, etags, event_id.encode(), started, timeout_s))
@@ -106,14 +113,14 @@ async def _marks(
     return out
 
 
-def publishable_mark(event_id: str, pool: list[Street], n: int) -> dict[str, object]:
+def publishable_mark(event_id: str, pool: list[Street], n: int, feeds: list[str]) -> dict[str, object]:
     """A mark every feed carrying closures accepts (some streets of the pool are too short for Waze, say).
 
     It is a road closure as the normaliser writes a posted one, measure included: the regulations feed
     carries only measures (without one, no mark could ever be "in every feed")."""
     now = datetime.now(UTC)
     ctx = FeedContext(now=now)
-    carrying = [FEEDS[name] for name in mark_feeds(pool)]
+    carrying = [FEEDS[name] for name in feeds]  # `mark_feeds(pool)`, found once per run by `mark`
     for offset in range(len(pool)):
         candidate = event_dict(event_id, pool[(n + offset) % len(pool)], 0, now, n) | {"measure": ROAD_CLOSED}
         event = Event.model_validate(candidate)
@@ -145,6 +152,7 @@ def mark(
     the seconds until it is in the bytes of every feed. A feed carrying a mark was rendered from a view
     holding everything written before it. Sampling stops after `budget_s` (at least one sample). Feeds
     that never carry a closure (`mark_feeds`) are not waited for."""
-    carrying = {f"/feeds/{name}" for name in mark_feeds(pool)}
+    feeds = mark_feeds(pool)
+    carrying = {f"/feeds/{name}" for name in feeds}
     paths = [path for path in paths if path in carrying]
-    return asyncio.run(_marks(hub, topic, paths, pool, samples, timeout_s, budget_s))
+    return asyncio.run(_marks(hub, topic, paths, pool, feeds, samples, timeout_s, budget_s))
