@@ -71,9 +71,8 @@ lint: install ## ruff and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install kafka-up lint ## every test: unit, integration against the real broker, browser; then test-future
-	$(BIN)/pytest
-	@$(MAKE) --no-print-directory test-future
+test: install kafka-up lint ## every test: unit, integration against the real broker, browser; test-future alongside
+	bash ops/test-all.sh
 
 test-future: install ## the tests that depend on "now", again with the clock 400 days ahead (own broker)
 	bash ops/test-future.sh -q
