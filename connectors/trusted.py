@@ -26,6 +26,7 @@ from pydantic import BaseModel
 M = TypeVar("M", bound=BaseModel)
 _REQUIRED = object()  # placeholder of a required field in a model's template
 _set = object.__setattr__
+_new = object.__new__  # BaseModel has no __new__ of its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +56,13 @@ def build(model: type[M], fields: dict[str, Any]) -> M:
     """`model(**fields)` for values already checked (see the module docstring), without validating them."""
     shape = _shape(model)
     given = fields.keys()
-    if not (shape.required <= given and given <= shape.names):
+    if not (shape.required <= given <= shape.names):
         raise TypeError(f"{model.__name__}: unknown or missing fields in {sorted(given)}")
     values = {**shape.template, **fields}  # the template's (declaration) order, the given values
     for name in shape.factories:
         if name not in fields:
             values[name] = model.model_fields[name].get_default(call_default_factory=True)
-    instance = model.__new__(model)
+    instance = _new(model)
     _set(instance, "__dict__", values)
     _set(instance, "__pydantic_fields_set__", set(given))
     _set(instance, "__pydantic_extra__", None)
