@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import pyproj
 
+from connectors.trusted import build
 from connectors.values import ItemError
 from traffic_hub.model import LineString, Point
 
@@ -48,7 +49,10 @@ def latlon_text(text: str) -> list[LonLat]:
 
 
 def geometry(points: list[LonLat]) -> Point | LineString:
-    """A Point for one distinct position, else a LineString (consecutive repeats dropped)."""
+    """A Point for one distinct position, else a LineString (consecutive repeats dropped).
+
+    Every position is checked here (finite, in WGS84 range, at most `MAX_POINTS`), so the shape is
+    built without validating it again (`connectors.trusted`)."""
     cleaned: list[LonLat] = []
     for lon, lat in points:
         # in range (NaN and infinities are not): the common case, without a call per position
@@ -60,8 +64,8 @@ def geometry(points: list[LonLat]) -> Point | LineString:
     if len(cleaned) > MAX_POINTS:
         raise ItemError(f"more than {MAX_POINTS} points")
     if len(set(cleaned)) == 1:
-        return Point(type="Point", coordinates=list(cleaned[0]))
-    return LineString(type="LineString", coordinates=[list(p) for p in cleaned])
+        return build(Point, {"type": "Point", "coordinates": list(cleaned[0])})
+    return build(LineString, {"type": "LineString", "coordinates": [list(p) for p in cleaned]})
 
 
 def _checked(lon: float, lat: float) -> LonLat:

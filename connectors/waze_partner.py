@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -17,6 +18,7 @@ from connectors.base import ParseContext, Parsed, PayloadError
 from connectors.coords import MAX_POINTS, LonLat, geometry
 from connectors.items import collect, json_id, json_raw
 from connectors.json_safety import parse_json
+from connectors.trusted import build
 from connectors.values import ItemError, as_dict, as_list, boolean, from_millis, known, number, small, text
 from connectors.waze_vocabulary import alert_type
 from traffic_hub.model import Direction, EventType, IncidentReport, LineString, Point, Validity
@@ -33,13 +35,13 @@ class WazePartnerFeedParser:
         if not isinstance(document, dict) or not any(key in document for key in _ENVELOPE_KEYS):
             raise PayloadError("not a Waze partner feed (no alerts, jams or startTimeMillis)")
         parsed = Parsed(snapshot=True)
-        for key, build in _BUILDERS.items():
+        for key, make in _BUILDERS.items():
             items = document.get(key)
             if items is None:
                 continue
             if not isinstance(items, list):
                 raise PayloadError(f"{key} is not a list")
-            found, bad = collect(items, partial(build, ctx=ctx), json_raw, json_id("uuid", "id"))
+            found, bad = collect(items, partial(make, ctx=ctx), json_raw, json_id("uuid", "id"))
             parsed.incidents.extend(found)
             parsed.rejects.extend(bad)
         return parsed
@@ -55,7 +57,7 @@ def _alert(item: Any, ctx: ParseContext) -> IncidentReport:
     published = from_millis(alert.get("pubMillis"), "pubMillis")
     street = text(alert.get("street"))
     reliability = number(alert.get("reliability"))
-    return IncidentReport(
+    return _incident(
         source=ctx.source,
         kind="waze-alert",
         source_id=uuid,
@@ -66,7 +68,7 @@ def _alert(item: Any, ctx: ParseContext) -> IncidentReport:
         geometry=geometry([_xy(location)]),
         street=street,
         city=text(alert.get("city")),
-        validity=Validity(starts_at=published),
+        validity=_starting(published),
         observed_at=published,
         reliability=None if reliability is None else min(max(reliability / 10, 0.0), 1.0),
         said=small(
@@ -96,7 +98,7 @@ def _jam(item: Any, ctx: ParseContext) -> IncidentReport:
     speed_kmh = number(jam.get("speedKMH", jam.get("speedKPH")))
     if speed_kmh is None and number(jam.get("speed")) is not None:
         speed_kmh = round(float(jam["speed"]) * 3.6, 2)
-    return IncidentReport(
+    return _incident(
         source=ctx.source,
         kind="waze-jam",
         source_id=f"jam-{jam_id}",
@@ -107,7 +109,7 @@ def _jam(item: Any, ctx: ParseContext) -> IncidentReport:
         direction=Direction.ONE_DIRECTION,
         street=street,
         city=text(jam.get("city")),
-        validity=Validity(starts_at=published),
+        validity=_starting(published),
         observed_at=published,
         said=small(
             {
@@ -133,7 +135,7 @@ def _irregularity(item: Any, ctx: ParseContext) -> IncidentReport:
     detected = from_millis(irregularity.get("detectionDateMillis"), "detectionDateMillis")
     updated = irregularity.get("updateDateMillis")
     street = text(irregularity.get("street"))
-    return IncidentReport(
+    return _incident(
         source=ctx.source,
         kind="waze-irregularity",
         source_id=f"irregularity-{irregularity_id}",
@@ -144,7 +146,7 @@ def _irregularity(item: Any, ctx: ParseContext) -> IncidentReport:
         direction=Direction.ONE_DIRECTION,
         street=street,
         city=text(irregularity.get("city")),
-        validity=Validity(starts_at=detected),
+        validity=_starting(detected),
         observed_at=from_millis(updated, "updateDateMillis") if updated is not None else detected,
         said=small(
             {
@@ -162,6 +164,16 @@ def _irregularity(item: Any, ctx: ParseContext) -> IncidentReport:
             }
         ),
     )
+
+
+def _incident(**fields: Any) -> IncidentReport:
+    """The report of one item, from values this module's readers checked (`connectors.trusted`)."""
+    return build(IncidentReport, fields)
+
+
+def _starting(moment: datetime) -> Validity:
+    """A validity from `moment` (aware: `values.from_millis`), open-ended."""
+    return build(Validity, {"starts_at": moment})
 
 
 def _id(value: Any, what: str) -> str:
@@ -198,7 +210,7 @@ def _line_geometry(value: Any) -> Point | LineString:
             last_x, last_y = x, y
     if len(coordinates) < 2 or len(coordinates) > MAX_POINTS:  # a point, none or too many: as `geometry` says
         return geometry(_line(points))
-    return LineString(type="LineString", coordinates=coordinates)
+    return build(LineString, {"type": "LineString", "coordinates": coordinates})
 
 
 def _line(points: list[Any]) -> list[LonLat]:
