@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-import numpy.typing as npt
+
+from geo.arrays import BoolArray, FloatArray, IntArray
 
 __all__ = ["backtrack"]
 
 
 @numba.njit(nogil=True, cache=True)
 def backtrack(  # pragma: no cover
-    score: npt.NDArray[np.float64],
-    back: npt.NDArray[np.int64],
-    fresh: npt.NDArray[np.bool_],
-    starts: npt.NDArray[np.int64],
-    counts: npt.NDArray[np.int64],
-) -> npt.NDArray[np.int64]:
+    score: FloatArray, back: IntArray, fresh: BoolArray, starts: IntArray, counts: IntArray
+) -> IntArray:
     """The chosen candidate of every group: its best-scoring state for the last group of a trace or of a
     part (``fresh``: no transition into the next group), else the state the next choice came from
     (``back``); ties go to the first candidate, as in :func:`geo.hmm.viterbi`."""
