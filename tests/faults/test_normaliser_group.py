@@ -7,13 +7,14 @@ keep consuming from the shared broker long after the test failed).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx2
@@ -44,13 +45,12 @@ def start_normaliser(hub: HubProcess, name: str, log: Path) -> subprocess.Popen[
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    """SIGTERM, and SIGKILL if it is still there 15 s later (both no-ops on a process that has exited)."""
+    process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(15)
+    process.kill()
+    process.wait(10)
 
 
 @contextmanager
@@ -58,19 +58,17 @@ def api_and_normalisers(
     bootstrap: str, prefix: str, directory: Path, normalisers: dict[str, str]
 ) -> Iterator[tuple[HubProcess, list[subprocess.Popen[bytes]]]]:
     """An API process (ready), then a normaliser process per entry of `normalisers` (log name → instance
-    name; log `<log name>.log` in `directory`); every process started is stopped on exit, also when the
-    API never gets ready."""
+    name; log `<log name>.log` in `directory`); every process started is stopped on exit (the last started
+    first), also when the API never gets ready or another stop fails."""
     hub = HubProcess(bootstrap, prefix, write_principals(directory), directory / "api.log")
     processes: list[subprocess.Popen[bytes]] = []
-    try:
+    with ExitStack() as stops:
+        stops.callback(hub.stop)
         hub.start("api")  # the API and feeds only: normalising is left to the processes below
         for log, instance in normalisers.items():
             processes.append(start_normaliser(hub, instance, directory / f"{log}.log"))
+            stops.callback(stop_process, processes[-1])
         yield hub, processes
-    finally:
-        for process in processes:
-            stop_process(process)
-        hub.stop()
 
 
 def feed_ids(url: str) -> list[str]:

@@ -28,6 +28,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from traffic_hub.archive import schema
 from traffic_hub.errors import Unavailable
+from traffic_hub.kafka.starting import start_or_stop
 from traffic_hub.lifecycle import Service
 from traffic_hub.topics import Topics
 
@@ -233,13 +234,6 @@ class HistoryDb(Service):
             bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-archive-lag",
             enable_auto_commit=False, request_timeout_ms=4000,
         )
-        try:
-            async with asyncio.timeout(5):
-                await consumer.start()
-        except BaseException:
-            with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                async with asyncio.timeout(3):
-                    await consumer.stop()
-            raise
+        await start_or_stop(consumer, 5)
         self._consumer = consumer
         return consumer
