@@ -33,9 +33,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
+
+from traffic_hub.kafka.starting import started_admin
 
 # Our member id replaced this many times within the window = another live process joins with our
 # instance name and the broker fences us each time we rejoin (and we fence it back): see `Fencing`.
@@ -137,21 +138,16 @@ async def min_session_timeout_ms(bootstrap_servers: str, client_id: str) -> int 
     """The highest `group.min.session.timeout.ms` of the cluster's brokers: the shortest session every
     possible coordinator accepts. None when it cannot be read (no broker answers within `READ_TIMEOUT_S`,
     the principal may not describe the brokers' configuration, …): the caller then tries its session."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, client_id=client_id, request_timeout_ms=int(READ_TIMEOUT_S * 1000)
-    )
     try:
-        async with asyncio.timeout(READ_TIMEOUT_S):
-            await admin.start()
+        async with (
+            asyncio.timeout(READ_TIMEOUT_S),
+            started_admin(bootstrap_servers, READ_TIMEOUT_S, client_id) as admin,
+        ):
             brokers = (await admin.describe_cluster())["brokers"]
             asked = [ConfigResource(ConfigResourceType.BROKER, str(b["node_id"]), {MIN_SESSION: None}) for b in brokers]
             responses = await admin.describe_configs(asked)
     except (KafkaError, OSError, TimeoutError):
         return None
-    finally:
-        with contextlib.suppress(KafkaError, OSError, TimeoutError):
-            async with asyncio.timeout(3):
-                await admin.close()
     found = [
         int(entry["config_value"])
         for response in responses
