@@ -22,6 +22,11 @@ and its parts intact (they are removed only after the new manifest is written), 
 finds one whole state. A manifest whose parts are missing or do not match its hash is ignored (logged):
 the source then starts afresh, which re-sends its items under the same keys (nothing new is created).
 
+Each item is turned into JSON once, when it changes: a written state keeps every item's JSON with the
+item it came from (`Saved.dumped`), and the next write of the source reuses it for an item equal to that
+one (the same object, or one with the same content hash). `model_dump` cost ≈ 50 µs an item, for every
+remembered item after every cycle; the bytes written are the same either way.
+
 Reports themselves need nothing of this to keep their ids: a report's key is `<source>:<item id>`
 and the normaliser's event id is a UUIDv5 of that key (`traffic_hub/normaliser/incidents.py`), so a
 report sent again by another runner, or twice by one, lands on the same event.
@@ -70,26 +75,45 @@ class Handover:
 
 
 @dataclass(frozen=True, slots=True)
+class Dumped:
+    """One item as last written: the item, its content hash then, and its JSON."""
+
+    incident: IncidentReport
+    digest: str | None
+    json: orjson.Fragment
+
+    def reusable_for(self, incident: IncidentReport, digest: str | None) -> bool:
+        """Is this JSON the one `incident` would give? The same (frozen) object, or one with the same content
+        hash (`Saved.hashes`: the SHA-256 of the item's JSON, what the runner tells a changed item by).
+        Not model equality: 5 µs an item, half a dump, and it calls 1 and 1.0 equal where the JSON differs."""
+        return self.incident is incident or (digest is not None and self.digest == digest)
+
+
+@dataclass(frozen=True, slots=True)
 class Saved:
     """One source's state as read back (or about to be written)."""
 
     url: str  # the public URL the validators belong to (a changed URL drops them)
     validators: Validators
     seen: Mapping[str, IncidentReport] = field(default_factory=dict)
-    hashes: Mapping[str, str] = field(default_factory=dict)
+    hashes: Mapping[str, str] = field(default_factory=dict)  # `content_hash` of each item (and of items sent)
     cycles: int = 0
     polled_at: datetime | None = None
     runner: str = ""
     generation: str = ""
     parts: int = 0
+    # every item of `seen` as written (filled by `state_records`): what the next write reuses
+    dumped: Mapping[str, Dumped] = field(default_factory=dict, compare=False, repr=False)
 
 
 def state_records(
     topic: str, source: str, saved: Saved, stale: Sequence[Saved] = ()
 ) -> tuple[list[Record], Saved]:
     """Parts, manifest, then tombstones of the parts of `stale` generations (in that order); and `saved`
-    with its number of parts (CPU work: JSON and gzip of up to megabytes, run it in a thread)."""
-    blob = gzip.compress(orjson.dumps(_body(saved)), compresslevel=6, mtime=0)
+    with its number of parts and its items' JSON (CPU work: JSON and gzip of up to megabytes, run it in a
+    thread). `stale`, the states written before (oldest first), also lend the JSON of unchanged items."""
+    dumped = _dumped(saved, stale)
+    blob = gzip.compress(orjson.dumps(_body(saved, dumped)), compresslevel=6, mtime=0)
     pieces = [blob[at : at + PART_BYTES] for at in range(0, len(blob), PART_BYTES)] or [b""]
     records = [Record(topic, _part_key(source, saved.generation, i), piece) for i, piece in enumerate(pieces)]
     manifest = {
@@ -105,7 +129,24 @@ def state_records(
     for old in stale:
         if old.generation and old.generation != saved.generation:
             records += [Record(topic, _part_key(source, old.generation, i), None) for i in range(old.parts)]
-    return records, replace(saved, parts=len(pieces))
+    return records, replace(saved, parts=len(pieces), dumped=dumped)
+
+
+def _dumped(saved: Saved, stale: Sequence[Saved]) -> dict[str, Dumped]:
+    """The JSON of every item of `saved.seen`: reused from the latest earlier write where the item is
+    unchanged, `model_dump` for the others."""
+    earlier: dict[str, Dumped] = {}
+    for old in stale:
+        earlier.update(old.dumped)
+    dumped: dict[str, Dumped] = {}
+    for sid, incident in saved.seen.items():
+        digest = saved.hashes.get(sid)
+        last = earlier.get(sid)
+        if last is not None and last.reusable_for(incident, digest):
+            dumped[sid] = last
+        else:
+            dumped[sid] = Dumped(incident, digest, orjson.Fragment(orjson.dumps(incident.model_dump(mode="json"))))
+    return dumped
 
 
 def status_record(topic: str, state: ConnectorState, at: datetime) -> Record:
@@ -180,14 +221,14 @@ def _part_key(source: str, generation: str, index: int) -> bytes:
     return f"{source}/{generation}/{index}".encode()
 
 
-def _body(saved: Saved) -> dict[str, Any]:
+def _body(saved: Saved, dumped: Mapping[str, Dumped]) -> dict[str, Any]:
     return {
         "url": saved.url,
         "etag": saved.validators.etag,
         "last_modified": saved.validators.last_modified,
         "cycles": saved.cycles,
         "hashes": dict(saved.hashes),
-        "seen": {sid: incident.model_dump(mode="json") for sid, incident in saved.seen.items()},
+        "seen": {sid: item.json for sid, item in dumped.items()},  # already JSON, in the order of `seen`
     }
 
 

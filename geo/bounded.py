@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geo.arrays import FloatArray, IntArray
+from geo.backtrack import backtrack
 
 __all__ = ["Scratch", "many_to_many", "node_path", "viterbi"]
 
@@ -393,19 +394,7 @@ def _viterbi(  # pragma: no cover
             fresh[g] = True
             for j in range(nb):
                 score[s0 + j] = c_emis[s0 + j]
-    chosen = np.empty(n_groups, dtype=np.int64)
-    g = n_groups - 1
-    cur = -1
-    while g >= 0:
-        if cur < 0:  # the last group of a trace, or the group before a fresh start: its best state
-            cur = g_start[g]
-            for k in range(g_start[g] + 1, g_start[g] + g_count[g]):
-                if score[k] > score[cur]:
-                    cur = k
-        chosen[g] = cur
-        cur = -1 if fresh[g] else back[cur]
-        g -= 1
-    return chosen, fresh
+    return backtrack(score, back, fresh, g_start, g_count), fresh
 
 
 GUIDE_FACTOR = 0.999

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geo.arrays import BoolArray, FloatArray, IntArray
+from geo.backtrack import backtrack
 from geo.nearby import GridColumns
 
 __all__ = ["candidates", "groups", "viterbi_table", "warm"]
@@ -275,19 +276,7 @@ def _viterbi_table(  # pragma: no cover
             for j in range(nb):
                 score[s0 + j] = emis[s0 + j]
                 back[s0 + j] = -1
-    chosen = np.empty(n_groups, dtype=np.int64)
-    g = n_groups - 1
-    cur = -1
-    while g >= 0:
-        if cur < 0:  # the last group of a trace, or the group before a fresh start: its best state
-            cur = starts[g]
-            for i in range(starts[g] + 1, starts[g] + counts[g]):
-                if score[i] > score[cur]:
-                    cur = i
-        chosen[g] = cur
-        cur = -1 if fresh[g] else back[cur]
-        g -= 1
-    return chosen, fresh
+    return backtrack(score, back, fresh, starts, counts), fresh
 
 
 def viterbi_table(

@@ -175,9 +175,30 @@ async def test_the_api_started_on_a_pre_alembic_database_adopts_it_and_shows_the
     status = history.status()
     assert (status["database"], status["schema_version"]) == ("up", 4)
     assert one_column(database_url, "SELECT version_num FROM alembic_version") == [HEAD]
-    ran = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Running upgrade")]
-    assert [m.split(",")[0] for m in ran] == ["Running upgrade 0003 -> 0004"]
-    assert any("stamped as revision 0003" in r.getMessage() for r in caplog.records)
+    said = [r.getMessage() for r in caplog.records if r.name == "traffic_hub.archive.schema"]
+    assert said == [
+        "archive schema: the pre-Alembic version table says 3: stamped as revision 0003",
+        "archive schema: applied 0004; now at revision 0004",
+    ]
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []  # its own lines: below
+
+
+@pytestmark_db
+async def test_a_start_logs_only_the_hubs_own_lines_and_a_clean_start_none(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Alembic said "Context impl PostgresqlImpl." and "Will assume transactional DDL." at every start; the
+    hub's own line says what a run applied, and a start with nothing to apply says nothing."""
+    with caplog.at_level(logging.INFO):
+        assert await schema.migrate(database_url) == 4
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("traffic_hub.archive.schema", "archive schema: applied 0001, 0002, 0003, 0004; now at revision 0004")
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert await schema.migrate(database_url) == 4  # a clean start
+    assert caplog.records == []
+    assert migrations.ALEMBIC_LOG.level == logging.NOTSET  # left as found: the CLI shows Alembic's lines
 
 
 @pytestmark_db
@@ -225,12 +246,17 @@ def test_downgrades_undo_the_derived_tables_and_refuse_to_drop_the_archive(datab
 
 @pytestmark_db
 def test_the_db_commands(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("TRAFFIC_HUB_DATABASE_URL", database_url)
     assert cli.main(["db", "current", "--check"]) == 1
     assert "empty (no revision)" in capsys.readouterr().out
-    assert cli.main(["db", "upgrade"]) == 0
+    with caplog.at_level(logging.INFO):
+        assert cli.main(["db", "upgrade"]) == 0
+    alembic = [r.getMessage() for r in caplog.records if r.name.startswith("alembic")]
+    assert "Will assume transactional DDL." in alembic  # an operator at the command sees Alembic's lines
+    assert any(m.startswith("Running upgrade 0003 -> 0004") for m in alembic)
     out = capsys.readouterr().out
     assert "applied 0001, 0002, 0003, 0004; now at revision 0004" in out
     assert "postgres:" not in out.split(":", 1)[0]  # where, never the password

@@ -8,13 +8,15 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from connectors import runner as runner_module
+from connectors.encoding import content_hash
 from connectors.fetch import Validators, make_client
 from connectors.handover import (
     PART_BYTES,
@@ -41,6 +43,7 @@ from traffic_hub.kafka.leases import (
     lease_topic_specs,
     partition_of,
 )
+from traffic_hub.model import IncidentReport
 from traffic_hub.publishing import Record
 
 
@@ -64,7 +67,7 @@ def saved(items: int, text_bytes: int = 20) -> Saved:
         url="https://example.org/feed?key=***",
         validators=Validators(etag='"v1"', last_modified="Tue, 01 Dec 2026 08:00:00 GMT"),
         seen=seen,
-        hashes={sid: f"h-{sid}" for sid in seen},
+        hashes={sid: content_hash(inc) for sid, inc in seen.items()},  # as the runner keeps them
         cycles=7,
         polled_at=datetime.now(UTC),
         runner="runner-a",
@@ -120,6 +123,64 @@ def test_a_state_missing_a_part_or_corrupt_is_ignored() -> None:
     assert read_saved("mel", {"mel": values["mel"]}) is None
     assert read_saved("mel", {"mel": b"{not json"}) is None
     assert read_saved("other", values) is None
+
+
+def cycle(previous: Saved, changed: dict[str, str]) -> Saved:
+    """The next state of a snapshot source as the runner builds it: every item parsed again (new, equal
+    objects), `changed` ones with a new description; hashes as the runner computes them."""
+    seen = {
+        sid: incident("mel", sid, changed.get(sid, inc.description)) for sid, inc in previous.seen.items()
+    }
+    return replace(previous, seen=seen, hashes={sid: content_hash(inc) for sid, inc in seen.items()},
+                   cycles=previous.cycles + 1, generation=new_generation())
+
+
+def parts_and_manifest(records: list[Record]) -> list[tuple[bytes, bytes | None]]:
+    return [(r.key, r.value) for r in records if r.value is not None]
+
+
+def test_only_changed_items_are_dumped_again_and_the_state_written_is_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = saved(200)
+    _, written = state_records("t", "mel", first)
+    dumps: list[str] = []
+    dump = IncidentReport.model_dump
+
+    def counted(model: IncidentReport, **kwargs: Any) -> dict[str, Any]:
+        dumps.append(model.source_id)
+        return dump(model, **kwargs)
+
+    monkeypatch.setattr(IncidentReport, "model_dump", counted)
+    second = cycle(first, {"i7": "changed", "i42": "changed too"})
+    records, second_written = state_records("t", "mel", second, [written])
+    assert sorted(dumps) == ["i42", "i7"]  # not the 198 unchanged ones
+    dumps.clear()
+    unsaved = cycle(second, {"i7": "again"})  # a write that failed: the next one is given both
+    _, unsaved_written = state_records("t", "mel", unsaved, [second_written])
+    third = cycle(unsaved, {"i9": "new"})
+    third_records, _ = state_records("t", "mel", third, [second_written, unsaved_written])
+    assert sorted(dumps) == ["i7", "i9"]
+    monkeypatch.undo()
+    # byte for byte what a write without any earlier state gives (model_dump of every item)
+    assert parts_and_manifest(records) == parts_and_manifest(state_records("t", "mel", second)[0])
+    assert parts_and_manifest(third_records) == parts_and_manifest(state_records("t", "mel", third)[0])
+    back = read_saved("mel", apply({}, third_records))
+    assert back is not None
+    assert back.seen == third.seen
+
+
+def test_an_equal_item_whose_json_differs_is_dumped_again() -> None:
+    """1 == 1.0 for the item, not for its JSON: the content hash tells them apart."""
+    item = incident("mel", "i1", "x").model_copy(update={"said": {"level": 1}})
+    first = replace(saved(0), seen={"i1": item}, hashes={"i1": content_hash(item)})
+    _, written = state_records("t", "mel", first)
+    floated = item.model_copy(update={"said": {"level": 1.0}})
+    assert floated == item
+    assert content_hash(floated) != content_hash(item)
+    second = replace(first, seen={"i1": floated}, hashes={"i1": content_hash(floated)}, generation=new_generation())
+    records, _ = state_records("t", "mel", second, [written])
+    assert parts_and_manifest(records) == parts_and_manifest(state_records("t", "mel", second)[0])
 
 
 def test_a_source_stands_on_the_same_partition_in_every_process_and_version() -> None:

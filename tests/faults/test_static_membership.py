@@ -18,9 +18,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.faults.hubprocess import HubProcess
-from tests.faults.test_normaliser_group import feed_ids, start_normaliser
-from tests.integration.hubs import KEYS, auth, closure_body, wait_until, write_principals
+from tests.faults.test_normaliser_group import api_and_normalisers, feed_ids
+from tests.integration.hubs import KEYS, auth, closure_body, wait_until
 from traffic_hub.normaliser.service import SESSION_TIMEOUT_MS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -42,11 +41,8 @@ def post_burst(url: str, label: str) -> list[str]:
 def test_a_normaliser_stopped_cleanly_hands_its_partitions_over_before_its_session_would_expire(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    hub = HubProcess(kafka_bootstrap, topic_prefix, write_principals(tmp_path), tmp_path / "api.log")
-    hub.start("api")
-    leaving = start_normaliser(hub, "norm-leaving", tmp_path / "norm-leaving.log")
-    staying = start_normaliser(hub, "norm-staying", tmp_path / "norm-staying.log")
-    try:
+    names = {"norm-leaving": "norm-leaving", "norm-staying": "norm-staying"}
+    with api_and_normalisers(kafka_bootstrap, topic_prefix, tmp_path, names) as (hub, (leaving, _)):
         first = post_burst(hub.url, "STAY")  # both members are in the group and have worked
         wait_until(lambda: set(first) <= set(feed_ids(hub.url)), timeout=60, interval=0.2)
 
@@ -60,22 +56,14 @@ def test_a_normaliser_stopped_cleanly_hands_its_partitions_over_before_its_sessi
         # timeout less one heartbeat (1 s) after the stop, 8.8 s when tried. With it: 1.0 s when tried.
         # Half the session timeout tells the two apart with room for a loaded machine.
         assert handed_over < SESSION_TIMEOUT_MS / 1000 / 2, f"handed over {handed_over:.1f}s after the stop"
-    finally:
-        for process in (leaving, staying):
-            if process.poll() is None:
-                process.terminate()
-                process.wait(15)
-        hub.stop()
 
 
 def test_two_normalisers_sharing_an_instance_name_do_not_fence_each_other_for_ever(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    hub = HubProcess(kafka_bootstrap, topic_prefix, write_principals(tmp_path), tmp_path / "api.log")
-    hub.start("api")
     logs = [tmp_path / "twin-a.log", tmp_path / "twin-b.log"]
-    twins = [start_normaliser(hub, "twin", log) for log in logs]
-    try:
+    twin_names = {"twin-a": "twin", "twin-b": "twin"}  # one instance name, two processes
+    with api_and_normalisers(kafka_bootstrap, topic_prefix, tmp_path, twin_names) as (hub, twins):
 
         def noticed() -> bool:
             return any("another live process uses the instance name" in log.read_text(errors="replace") for log in logs)
@@ -86,9 +74,3 @@ def test_two_normalisers_sharing_an_instance_name_do_not_fence_each_other_for_ev
         counts = Counter(feed_ids(hub.url))
         assert max(counts.values()) == 1
         assert all(twin.poll() is None for twin in twins)  # both still running
-    finally:
-        for process in twins:
-            if process.poll() is None:
-                process.terminate()
-                process.wait(15)
-        hub.stop()

@@ -53,10 +53,10 @@ def run(args: argparse.Namespace, database_url: str | None) -> int:
     try:
         if args.db_command == "current":
             return _current(database_url, check=args.check)
-        if args.db_command == "upgrade":
-            outcome = migrations.upgrade(database_url, args.revision)
+        if args.db_command == "upgrade":  # with Alembic's own lines: an operator is watching
+            outcome = migrations.upgrade(database_url, args.revision, verbose=True)
         else:
-            outcome = migrations.downgrade(database_url, args.revision)
+            outcome = migrations.downgrade(database_url, args.revision, verbose=True)
     except psycopg.Error as exc:
         print(f"error ({where(database_url)}): {exc}", file=sys.stderr)
         return 1

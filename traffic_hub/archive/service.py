@@ -162,9 +162,9 @@ class Archiver(Service):
             fetch_max_wait_ms=200,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        async with asyncio.timeout(15):
-            await consumer.start()
-        try:
+        try:  # a consumer whose start fails is stopped too (finally): each retry would leave one open
+            async with asyncio.timeout(15):
+                await consumer.start()
             consumer.subscribe([self._topics.reports, self._topics.events], listener=_Seek(self, consumer))
             retention_due = 0.0
             loop = asyncio.get_running_loop()

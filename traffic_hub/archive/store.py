@@ -28,6 +28,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from traffic_hub.archive import schema
 from traffic_hub.errors import Unavailable
+from traffic_hub.kafka.starting import start_or_stop
 from traffic_hub.lifecycle import Service
 from traffic_hub.topics import Topics
 
@@ -219,15 +220,20 @@ class HistoryDb(Service):
 
     async def _end_offsets(self, stored: dict[tuple[str, int], Any]) -> dict[tuple[str, int], int]:
         """The topics' end offsets: the partitions the hub creates (`partitions`) and any archived beyond."""
+        consumer = self._consumer or await self._lag_consumer()
+        wanted = {(topic, p) for topic in (self._topics.reports, self._topics.events)
+                  for p in range(self._partitions)} | set(stored)
         async with asyncio.timeout(5):
-            if self._consumer is None:
-                consumer = AIOKafkaConsumer(
-                    bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-archive-lag",
-                    enable_auto_commit=False, request_timeout_ms=4000,
-                )
-                await consumer.start()
-                self._consumer = consumer
-            wanted = {(topic, p) for topic in (self._topics.reports, self._topics.events)
-                      for p in range(self._partitions)} | set(stored)
-            ends = await self._consumer.end_offsets([TopicPartition(t, p) for t, p in sorted(wanted)])
+            ends = await consumer.end_offsets([TopicPartition(t, p) for t, p in sorted(wanted)])
         return {(tp.topic, tp.partition): int(offset) for tp, offset in ends.items()}
+
+    async def _lag_consumer(self) -> AIOKafkaConsumer:
+        """A started consumer for the end offsets, kept for the next checks; one that fails to start (no
+        broker, or none answering in time) is stopped before the error goes on, so nothing stays open."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-archive-lag",
+            enable_auto_commit=False, request_timeout_ms=4000,
+        )
+        await start_or_stop(consumer, 5)
+        self._consumer = consumer
+        return consumer

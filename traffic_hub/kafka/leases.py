@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
@@ -57,6 +57,7 @@ from aiokafka.errors import KafkaError
 from traffic_hub.errors import Unavailable
 from traffic_hub.kafka.admin import MIN_ISR, _create
 from traffic_hub.kafka.membership import Fencing, SharedInstanceName, leave_and_stop
+from traffic_hub.kafka.starting import started_admin
 from traffic_hub.lifecycle import Service
 
 log = logging.getLogger(__name__)
@@ -409,17 +410,11 @@ class SavedStateReader(Service):
 
 
 async def _exists(bootstrap_servers: str, topic: str) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
     try:
-        async with asyncio.timeout(10):
-            await admin.start()
+        async with asyncio.timeout(10), started_admin(bootstrap_servers, 5) as admin:
             return topic in set(await admin.list_topics())
     except (KafkaError, OSError, TimeoutError):
         return False
-    finally:
-        with contextlib.suppress(KafkaError, OSError, TimeoutError):
-            async with asyncio.timeout(3):
-                await admin.close()
 
 
 def _answer(future: asyncio.Future[None], end: int, position: int) -> bool:

@@ -15,6 +15,11 @@ length, and another member takes its partitions while it may still be about to w
 tells a member when the group last acknowledged it, so it can hold a write back when that is too long
 ago.
 
+Whether the broker allows such a session is its `group.min.session.timeout.ms` (6 s by default): a member
+asking for less is refused at its join. `min_session_timeout_ms` reads it beforehand (DescribeConfigs on
+every broker: any of them may become the group's coordinator), so a member can choose its session before
+joining instead of learning it from a failed join (an aiokafka ERROR line, then a fallback).
+
 Used by both stages of the normaliser (`traffic_hub/normaliser/group.py`) and by the connector
 runners' leases (`traffic_hub/kafka/leases.py`).
 """
@@ -28,12 +33,17 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
+
+from traffic_hub.kafka.starting import started_admin
 
 # Our member id replaced this many times within the window = another live process joins with our
 # instance name and the broker fences us each time we rejoin (and we fence it back): see `Fencing`.
 FENCED_TIMES = 3
 FENCED_WINDOW_S = 60.0
+MIN_SESSION = "group.min.session.timeout.ms"
+READ_TIMEOUT_S = 5.0  # reading the broker's settings never holds a member's start longer
 
 
 class SharedInstanceName(Exception):
@@ -122,3 +132,28 @@ async def leave_and_stop(consumer: AIOKafkaConsumer) -> None:
     with contextlib.suppress(KafkaError, OSError, TimeoutError):
         async with asyncio.timeout(5):
             await consumer.stop()
+
+
+async def min_session_timeout_ms(bootstrap_servers: str, client_id: str) -> int | None:
+    """The highest `group.min.session.timeout.ms` of the cluster's brokers: the shortest session every
+    possible coordinator accepts. None when it cannot be read (no broker answers within `READ_TIMEOUT_S`,
+    the principal may not describe the brokers' configuration, …): the caller then tries its session."""
+    try:
+        async with (
+            asyncio.timeout(READ_TIMEOUT_S),
+            started_admin(bootstrap_servers, READ_TIMEOUT_S, client_id) as admin,
+        ):
+            brokers = (await admin.describe_cluster())["brokers"]
+            asked = [ConfigResource(ConfigResourceType.BROKER, str(b["node_id"]), {MIN_SESSION: None}) for b in brokers]
+            responses = await admin.describe_configs(asked)
+    except (KafkaError, OSError, TimeoutError):
+        return None
+    found = [
+        int(entry["config_value"])
+        for response in responses
+        for resource in response.to_object()["resources"]
+        if resource["error_code"] == 0
+        for entry in resource["config_entries"]
+        if entry["config_names"] == MIN_SESSION and str(entry["config_value"]).isdigit()
+    ]
+    return max(found) if len(found) == len(brokers) and found else None

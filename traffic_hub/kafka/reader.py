@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from traffic_hub.kafka.starting import start_or_stop
 from traffic_hub.lifecycle import Service
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,7 @@ class TopicReader(Service):
             max_partition_fetch_bytes=4 * 1024 * 1024,
             request_timeout_ms=10000,
         )
-        try:
-            async with asyncio.timeout(10):
-                await consumer.start()
-        except BaseException:
-            with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                async with asyncio.timeout(3):
-                    await consumer.stop()
-            raise
+        await start_or_stop(consumer, 10)
         return consumer
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:

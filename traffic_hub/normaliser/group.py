@@ -13,8 +13,10 @@ members of a consumer group and share this machinery:
   250 ms), so the others are hot standbys: the decision partition, which stops every decision while
   it idles, and the placement partitions of the dead process are taken over long before a supervisor
   has restarted it (about 5 s). The broker must allow such a session (`group.min.session.timeout.ms`,
-  6 s by default; 1 s on the local cluster and in compose.yaml); a broker that refuses it gets the
-  10 s session instead (logged once), so the hub runs on any broker, only with slower take-overs.
+  6 s by default; 1 s on the local cluster and in compose.yaml). A stage reads that setting before it
+  joins (`session_for`) and takes the 10 s session on a broker that would refuse the fast one, saying
+  which and why in one INFO line, so the hub runs on any broker, only with slower take-overs. Where the
+  setting cannot be read it tries the fast session, and a refused join falls back to 10 s (a WARNING).
 - Offsets are committed in the background: a stage waits for its commit at most `COMMIT_WAIT_S`, then
   goes on with the next batch while the commit completes (one at a time, the latest offsets coalesced).
   Why: a commit needs the group coordinator, and when the broker holding it is lost, the coordinator
@@ -40,7 +42,13 @@ from typing import TypeAlias
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import InvalidSessionTimeoutError, KafkaError
 
-from traffic_hub.kafka.membership import Fencing, Heartbeats, SharedInstanceName, leave_and_stop
+from traffic_hub.kafka.membership import (
+    Fencing,
+    Heartbeats,
+    SharedInstanceName,
+    leave_and_stop,
+    min_session_timeout_ms,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,22 @@ HEARTBEAT_INTERVAL_MS = 1000
 COMMIT_WAIT_S = 0.5  # a batch's commit is waited for this long, then left to complete in the background
 COMMIT_SETTLE_S = 10.0  # the most a revocation or a stop waits for the commit in flight
 
+
+def session_for(broker_min_ms: int | None) -> tuple[int, str]:
+    """The session a stage asks for, given the brokers' `group.min.session.timeout.ms` (None: unknown), and why."""
+    if broker_min_ms is None:
+        return FAST_SESSION_TIMEOUT_MS, (
+            f"the brokers' group.min.session.timeout.ms could not be read; trying it (a broker that refuses it "
+            f"gets {SESSION_TIMEOUT_MS} ms)"
+        )
+    if broker_min_ms <= FAST_SESSION_TIMEOUT_MS:
+        return FAST_SESSION_TIMEOUT_MS, f"the brokers' group.min.session.timeout.ms is {broker_min_ms} ms"
+    return max(SESSION_TIMEOUT_MS, broker_min_ms), (
+        f"the brokers' group.min.session.timeout.ms is {broker_min_ms} ms, above the fast {FAST_SESSION_TIMEOUT_MS} "
+        "ms: a killed process's partitions move to the others only after this session"
+    )
+
+
 class GroupStage:
     """A consumer-group member over `topic` that hands each poll's batches to `handle`, one poll at a time.
 
@@ -80,6 +104,8 @@ class GroupStage:
         self._busy = asyncio.Lock()
         self.owned: set[TopicPartition] = set()
         self.session_timeout_ms = FAST_SESSION_TIMEOUT_MS  # SESSION_TIMEOUT_MS if the broker refuses it
+        self._session_read = False  # the brokers' minimum session was read (else read again at a restart)
+        self._session_said: str | None = None
         self.heartbeats = Heartbeats()
         self._to_commit: dict[TopicPartition, int] = {}
         self._committing: asyncio.Task[None] | None = None
@@ -177,10 +203,21 @@ class GroupStage:
             self._to_commit.clear()
             await leave_and_stop(consumer)
 
+    async def _choose_session(self) -> None:
+        """The session from the brokers' minimum, read before joining; one INFO line when the choice changes."""
+        broker_min = await min_session_timeout_ms(self._bootstrap, f"{self._client_id}-session")
+        self._session_read = broker_min is not None
+        self.session_timeout_ms, why = session_for(broker_min)
+        if why != self._session_said:
+            log.info("%s: group session %d ms: %s", self.name, self.session_timeout_ms, why)
+            self._session_said = why
+
     async def run(self) -> None:
         delay = 0.2
         while True:
             try:
+                if not self._session_read:
+                    await self._choose_session()
                 await self._consume()
             except SharedInstanceName:
                 log.error(
@@ -199,6 +236,7 @@ class GroupStage:
                     self.name, self.session_timeout_ms, SESSION_TIMEOUT_MS,
                 )  # fmt: skip
                 self.session_timeout_ms = SESSION_TIMEOUT_MS
+                self._session_read = True  # the refusal said it: not read again at the next start
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.warning("%s: %r; restarting in %.1fs", self.name, exc, delay)
                 await asyncio.sleep(delay)

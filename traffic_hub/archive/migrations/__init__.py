@@ -18,10 +18,16 @@ A database migrated before Alembic has a `schema_version` table whose max(versio
 lock, before anything runs, it is stamped at revision `f"{N:04d}"` (a revision's id is the old version
 number) and continues from there; nothing is applied twice. The legacy table is left as it was.
 Adding a revision: docs/migrations.md.
+
+Alembic's own INFO lines ("Context impl PostgresqlImpl.", "Will assume transactional DDL.", "Running
+upgrade …") are for an operator at `traffic-hub db …` (`verbose=True`). A hub starting logs only its own
+line of what a run applied (`schema.migrate`): two Alembic lines at every start were noise to a sysadmin.
+Alembic's warnings and errors are always logged.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +53,7 @@ CONNECT_TIMEOUT_S = 5
 # two threads (the API's check and the archiver's start in `traffic-hub run`) would tear each other's down.
 # So one command at a time per process; between processes, the advisory lock (env.py).
 _ONE_AT_A_TIME = threading.Lock()
+ALEMBIC_LOG = logging.getLogger("alembic")
 
 
 class MigrationError(psycopg.OperationalError):
@@ -115,20 +122,21 @@ def head() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def upgrade(database_url: str, target: str = "head") -> Outcome:
-    """Bring the database to `target` (blocking: call it in a thread from async code)."""
+def upgrade(database_url: str, target: str = "head", *, verbose: bool = False) -> Outcome:
+    """Bring the database to `target` (blocking: call it in a thread from async code); `verbose`: with
+    Alembic's INFO lines (the operators' command), else only its warnings (a hub starting)."""
     config = alembic_config(database_url)
-    with _ONE_AT_A_TIME, _psycopg_errors():
+    with _ONE_AT_A_TIME, _alembic_log(verbose), _psycopg_errors():
         command.upgrade(config, target)
     outcome: Outcome = config.attributes["outcome"]
     return outcome
 
 
-def downgrade(database_url: str, target: str) -> Outcome:
+def downgrade(database_url: str, target: str, *, verbose: bool = False) -> Outcome:
     """Take the database back to `target`, or refuse before undoing anything when a revision on the way
     cannot be undone (its module sets `IRREVERSIBLE` to the reason; its docstring says more)."""
     config = alembic_config(database_url)
-    with _ONE_AT_A_TIME, _psycopg_errors():
+    with _ONE_AT_A_TIME, _alembic_log(verbose), _psycopg_errors():
         script = ScriptDirectory.from_config(config)
         revision, legacy = current(database_url)
         start = revision or (legacy_revision(legacy) if legacy is not None else None)
@@ -159,6 +167,21 @@ def current(database_url: str) -> tuple[str | None, int | None]:
         conn.rollback()
     db.dispose()
     return revision, legacy
+
+
+@contextmanager
+def _alembic_log(verbose: bool) -> Iterator[None]:
+    """Alembic's INFO lines only when `verbose`; the level is put back after (under `_ONE_AT_A_TIME`, so
+    two runs in one process never interleave their changes)."""
+    if verbose:
+        yield
+        return
+    level = ALEMBIC_LOG.level
+    ALEMBIC_LOG.setLevel(max(logging.WARNING, level))
+    try:
+        yield
+    finally:
+        ALEMBIC_LOG.setLevel(level)
 
 
 @contextmanager
