@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from traffic_hub.kafka.starting import started_admin
 from traffic_hub.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 SAFE_REPLICATION = 3  # below this, losing one broker can lose acknowledged writes or stop them
 SAFE_MIN_INSYNC = 2
 MIN_ISR = "min.insync.replicas"
+ADMIN_REQUEST_TIMEOUT_S = 5.0  # each admin request; a failed start closes the client (kafka/starting.py)
 
 
 def topic_specs(topics: Topics, partitions: int, replication: int, min_insync: int = 1) -> list[NewTopic]:
@@ -61,17 +63,13 @@ async def ensure_topics(
 
 
 async def _create(bootstrap_servers: str, specs: list[NewTopic]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
-    await admin.start()
-    try:
+    async with started_admin(bootstrap_servers, ADMIN_REQUEST_TIMEOUT_S) as admin:
         existing = set(await admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
         await _wait_for_metadata(admin, [spec.name for spec in specs])
-    finally:
-        await admin.close()
 
 
 async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: list[str]) -> None:
@@ -131,14 +129,10 @@ class Replication:
 
 async def read_replication(bootstrap_servers: str, names: list[str], into: Replication) -> None:
     """Fill `into` with the smallest replication factor and min.insync.replicas of the topics `names`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
-    await admin.start()
-    try:
+    async with started_admin(bootstrap_servers, ADMIN_REQUEST_TIMEOUT_S) as admin:
         described = await admin.describe_topics(names)
         resources = [ConfigResource(ConfigResourceType.TOPIC, name, {MIN_ISR: None}) for name in names]
         responses = await admin.describe_configs(resources)
-    finally:
-        await admin.close()
     factors = [len(part["replicas"]) for topic in described for part in topic["partitions"]]
     isr = [
         int(entry["config_value"])
