@@ -15,7 +15,7 @@ from traffic_hub.feeds import rebuild
 from traffic_hub.feeds.base import FeedContext, Item, Renderer
 from traffic_hub.feeds.blocks import FeedBody
 from traffic_hub.feeds.engine import FeedBook, feedable
-from traffic_hub.feeds.gzjoin import FINAL, HEADER, crc32_combine, piece, trailer
+from traffic_hub.feeds.gzjoin import FINAL, HEADER, _shift_bits, crc32_combine, piece, shift, trailer
 from traffic_hub.feeds.rendered import Rendered, publish
 from traffic_hub.feeds.timeline import moments_of
 from traffic_hub.model import Event
@@ -51,6 +51,16 @@ def test_pieces_join_into_one_valid_gzip_member(parts: list[bytes], level: int) 
 @given(st.binary(max_size=500), st.binary(max_size=5000))
 def test_crc32_combine_is_zlibs(a: bytes, b: bytes) -> None:
     assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+
+
+@given(st.integers(0, 2**40))
+def test_shift_by_byte_tables_is_shift_by_bits(length: int) -> None:
+    assert shift(length) == _shift_bits(length)
+
+
+@pytest.mark.parametrize("length", [0, 1, 255, 256, 65_535, 65_536, 2**24 - 1, 2**24, 2**32 - 1, 2**32, 2**32 + 7])
+def test_shift_at_byte_edges_is_shift_by_bits(length: int) -> None:
+    assert shift(length) == _shift_bits(length)
 
 
 # --- one feed's body edited block by block ------------------------------------------------------
