@@ -88,6 +88,30 @@ class _Frame:
         return b"]"
 
 
+_MANY_IDS = st.sampled_from([f"ev-{i:04d}" for i in range(400)])
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.lists(st.tuples(_MANY_IDS, st.none() | st.binary(min_size=1, max_size=30)), max_size=12), max_size=8),
+    st.integers(1, 2),
+)
+def test_the_body_crc_is_the_texts_crc_after_every_step(steps: list[list[tuple[str, bytes | None]]], size: int) -> None:
+    """The CRC's groups of blocks are kept between calls: every publish must still see the body as it is."""
+    body = FeedBody(b",", block_size=size, level=1)
+    body.begin()
+    for n in range(0, 400, 3):
+        body.append(f"ev-{n:04d}", Item(b"x%d" % n, ()))
+    body.end()
+    assert len(body.blocks) > 40  # several CRC groups (16 blocks each)
+    assert body.crc() == zlib.crc32(b"".join(body.texts()))
+    for step in steps:
+        for event_id, data in step:
+            body.stage(event_id, None if data is None else Item(data, ()))
+        body.commit()
+        assert body.crc() == zlib.crc32(b"".join(body.texts()))
+
+
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_EDITS, min_size=1, max_size=6), st.sampled_from([b"", b","]), st.integers(1, 5), st.booleans())
 def test_a_body_edited_in_steps_is_the_body_built_at_once(
