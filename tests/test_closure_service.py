@@ -7,7 +7,7 @@ clock (a date in the real future is "the past" to it) and never go stale.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -188,6 +188,20 @@ def test_a_winter_time_written_in_utc_is_flagged_with_the_local_time() -> None:
     (warning,) = [w for w in warnings(state, now, PARIS) if w.code == "not-local-time"]
     assert "09:00" in warning.message
     assert "+0100" in warning.message
+
+
+@pytest.mark.parametrize("offset_min", [0, -210, 345, 120, -600])
+def test_the_offset_warning_reads_as_strftime_would_write_it(offset_min: int) -> None:
+    """The warning is formatted by hand (strftime was a tenth of a POST): the same text as strftime's."""
+    zone = timezone(timedelta(minutes=offset_min))
+    starts = (NOW + timedelta(days=1)).astimezone(zone)
+    (warning,) = [w for w in warnings(_state(starts_at=starts), NOW, PARIS) if w.field == "starts_at"]
+    local = starts.astimezone(PARIS)
+    assert warning.message == (
+        f"starts_at is written with UTC offset {starts.strftime('%z')}: {starts.strftime('%H:%M')} there is "
+        f"{local.strftime('%H:%M')} in Europe/Paris (offset {local.strftime('%z')}); "
+        f"if {starts.strftime('%H:%M')} was meant as local time, write the offset {local.strftime('%z')}"
+    )
 
 
 def test_differences_compare_instants_and_positions_not_text() -> None:

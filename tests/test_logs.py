@@ -6,12 +6,18 @@ ERROR; the shared test broker is warm, so that record is made here as aiokafka m
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import threading
+from collections.abc import Iterator
 
 import pytest
 from aiokafka.errors import GroupAuthorizationFailedError, GroupCoordinatorNotAvailableError
 
-from traffic_hub.logs import StartupQuiet, quiet_start
+from traffic_hub.api.audit import record as audit_record
+from traffic_hub.auth import Principal, Role
+from traffic_hub.logs import StartupQuiet, queued_logging, quiet_start
 
 COORDINATOR = "aiokafka.consumer.group_coordinator"
 
@@ -89,3 +95,80 @@ async def test_quiet_start_filters_the_real_logger_and_is_removed_after(caplog: 
         logger.error("Group Coordinator Request failed: %s", GroupCoordinatorNotAvailableError())
     logger.error("Group Coordinator Request failed: %s", GroupCoordinatorNotAvailableError())
     assert [r.levelno for r in caplog.records] == [logging.INFO, logging.ERROR]
+
+
+class Threads(logging.Handler):
+    """Remembers each line and the thread that wrote it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((threading.get_ident(), self.format(record)))
+
+
+@pytest.fixture
+def own_logger() -> Iterator[logging.Logger]:
+    """A logger of the test's own (pytest's capture handlers sit on the root)."""
+    logger = logging.getLogger("test.queued")
+    logger.propagate, logger.level = False, logging.INFO
+    yield logger
+    logger.handlers.clear()
+
+
+def test_queued_logging_writes_every_line_in_order_from_another_thread(own_logger: logging.Logger) -> None:
+    handler = Threads()
+    own_logger.addHandler(handler)
+    before = list(own_logger.handlers)
+    with queued_logging(own_logger):
+        for n in range(500):
+            own_logger.info("line %d", n)
+        assert handler not in own_logger.handlers
+    assert [text for _, text in handler.lines] == [f"line {n}" for n in range(500)]  # drained at the end
+    assert {thread for thread, _ in handler.lines} != {threading.get_ident()}  # not written by the caller
+    assert own_logger.handlers == before  # put back
+
+
+def test_queued_logging_keeps_levels_formats_and_tracebacks(own_logger: logging.Logger) -> None:
+    out = io.StringIO()
+    stream = logging.StreamHandler(out)
+    stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    stream.setLevel(logging.WARNING)
+    own_logger.addHandler(stream)
+    with queued_logging(own_logger):
+        own_logger.info("not for this handler")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            own_logger.exception("failed %s", "here")
+    text = out.getvalue()
+    assert "not for this handler" not in text
+    assert text.startswith("ERROR test.queued: failed here")
+    assert "ValueError: boom" in text
+
+
+def test_audit_lines_through_the_queue_are_all_written_without_secrets() -> None:
+    audit = logging.getLogger("traffic_hub.audit")
+    handler = Threads()
+    audit.addHandler(handler)
+    propagate, audit.propagate, level, audit.level = audit.propagate, False, audit.level, logging.INFO
+    team = Principal(name="voirie-lille", role=Role.ROADWORKS, communes=frozenset({"59350"}), key_sha256="ab" * 32)
+    try:
+        with queued_logging(audit):
+            for version in range(1, 101):
+                audit_record(team, "replace", 200, closure_id="c-1", version=version)
+    finally:
+        audit.removeHandler(handler)
+        audit.propagate, audit.level = propagate, level
+    lines = [json.loads(text) for _, text in handler.lines]
+    assert [line["version"] for line in lines] == list(range(1, 101))
+    assert {line["principal"] for line in lines} == {"voirie-lille"}
+    assert all("ab" * 32 not in text for _, text in handler.lines)
+
+
+def test_queued_logging_leaves_a_logger_without_handlers_alone(own_logger: logging.Logger) -> None:
+    own_logger.handlers.clear()
+    with queued_logging(own_logger) as listener:
+        assert listener is None
+    assert own_logger.handlers == []

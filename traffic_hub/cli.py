@@ -32,7 +32,7 @@ from traffic_hub.keys import (
     read_principals,
     revoke_principal,
 )
-from traffic_hub.logs import quiet_start
+from traffic_hub.logs import queued_logging, quiet_start
 from traffic_hub.runtime import Role, archiver, create_app, open_hub
 from traffic_hub.settings import Settings
 from traffic_hub.topics import Topics
@@ -249,7 +249,8 @@ def _serve(settings: Settings, roles: set[Role]) -> int:
         timeout_keep_alive=settings.limits.keep_alive_s,
         h11_max_incomplete_event_size=settings.limits.max_header_bytes,  # should h11 ever be chosen
     )
-    uvicorn.Server(config).run()
+    with queued_logging():  # a log line (one audit line per write) never writes to stderr on the event loop
+        uvicorn.Server(config).run()
     return 0
 
 

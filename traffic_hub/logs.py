@@ -8,15 +8,23 @@ and our own retry loops report these at WARNING or ERROR, and a sysadmin learns 
 `StartupQuiet` is a logging filter on those loggers: while the hub starts (until it has been ready for
 a few seconds, and never longer than `grace_s`) it logs the *known transient* messages at INFO. The
 same messages after the start, any other message, and a non-retriable Kafka error keep their level.
+
+`queued_logging` moves the root logger's handlers behind a queue while the hub serves: a log call on the
+event loop (one audit line per write, issue 17's write bench) only formats its message and enqueues it;
+a thread writes it (`strftime` of the time, the write and flush to stderr), so a slow or blocked stderr
+(a pipe to a busy collector) never stalls requests. Every line is still written, in order, and the
+queue is drained when serving ends.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from logging.handlers import QueueHandler, QueueListener
 
 from aiokafka.errors import KafkaError
 
@@ -123,3 +131,31 @@ async def quiet_start(
     finally:
         for logger in loggers:
             logger.removeFilter(quiet)
+
+
+@contextmanager
+def queued_logging(logger: logging.Logger | None = None) -> Iterator[QueueListener | None]:
+    """`logger`'s handlers (default: the root's) run in a thread, fed by a queue, for as long as the context
+    lasts; at its end the queue is drained (every line written and flushed) and the handlers are put back.
+
+    A logger without handlers is left alone (None). Handlers keep their own levels and formatters."""
+    target = logger or logging.getLogger()
+    handlers = list(target.handlers)
+    if not handlers:
+        yield None
+        return
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = QueueListener(records, *handlers, respect_handler_level=True)
+    front = QueueHandler(records)
+    for handler in handlers:
+        target.removeHandler(handler)
+    target.addHandler(front)
+    listener.start()
+    try:
+        yield listener
+    finally:
+        target.removeHandler(front)
+        listener.stop()  # writes what is still queued, then ends the thread
+        for handler in handlers:
+            target.addHandler(handler)
+            handler.flush()

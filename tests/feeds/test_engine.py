@@ -15,7 +15,7 @@ from traffic_hub.feeds import rebuild
 from traffic_hub.feeds.base import FeedContext, Item, Renderer
 from traffic_hub.feeds.blocks import FeedBody
 from traffic_hub.feeds.engine import FeedBook, feedable
-from traffic_hub.feeds.gzjoin import FINAL, HEADER, crc32_combine, piece, trailer
+from traffic_hub.feeds.gzjoin import FINAL, HEADER, _shift_bits, crc32_combine, piece, shift, trailer
 from traffic_hub.feeds.rendered import Rendered, publish
 from traffic_hub.feeds.timeline import moments_of
 from traffic_hub.model import Event
@@ -53,6 +53,16 @@ def test_crc32_combine_is_zlibs(a: bytes, b: bytes) -> None:
     assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
 
 
+@given(st.integers(0, 2**40))
+def test_shift_by_byte_tables_is_shift_by_bits(length: int) -> None:
+    assert shift(length) == _shift_bits(length)
+
+
+@pytest.mark.parametrize("length", [0, 1, 255, 256, 65_535, 65_536, 2**24 - 1, 2**24, 2**32 - 1, 2**32, 2**32 + 7])
+def test_shift_at_byte_edges_is_shift_by_bits(length: int) -> None:
+    assert shift(length) == _shift_bits(length)
+
+
 # --- one feed's body edited block by block ------------------------------------------------------
 
 _IDS = st.sampled_from([f"ev-{i:03d}" for i in range(40)])
@@ -76,6 +86,30 @@ class _Frame:
 
     def tail(self, ctx: FeedContext) -> bytes:
         return b"]"
+
+
+_MANY_IDS = st.sampled_from([f"ev-{i:04d}" for i in range(400)])
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.lists(st.tuples(_MANY_IDS, st.none() | st.binary(min_size=1, max_size=30)), max_size=12), max_size=8),
+    st.integers(1, 2),
+)
+def test_the_body_crc_is_the_texts_crc_after_every_step(steps: list[list[tuple[str, bytes | None]]], size: int) -> None:
+    """The CRC's groups of blocks are kept between calls: every publish must still see the body as it is."""
+    body = FeedBody(b",", block_size=size, level=1)
+    body.begin()
+    for n in range(0, 400, 3):
+        body.append(f"ev-{n:04d}", Item(b"x%d" % n, ()))
+    body.end()
+    assert len(body.blocks) > 40  # several CRC groups (16 blocks each)
+    assert body.crc() == zlib.crc32(b"".join(body.texts()))
+    for step in steps:
+        for event_id, data in step:
+            body.stage(event_id, None if data is None else Item(data, ()))
+        body.commit()
+        assert body.crc() == zlib.crc32(b"".join(body.texts()))
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])

@@ -24,11 +24,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from traffic_hub.feeds.base import Item
-from traffic_hub.feeds.gzjoin import Piece, piece
+from traffic_hub.feeds.gzjoin import Piece, piece, shift
 
 __all__ = ["Block", "FeedBody"]
 
 _HASH_MOD = 1 << 128
+_CRC_GROUP = 16
+"""Blocks per cached CRC group (`FeedBody.crc`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,23 @@ class Block:
             else:
                 out[event_id] = b""
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """A run of blocks and their text's CRC and length, as one piece to chain (no deflate data)."""
+
+    blocks: tuple[Block, ...]  # kept alive: their ids are the group's key
+    joined: Piece
+
+    @classmethod
+    def of(cls, blocks: Sequence[Block]) -> _Group:
+        crc = length = 0
+        for block in blocks:
+            if block.has_content:
+                crc = block.piece.after(crc)
+                length += block.piece.length
+        return cls(tuple(blocks), Piece(b"", crc, length, shift(length)))
 
 
 def _digest(event_id: str, data: bytes) -> int:
@@ -121,15 +140,24 @@ class FeedBody:
         self.items = 0
         self.length = 0  # bytes of the plain body
         self.deflated_length = 0
-        self._crcs: list[int] = []  # CRC-32 of the body up to each block, valid for the first len() blocks
+        self._groups: dict[tuple[int, ...], _Group] = {}  # CRC of each run of blocks, by the blocks' identities
 
     def crc(self) -> int:
-        """CRC-32 of the plain body (recomputed from the first block that changed since the last call)."""
-        crc = self._crcs[-1] if self._crcs else 0
-        for block in self.blocks[len(self._crcs) :]:
-            if block.has_content:
-                crc = block.piece.after(crc)
-            self._crcs.append(crc)
+        """CRC-32 of the plain body: each group of `_CRC_GROUP` blocks has its CRC computed once and kept while
+        it holds the same block objects (blocks are immutable), and the groups' CRCs are chained.
+
+        Why: chaining every block after the first one that changed cost half a feed's blocks in Python GF(2)
+        multiplications (~3 µs each) at every publish, 8 feeds a write: ~0.5 ms a feed at 10,000 events, ten
+        times that at 100,000. Now: one multiplication a group, and the changed groups' blocks."""
+        groups: dict[tuple[int, ...], _Group] = {}
+        crc = 0
+        for start in range(0, len(self.blocks), _CRC_GROUP):
+            members = self.blocks[start : start + _CRC_GROUP]
+            key = tuple(map(id, members))
+            group = self._groups.get(key) or _Group.of(members)
+            groups[key] = group
+            crc = group.joined.after(crc)
+        self._groups = groups  # only the current groups: they hold their blocks, so no id is reused meanwhile
         return crc
 
     def _replace(self, index: int, count: int, new: list[Block]) -> None:
@@ -146,7 +174,6 @@ class FeedBody:
             self.items += len(block.ids)
         self.blocks[index : index + count] = new
         self._firsts[index : index + count] = [block.ids[0] for block in new]
-        del self._crcs[index:]
 
     def stage(self, event_id: str, item: Item | None) -> None:
         """Put (or, with None, take out) an event's item at the next `commit`."""
@@ -169,7 +196,7 @@ class FeedBody:
 
     def begin(self) -> None:
         """Start a full rebuild: `append` every item in event-id order, then `end`."""
-        self.blocks, self._firsts, self._staged, self._run, self._crcs = [], [], {}, [], []
+        self.blocks, self._firsts, self._staged, self._run, self._groups = [], [], {}, [], {}
         self.sources, self._sources, self.hash, self.items = Counter(), {}, 0, 0
         self.length = self.deflated_length = 0
 
