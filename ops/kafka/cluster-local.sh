@@ -19,7 +19,8 @@
 #                                 bootstrap list 127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3 (brokers only).
 #   cluster-local.sh down         SIGTERM to every node at once, wait, SIGKILL fallback (no-op when not running)
 #   cluster-local.sh kill N       SIGKILL node N: broker 1-3, or controller c1-c3 (dedicated): a machine lost
-#   cluster-local.sh start N      start node N again and wait until it has rejoined (every node in)
+#   cluster-local.sh start N      start node N again and wait until it is in (a broker registered and unfenced, a
+#                                 controller answering); a concurrent `start` of another node is not held up
 #   cluster-local.sh status       each node's state and the brokers the cluster sees; exit 0 iff all are in
 #   cluster-local.sh controller   the node (the N of kill N) leading the KRaft quorum: the active controller,
 #                                 c1-c3 when dedicated, 1-3 when combined
@@ -157,16 +158,29 @@ controllers_serve() {  # every dedicated controller answers ApiVersions on its q
 
 healthy() { [ "$(seen_brokers 2>/dev/null)" = "${BROKERS[*]}" ] && controllers_serve; }
 
-wait_all_in() {  # a broker answering ApiVersions may not be registered (unfenced) with the controller yet
+# Are the given nodes in: each broker among them registered and unfenced (listed by a Metadata request), each
+# controller answering on its quorum listener.
+nodes_in() {
+  local n seen
+  seen=" $(seen_brokers 2>/dev/null || true) "
+  for n in "$@"; do
+    case "$n" in
+      c*) probe "$(quorum_port "${n#c}")" 2>/dev/null || return 1 ;;
+      *) [[ "$seen" == *" $n "* ]] || return 1 ;;
+    esac
+  done
+}
+
+wait_in() {  # a broker answering ApiVersions may not be registered (unfenced) with the controller yet
   local t0 deadline
   t0="$(now)"
   deadline=$(( $(date +%s) + START_TIMEOUT ))
-  until healthy; do
-    [ "$(date +%s)" -lt "$deadline" ] || die "after ${START_TIMEOUT}s the cluster sees brokers [$(seen_brokers || true)], not [${BROKERS[*]}] (or a controller does not answer)"
+  until nodes_in "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "after ${START_TIMEOUT}s the cluster sees brokers [$(seen_brokers || true)]; not all of [$*] are in"
     sleep 0.3
   done
   LOG_TAG="kafka-cluster"
-  log "3 brokers registered$([ "$MODE" = dedicated ] && echo ", 3 controllers serve") ($(since "$t0")s after the last node answered)"
+  log "in: $* ($(since "$t0")s after the last node answered)"
 }
 
 # Format, in parallel, the storage of the given nodes that need it (a format is a JVM start: seconds each).
@@ -202,16 +216,22 @@ start_nodes() {
     launch_broker "$(node_config)" "$(cluster_id)" "quorum=$VOTERS roles=$ROLES"
     pids[$n]="$LAUNCHED_PID" starts[$n]="$LAUNCHED_AT" sizes[$n]="$LAUNCHED_LOG_SIZE"
   done
+  # Launched: the lock is released, so that a concurrent `start` of another node (a broker and a controller
+  # lost together, restarted at once) launches its node now instead of waiting for ours to be in.
+  exec 9>&-
   for n in "$@"; do
     ( node "$n"; wait_ready "${pids[$n]}" "${starts[$n]}" "${sizes[$n]}" ) &
     waits+=($!)
   done
   for pid in "${waits[@]}"; do wait "$pid" || failed=1; done
   if [ "$failed" = 1 ]; then
-    stop_nodes "${NODES[@]}"
-    die "the cluster did not start (see above); every node stopped"
+    if [ $# -eq "${#NODES[@]}" ]; then
+      stop_nodes "${NODES[@]}"
+      die "the cluster did not start (see above); every node stopped"
+    fi
+    die "node(s) $* did not start (see above)"
   fi
-  wait_all_in
+  wait_in "$@"
 }
 
 stop_nodes() {  # SIGTERM to all at once: one by one, the last nodes would wait for a quorum that is gone
