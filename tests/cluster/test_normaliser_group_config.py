@@ -21,9 +21,16 @@ from traffic_hub.normaliser.group import (
 
 async def test_a_stage_joins_with_the_sticky_assignor_first_and_round_robin_for_older_members() -> None:
     stage = GroupStage("normaliser test", "127.0.0.1:9", "topic", "group", "client")
+    other = GroupStage("normaliser test", "127.0.0.1:9", "topic2", "group2", "client")
     consumer = stage._consumer()  # never started: no broker needed
     try:
-        assert consumer._partition_assignment_strategy == (StickyPartitionAssignor, RoundRobinPartitionAssignor)
+        sticky, fallback = consumer._partition_assignment_strategy
+        assert issubclass(sticky, StickyPartitionAssignor)
+        assert sticky.name == "sticky"  # the protocol every member offers
+        assert fallback is RoundRobinPartitionAssignor
+        # the assignor's memory of "my previous assignment" is class state: one class per stage, not shared
+        assert sticky is not StickyPartitionAssignor
+        assert sticky is not other._sticky
         assert consumer._session_timeout_ms == FAST_SESSION_TIMEOUT_MS
         assert consumer._heartbeat_interval_ms == FAST_HEARTBEAT_INTERVAL_MS
     finally:

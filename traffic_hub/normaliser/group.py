@@ -93,6 +93,10 @@ class GroupStage:
         self.heartbeats = Heartbeats()
         self._to_commit: dict[TopicPartition, int] = {}
         self._committing: asyncio.Task[None] | None = None
+        # aiokafka's sticky assignor keeps "my previous assignment" in class attributes: one class shared by
+        # a process's two stages would offer the decision partition as the placement group's previous
+        # assignment (measured: every placement partition still moved). One subclass per stage, same name.
+        self._sticky: type[StickyPartitionAssignor] = type(f"Sticky{group}", (StickyPartitionAssignor,), {})
 
     @property
     def heartbeat_interval_ms(self) -> int:
@@ -166,7 +170,7 @@ class GroupStage:
             # decision partition stays with its new owner when the dead process comes back (round robin gave it
             # back to the first member by name: a second handover). Round robin stays listed, so members of an
             # older version, which offer only it, can still join during a rolling upgrade.
-            partition_assignment_strategy=(StickyPartitionAssignor, RoundRobinPartitionAssignor),
+            partition_assignment_strategy=(self._sticky, RoundRobinPartitionAssignor),
         )
         consumer.subscribe([self._topic], listener=_Listener(self))
         return consumer
