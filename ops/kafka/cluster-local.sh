@@ -59,6 +59,7 @@ CONTROLLER_HEAP_OPTS="${TRAFFIC_HUB_KAFKA_CONTROLLER_HEAP_OPTS:--Xms64m -Xmx192m
 SESSION_TIMEOUT_MS="${TRAFFIC_HUB_KAFKA_SESSION_TIMEOUT_MS:-1500}"
 HEARTBEAT_MS="${TRAFFIC_HUB_KAFKA_HEARTBEAT_MS:-250}"
 MODE="${TRAFFIC_HUB_KAFKA_CONTROLLERS:-dedicated}"
+LOG_TAG="kafka-cluster"
 BROKERS=(1 2 3)
 case "$MODE" in
   dedicated) CONTROLLERS=(c1 c2 c3) ;;
@@ -67,7 +68,6 @@ case "$MODE" in
 esac
 NODES=("${BROKERS[@]}" "${CONTROLLERS[@]}")
 CDS_ARCHIVE="$CLUSTER_DIR/kafka.jsa"   # one archive for every node, written by node 1 only
-LOG_TAG="kafka-cluster"
 
 client_port() { echo $(( BASE_PORT + 198 + 2 * $1 )); }
 quorum_port() { echo $(( BASE_PORT + 199 + 2 * $1 )); }
