@@ -38,19 +38,19 @@ kafka-up: ## start the local Kafka broker (jars from Maven Central, cached outsi
 kafka-down: ## stop the local Kafka broker
 	@$(KAFKA) down
 
-cluster-up: ## start a local three-node Kafka cluster (idempotent); last line: its bootstrap list
+cluster-up: ## start a local Kafka cluster: 3 brokers + 3 dedicated controllers (idempotent); last line: its bootstrap list
 	@$(CLUSTER) up
 
-cluster-down: ## stop the local three-node cluster
+cluster-down: ## stop the local cluster (every node)
 	@$(CLUSTER) down
 
-cluster-kill: ## SIGKILL node N of the cluster (make cluster-kill N=2)
+cluster-kill: ## SIGKILL broker N (1-3) or controller N (c1-c3) of the cluster (make cluster-kill N=2, N=c1)
 	@$(CLUSTER) kill $(N)
 
-cluster-start: ## start node N of the cluster again and wait until it has rejoined (make cluster-start N=2)
+cluster-start: ## start node N (1-3, c1-c3) again and wait until it has rejoined (make cluster-start N=2)
 	@$(CLUSTER) start $(N)
 
-cluster-status: ## each node of the cluster, the registered brokers and the active controller
+cluster-status: ## each node of the cluster, the registered brokers and the active controller (c1-c3)
 	@$(CLUSTER) status; $(CLUSTER) controller
 
 db-up: ## start the local PostgreSQL + PostGIS (history archive); prints its URL last
@@ -80,7 +80,7 @@ test-future: install ## the tests that depend on "now", again with the clock 400
 bench: install kafka-up ## the benchmarks under loadtests/, writes loadtests/RESULTS.md
 	$(BIN)/python -m loadtests
 
-chaos: install ## the chaos run on the three-node cluster (started if needed): kills under load, every figure
+chaos: install ## the chaos run on the local cluster (started if needed): kills under load, every figure
 	$(BIN)/python -m loadtests.chaos
 
 clean: ## remove the venv and caches (not the Kafka jar cache)

@@ -10,8 +10,10 @@ recorded Lille samples plus a live Waze feed that changes every few seconds, so 
 Under steady load (closures posted by teams of four communes through a load balancer stand-in,
 partners polling every feed of both replicas with conditional GETs, an SSE stream open on each replica,
 see `loadtests.load`), it kills with SIGKILL, one at a time and then in combination: a broker, the
-active controller, a normaliser, an API replica, a connector runner; then restarts each. Processes are
-restarted at once, as a supervisor (`restart: unless-stopped`) does; a broker stays down `--hold-s`.
+active controller (a dedicated controller process by default; a whole node on a cluster started with
+TRAFFIC_HUB_KAFKA_CONTROLLERS=combined), a broker with the active controller, a normaliser, an API replica,
+a connector runner; then restarts each. Processes are restarted at once, as a supervisor
+(`restart: unless-stopped`) does; a broker or controller stays down `--hold-s`.
 
 For each fault it reports, computed from what the clients saw and from the events topic:
 - acknowledged writes lost: every closure that got a 201 (or a 200 for a retry) must be a current
@@ -76,11 +78,15 @@ PARTNER_KEY, OPERATOR_KEY = "chaos-key-partner", "chaos-key-operator"
 GOAL_BROKER_REFUSED_S = 5.0
 GOAL_RESUME_S = 3.0
 
-# name → what is killed at once; "broker" is a node that is not the active controller
+# name → what is killed at once. "controller" is the process leading the KRaft quorum: a dedicated controller
+# (the cluster's default), or, on a combined cluster, a whole node. "broker" is a broker that is not the active
+# controller. "broker+controller" is a machine hosting a broker and the active controller (a combined node's
+# loss, made on dedicated controllers); on a combined cluster it is the "controller" fault.
 FAULTS: dict[str, tuple[str, ...]] = {
     "none": (),  # the baseline: the same measurements with nothing killed (what the loaded machine gives)
     "broker": ("broker",),
     "controller": ("controller",),
+    "broker+controller": ("controller", "broker"),
     "normaliser": ("normaliser",),
     "api": ("api",),
     "connectors": ("connectors",),
@@ -135,11 +141,12 @@ class FaultResult:
 
     @property
     def broker_fault(self) -> bool:
-        return any(k in ("broker", "controller") for k in self.killed_kinds)
+        """A broker was lost (writes may be refused < 5 s): a dedicated controller's loss is not one."""
+        return "broker" in self.killed_kinds or ("controller" in self.killed_kinds and not clusters.dedicated())
 
     @property
     def killed_kinds(self) -> tuple[str, ...]:
-        return FAULTS.get(self.name, ())
+        return kinds_of(self.name)
 
     @property
     def ok(self) -> bool:
@@ -171,6 +178,26 @@ class ChaosReport:
     @property
     def correct(self) -> bool:
         return bool(self.results) and all(r.correct for r in self.results)
+
+
+def kinds_of(fault: str) -> tuple[str, ...]:
+    """What `fault` kills on this cluster: a combined node is a broker and a controller, so "broker+controller"
+    is one node there (killing a second would leave one of three: no quorum, no min ISR)."""
+    kinds = FAULTS.get(fault, ())
+    if not clusters.dedicated() and "controller" in kinds:
+        return tuple(k for k in kinds if k != "broker")
+    return kinds
+
+
+def topology() -> str:
+    return "3 dedicated controllers" if clusters.dedicated() else "3 combined broker+controller nodes"
+
+
+def node_label(node: str, controller: str) -> str:
+    """How a killed node is named in the report: "broker 2", "controller c1", or "broker 2 (active controller)"."""
+    if node.startswith("c"):
+        return f"controller {node} (active)"
+    return f"broker {node}" + (" (active controller)" if node == controller else "")
 
 
 def principals_toml(teams: list[Team]) -> str:
@@ -219,6 +246,7 @@ class Chaos:
         self.probe_streets: list[Street] = []
         self.sources: SourceServer | None = None
         self.load: Load | None = None
+        self.killed_controller: str | None = None  # within one fault: the active controller, once killed
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -411,16 +439,16 @@ class Chaos:
         """Kill one member of `kind`; (what was killed, how to bring it back: seconds until it serves again,
         time.monotonic() just before the SIGKILL: finding the controller runs a script, seconds under load)."""
         if kind in ("broker", "controller"):
-            controller = await self.cluster.acontroller()
+            controller = self.killed_controller or await self.cluster.acontroller()
             if kind == "controller":
-                node = controller
+                node = self.killed_controller = controller
             else:
-                others = [n for n in clusters.NODES if n != controller]
+                others = [n for n in clusters.BROKERS if n != controller]
                 node = others[self.turn["broker"] % len(others)]
                 self.turn["broker"] += 1
             at = time.monotonic()
             await self.cluster.akill(node)
-            label = f"broker {node}" + (" (active controller)" if node == controller else "")
+            label = node_label(node, controller)
 
             async def start_node() -> float:
                 return await self.cluster.astart(node)
@@ -451,12 +479,13 @@ class Chaos:
         load.running.set()
         await asyncio.sleep(cfg.steady_s)  # steady load before the fault: a duration, not a condition
         writes_before, polls_before = len(load.writes), len(load.polls)
-        kills = [await self.kill(kind, lb) for kind in FAULTS[name]]
+        self.killed_controller = None
+        kills = [await self.kill(kind, lb) for kind in kinds_of(name)]
         t0 = min((at for _, _, at in kills), default=time.monotonic())  # the first SIGKILL
         result = FaultResult(name, [label for label, _, _ in kills])
         restarts: list[asyncio.Task[float]] = []
         for label, restart, _ in kills:
-            delay = cfg.hold_s if label.startswith("broker") else 0.0
+            delay = cfg.hold_s if label.startswith(("broker", "controller")) else 0.0
             restarts.append(asyncio.create_task(_after(delay, restart), name=f"restart {label}"))
         try:
             probes = [
@@ -695,7 +724,8 @@ def notes(report: ChaosReport) -> list[str]:
     cfg = report.config
     return [
         f"{cfg.replicas} API replicas, {cfg.normalisers} normalisers, {cfg.connectors} connector runners on the "
-        f"three-node cluster (RF 3, min ISR 2); processes started and ready in {report.started_in_s:.0f} s; "
+        f"three-broker cluster ({topology()}; RF 3, min ISR 2); "
+        f"processes started and ready in {report.started_in_s:.0f} s; "
         f"cluster up in {report.cluster_up_s:.0f} s",
         f"load: {cfg.writers} closure writers (4 communes' teams, {cfg.write_gap_s} s between posts each), partners "
         f"polling every feed of every replica (conditional GETs, a round every {cfg.poll_gap_s} s), "
@@ -704,14 +734,16 @@ def notes(report: ChaosReport) -> list[str]:
         "the minimum of a connectors file)",
         "none: the baseline, the same measurements with nothing killed (what this machine gives under this load)",
         f"{cfg.steady_s:.0f} s of steady load before each fault; processes are restarted at once (a supervisor), "
-        f"a broker after {cfg.hold_s:.0f} s; {report.writes} closures posted, {report.acked} acknowledged",
+        f"a broker or controller after {cfg.hold_s:.0f} s; "
+        f"{report.writes} closures posted, {report.acked} acknowledged",
         "writes refused: first to last 5xx answer to a POST after the kill; a refused connection sends the POST "
         "to the other replica at once (a load balancer's passive check) and is not counted; 'cut' = in flight on "
         "a killed replica, retried on the other (same reference and body: idempotent); 'no ack' = the longest "
         "time without any acknowledged write from the kill on (writes that wait rather than fail)",
         "resumed: kill → closures posted right after it in every feed of every replica in the rotation; "
         "src: kill → a new item of a source is an event on every replica",
-        "goals: 0 lost, 0 duplicates, converged, 0 feed 5xx; writes refused < 5 s for a broker, 0 otherwise; "
+        "goals: 0 lost, 0 duplicates, converged, 0 feed 5xx; writes refused < 5 s when a broker is lost, "
+        "0 otherwise (a dedicated controller's loss included); "
         "resumed < 3 s",
         f"CPU seconds per process: {report.processes}",
         f"load average during the run: {report.load}; total {report.total_s:.0f} s",
@@ -819,7 +851,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--faults", nargs="+", choices=list(FAULTS), help="faults to inflict, in order (default: all)")
     parser.add_argument("--short", action="store_true", help=f"only {', '.join(SHORT)}; 3 s of load before each")
     parser.add_argument("--steady-s", type=float, help="seconds of steady load before each fault (default 6)")
-    parser.add_argument("--hold-s", type=float, default=6.0, help="seconds a killed broker stays down")
+    parser.add_argument("--hold-s", type=float, default=6.0, help="seconds a killed broker or controller stays down")
     parser.add_argument("--replicas", type=int, default=2, help="API replicas (default 2)")
     parser.add_argument("--normalisers", type=int, default=3, help="normaliser processes (default 3)")
     parser.add_argument("--connectors", type=int, default=2, help="connector runners (default 2)")

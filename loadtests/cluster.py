@@ -3,7 +3,10 @@
 Why a module: the chaos run, the cluster rows of `make bench` and the short chaos test all start the
 cluster when it is not running, kill and restart nodes, and ask which node is the active controller,
 through the same script as `make cluster-up / cluster-kill / cluster-start`, so what they measure is
-what an operator would do by hand. Ports follow `TRAFFIC_HUB_KAFKA_PORT` like the script's.
+what an operator would do by hand. Ports follow `TRAFFIC_HUB_KAFKA_PORT` like the script's, the topology
+`TRAFFIC_HUB_KAFKA_CONTROLLERS` (dedicated controllers c1-c3 by default, or combined broker+controller nodes).
+A node is named as the script names it: "1"-"3" for a broker (its broker id), "c1"-"c3" for a dedicated
+controller.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "ops" / "kafka" / "cluster-local.sh"
-NODES = (1, 2, 3)
+BROKERS = ("1", "2", "3")
+
+
+def dedicated() -> bool:
+    """Controllers are processes of their own (the default), not the brokers' other half."""
+    return os.environ.get("TRAFFIC_HUB_KAFKA_CONTROLLERS", "dedicated") != "combined"
 
 
 def script_env() -> dict[str, str]:
@@ -41,7 +49,7 @@ def run_script(*args: str, timeout_s: float = 600.0) -> str:
 
 
 def running() -> bool:
-    """All three nodes serve and see each other."""
+    """Every node serves (three brokers registered, and the dedicated controllers answer)."""
     done = subprocess.run(
         ["bash", str(SCRIPT), "status"], env=script_env(), capture_output=True, timeout=120, check=False
     )
@@ -56,18 +64,19 @@ class Cluster:
     started_here: bool
     up_s: float
 
-    def kill(self, node: int) -> None:
+    def kill(self, node: str) -> None:
         """SIGKILL node `node` (`make cluster-kill N=…`): a machine lost, no orderly shutdown."""
         run_script("kill", str(node), timeout_s=60)
 
-    def start(self, node: int) -> float:
+    def start(self, node: str) -> float:
         """Start node `node` again; seconds until it has rejoined (registered, unfenced)."""
         started = time.monotonic()
         run_script("start", str(node))
         return time.monotonic() - started
 
-    def controller(self) -> int | None:
-        """The node leading the KRaft quorum (the active controller); None while one is being elected."""
+    def controller(self) -> str | None:
+        """The node leading the KRaft quorum (the active controller: "c1"… or, combined, "1"…); None while one is
+        being elected."""
         done = subprocess.run(
             ["bash", str(SCRIPT), "controller"], env=script_env(), capture_output=True, text=True, timeout=60,
             check=False,
@@ -76,15 +85,15 @@ class Cluster:
             if "no controller elected yet" in done.stderr:
                 return None
             raise ClusterError(f"cluster-local.sh controller failed:\n{done.stderr[-3000:]}")
-        return int(done.stdout.strip())
+        return done.stdout.strip()
 
-    async def akill(self, node: int) -> None:
+    async def akill(self, node: str) -> None:
         await asyncio.to_thread(self.kill, node)
 
-    async def astart(self, node: int) -> float:
+    async def astart(self, node: str) -> float:
         return await asyncio.to_thread(self.start, node)
 
-    async def acontroller(self, deadline_s: float = 60.0) -> int:
+    async def acontroller(self, deadline_s: float = 60.0) -> str:
         """The active controller, waiting (bounded) through an election."""
         started = time.monotonic()
         while (node := await asyncio.to_thread(self.controller)) is None:

@@ -1,4 +1,6 @@
-"""A real three-node Kafka cluster for the tests that lose a broker (`ops/kafka/cluster-local.sh`).
+"""A real three-broker Kafka cluster for the tests that lose a broker (`ops/kafka/cluster-local.sh`).
+
+Its controllers are three processes of their own (c1-c3) unless TRAFFIC_HUB_KAFKA_CONTROLLERS=combined.
 
 The session fixture starts the cluster when it is not running (and stops it at the end of the run; a
 cluster that was already up is left up), and deletes the topics this run created. Tests kill and restart
@@ -48,19 +50,26 @@ class Cluster:
     def ports(self) -> list[int]:
         return [int(server.rpartition(":")[2]) for server in self.bootstrap.split(",")]
 
-    def kill(self, node: int) -> None:
+    @property
+    def dedicated(self) -> bool:
+        """Controllers are processes of their own (the default), not the brokers' other half."""
+        return os.environ.get("TRAFFIC_HUB_KAFKA_CONTROLLERS", "dedicated") != "combined"
+
+    def kill(self, node: int | str) -> None:
+        """SIGKILL broker `node` (1-3) or controller `node` ("c1"-"c3", or on a combined cluster 1-3)."""
         script("kill", str(node), timeout=60)
 
-    def start(self, node: int) -> float:
+    def start(self, node: int | str) -> float:
         """Start node `node` again; returns the seconds until it had rejoined (registered, unfenced)."""
         started = time.monotonic()
         script("start", str(node))
         return time.monotonic() - started
 
-    def controller(self) -> int:
-        return int(script("controller", timeout=30).strip())
+    def controller(self) -> str:
+        """The node leading the KRaft quorum, named as `kill` takes it ("c1"…, or "1"… on a combined cluster)."""
+        return script("controller", timeout=30).strip()
 
-    def controller_if_elected(self) -> int | None:
+    def controller_if_elected(self) -> str | None:
         """The active controller, or None while the quorum is electing one (an expected, brief state)."""
         done = subprocess.run(
             ["bash", str(SCRIPT), "controller"], env=cluster_env(), capture_output=True, text=True, timeout=30
@@ -68,7 +77,7 @@ class Cluster:
         if done.returncode != 0 and "no controller elected yet" in done.stderr:
             return None
         assert done.returncode == 0, f"cluster-local.sh controller failed:\n{done.stderr[-3000:]}"
-        return int(done.stdout.strip())
+        return done.stdout.strip()
 
     def serving(self) -> list[int]:
         """The brokers the cluster lists (registered and unfenced), from any node that answers."""

@@ -1,8 +1,9 @@
 """compose.yaml, the production template, cannot be run here (no Docker engine): check its invariants.
 
-Three `apache/kafka` nodes forming one KRaft quorum (same cluster id, every node a voter, each advertising
-its own name), replication factor 3 and min ISR 2 for every topic, and every hub role pointed at the three
-brokers with the hub's own replication settings. Every Kafka setting is one the local cluster
+Three `apache/kafka` brokers and three dedicated controllers forming one KRaft quorum (same cluster id,
+every controller a voter and no broker one, each broker advertising its own name), replication factor 3 and
+min ISR 2 for every topic, and every hub role pointed at the three brokers with the hub's own replication
+settings. Every Kafka setting is one the local cluster
 (ops/kafka/*.sh, run by the cluster tests against a real broker) also sets, so none is misspelt.
 """
 
@@ -33,6 +34,14 @@ def kafka_nodes() -> dict[str, dict[str, Any]]:
     return {name: s for name, s in compose()["services"].items() if str(s.get("image", "")).startswith("apache/kafka:")}
 
 
+def brokers() -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in kafka_nodes().items() if env(s)["KAFKA_PROCESS_ROLES"] == "broker"}
+
+
+def controllers() -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in kafka_nodes().items() if env(s)["KAFKA_PROCESS_ROLES"] == "controller"}
+
+
 def hub_services() -> dict[str, dict[str, Any]]:
     return {name: s for name, s in compose()["services"].items() if "build" in s}
 
@@ -47,24 +56,48 @@ def property_name(variable: str) -> str:
     return name.replace("___", "\0").replace("__", "\1").replace("_", ".").replace("\0", "-").replace("\1", "_")
 
 
-def test_three_kafka_nodes_form_one_quorum() -> None:
+def test_three_dedicated_controllers_form_the_quorum_and_three_brokers_use_it() -> None:
+    """Kafka: "Combined mode is not recommended in critical deployment environments" (documentation, #kraft_role);
+    losing a combined node that leads the quorum also fences its broker only a session after the election."""
     nodes = kafka_nodes()
-    assert len(nodes) == 3
-    ids = {env(s)["KAFKA_NODE_ID"]: name for name, s in nodes.items()}
-    assert sorted(ids) == ["1", "2", "3"]
-    voters = f"1@{ids['1']}:9093,2@{ids['2']}:9093,3@{ids['3']}:9093"
+    assert len(nodes) == 6
+    assert {env(s)["KAFKA_PROCESS_ROLES"] for s in nodes.values()} == {"broker", "controller"}  # none combined
+    voter_ids = {env(s)["KAFKA_NODE_ID"]: name for name, s in controllers().items()}
+    broker_ids = {env(s)["KAFKA_NODE_ID"]: name for name, s in brokers().items()}
+    assert sorted(broker_ids) == ["1", "2", "3"]  # a broker id in metadata names the service kafka-N
+    assert len(voter_ids) == 3
+    assert not set(voter_ids) & set(broker_ids)
+    voters = ",".join(f"{node_id}@{voter_ids[node_id]}:9093" for node_id in sorted(voter_ids, key=int))
     for name, service in nodes.items():
         variables = env(service)
-        assert variables["KAFKA_PROCESS_ROLES"] == "broker,controller"
-        assert variables["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
-        assert variables["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{name}:9092"
-        assert "CONTROLLER://:9093" in variables["KAFKA_LISTENERS"]
+        assert variables["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters, name
+        assert variables["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER", name
+        assert "CONTROLLER:PLAINTEXT" in variables["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","), name
         (volume,) = service["volumes"]
         assert volume.split(":")[1] == variables["KAFKA_LOG_DIRS"]  # the data survives the container
+        assert service["restart"] == "unless-stopped", name
+    for name, service in controllers().items():
+        variables = env(service)
+        # the image refuses an advertised (or any non-controller) listener on a controller-only node
+        assert variables["KAFKA_LISTENERS"] == "CONTROLLER://:9093", name
+        assert "KAFKA_ADVERTISED_LISTENERS" not in variables, name
+        assert "--bootstrap-controller localhost:9093" in " ".join(service["healthcheck"]["test"]), name
+    for name, service in brokers().items():
+        variables = env(service)
+        assert variables["KAFKA_LISTENERS"] == "PLAINTEXT://:9092", name
+        assert variables["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{name}:9092"
+        assert variables["KAFKA_INTER_BROKER_LISTENER_NAME"] == "PLAINTEXT", name
+        assert set(service["depends_on"]) == set(controllers()), name  # brokers start after the quorum's voters
     assert len({env(s)["CLUSTER_ID"] for s in nodes.values()}) == 1
     cluster_id = env(next(iter(nodes.values())))["CLUSTER_ID"]
     assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16  # a Kafka Uuid
-    assert len({v.split(":")[0] for s in nodes.values() for v in s["volumes"]}) == 3  # one data volume each
+    assert len({v.split(":")[0] for s in nodes.values() for v in s["volumes"]}) == 6  # one data volume each
+
+
+def test_the_controllers_heap_is_smaller_than_a_brokers() -> None:
+    for name, service in controllers().items():
+        heap = env(service)["KAFKA_HEAP_OPTS"]
+        assert re.fullmatch(r"-Xms\d+[mg] -Xmx\d+[mg]", heap), name
 
 
 def test_every_topic_is_replicated_three_times_with_min_isr_2() -> None:
@@ -80,7 +113,7 @@ def test_every_topic_is_replicated_three_times_with_min_isr_2() -> None:
 
 
 def test_every_hub_role_uses_the_three_brokers_and_replication_3_2() -> None:
-    nodes = kafka_nodes()
+    nodes = brokers()
     roles = hub_services()
     assert {s["command"][0] for s in roles.values()} >= {"api", "normaliser", "connectors"}
     for name, service in roles.items():
@@ -97,7 +130,7 @@ def test_every_kafka_setting_is_one_the_local_cluster_runs_with() -> None:
     known = set(re.findall(r"^([a-z][a-z.]+)=", scripts, flags=re.MULTILINE))
     for service in kafka_nodes().values():
         for variable in env(service):
-            if variable.startswith("KAFKA_"):
+            if variable.startswith("KAFKA_") and variable != "KAFKA_HEAP_OPTS":  # the JVM's, not a property
                 assert property_name(variable) in known, variable
 
 
@@ -110,9 +143,10 @@ def test_the_brokers_allow_the_normalisers_fast_group_session_and_fence_a_lost_n
     local_session = int(re.findall(r"SESSION_TIMEOUT_MS:-(\d+)", script)[0])
     local_heartbeat = int(re.findall(r"HEARTBEAT_MS:-(\d+)", script)[0])
     assert local_min <= FAST_SESSION_TIMEOUT_MS
-    for name, service in kafka_nodes().items():
+    for name, service in brokers().items():  # the group coordinators are on the brokers
+        assert int(env(service)["KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS"]) <= FAST_SESSION_TIMEOUT_MS, name
+    for name, service in kafka_nodes().items():  # the session is the controllers' setting, the heartbeat the brokers'
         variables = env(service)
-        assert int(variables["KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS"]) <= FAST_SESSION_TIMEOUT_MS, name
         assert int(variables["KAFKA_BROKER_SESSION_TIMEOUT_MS"]) == local_session, name
         assert int(variables["KAFKA_BROKER_HEARTBEAT_INTERVAL_MS"]) == local_heartbeat, name
 

@@ -175,6 +175,11 @@ class Deciding(GroupStage):
 
     async def handle(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
         if not self.owned:
+            # A hot standby keeps its conflation index as current as its view: a take-over then indexes the
+            # last few changes, not the whole view (which it would once the view's change history has moved on:
+            # seconds at 100,000 events, while nothing is decided).
+            if self._view is not None and self._view.seq != self._seen:
+                await self._sync_index()
             return
         if self._handover:
             await self._catch_up(consumer)
