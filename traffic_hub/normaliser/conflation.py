@@ -22,7 +22,7 @@ import math
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -168,6 +168,15 @@ class _Entry:
         return list(zip(values[0::2], values[1::2], strict=True))
 
 
+@dataclass(slots=True)
+class _Journal:
+    """What a batch of decisions replaced, first value only: an event's entry (None: it was not indexed)
+    and a source item's event (None: no event had it)."""
+
+    entries: dict[str, _Entry | None] = field(default_factory=dict)
+    sources: dict[str, str | None] = field(default_factory=dict)
+
+
 def _source_key(source: str, source_id: str) -> str:
     return f"{source}\x1f{source_id}"  # one string, not a tuple of two: ~100k of them
 
@@ -194,6 +203,7 @@ class EventIndex:
         # the events decoded last: a decision decodes the events near a report, again and again where
         # reports are dense (the decision stage's main cost); records are immutable, so never stale
         self._decoded = Decoded(DECODED_KEPT)
+        self._journal: _Journal | None = None  # what a batch changed, while `undo` may still put it back
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -232,27 +242,73 @@ class EventIndex:
             and any(source.incident is not None for source in event.sources)
         )
         measure = _measure_type(event_measure(event))
-        self._entries[stored.id] = _Entry(stored, event.type, _packed(points), sources, absorbable, measure)
+        self._insert(_Entry(stored, event.type, _packed(points), sources, absorbable, measure), points)
         self._decoded.keep(stored, event)
         for key in sources:
-            self._by_source[key] = stored.id
-        for cell in _cells(points):
-            self._grid[cell].append(stored.id)
-            if absorbable:
-                self._absorbable_grid[cell].append(stored.id)
+            self._set_source(key, stored.id)
 
     def share(self, stored: Stored) -> bool:
         """Hold the view's record instead of ours when both are the same bytes; False when they differ."""
         entry = self._entries.get(stored.id)
         if entry is None or entry.stored.raw != stored.raw:
             return False
+        if self._journal is not None:
+            self._journal.entries.setdefault(stored.id, entry)
         self._entries[stored.id] = _Entry(
             stored, entry.type, entry.points, entry.sources, entry.absorbable, entry.measure
         )
         return True
 
-    def _forget(self, event_id: str) -> None:
+    def begin(self) -> None:
+        """Remember from now on what each change replaces, until `settle` (written) or `undo` (not written)."""
+        self._journal = _Journal()
+
+    def settle(self) -> None:
+        """The changes since `begin` stay (their records were written)."""
+        self._journal = None
+
+    def undo(self) -> None:
+        """Put back every event and source item as they were at `begin`.
+
+        Why: a decision owner that may have been replaced holds a batch back unwritten (normaliser
+        `Deciding._hold_back`); its index must then forget those decisions. Dropping the whole index and
+        indexing the view again did that too, but cost a decode of every event (seconds at 100,000),
+        under the very load that had delayed the heartbeats, so it fed on itself."""
+        journal, self._journal = self._journal, None
+        if journal is None:
+            return
+        for event_id, before in journal.entries.items():
+            self._forget(event_id, sources=False)
+            if before is not None:
+                self._insert(before, before.lonlat())
+        for key, owner in journal.sources.items():
+            if owner is None:
+                self._by_source.pop(key, None)
+            else:
+                self._by_source[key] = owner
+
+    def _insert(self, entry: _Entry, points: list[tuple[float, float]]) -> None:
+        event_id = entry.stored.id
+        if self._journal is not None:
+            self._journal.entries.setdefault(event_id, None)
+        self._entries[event_id] = entry
+        for cell in _cells(points):
+            self._grid[cell].append(event_id)
+            if entry.absorbable:
+                self._absorbable_grid[cell].append(event_id)
+
+    def _set_source(self, key: str, event_id: str | None) -> None:
+        if self._journal is not None and key not in self._journal.sources:
+            self._journal.sources[key] = self._by_source.get(key)
+        if event_id is None:
+            del self._by_source[key]
+        else:
+            self._by_source[key] = event_id
+
+    def _forget(self, event_id: str, sources: bool = True) -> None:
         entry = self._entries.pop(event_id, None)
+        if self._journal is not None:
+            self._journal.entries.setdefault(event_id, entry)
         if entry is None:
             return
         for cell in _cells(entry.lonlat()):
@@ -261,9 +317,9 @@ class EventIndex:
                 ids.remove(event_id)
                 if not ids:
                     del grid[cell]
-        for key in entry.sources:
+        for key in entry.sources if sources else ():
             if self._by_source.get(key) == event_id:  # not a key another event took over since
-                del self._by_source[key]
+                self._set_source(key, None)
 
     def _near(self, points: list[tuple[float, float]], absorbable: bool = False) -> list[str]:
         grid = self._absorbable_grid if absorbable else self._grid

@@ -157,7 +157,6 @@ class Deciding(GroupStage):
         self.dead_lettered = 0
         self.handovers = 0
         self.held_back = 0  # batches decided but not written: the group had not acknowledged us lately
-        self._reindex = False  # the index was dropped: fill it from the whole view
 
     def assigned(self, partitions: set[TopicPartition]) -> None:
         self._handover = True
@@ -191,10 +190,12 @@ class Deciding(GroupStage):
                 await asyncio.sleep(NOT_CURRENT_PAUSE_S)
                 return
             await self._sync_index()
-            out = await asyncio.to_thread(self.to_records, records)
+            out = await self._decided(records)
             if not self.current():
+                self.pipeline.index.undo()
                 self._hold_back(consumer, tp, records)
                 return
+            self.pipeline.index.settle()
             await self._writer.publish(out)
             await self.commit(consumer, {tp: records[-1].offset + 1})
             self.decided += len(records)
@@ -202,21 +203,30 @@ class Deciding(GroupStage):
         if time.monotonic() - self._swept >= self._sweep_every_s:
             await self._sweep()
 
+    async def _decided(self, records: list[KafkaRecord]) -> list[Record]:
+        """The batch's event records, its changes to the index remembered until settled or undone (a
+        decision that fails half-way leaves no half of it in the index). A cancellation undoes nothing: the
+        worker thread may still be deciding, and a cancelled stage stops (its successor indexes the view)."""
+        self.pipeline.index.begin()
+        try:
+            return await asyncio.to_thread(self.to_records, records)
+        except Exception:
+            self.pipeline.index.undo()
+            raise
+
     def _hold_back(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[KafkaRecord]) -> None:
         """Decisions made, but the group has not acknowledged us for almost a session: do not write them.
 
         Why: with the 1.5 s session, a process that stalled that long (a loaded host, a VM pause) may have
         been dropped from the group, and another owner may be deciding already; two owners writing is what
         the single decision partition exists to prevent. The batch is read again from its first offset,
-        by us if we are still the owner (after the usual catch-up), or by the new owner. The index holds
-        the decisions just made and not written: it is rebuilt from the view."""
+        by us if we are still the owner (after the usual catch-up), or by the new owner. The index has
+        forgotten the decisions just made and not written (`EventIndex.undo`, by the caller)."""
         log.warning(
             "normaliser decision: no heartbeat acknowledged for %.1fs; %d decisions not written, read again",
             self.heartbeats.age(), len(records),
         )  # fmt: skip
         consumer.seek(tp, records[0].offset)
-        self.pipeline.index = EventIndex()
-        self._reindex = True
         self._handover = True
         self.held_back += 1
 
@@ -253,8 +263,7 @@ class Deciding(GroupStage):
         if self._view is None:
             return
         seq = self._view.seq
-        changes = None if self._reindex else self._view.changes_since(self._seen)
-        self._reindex = False
+        changes = self._view.changes_since(self._seen)
         if changes is None:
             await asyncio.to_thread(_index_all, self.pipeline.index, self._view.records())
         elif changes:
