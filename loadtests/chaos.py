@@ -446,8 +446,7 @@ class Chaos:
                 others = [n for n in clusters.BROKERS if n != controller]
                 node = others[self.turn["broker"] % len(others)]
                 self.turn["broker"] += 1
-            at = time.monotonic()
-            await self.cluster.akill(node)
+            at = await self.cluster.akill(node)  # the SIGKILL's own moment (the script's start is not outage)
             label = node_label(node, controller)
 
             async def start_node() -> float:
