@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from traffic_hub.normaliser.conflation import EventIndex
 from tests.test_conflation_order import POLLS, comparable, final_events, pipeline
+from traffic_hub.normaliser.conflation import EventIndex
 
 ITEMS = [item for poll in POLLS for item in poll]  # each key's reports in order, keys one after the other
 # the second poll of every sample and the closure's second version come after the split: merges into
@@ -25,7 +25,9 @@ INTERLEAVED = [poll[i] for i in range(2) for poll in POLLS if i < len(poll)]
 
 def state(index: EventIndex) -> tuple[Any, ...]:
     """Everything the index holds, comparable (grid cells as sorted id lists: their order is not used)."""
-    entries = {k: (e.stored.raw, e.type, e.points, e.sources, e.absorbable, e.measure) for k, e in index._entries.items()}
+    entries = {
+        k: (e.stored.raw, e.type, e.points, e.sources, e.absorbable, e.measure) for k, e in index._entries.items()
+    }
     grids = [{cell: sorted(ids) for cell, ids in grid.items()} for grid in (index._grid, index._absorbable_grid)]
     return entries, dict(index._by_source), grids
 

@@ -236,7 +236,7 @@ def _serve(settings: Settings, roles: set[Role]) -> int:
     settings, principals, demo_keys = _principals(settings)
     connectors = _connectors(settings, roles)
     _print_demo_keys(demo_keys, settings)
-    app = create_app(settings, principals, roles, demo_keys, connectors)
+    app = create_app(settings, principals, roles, demo_keys, connectors, freeze_heap=True)
     config = uvicorn.Config(
         app,
         host=settings.http_host,
@@ -260,7 +260,9 @@ async def _headless(settings: Settings, roles: set[Role], connectors: list[Conne
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     shared = Role.CONNECTORS in roles  # `traffic-hub connectors`: sources shared with the other runners
-    hub_parts = open_hub(settings, Principals.of([]), roles, connectors=connectors, shared_connectors=shared)
+    hub_parts = open_hub(
+        settings, Principals.of([]), roles, connectors=connectors, shared_connectors=shared, freeze_heap=True
+    )
     async with quiet_start() as quiet, hub_parts as hub:
         quiet.ready_when(lambda: hub.ready)
         log.info("running roles: %s", ", ".join(sorted(r.value for r in roles)))

@@ -40,6 +40,7 @@ from traffic_hub.feeds.base import Renderer
 from traffic_hub.feeds.context import feed_context
 from traffic_hub.feeds.engine import FeedBook
 from traffic_hub.feeds.registry import renderer_factories
+from traffic_hub.heap import freeze_when_ready
 from traffic_hub.kafka import BrokerProbe, Publisher, ensure_topics
 from traffic_hub.kafka.admin import Replication, check_replication
 from traffic_hub.kafka.leases import LeaseTopics, SavedStateReader, SourceLeases
@@ -114,9 +115,12 @@ async def open_hub(
     placer: Placer | None = None,
     connectors: list[ConnectorConfig] | None = None,
     shared_connectors: bool = False,
+    freeze_heap: bool = False,
 ) -> AsyncIterator[Hub]:
     """The hub's parts for `roles`. `shared_connectors`: the connectors share the sources with other
-    runners (`traffic-hub connectors`); without it they poll every source (`traffic-hub run`)."""
+    runners (`traffic-hub connectors`); without it they poll every source (`traffic-hub run`).
+    `freeze_heap`: a process of its own (the CLI) moves its start's heap out of the cyclic collector
+    once ready (`traffic_hub.heap`); a hub inside another program (tests) leaves the collector alone."""
     topics = Topics(settings.topic_prefix)
     tz = ZoneInfo(settings.timezone)
     k = settings.kafka
@@ -188,6 +192,10 @@ async def open_hub(
                 settings.database_url, k.bootstrap_servers, topics, f"{settings.instance}-history", k.partitions
             )
             hub.history = await stack.enter_async_context(history)
+        if viewing and freeze_heap:  # the start's heap out of the full collections' walk, once ready (heap.py)
+            ready = (live.wait_ready, feeds.wait_rendered) if Role.API in roles else (live.wait_ready,)
+            freezing = asyncio.create_task(freeze_when_ready(*ready), name="heap-freeze")
+            stack.callback(freezing.cancel)
         if settings.demo and hub.demo_keys and Role.API in roles:
             seeding = asyncio.create_task(seed(placing(hub), live.wait_ready, hub.demo_keys), name="demo-seed")
             stack.callback(seeding.cancel)
@@ -321,8 +329,10 @@ def create_app(
     roles: set[Role] | None = None,
     demo_keys: list[DemoKey] | None = None,
     connectors: list[ConnectorConfig] | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
-    """The API process (with `roles` beside it): opens the hub at start-up, hands the API its parts."""
+    """The API process (with `roles` beside it): opens the hub at start-up, hands the API its parts
+    (`freeze_heap`: see `open_hub`)."""
     metrics = Metrics()
     active_roles = roles if roles is not None else {Role.API}
 
@@ -330,7 +340,9 @@ def create_app(
     async def open_parts() -> AsyncIterator[ApiState]:
         async with (
             quiet_start() as quiet,  # expected start-up states are logged at INFO, not WARNING/ERROR
-            open_hub(settings, principals, active_roles, demo_keys, connectors=connectors) as hub,
+            open_hub(
+                settings, principals, active_roles, demo_keys, connectors=connectors, freeze_heap=freeze_heap
+            ) as hub,
             watching(settings.auth_file, hub.keys.replace),  # `traffic-hub keys` changes, no restart
             _metrics_listener(settings, metrics),
         ):

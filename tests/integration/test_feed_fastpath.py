@@ -10,6 +10,7 @@ those of the normal path.
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import logging
 import re
@@ -521,6 +522,13 @@ def hub(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     with started_hub(kafka_bootstrap, tmp_path_factory.mktemp("fastpath"), "fastpath") as process:
         wait_until(lambda: httpx2.get(process.url + CSV).status_code == 200, timeout=60)
         yield process
+
+
+def test_the_hub_process_freezes_its_start_heap_once_ready(hub: HubProcess) -> None:
+    """`traffic-hub run` (a process of its own) takes its start's heap out of the cyclic collector
+    (traffic_hub/heap.py); in-process hubs (the other tests) leave the test process's collector alone."""
+    wait_until(lambda: "objects of the start frozen" in hub.log.read_text(errors="replace"), timeout=60)
+    assert gc.get_freeze_count() == 0
 
 
 def current_etag(hub: HubProcess, path: str = CIFS) -> str:

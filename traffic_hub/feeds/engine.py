@@ -220,6 +220,10 @@ class FeedBook(Service):
         """Every feed has a version to serve (false during the first render, minutes at 1 M events)."""
         return len(self._feeds) == len(self._renderers)
 
+    async def wait_rendered(self) -> None:
+        """Until every feed has its first version (`rendered`)."""
+        await self._first_render.wait()
+
     @property
     def alive(self) -> bool:
         return self.running
