@@ -435,9 +435,10 @@ class Chaos:
         self.turn[kind] += 1
         return member
 
-    async def kill(self, kind: str, lb: Balancer) -> tuple[str, Callable[[], Awaitable[float]], float]:
-        """Kill one member of `kind`; (what was killed, how to bring it back: seconds until it serves again,
-        time.monotonic() just before the SIGKILL: finding the controller runs a script, seconds under load)."""
+    async def aim(self, kind: str, lb: Balancer) -> Shot:
+        """Choose the member of `kind` to kill and everything its kill needs (the active controller, a
+        process id: scripts, seconds under load), so that `Shot.fire` only sends the SIGKILL: the victims
+        of a combined fault then die at the same moment, and the outage counts from that moment."""
         if kind in ("broker", "controller"):
             controller = self.killed_controller or await self.cluster.acontroller()
             if kind == "controller":
@@ -446,20 +447,23 @@ class Chaos:
                 others = [n for n in clusters.BROKERS if n != controller]
                 node = others[self.turn["broker"] % len(others)]
                 self.turn["broker"] += 1
-            at = await self.cluster.akill(node)  # the SIGKILL's own moment (the script's start is not outage)
-            label = node_label(node, controller)
+            pid = await self.cluster.apid(node)
+
+            async def node_gone() -> None:
+                await wait_for(partial(_gone, pid), self.cfg.deadline_s, f"node {node} (pid {pid}) gone")
 
             async def start_node() -> float:
                 return await self.cluster.astart(node)
 
-            return label, start_node, at
+            return Shot(node_label(node, controller), partial(os.kill, pid, signal.SIGKILL), node_gone, start_node)
         members = {"normaliser": self.normalisers, "api": self.api, "connectors": self.runners}[kind]
         victim = self.next_of(kind, members)
-        at = time.monotonic()
-        await asyncio.to_thread(victim.kill)
         replica = next((r for r in lb.replicas if r.name == victim.name), None)
-        if replica is not None:
-            replica.set_up(False)
+
+        async def reaped() -> None:
+            await asyncio.to_thread(victim.reap)
+            if replica is not None:
+                replica.set_up(False)
 
         async def restart() -> float:
             started = time.monotonic()
@@ -469,7 +473,17 @@ class Chaos:
                 await wait_for(partial(_up, replica), self.cfg.deadline_s, f"{victim.name} back in the rotation")
             return time.monotonic() - started
 
-        return victim.name, restart, at
+        return Shot(victim.name, victim.sigkill, reaped, restart)
+
+    async def kill_all(self, kinds: Iterable[str], lb: Balancer) -> tuple[list[Shot], float]:
+        """Kill one member of each kind at the same moment; the shots and that moment (time.monotonic())."""
+        shots = [await self.aim(kind, lb) for kind in kinds]
+        t0 = time.monotonic()
+        for shot in shots:
+            shot.fire()
+        for shot in shots:
+            await shot.settle()
+        return shots, t0
 
     async def fault(self, name: str, lb: Balancer) -> FaultResult:
         assert self.load is not None
@@ -479,13 +493,12 @@ class Chaos:
         await asyncio.sleep(cfg.steady_s)  # steady load before the fault: a duration, not a condition
         writes_before, polls_before = len(load.writes), len(load.polls)
         self.killed_controller = None
-        kills = [await self.kill(kind, lb) for kind in kinds_of(name)]
-        t0 = min((at for _, _, at in kills), default=time.monotonic())  # the first SIGKILL
-        result = FaultResult(name, [label for label, _, _ in kills])
+        shots, t0 = await self.kill_all(kinds_of(name), lb)  # t0: the SIGKILLs, all at once
+        result = FaultResult(name, [shot.label for shot in shots])
         restarts: list[asyncio.Task[float]] = []
-        for label, restart, _ in kills:
-            delay = cfg.hold_s if label.startswith(("broker", "controller")) else 0.0
-            restarts.append(asyncio.create_task(_after(delay, restart), name=f"restart {label}"))
+        for shot in shots:
+            delay = cfg.hold_s if shot.label.startswith(("broker", "controller")) else 0.0
+            restarts.append(asyncio.create_task(_after(delay, shot.restart), name=f"restart {shot.label}"))
         try:
             probes = [
                 load.write_one(self.teams[0], f"PROBE-{name.replace('+', '-')}-{i}-{time.time_ns()}",
@@ -511,8 +524,8 @@ class Chaos:
             )
             if source_item is not None:
                 result.source_resume_s = await self.until_event_everywhere(lb, source_item, t0)
-            for (label, _, _), task in zip(kills, restarts, strict=True):
-                result.restart_s[label] = await task
+            for shot, task in zip(shots, restarts, strict=True):
+                result.restart_s[shot.label] = await task
             await load.quiesce(cfg.deadline_s)
             t1 = time.monotonic()
             await self.converge(lb, result)
@@ -594,6 +607,31 @@ class Chaos:
 
 async def _up(replica: Replica) -> bool:
     return replica.up
+
+
+async def _gone(pid: int) -> bool:
+    return await asyncio.to_thread(_dead, pid)
+
+
+def _dead(pid: int) -> bool:
+    """The process is dead: gone, or a zombie (a cluster node is not our child; whoever reaps it, pid 1 in a
+    container, may take seconds, which counted as outage when the probes waited for it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")  # the state follows the parenthesised command
+
+
+@dataclass(frozen=True, slots=True)
+class Shot:
+    """One victim of a fault, aimed: `fire` sends the SIGKILL at once, `settle` waits until it is gone,
+    `restart` brings it back (seconds until it serves again)."""
+
+    label: str
+    fire: Callable[[], None]
+    settle: Callable[[], Awaitable[None]]
+    restart: Callable[[], Awaitable[float]]
 
 
 async def _after(delay_s: float, action: Callable[[], Awaitable[float]]) -> float:

@@ -80,6 +80,13 @@ class Cluster:
         said = KILLED_AT.search(done.stderr)
         return returned_mono - (returned_wall - float(said.group(1))) if said else returned_mono
 
+    def pid(self, node: str) -> int:
+        """Node `node`'s process id (ClusterError when it is not running)."""
+        return int(run_script("pid", str(node), timeout_s=60).strip())
+
+    async def apid(self, node: str) -> int:
+        return await asyncio.to_thread(self.pid, node)
+
     def start(self, node: str) -> float:
         """Start node `node` again; seconds until it has rejoined (registered, unfenced)."""
         started = time.monotonic()

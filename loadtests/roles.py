@@ -123,8 +123,17 @@ class RoleProcess:
 
     def kill(self) -> None:
         """SIGKILL: no orderly shutdown, no LeaveGroup, in-flight requests cut."""
+        self.sigkill()
+        self.reap()
+
+    def sigkill(self) -> None:
+        """Send SIGKILL and return at once (several victims of one fault die at the same moment); `reap` next."""
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGKILL)
+
+    def reap(self) -> None:
+        """Wait for the killed process to be gone."""
+        assert self.process is not None
         self.process.wait(30)
         self.kills += 1
 

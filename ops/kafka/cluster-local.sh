@@ -24,6 +24,8 @@
 #   cluster-local.sh status       each node's state and the brokers the cluster sees; exit 0 iff all are in
 #   cluster-local.sh controller   the node (the N of kill N) leading the KRaft quorum: the active controller,
 #                                 c1-c3 when dedicated, 1-3 when combined
+#   cluster-local.sh pid N        node N's process id (exit 1 if it is not running): the chaos run kills several
+#                                 victims of one fault at the same moment with it
 #   cluster-local.sh bootstrap    print the bootstrap list
 #   cluster-local.sh logs N [L]   last L (default 100) lines of node N's server.log
 #   cluster-local.sh purge        down, then delete the cluster dir (configs, data, logs)
@@ -363,6 +365,7 @@ main() {
     start)      cmd_start "$@" ;;
     status)     cmd_status ;;
     controller) cmd_controller ;;
+    pid)        node "${1:-}"; our_pid || die "node ${1:-} is not running" ;;
     bootstrap)  echo "$ALL_BOOTSTRAP" ;;
     logs)       node "${1:-}"; cmd_logs "${2:-100}" ;;
     purge)      cmd_purge ;;
