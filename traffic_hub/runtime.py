@@ -106,6 +106,14 @@ async def _ensure_topics_forever(
     await check_replication(k.bootstrap_servers, topics, replication)
 
 
+async def _cancel_and_wait(task: asyncio.Task[Any], timeout_s: float = 5.0) -> None:
+    """Cancel `task` and give it `timeout_s` to run its cleanup. Why: the topic set-up holds a Kafka admin
+    client; cancelled and left, its `close` ran after the event loop had ended when a hub stopped early
+    (tests that start a hub for one request), and an unclosed connection's ResourceWarning surfaced later."""
+    task.cancel()
+    await asyncio.wait({task}, timeout=timeout_s)
+
+
 @contextlib.asynccontextmanager
 async def open_hub(
     settings: Settings,
@@ -137,7 +145,7 @@ async def open_hub(
         setup = asyncio.create_task(
             _ensure_topics_forever(settings, topics, topics_ready, replication), name="topic-setup"
         )
-        stack.callback(setup.cancel)
+        stack.push_async_callback(_cancel_and_wait, setup)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await topics_ready.wait()
@@ -195,10 +203,10 @@ async def open_hub(
         if viewing and freeze_heap:  # the start's heap out of the full collections' walk, once ready (heap.py)
             ready = (live.wait_ready, feeds.wait_rendered) if Role.API in roles else (live.wait_ready,)
             freezing = asyncio.create_task(freeze_when_ready(*ready), name="heap-freeze")
-            stack.callback(freezing.cancel)
+            stack.push_async_callback(_cancel_and_wait, freezing)
         if settings.demo and hub.demo_keys and Role.API in roles:
             seeding = asyncio.create_task(seed(placing(hub), live.wait_ready, hub.demo_keys), name="demo-seed")
-            stack.callback(seeding.cancel)
+            stack.push_async_callback(_cancel_and_wait, seeding)
         yield hub
 
 
