@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "ops" / "kafka" / "cluster-local.sh"
-KILLED_AT = re.compile(r"\(SIGKILL\) at ([0-9]+\.[0-9]+)")  # cluster-local.sh kill's log line
 BROKERS = ("1", "2", "3")
 
 
@@ -66,19 +64,9 @@ class Cluster:
     started_here: bool
     up_s: float
 
-    def kill(self, node: str) -> float:
-        """SIGKILL node `node` (`make cluster-kill N=…`): a machine lost, no orderly shutdown. Returns the
-        moment of the SIGKILL on `time.monotonic()`'s clock, from the script's own log line: the script's
-        start (bash, finding the pid) took 0.1-2 s under load, which counted as outage before."""
-        done = subprocess.run(
-            ["bash", str(SCRIPT), "kill", str(node)], env=script_env(), capture_output=True, text=True, timeout=60,
-            check=False,
-        )
-        returned_mono, returned_wall = time.monotonic(), time.time()
-        if done.returncode != 0:
-            raise ClusterError(f"cluster-local.sh kill {node} failed:\n{done.stderr[-3000:]}")
-        said = KILLED_AT.search(done.stderr)
-        return returned_mono - (returned_wall - float(said.group(1))) if said else returned_mono
+    def kill(self, node: str) -> None:
+        """SIGKILL node `node` (`make cluster-kill N=…`): a machine lost, no orderly shutdown."""
+        run_script("kill", str(node), timeout_s=60)
 
     def pid(self, node: str) -> int:
         """Node `node`'s process id (ClusterError when it is not running)."""
@@ -105,9 +93,6 @@ class Cluster:
                 return None
             raise ClusterError(f"cluster-local.sh controller failed:\n{done.stderr[-3000:]}")
         return done.stdout.strip()
-
-    async def akill(self, node: str) -> float:
-        return await asyncio.to_thread(self.kill, node)
 
     async def astart(self, node: str) -> float:
         return await asyncio.to_thread(self.start, node)

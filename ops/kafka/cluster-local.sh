@@ -304,11 +304,10 @@ cmd_kill() {
   node "${1:-}"
   local pid
   if ! pid="$(our_pid)"; then log "not running"; return 0; fi
-  local at="$EPOCHREALTIME"  # the moment of the SIGKILL (no fork): the chaos run counts from it, not from our start
   kill -KILL "$pid"
   while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
   rm -f "$PID_FILE"
-  log "killed pid $pid (SIGKILL) at ${at/,/.}"
+  log "killed pid $pid (SIGKILL)"
 }
 
 cmd_start() {
