@@ -24,6 +24,7 @@ from psycopg import sql
 
 from traffic_hub.archive import rows, schema
 from traffic_hub.kafka import ensure_topics
+from traffic_hub.kafka.starting import stop_quietly
 from traffic_hub.lifecycle import Service
 from traffic_hub.topics import Topics
 
@@ -181,9 +182,7 @@ class Archiver(Service):
                         await self._write(conn, batches)
                 self._measure_lag(consumer)
         finally:
-            with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                async with asyncio.timeout(5):
-                    await consumer.stop()
+            await stop_quietly(consumer.stop(), 5)
 
     def _measure_lag(self, consumer: AIOKafkaConsumer) -> None:
         lag: dict[str, int] = {}

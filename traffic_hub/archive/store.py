@@ -28,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from traffic_hub.archive import schema
 from traffic_hub.errors import Unavailable
-from traffic_hub.kafka.starting import start_or_stop
+from traffic_hub.kafka.starting import start_or_stop, stop_quietly
 from traffic_hub.lifecycle import Service
 from traffic_hub.topics import Topics
 
@@ -132,9 +132,7 @@ class HistoryDb(Service):
             self._migration.cancel()  # stops waiting for it; the thread finishes (or waits on the lock) alone
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                async with asyncio.timeout(5):
-                    await consumer.stop()
+            await stop_quietly(consumer.stop(), 5)
         with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
             async with asyncio.timeout(5):
                 await self.pool.close()

@@ -38,7 +38,6 @@ runner writes its sources' memory, so a new owner reads what the last one knew.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import itertools
 import logging
@@ -57,7 +56,7 @@ from aiokafka.errors import KafkaError
 from traffic_hub.errors import Unavailable
 from traffic_hub.kafka.admin import MIN_ISR, _create
 from traffic_hub.kafka.membership import Fencing, SharedInstanceName, leave_and_stop
-from traffic_hub.kafka.starting import started_admin
+from traffic_hub.kafka.starting import started_admin, stop_quietly
 from traffic_hub.lifecycle import Service
 
 log = logging.getLogger(__name__)
@@ -394,9 +393,7 @@ class SavedStateReader(Service):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                    async with asyncio.timeout(3):
-                        await consumer.stop()
+                await stop_quietly(consumer.stop(), 3)
 
     async def _topic_made(self, every_s: float) -> None:
         """Returns once the topic exists (checked every `every_s`)."""

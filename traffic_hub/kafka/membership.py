@@ -27,7 +27,6 @@ runners' leases (`traffic_hub/kafka/leases.py`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -36,7 +35,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
-from traffic_hub.kafka.starting import started_admin
+from traffic_hub.kafka.starting import started_admin, stop_quietly
 
 # Our member id replaced this many times within the window = another live process joins with our
 # instance name and the broker fences us each time we rejoin (and we fence it back): see `Fencing`.
@@ -129,9 +128,7 @@ async def leave_and_stop(consumer: AIOKafkaConsumer) -> None:
     coordinator = getattr(consumer, "_coordinator", None)
     if coordinator is not None and hasattr(coordinator, "_group_instance_id"):
         coordinator._group_instance_id = None
-    with contextlib.suppress(KafkaError, OSError, TimeoutError):
-        async with asyncio.timeout(5):
-            await consumer.stop()
+    await stop_quietly(consumer.stop(), 5)
 
 
 async def min_session_timeout_ms(bootstrap_servers: str, client_id: str) -> int | None:

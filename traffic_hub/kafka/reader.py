@@ -8,7 +8,6 @@ resumes from where it was.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from traffic_hub.kafka.starting import start_or_stop
+from traffic_hub.kafka.starting import start_or_stop, stop_quietly
 from traffic_hub.lifecycle import Service
 
 log = logging.getLogger(__name__)
@@ -96,9 +95,7 @@ class TopicReader(Service):
                 delay = min(delay * 2, 5.0)
             finally:
                 if consumer is not None:
-                    with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                        async with asyncio.timeout(3):
-                            await consumer.stop()
+                    await stop_quietly(consumer.stop(), 3)
 
     def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
         return {f"reader-{self._topic}": self._run()}

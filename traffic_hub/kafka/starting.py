@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -21,15 +21,21 @@ from aiokafka.errors import KafkaError
 STOP_TIMEOUT_S = 3.0  # a stop can hang when the broker is gone
 
 
+async def stop_quietly(stop: Awaitable[None], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """Await a client's `stop()` or `close()` for at most `timeout_s`; the errors a stop meets when the
+    broker is gone (Kafka's, the socket's, the timeout) end it quietly: a stop never hangs or raises them."""
+    with contextlib.suppress(KafkaError, OSError, TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await stop
+
+
 async def start_or_stop(consumer: AIOKafkaConsumer, timeout_s: float) -> None:
     """Start `consumer` within `timeout_s`; if that fails or is cancelled, stop it, then raise."""
     try:
         async with asyncio.timeout(timeout_s):
             await consumer.start()
     except BaseException:
-        with contextlib.suppress(KafkaError, OSError, TimeoutError):
-            async with asyncio.timeout(STOP_TIMEOUT_S):
-                await consumer.stop()
+        await stop_quietly(consumer.stop())
         raise
 
 
@@ -46,6 +52,4 @@ async def started_admin(
         await admin.start()
         yield admin
     finally:
-        with contextlib.suppress(KafkaError, OSError, TimeoutError):
-            async with asyncio.timeout(STOP_TIMEOUT_S):
-                await admin.close()
+        await stop_quietly(admin.close())
