@@ -29,6 +29,7 @@ SAFE_REPLICATION = 3  # below this, losing one broker can lose acknowledged writ
 SAFE_MIN_INSYNC = 2
 MIN_ISR = "min.insync.replicas"
 ADMIN_REQUEST_TIMEOUT_S = 5.0  # each admin request; a failed start closes the client (kafka/starting.py)
+REPLICATION_RETRY_MAX_S = 30.0  # the longest wait between two reads of the replication that failed
 
 
 def topic_specs(topics: Topics, partitions: int, replication: int, min_insync: int = 1) -> list[NewTopic]:
@@ -146,12 +147,22 @@ async def read_replication(bootstrap_servers: str, names: list[str], into: Repli
     into.factor, into.min_insync = min(factors), min(isr)
 
 
-async def check_replication(bootstrap_servers: str, topics: Topics, into: Replication) -> None:
-    """Read the topics' replication once they exist and log it (never raises: it is a report, not a gate)."""
+async def check_replication(
+    bootstrap_servers: str, topics: Topics, into: Replication, retry_max_s: float = REPLICATION_RETRY_MAX_S
+) -> None:
+    """Read the topics' replication once they exist and log it. It is a report, not a gate, so it never
+    raises; but it retries until the broker answers (every `retry_max_s` at most): on a cluster a topic just
+    created is not yet in every broker's metadata, so the first read can find no partitions, and a single
+    read left `/readyz` saying "unknown" for the life of the process (fresh-clone CI, 8 December)."""
     names = [spec.name for spec in topic_specs(topics, 1, 1)]
-    try:
-        await read_replication(bootstrap_servers, names, into)
-    except (KafkaError, OSError) as exc:
-        log.warning("could not read the replication of the kafka topics: %s", exc)
+    delay = 0.2
+    while True:
+        try:
+            await read_replication(bootstrap_servers, names, into)
+        except (KafkaError, OSError) as exc:
+            log.warning("could not read the replication of the kafka topics (%s), retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, retry_max_s)
+            continue
+        into.report(names)
         return
-    into.report(names)
