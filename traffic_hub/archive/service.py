@@ -24,7 +24,7 @@ from psycopg import sql
 
 from traffic_hub.archive import rows, schema
 from traffic_hub.kafka import ensure_topics
-from traffic_hub.kafka.starting import stop_quietly
+from traffic_hub.kafka.starting import start_whole, stop_quietly
 from traffic_hub.lifecycle import Service
 from traffic_hub.topics import Topics
 
@@ -164,8 +164,7 @@ class Archiver(Service):
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         try:  # a consumer whose start fails is stopped too (finally): each retry would leave one open
-            async with asyncio.timeout(15):
-                await consumer.start()
+            await start_whole(consumer.start(), 15)
             consumer.subscribe([self._topics.reports, self._topics.events], listener=_Seek(self, consumer))
             retention_due = 0.0
             loop = asyncio.get_running_loop()

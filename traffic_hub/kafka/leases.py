@@ -56,7 +56,7 @@ from aiokafka.errors import KafkaError
 from traffic_hub.errors import Unavailable
 from traffic_hub.kafka.admin import MIN_ISR, _create
 from traffic_hub.kafka.membership import Fencing, SharedInstanceName, leave_and_stop
-from traffic_hub.kafka.starting import started_admin, stop_quietly
+from traffic_hub.kafka.starting import start_whole, started_admin, stop_quietly
 from traffic_hub.lifecycle import Service
 
 log = logging.getLogger(__name__)
@@ -266,8 +266,7 @@ class SourceLeases(Service):
         consumer = self._consumer()
         fencing = Fencing()
         try:
-            async with asyncio.timeout(15):
-                await consumer.start()
+            await start_whole(consumer.start(), 15)
             found = await consumer._client.fetch_all_metadata()
             self._partitions = len(found.partitions_for_topic(self._topics.sources) or ()) or SOURCE_PARTITIONS
             consumer.subscribe([self._topics.sources], listener=_Listener(self))
@@ -384,8 +383,7 @@ class SavedStateReader(Service):
         while True:
             consumer = self._consumer()
             try:
-                async with asyncio.timeout(15):
-                    await consumer.start()
+                await start_whole(consumer.start(), 15)
                 delay = 0.2
                 await self._follow(consumer)
             except (KafkaError, OSError, TimeoutError) as exc:

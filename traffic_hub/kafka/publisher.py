@@ -54,6 +54,7 @@ from aiokafka.structs import RecordMetadata
 
 from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.kafka.probe import BrokerProbe
+from traffic_hub.kafka.starting import start_whole
 from traffic_hub.lifecycle import Service
 from traffic_hub.publishing import RECORD_OVERHEAD_BYTES, Record
 
@@ -181,8 +182,7 @@ class Publisher(Service):
             retry_backoff_ms=100,
         )
         try:
-            async with asyncio.timeout(10):
-                await producer.start()
+            await start_whole(producer.start(), 10)
         except BaseException:
             await _stop_quietly(producer)
             raise

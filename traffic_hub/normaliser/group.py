@@ -51,6 +51,7 @@ from traffic_hub.kafka.membership import (
     leave_and_stop,
     min_session_timeout_ms,
 )
+from traffic_hub.kafka.starting import start_whole
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +206,7 @@ class GroupStage:
         consumer = self._consumer()
         fencing = Fencing()
         try:
-            async with asyncio.timeout(15):
-                await consumer.start()
+            await start_whole(consumer.start(), 15)
             self.heartbeats.watch(consumer)
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
