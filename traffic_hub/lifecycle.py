@@ -6,12 +6,13 @@ connection) and then starts each as a named task; `stop()` cancels them in rever
 each, and is idempotent; `async with service:` is start then stop. A service never outlives its owner,
 and every owner (the composition root) stops what it started in reverse order.
 
-A stop never hangs on a task that lost its cancellation. One can: a cancellation that arrives in the same
-loop turn as the answer it interrupts is dropped by some awaits (Python 3.11's `asyncio.wait_for` returns
-the answer; a library catching `TimeoutError` around a timeout that expired at that moment), and the task
-then runs on. A hub stopped just after starting left its normaliser polling that way twice in about forty
-runs of the closure tests (8 December: the test hung 300 s in its teardown). So a task still running
-`STOP_WAIT_S` after its cancellation is cancelled again, with an ERROR naming where it was.
+A stop never hangs on a task that lost its cancellation. One can: aiokafka's stops cancel their own tasks
+and await them under `suppress(CancelledError)` (aio-libs/aiokafka#983), so a cancellation that arrives
+there is dropped and the task runs on. A hub stopped just after starting left its normaliser polling that
+way twice in about forty runs of the closure tests (8 December: the test hung 300 s in its teardown).
+`kafka/starting.stop_quietly` now keeps cancellations out of those stops; as the fallback for any other
+such place, a task still running `STOP_WAIT_S` after its cancellation is cancelled again, with an ERROR
+naming where it waited. A stopper cancelled itself still waits for every task, then is cancelled.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from typing import Any, Self
 
 log = logging.getLogger(__name__)
 
-STOP_WAIT_S = 5.0  # a task's cleanup after its cancellation (a Kafka client's stop is bounded at 3-5 s)
+# A task's cleanup after its cancellation, with margin: the longest is a consumer group member's (the commit
+# in flight, 10 s at most, then leaving the group, 5 s: normaliser/group.py).
+STOP_WAIT_S = 20.0
 
 
 class Service:
@@ -59,9 +62,15 @@ class Service:
         tasks, self._tasks = self._tasks, []
         for task in reversed(tasks):
             task.cancel()
+        cancelled: asyncio.CancelledError | None = None
         for task in reversed(tasks):
-            await ended(task, STOP_WAIT_S)
+            try:
+                await ended(task, STOP_WAIT_S)
+            except asyncio.CancelledError as exc:  # the stopper itself: the other tasks still get their wait
+                cancelled = exc
         await self.after_stop()
+        if cancelled is not None:
+            raise cancelled
 
     async def __aenter__(self) -> Self:
         return await self.start()

@@ -55,24 +55,3 @@ async def test_a_producer_start_cancelled_at_any_moment_is_stopped_whole() -> No
         await _cancel_after(starting, moment / 1000)
         await stop_quietly(producer.stop())
         assert _open_connections() == before, f"a connection left open when cancelled after {moment} ms"
-
-
-async def test_a_start_that_does_not_finish_is_cancelled_after_the_grace() -> None:
-    never = asyncio.Event()
-    starting = asyncio.create_task(start_whole(never.wait(), None, grace_s=0.05))
-    await asyncio.sleep(0)
-    starting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await starting
-
-
-async def test_a_start_out_of_time_gets_the_grace_to_finish_then_the_timeout_goes_on() -> None:
-    finished = asyncio.Event()
-
-    async def slow_start() -> None:
-        await asyncio.sleep(0.05)
-        finished.set()
-
-    with pytest.raises(TimeoutError):
-        await start_whole(slow_start(), 0.01, grace_s=5)
-    assert finished.is_set()

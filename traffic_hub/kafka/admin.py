@@ -156,11 +156,13 @@ async def check_replication(
     read left `/readyz` saying "unknown" for the life of the process (fresh-clone CI, 8 December)."""
     names = [spec.name for spec in topic_specs(topics, 1, 1)]
     delay = 0.2
+    level = logging.WARNING  # once; then DEBUG: /readyz keeps saying "unknown" meanwhile
     while True:
         try:
             await read_replication(bootstrap_servers, names, into)
-        except (KafkaError, OSError) as exc:
-            log.warning("could not read the replication of the kafka topics (%s), retrying in %.1fs", exc, delay)
+        except (KafkaError, OSError, ValueError) as exc:
+            log.log(level, "could not read the replication of the kafka topics (%s), retrying in %.1fs", exc, delay)
+            level = logging.DEBUG
             await asyncio.sleep(delay)
             delay = min(delay * 2, retry_max_s)
             continue

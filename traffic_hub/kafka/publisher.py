@@ -54,7 +54,7 @@ from aiokafka.structs import RecordMetadata
 
 from traffic_hub.errors import Unavailable, WriteRejected
 from traffic_hub.kafka.probe import BrokerProbe
-from traffic_hub.kafka.starting import start_whole
+from traffic_hub.kafka.starting import start_whole, stop_quietly
 from traffic_hub.lifecycle import Service
 from traffic_hub.publishing import RECORD_OVERHEAD_BYTES, Record
 
@@ -183,8 +183,8 @@ class Publisher(Service):
         )
         try:
             await start_whole(producer.start(), 10)
-        except BaseException:
-            await _stop_quietly(producer)
+        except (Exception, asyncio.CancelledError):
+            await stop_quietly(producer.stop())
             raise
         return producer
 
@@ -207,7 +207,7 @@ class Publisher(Service):
             finally:
                 self._producer = None
                 if producer is not None:
-                    await _stop_quietly(producer)
+                    await stop_quietly(producer.stop())
 
     def _restart(self, producer: AIOKafkaProducer) -> None:
         """Retire `producer` (once: later errors of a retired producer are ignored); the supervisor restarts."""
@@ -262,12 +262,3 @@ async def _write(producer: AIOKafkaProducer, records: Sequence[Record]) -> list[
             await asyncio.gather(*futures, return_exceptions=True)  # what was queued before it (keyed: harmless)
             raise _SendFailed(len(futures), exc) from exc
     return list(await asyncio.gather(*futures, return_exceptions=True))
-
-
-async def _stop_quietly(producer: AIOKafkaProducer) -> None:
-    """Stop with a bound: aiokafka's stop() can hang when the broker is gone."""
-    try:
-        async with asyncio.timeout(3):
-            await producer.stop()
-    except (TimeoutError, KafkaError, OSError) as exc:
-        log.warning("kafka producer did not stop cleanly: %r", exc)

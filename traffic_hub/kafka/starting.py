@@ -43,7 +43,7 @@ async def start_whole(start: Awaitable[object], timeout_s: float | None, grace_s
     try:
         async with asyncio.timeout(timeout_s):
             await asyncio.shield(starting)
-    except BaseException:
+    except (Exception, asyncio.CancelledError):
         try:
             if not starting.done():
                 await asyncio.wait({starting}, timeout=grace_s)
@@ -59,19 +59,35 @@ def _retrieve(task: asyncio.Future[object]) -> None:
         task.exception()
 
 
-async def stop_quietly(stop: Awaitable[None], timeout_s: float = STOP_TIMEOUT_S) -> None:
+async def stop_quietly(stop: Awaitable[object], timeout_s: float = STOP_TIMEOUT_S) -> None:
     """Await a client's `stop()` or `close()` for at most `timeout_s`; the errors a stop meets when the
-    broker is gone (Kafka's, the socket's, the timeout) end it quietly: a stop never hangs or raises them."""
-    with contextlib.suppress(KafkaError, OSError, TimeoutError):
+    broker is gone (Kafka's, the socket's, the timeout) end it quietly: a stop never hangs or raises them.
+
+    The stop runs as its own task, shielded: a caller cancelled meanwhile lets it finish (within
+    `timeout_s`) and is then cancelled, as asked. Why: aiokafka's stops cancel their own tasks and await
+    them under `suppress(CancelledError)` (client.py `close`, the coordinator's and the fetcher's stops;
+    aio-libs/aiokafka#983 lists them), so a cancellation of the caller that arrives there is taken for the
+    inner task's and dropped: the caller carries on as if never cancelled. A hub stopped just after
+    starting lost its normaliser's cancellation that way and its stop hung (8 December)."""
+    stopping = asyncio.ensure_future(stop)
+    stopping.add_done_callback(_retrieve)
+    try:
         async with asyncio.timeout(timeout_s):
-            await stop
+            await asyncio.shield(stopping)
+    except (KafkaError, OSError, TimeoutError):
+        pass
+    except asyncio.CancelledError:
+        await asyncio.wait({stopping}, timeout=timeout_s)
+        raise
+    finally:
+        stopping.cancel()  # given up after `timeout_s` (no-op once done)
 
 
 async def start_or_stop(consumer: AIOKafkaConsumer, timeout_s: float) -> None:
     """Start `consumer` within `timeout_s`; if that fails or is cancelled, stop it, then raise."""
     try:
         await start_whole(consumer.start(), timeout_s)
-    except BaseException:
+    except (Exception, asyncio.CancelledError):
         await stop_quietly(consumer.stop())
         raise
 
