@@ -292,3 +292,37 @@ def test_the_checks_catch_what_they_claim() -> None:
     assert not breaks_a_rule("connectors.wzdx", "traffic_hub.model.validity")
     assert not breaks_a_rule("traffic_hub.api.feeds", "traffic_hub.feeds.registry")
     assert not breaks_a_rule("traffic_hub.modelling", "traffic_hub.kafka")  # a prefix is a whole name
+
+
+KAFKA_CLIENT = ("consumer", "producer", "admin")
+
+
+def _bare_client_starts_and_stops(source: str) -> list[int]:
+    """Lines of `await consumer.start()` and the like: a start cancelled half-way leaks a connection and a
+    stop awaited bare can drop its caller's cancellation (docs/architecture.md, kafka/starting.py)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Await):
+            continue
+        call = node.value
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr in {"start", "stop", "close"}
+            and _name(call.func.value).endswith(KAFKA_CLIENT)
+        ):
+            found.append(node.lineno)
+    return found
+
+
+def _name(node: ast.expr) -> str:
+    """`consumer` of `consumer` and of `self._consumer`."""
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+
+
+def test_kafka_clients_start_and_stop_only_through_starting() -> None:
+    starting = ROOT / "traffic_hub" / "kafka" / "starting.py"
+    files = [p for d in ("traffic_hub", "connectors") for p in (ROOT / d).rglob("*.py") if p != starting]
+    bare = {str(p.relative_to(ROOT)): lines for p in files if (lines := _bare_client_starts_and_stops(p.read_text()))}
+    assert bare == {}
+    assert _bare_client_starts_and_stops("async def f():\n    await self._consumer.stop()\n") == [2]
