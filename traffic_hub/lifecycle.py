@@ -9,7 +9,7 @@ and every owner (the composition root) stops what it started in reverse order.
 A stop never hangs on a task that lost its cancellation. One can: aiokafka's stops cancel their own tasks
 and await them under `suppress(CancelledError)` (aio-libs/aiokafka#983), so a cancellation that arrives
 there is dropped and the task runs on. A hub stopped just after starting left its normaliser polling that
-way twice in about forty runs of the closure tests (8 December: the test hung 300 s in its teardown).
+way three times in about 35 runs of the closure tests (8 December: the test hung 300 s in its teardown).
 `kafka/starting.stop_quietly` now keeps cancellations out of those stops; as the fallback for any other
 such place, a task still running `STOP_WAIT_S` after its cancellation is cancelled again, with an ERROR
 naming where it waited. A stopper cancelled itself still waits for every task, then is cancelled.
