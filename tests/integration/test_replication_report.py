@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 import pytest
 
+from tests.hostile.kafkalog import wait_for
 from tests.kafkarun import run_name
 from traffic_hub.kafka.admin import Replication, check_replication, ensure_topics
 from traffic_hub.settings import bootstrap_servers
@@ -24,13 +24,6 @@ pytestmark = pytest.mark.kafka
 DEADLINE_S = 30.0
 
 
-async def _until(predicate: Callable[[], bool]) -> None:
-    """Polls a log the report writes (there is no event to wait on); fails after `DEADLINE_S`."""
-    async with asyncio.timeout(DEADLINE_S):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-
-
 async def test_the_report_retries_until_the_topics_answer(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="traffic_hub.kafka.admin")
     bootstrap = bootstrap_servers()
@@ -38,7 +31,7 @@ async def test_the_report_retries_until_the_topics_answer(caplog: pytest.LogCapt
     into = Replication(conscious=True)
     report = asyncio.create_task(check_replication(bootstrap, topics, into, retry_max_s=0.5))
     try:
-        await _until(lambda: "could not read the replication" in caplog.text)
+        await wait_for(lambda: "could not read the replication" in caplog.text, DEADLINE_S)
         assert into.detail == "unknown"
         assert not report.done(), "the report gave up after one failed read"
         await ensure_topics(bootstrap, topics, partitions=1, replication=1, min_insync=1)
